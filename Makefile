@@ -1,0 +1,137 @@
+# rtm: build, test, run. `make help` lists the targets.
+#
+# Sources are found by directory, so adding a file needs no Makefile edit:
+#   common/*.c   -> $(B)/libcommon.a   (tokens, TURN, config, log, store: shared by all)
+#   broker/*.c mint-api/*.c rtmd/*.c -> $(B)/rtmd
+#   sdk-c/src/*.c -> $(B)/librtm.so.1 + $(B)/librtm.a ; sdk-c/tool/*.c -> $(B)/rtm
+#   tests/unit/test_*.c -> $(B)/tests/test_*   (each links libcommon + librtm.a)
+#   tests/sdk/test_*.c  -> $(B)/tests/sdk_test_*
+# B (the build directory) lets several builds live side by side: `make B=build-asan SAN=1`.
+
+B        ?= build
+PREFIX   ?= /usr/local
+SAN      ?=
+PKGS     := libwebsockets libjwt jansson sqlite3 libcrypto
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -fPIC -Icommon -Isdk-c/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN    := -fsanitize=address,undefined
+endif
+CFLAGS   += $(CFLAGS_BASE)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDFLAGS  += $(LDSAN)
+
+COMMON_SRC := $(wildcard common/*.c)
+RTMD_SRC   := $(wildcard broker/*.c mint-api/*.c rtmd/*.c)
+SDK_SRC    := $(wildcard sdk-c/src/*.c)
+TOOL_SRC   := $(wildcard sdk-c/tool/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+SDKT_SRC   := $(wildcard tests/sdk/test_*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+SCHEMA_SQL := $(sort $(wildcard schema/[0-9]*.sql))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/schema_sql.o
+RTMD_OBJ   := $(call obj,$(RTMD_SRC))
+SDK_OBJ    := $(call obj,$(SDK_SRC))
+TOOL_OBJ   := $(call obj,$(TOOL_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+SDKT_BIN   := $(patsubst tests/sdk/%.c,$(B)/tests/sdk_%,$(SDKT_SRC))
+
+SDK_SONAME := librtm.so.1
+
+.PHONY: all deps test-deps run test asan valgrind bench install clean help lint
+all: deps $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
+
+help:
+	@echo "make          build everything into $(B)/ (-Wall -Wextra -Werror, debug symbols)"
+	@echo "make run      start rtmd on the embedded default (creates var/ on first start)"
+	@echo "make test     run every test (unit, integration, sdk-c, coturn, Chromium)"
+	@echo "make asan     build with ASan+UBSan into build-asan/ and run the tests on it"
+	@echo "make valgrind run the unit and sdk-c tests, and the daemon in the integration tests, under valgrind"
+	@echo "make bench    mint, fan-out, pairs and connect benchmarks (prints figures, no thresholds)"
+	@echo "make install PREFIX=/usr/local   install librtm (shared+static), rtm.h, rtm.pc, rtm, rtmd"
+
+deps:
+	@scripts/deps.sh build
+test-deps:
+	@scripts/deps.sh test
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The migrations are compiled in, so the daemon needs no files at run time.
+$(B)/obj/schema_sql.c: $(SCHEMA_SQL) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $(SCHEMA_SQL) > $@
+$(B)/obj/schema_sql.o: $(B)/obj/schema_sql.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/rtmd: $(RTMD_OBJ) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(RTMD_OBJ) $(B)/libcommon.a $(LDLIBS)
+
+$(B)/$(SDK_SONAME): $(SDK_OBJ) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SDK_SONAME) -o $@ $(SDK_OBJ) $(B)/libcommon.a $(LDLIBS)
+	ln -sf $(SDK_SONAME) $(B)/librtm.so
+
+$(B)/librtm.a: $(SDK_OBJ) $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/rtm.pc: sdk-c/rtm.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+
+$(B)/rtm: $(TOOL_OBJ) $(B)/librtm.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/librtm.a $(LDLIBS)
+
+$(B)/rtm-bench-raw: $(call obj,$(BENCH_SRC)) $(B)/librtm.a
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(BENCH_SRC)) $(B)/librtm.a $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/librtm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(B)/librtm.a $(LDLIBS)
+
+$(B)/tests/sdk_%: $(B)/obj/tests/sdk/%.o $(B)/librtm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(B)/librtm.a $(LDLIBS)
+
+run: deps $(B)/rtmd $(B)/rtm
+	@scripts/run.sh $(B)
+
+test: deps test-deps all
+	@RTM_BUILD=$(B) tests/run.sh
+
+asan:
+	$(MAKE) B=build-asan SAN=1 OPT=-O1 all
+	RTM_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+
+valgrind: all
+	RTM_BUILD=$(B) RTM_VALGRIND=1 tests/run.sh
+
+bench: deps test-deps all
+	@RTM_BUILD=$(B) bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(B)/$(SDK_SONAME) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SDK_SONAME) $(DESTDIR)$(PREFIX)/lib/librtm.so
+	install -m 0644 $(B)/librtm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 sdk-c/include/rtm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 $(B)/rtm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 0755 $(B)/rtm $(B)/rtmd $(DESTDIR)$(PREFIX)/bin/
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icommon -Isdk-c/include common broker mint-api rtmd sdk-c
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,41 @@
+/* broker.h: the public listener: WebSocket sessions, channels, presence,
+ * fan-out, and the browser-facing files. What rtmd's main and the mint API
+ * (backend listener, same process) may call. Loop thread only. */
+#ifndef RTM_BROKER_H
+#define RTM_BROKER_H
+
+#include <jansson.h>
+
+struct lws_protocols;
+struct lws_http_mount;
+struct rtm_server;
+struct brk_broker;
+
+/* Creates the broker's state (hash tables, timers are armed later by the
+ * protocol's PROTOCOL_INIT). One per process, owned by main. */
+int brk_create(struct rtm_server *srv, struct brk_broker **out);
+void brk_destroy(struct brk_broker *b);
+
+/* Protocols for the public vhost, terminated by a zeroed entry. protocols[0]
+ * serves HTTP and any WebSocket that offers no known subprotocol. */
+const struct lws_protocols *brk_protocols(void);
+/* Mounts for the public vhost (static files from cfg->web_root), or NULL. */
+const struct lws_http_mount *brk_mounts(const struct rtm_server *srv);
+
+/* ---- used by the mint API on the backend listener (issue 4) ---- */
+/* [{peerId, peerMetadata, channels:[...], connections:N}] of peers online, optionally in one channel. */
+json_t *brk_peers(struct brk_broker *b, const char *channel);
+/* Closes every session of peer_id with 4020; returns how many. */
+int brk_kick(struct brk_broker *b, const char *app, const char *peer_id);
+/* Publishes data to channel with from "_server"; returns recipients or negative. */
+int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, json_t *data);
+/* Re-reads new revocation rows and closes matching live sessions with 4001. */
+void brk_revocations_changed(struct brk_broker *b);
+/* Sends going_away to every session and closes them with 1001. */
+void brk_begin_shutdown(struct brk_broker *b, int retry_after_ms);
+/* Number of live sessions (for shutdown: main waits until 0 or the grace time). */
+int brk_session_count(struct brk_broker *b);
+/* Writes every pending session row to the store (main calls it before exit). */
+void brk_flush_sessions(struct brk_broker *b);
+
+#endif

@@ -1,0 +1,20 @@
+/* errors.h: internal status codes. Functions return 0 or one of these
+ * (negative); only the function that decides to fail logs. */
+#ifndef RTM_ERRORS_H
+#define RTM_ERRORS_H
+
+enum rtm_err {
+    RTM_OK = 0,
+    RTM_ENOMEM = -1,
+    RTM_EINVAL = -2,    /* bad argument or malformed input */
+    RTM_ENOTFOUND = -3,
+    RTM_EEXISTS = -4,
+    RTM_ESTORE = -5,    /* sqlite failure */
+    RTM_EDENIED = -6,   /* not allowed (revoked, outside the key's scope) */
+    RTM_ECRYPTO = -7,
+    RTM_ELIMIT = -8,    /* a configured bound was hit */
+};
+
+const char *rtm_err_str(int err);
+
+#endif

@@ -1,0 +1,27 @@
+/* server.h: the one runtime context of an rtmd process.
+ *
+ * Exactly one exists, owned by rtmd's main(); it is the lws context's user
+ * pointer, so any callback reaches it with lws_context_user(lws_get_context(wsi)).
+ * Everything in it is used from the event-loop thread only. */
+#ifndef RTM_SERVER_H
+#define RTM_SERVER_H
+
+struct lws_context;
+struct lws_vhost;
+struct rtm_config;
+struct rtm_store;
+struct brk_broker;
+struct mint_api;
+
+struct rtm_server {
+    const struct rtm_config *cfg;
+    struct rtm_store *store;
+    struct lws_context *lws;
+    struct lws_vhost *public_vh;  /* NULL with --role mint */
+    struct lws_vhost *backend_vh; /* NULL with --role broker */
+    struct brk_broker *broker;    /* NULL with --role mint */
+    struct mint_api *mint;        /* NULL with --role broker */
+    int stopping;                 /* set once SIGTERM/SIGINT arrived */
+};
+
+#endif

@@ -1,0 +1,115 @@
+/* store.h: the sqlite store (embedded default): apps, keys, revocations, sessions.
+ *
+ * One struct rtm_store per process, owned by whoever opened it (rtmd's main or
+ * the `rtm key` tool), used from the event-loop thread only. Schema changes are
+ * numbered migrations in schema/NNN_*.sql, compiled in and applied at open
+ * (PRAGMA user_version), in WAL mode with a busy timeout so `rtm key create`
+ * can run beside a live rtmd. Nothing is ever recreated over existing data:
+ * a locked, corrupt, unwritable or newer-version file fails open with a reason
+ * naming the file and what to do.
+ *
+ * Ownership: every struct filled by a getter owns its heap fields; release
+ * them with the matching *_free(). json_t results are new references. */
+#ifndef RTM_STORE_H
+#define RTM_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rtm_store;
+
+/* Opens (creating when missing) and migrates. On failure returns a negative
+ * rtm_err and a one-line reason in err. */
+int rtm_store_open(const char *path, struct rtm_store **out, char *err, size_t errlen);
+void rtm_store_close(struct rtm_store *st);
+/* Schema version the file is at after open (== number of migrations). */
+int rtm_store_version(struct rtm_store *st);
+
+/* ---- apps ---- */
+struct rtm_app {
+    char name[65];
+    int duplicate_replace;  /* app setting duplicatePeer: 1 = "replace", 0 = "allow" (default) */
+    int resume_window_ms;   /* -1 = the daemon's default */
+    int max_connections;    /* 0 = no per-app cap beyond the daemon's */
+};
+/* Creates the app row if missing (defaults) and returns it. */
+int rtm_store_app_ensure(struct rtm_store *st, const char *name, struct rtm_app *out);
+int rtm_store_app_get(struct rtm_store *st, const char *name, struct rtm_app *out); /* RTM_ENOTFOUND */
+/* key = "duplicatePeer" ("allow"|"replace"), "resumeWindowMs", "maxConnections". */
+int rtm_store_app_set(struct rtm_store *st, const char *name, const char *key, const char *value);
+
+/* ---- keys ---- */
+struct rtm_key {
+    char id[80];      /* sk_id_<hex> | pk_<hex> | the kid given for RS256/ES256 keys */
+    char app[65];
+    int publishable;  /* 1 for pk_ keys */
+    char alg[8];      /* "HS256", "RS256", "ES256"; "" for publishable */
+    char *secret;     /* HS256: the shared secret (sk_secret_<hex>); RS/ES: public key PEM; NULL for pk */
+    char **channels;  /* allowed channel patterns (never empty: default {"**"}) */
+    size_t n_channels;
+    unsigned actions; /* RTM_PERM_* bits */
+    char **origins;   /* allowed Origins; n_origins == 0 means any */
+    size_t n_origins;
+    int64_t created;  /* unix s */
+    int64_t revoked;  /* unix s, 0 = live */
+};
+void rtm_key_free(struct rtm_key *k);
+
+struct rtm_key_spec {
+    const char *app;
+    int publishable;
+    const char *alg;          /* NULL = HS256 (secret keys) */
+    const char *kid;          /* NULL = generated; required for RS256/ES256 */
+    const char *public_pem;   /* RS256/ES256 only */
+    const char *const *channels; size_t n_channels;   /* NULL/0 = {"**"} */
+    unsigned actions;                                 /* 0 = all four */
+    const char *const *origins; size_t n_origins;     /* NULL/0 = any */
+};
+/* Creates a key (generating id and, for HS256, the secret) and its app if missing. */
+int rtm_store_key_create(struct rtm_store *st, const struct rtm_key_spec *spec, struct rtm_key *out);
+/* Live or revoked; callers check k->revoked. RTM_ENOTFOUND when absent. */
+int rtm_store_key_get(struct rtm_store *st, const char *id, struct rtm_key *out);
+/* Finds an HS256 secret key by its secret (Bearer auth). RTM_ENOTFOUND when absent. */
+int rtm_store_key_by_secret(struct rtm_store *st, const char *secret, struct rtm_key *out);
+/* JSON array of keys without secrets: [{id, app, kind, alg, channels, actions, origins, created, revoked}] */
+int rtm_store_key_list(struct rtm_store *st, json_t **out);
+int rtm_store_key_revoke(struct rtm_store *st, const char *id); /* RTM_ENOTFOUND */
+/* JSON array of the public RS256/ES256 keys: [{kid, alg, pem}] (for JWKS). */
+int rtm_store_key_public_list(struct rtm_store *st, json_t **out);
+
+/* ---- revocations ---- */
+/* By jti: expires is the token's exp, after which the row may be pruned. */
+int rtm_store_revoke_jti(struct rtm_store *st, const char *app, const char *jti, int64_t expires);
+/* By peer: every token of that peer issued (iat) before `before` (unix s) is void. */
+int rtm_store_revoke_peer(struct rtm_store *st, const char *app, const char *peer_id, int64_t before);
+/* 1 when revoked, 0 when not, negative on store error. */
+int rtm_store_is_revoked(struct rtm_store *st, const char *app, const char *jti, const char *peer_id,
+                         int64_t iat);
+/* Rows created after `since_id` (for the broker to enforce on live sessions):
+ * JSON array of {id, app, jti?, peerId?, before?}; *last_id is the newest id seen. */
+int rtm_store_revocations_since(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
+
+/* ---- sessions ---- */
+struct rtm_session_row {
+    char id[40];
+    char app[65];
+    char peer_id[129];
+    char jti[80];
+    char remote_addr[64];
+    char *origin;       /* may be NULL */
+    char *user_agent;   /* may be NULL */
+    int64_t connected_ms;
+    int64_t closed_ms;  /* 0 while open */
+    int close_code;     /* 0 while open */
+    char close_reason[124];
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+};
+/* Upserts the rows in one transaction (the broker batches; never per frame). */
+int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
+/* Closes rows left open by a crash: closed = now, code 1006, reason given. Returns rows changed. */
+int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason);
+/* Newest first, at most limit: JSON array of session objects (camelCase keys). */
+int rtm_store_sessions_query(struct rtm_store *st, const char *peer_id, int limit, json_t **out);
+
+#endif

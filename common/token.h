@@ -1,0 +1,54 @@
+/* token.h: rtm's JWTs: sign and verify with the algorithm pinned to the key.
+ *
+ * Claims: sub (peerId), iat, exp, jti, channels, permissions, metadata,
+ * peerMetadata; header kid = the key's id. HS256 for secret keys; RS256 and
+ * ES256 when a public key is registered under a kid (the private key stays
+ * with whoever mints). libjwt 1.10 checks neither exp nor the algorithm nor
+ * claim types, so this module does all three itself (see PLATFORM-NOTES). */
+#ifndef RTM_TOKEN_H
+#define RTM_TOKEN_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rtm_key;
+
+struct rtm_claims {
+    char *sub;            /* peerId */
+    int64_t iat, exp;     /* unix s */
+    char *jti;
+    char *kid;            /* from the header */
+    char **channels;      /* patterns */
+    size_t n_channels;
+    unsigned perms;       /* RTM_PERM_* */
+    json_t *metadata;      /* object, owned reference; never NULL after verify (may be {}) */
+    json_t *peer_metadata; /* object, owned reference; may be NULL */
+};
+void rtm_claims_free(struct rtm_claims *c);
+
+/* Signs claims into a compact JWT. alg: "HS256" (key = secret bytes),
+ * "RS256"/"ES256" (key = private key PEM). c->kid goes into the header.
+ * *out is malloc'd; caller frees. Returns 0 or a negative rtm_err. */
+int rtm_token_sign(const struct rtm_claims *c, const char *alg, const unsigned char *key, size_t keylen,
+                   char **out);
+
+/* Reads the header's kid without verifying anything (only to look the key up).
+ * Returns 0, or RTM_EINVAL with *reason set ("malformed token", "missing kid"). */
+int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char **reason);
+
+/* Verifies token against key (looked up by kid): key must be a live secret key
+ * whose alg matches the header's, signature valid, exp > now, claims well-typed
+ * and within bounds, channels inside the key's patterns, permissions inside the
+ * key's actions. On success fills *out (caller frees with rtm_claims_free).
+ * On failure returns a negative rtm_err and a static reason suitable for a close
+ * frame: "token expired", "bad signature", "unknown key", "key revoked",
+ * "algorithm not allowed", "malformed token", "invalid claims: <what>",
+ * "channels outside key scope", "permissions outside key scope". */
+int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
+                     const char **reason);
+
+/* Builds a JWK (RFC 7517) from a public key PEM: {kty, kid, alg, use:"sig", n/e or crv/x/y}. */
+int rtm_jwk_from_pem(const char *pem, const char *kid, const char *alg, json_t **out);
+
+#endif

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs what the build and the tests need and is missing, so that
+# `make run` and `make test` work on a fresh Debian 12 machine.
+# Usage: scripts/deps.sh build|test
+set -eu
+want="$1"
+pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3"
+if [ "$want" = test ] || [ "$want" = bench ]; then
+    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps"
+fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ "$want" != build ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "rtm: missing Debian packages:$missing" >&2
+        echo "rtm: run: sudo apt-get install -y$missing" >&2
+        exit 1
+    fi
+    echo "rtm: installing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d keeps coturn from starting as a system service: tests start their own.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if [ "$want" = test ] && [ ! -d tests/node_modules ]; then
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+fi
