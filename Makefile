@@ -15,7 +15,7 @@ PKGS     := libwebsockets libjwt jansson sqlite3 libcrypto
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-               -fPIC -Icommon -Isdk-c/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+               -fPIC -Icommon -Ibroker -Imint-api -Isdk-c/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN    := -fsanitize=address,undefined

@@ -1,0 +1,166 @@
+/* main.c: rtmd, the daemon: the broker (public listener) and the mint API
+ * (backend listener) in one process, or either alone with --role.
+ *
+ * One libwebsockets context on the default poll loop, one vhost per
+ * listener, and struct rtm_server as the context's user pointer so every
+ * callback reaches the shared state. Signals only set a flag and wake the
+ * loop; the drain (going_away, 1001, session rows flushed) runs on the loop. */
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "mint.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t got_signal;
+static struct lws_context *signal_ctx;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+    if (signal_ctx) lws_cancel_service(signal_ctx);
+}
+
+/* lws's own warnings and errors go through our log, one line each. */
+static void lws_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    rtm_log(level == LLL_ERR ? RTM_LOG_ERROR : RTM_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static struct lws_vhost *listen_on(struct rtm_server *srv, const char *name, const char *addr,
+                                   const struct lws_protocols *protocols,
+                                   const struct lws_http_mount *mounts)
+{
+    char host[256];
+    int port;
+    if (rtm_config_split_addr(addr, host, sizeof host, &port)) return NULL;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = name;
+    info.port = port;
+    info.iface = host;
+    info.protocols = protocols;
+    info.mounts = mounts;
+    /* Without DISABLE_IPV6 lws ignores iface and listens on every address. */
+    if (!strchr(host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 20; /* a client that stalls mid-request is dropped */
+    struct lws_vhost *vh = lws_create_vhost(srv->lws, &info);
+    if (!vh) {
+        log_error("rtmd: cannot listen on %s %s (port taken, or not a local address)", name, addr);
+        return NULL;
+    }
+    log_info("rtmd: %s listener ready on http://%s", name, addr);
+    return vh;
+}
+
+static void shutdown_tick(struct lws_sorted_usec_list *sul) { (void)sul; }
+
+int main(int argc, char **argv)
+{
+    struct rtm_config cfg;
+    char err[512];
+    int rc = rtm_config_load(&cfg, argc, argv, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) {
+        fprintf(stderr, "rtmd: %s\n", err);
+        return 2;
+    }
+    rtm_log_level = cfg.log_level;
+
+    int want_broker = strcmp(cfg.role, "mint") != 0;
+    int want_mint = strcmp(cfg.role, "broker") != 0;
+    int exit_code = 1;
+    struct rtm_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = &cfg;
+
+    if (cfg.n_turn_secrets == 0) {
+        log_error("rtmd: no TURN secret: set RTM_TURN_SECRETS or \"turn-secrets\" in the config file "
+                  "(tokens carry TURN credentials signed with it)");
+        goto out;
+    }
+    if (rtm_store_open(cfg.db_path, &srv.store, err, sizeof err)) {
+        log_error("rtmd: %s", err);
+        goto out;
+    }
+    int dangling = rtm_store_sessions_close_dangling(srv.store, "server restart");
+    if (dangling > 0) log_warn("rtmd: closed %d session rows left open by an unclean stop", dangling);
+
+    if (want_broker && brk_create(&srv, &srv.broker)) {
+        log_error("rtmd: broker initialisation failed");
+        goto out;
+    }
+    if (want_mint && mint_create(&srv, &srv.mint)) {
+        log_error("rtmd: mint API initialisation failed");
+        goto out;
+    }
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.user = &srv;
+    /* Tokens of 16 KB and more travel in the request line or the subprotocol
+     * header; lws's default of ~4 KB drops such requests without a response. */
+    info.max_http_header_data = 49152;
+    info.max_http_header_pool = 64; /* concurrent handshakes; others wait */
+    info.fd_limit_per_thread = 0;
+    srv.lws = lws_create_context(&info);
+    if (!srv.lws) {
+        log_error("rtmd: cannot create the event loop (libwebsockets)");
+        goto out;
+    }
+    if (want_broker && !(srv.public_vh = listen_on(&srv, "public", cfg.public_addr, brk_protocols(),
+                                                   brk_mounts(&srv))))
+        goto out;
+    if (want_mint && !(srv.backend_vh = listen_on(&srv, "backend", cfg.backend_addr, mint_protocols(), NULL)))
+        goto out;
+
+    signal_ctx = srv.lws;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t deadline = 0;
+    lws_sorted_usec_list_t tick;
+    memset(&tick, 0, sizeof tick);
+    for (;;) {
+        if (lws_service(srv.lws, 0) < 0) break;
+        if (got_signal && !srv.stopping) {
+            srv.stopping = 1;
+            log_info("rtmd: %s received, draining sessions", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+            deadline = rtm_mono_ms() + cfg.shutdown_grace_ms;
+            if (srv.broker) brk_begin_shutdown(srv.broker, 1000 + cfg.shutdown_grace_ms);
+        }
+        if (srv.stopping) {
+            if (!srv.broker || brk_session_count(srv.broker) == 0 || rtm_mono_ms() >= deadline) break;
+            /* keep the loop turning while sessions drain */
+            lws_sul_schedule(srv.lws, 0, &tick, shutdown_tick, 50 * LWS_US_PER_MS);
+        }
+    }
+    exit_code = 0;
+    lws_sul_cancel(&tick);
+    if (srv.broker) brk_flush_sessions(srv.broker);
+    log_info("rtmd: stopped");
+out:
+    signal_ctx = NULL;
+    if (srv.lws) lws_context_destroy(srv.lws);
+    if (srv.broker) brk_destroy(srv.broker);
+    if (srv.mint) mint_destroy(srv.mint);
+    if (srv.store) rtm_store_close(srv.store);
+    rtm_config_free(&cfg);
+    return exit_code;
+}
