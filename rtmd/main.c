@@ -8,7 +8,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
-#include "mint.h"
+#include "../mint-api/mint.h" /* not common/mint.h */
 #include "server.h"
 #include "store.h"
 #include "util.h"
