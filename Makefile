@@ -43,8 +43,10 @@ SDKT_BIN   := $(patsubst tests/sdk/%.c,$(B)/tests/sdk_%,$(SDKT_SRC))
 
 SDK_SONAME := librtm.so.1
 
-.PHONY: all deps test-deps run test asan valgrind bench install clean help lint
-all: deps $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
+.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint
+# Targets that install packages run the build in a sub-make, because the
+# pkg-config flags above are read when make starts (before apt-get ran).
+all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
 
 help:
 	@echo "make          build everything into $(B)/ (-Wall -Wextra -Werror, debug symbols)"
@@ -59,6 +61,8 @@ deps:
 	@scripts/deps.sh build
 test-deps:
 	@scripts/deps.sh test
+run-deps:
+	@scripts/deps.sh run
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,23 +107,28 @@ $(B)/tests/sdk_%: $(B)/obj/tests/sdk/%.o $(B)/librtm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(B)/librtm.a $(LDLIBS)
 
-run: deps $(B)/rtmd $(B)/rtm
+run: run-deps
+	@$(MAKE) --no-print-directory $(B)/rtmd $(B)/rtm
 	@scripts/run.sh $(B)
 
-test: deps test-deps all
+test: test-deps
+	@$(MAKE) --no-print-directory all
 	@RTM_BUILD=$(B) tests/run.sh
 
-asan:
+asan: test-deps
 	$(MAKE) B=build-asan SAN=1 OPT=-O1 all
 	RTM_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
 
-valgrind: all
+valgrind: test-deps
+	@$(MAKE) --no-print-directory all
 	RTM_BUILD=$(B) RTM_VALGRIND=1 tests/run.sh
 
-bench: deps test-deps all
+bench: test-deps
+	@$(MAKE) --no-print-directory all
 	@RTM_BUILD=$(B) bench/run.sh
 
-install: all
+install: deps
+	@$(MAKE) --no-print-directory all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(B)/$(SDK_SONAME) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf $(SDK_SONAME) $(DESTDIR)$(PREFIX)/lib/librtm.so

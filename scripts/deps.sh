@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs what the build and the tests need and is missing, so that
 # `make run` and `make test` work on a fresh Debian 12 machine.
-# Usage: scripts/deps.sh build|test
+# Usage: scripts/deps.sh build|run|test|bench
 set -eu
 want="$1"
 pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3"
+if [ "$want" = run ]; then
+    pkgs="$pkgs coturn openssl"
+fi
 if [ "$want" = test ] || [ "$want" = bench ]; then
     pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps"
 fi
@@ -31,6 +34,7 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if [ "$want" = test ] && [ ! -d tests/node_modules ]; then
-    (cd tests && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+if { [ "$want" = test ] || [ "$want" = bench ]; } && [ ! -d tests/node_modules/playwright-core ]; then
+    echo "rtm: installing test tools from npm (ws, ajv, playwright-core; no browser download)"
+    (cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
