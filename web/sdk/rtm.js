@@ -1,0 +1,505 @@
+// rtm.js: the browser SDK for rtm. One ES module, no build step, no deps.
+//
+// One RtmClient owns one WebSocket to the broker and keeps it alive: it asks
+// the application's token provider for a token before every connect and
+// reconnect, offers it in the subprotocol list (`token.<jwt>`, `rtm.v1`) so it
+// never lands in a URL a proxy logs, reconnects with capped, jittered backoff,
+// replays subscriptions and reconciles member lists so the application only
+// sees real joins and leaves. The token never appears in an error message or
+// a log line this module produces.
+//
+//   import { RtmClient } from '/sdk/rtm.js';
+//   const rtm = new RtmClient({ url: 'ws://127.0.0.1:8080', token: () => fetchToken() });
+//   rtm.on('connected', (w) => console.log(w.peerId, w.iceServers));
+//   await rtm.connect();
+//   await rtm.subscribe('room-42');
+//   await rtm.publish('room-42', { hello: 'world' });
+
+export const CLOSE = Object.freeze({
+  NORMAL: 1000, GOING_AWAY: 1001, CLIENT_TIMEOUT: 4000, UNAUTHORIZED: 4001,
+  TOKEN_EXPIRED: 4002, ORIGIN: 4003, REPLACED: 4009, OVER_CAPACITY: 4010,
+  RATE: 4011, KEY_REVOKED: 4012, KICKED: 4020,
+});
+
+// Close codes after which reconnecting cannot help (same set as sdk-c).
+const TERMINAL = new Set([CLOSE.UNAUTHORIZED, CLOSE.ORIGIN, CLOSE.KEY_REVOKED, CLOSE.KICKED]);
+
+const DEFAULTS = {
+  pingIntervalMs: 20000,
+  inactivityTimeoutMs: 60000,
+  requestTimeoutMs: 10000,
+  backoffInitialMs: 500,
+  backoffMaxMs: 30000,
+  backoffJitter: 0.2,
+  overCapacityWaitMs: 30000,
+  reconcileGraceMs: 3000,
+  maxQueued: 256,
+  connectTimeoutMs: 15000,
+};
+
+// An error from the broker (code is the wire code, e.g. 'channel_not_authorized')
+// or from the SDK ('timeout', 'disconnected', 'closed', 'queue_full', 'not_connected').
+export class RtmError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.name = 'RtmError';
+    this.code = code;
+  }
+}
+
+// Removes anything that looks like a JWT or a token= argument from a string
+// before it can reach an error message or a log line.
+export function redact(s) {
+  return String(s)
+    .replace(/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g, '[token]')
+    .replace(/(token[.=])[^\s&,'"]+/gi, '$1[redacted]');
+}
+
+// A minimal event emitter: on/off/once, listeners called synchronously, a
+// throwing listener is reported (redacted) and does not stop the others.
+export class Emitter {
+  constructor() { this._l = new Map(); }
+  on(ev, fn) {
+    if (!this._l.has(ev)) this._l.set(ev, new Set());
+    this._l.get(ev).add(fn);
+    return () => this.off(ev, fn);
+  }
+  off(ev, fn) { this._l.get(ev)?.delete(fn); }
+  once(ev, fn) { const off = this.on(ev, (x) => { off(); fn(x); }); return off; }
+  emit(ev, arg) {
+    for (const fn of [...(this._l.get(ev) || [])]) {
+      try { fn(arg); } catch (e) { console.error(`rtm: ${ev} listener threw: ${redact(e && e.message)}`); }
+    }
+  }
+}
+
+function toWsUrl(url) {
+  const u = new URL(url, typeof location !== 'undefined' ? location.href : undefined);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/v1';
+  for (const k of ['token', 'key']) u.searchParams.delete(k);
+  return u.toString();
+}
+
+// The member list of one channel: Map peerId -> metadata (or undefined).
+// `pendingLeave` holds peers missing from a post-reconnect snapshot for
+// reconcileGraceMs: if they come back in that time the app sees nothing.
+class Channel {
+  constructor(name, opts) {
+    this.name = name;
+    this.opts = opts;           // { includeSenderMetadata }
+    this.members = new Map();
+    this.pendingLeave = new Map(); // peerId -> timer
+    this.awaitSnapshot = false; // next presence frame replaces the list
+    this.snapshotTimer = null;
+    this.subscribed = false;    // acknowledged on the current connection
+  }
+}
+
+export class RtmClient extends Emitter {
+  // opts: { url, token: string | () => string|Promise<string>, WebSocket?, ...DEFAULTS }
+  constructor(opts) {
+    super();
+    if (!opts || !opts.url) throw new RtmError('invalid_argument', 'url is required');
+    if (!opts.token) throw new RtmError('invalid_argument', 'token or token provider is required');
+    this.opts = { ...DEFAULTS, ...opts };
+    this.url = toWsUrl(opts.url);
+    this.state = 'idle'; // idle | connecting | open | waiting | closed
+    this.peerId = null;
+    this.welcome = null;
+    this.iceServers = [];
+    this._ws = null;
+    this._seq = 0;
+    this._pending = new Map(); // requestId -> {resolve, reject, timer}
+    this._queue = [];          // frames waiting for a connection: {frame, requestId?}
+    this._channels = new Map();
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._idleTimer = null;
+    this._connectTimer = null;
+    this._nextDelay = null;    // forced delay for the next reconnect (4002, 4010, going_away)
+    this._connects = 0;        // welcomes received, so `reconnect` can be reported
+    this._firstWaiters = [];
+  }
+
+  // Resolves with the first welcome; rejects on a terminal close before it.
+  connect() {
+    if (this.state === 'closed') return Promise.reject(new RtmError('closed', 'client is closed'));
+    const p = this.welcome && this.state === 'open'
+      ? Promise.resolve(this._welcomeInfo(false))
+      : new Promise((resolve, reject) => this._firstWaiters.push({ resolve, reject }));
+    if (this.state === 'idle') this._open();
+    return p;
+  }
+
+  // Closes for good: pending requests reject with 'closed', no reconnect.
+  close(code = CLOSE.NORMAL, reason = 'client closed') {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this._clearTimers();
+    clearTimeout(this._retryTimer);
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) { this._detach(ws); try { ws.close(code, reason); } catch { /* already closing */ } }
+    this._failAll('closed', 'client closed');
+    for (const ch of this._channels.values()) this._dropChannelTimers(ch);
+    this._rejectFirst(new RtmError('closed', 'client closed'));
+    this.emit('close', { code, reason, terminal: true, willReconnect: false });
+  }
+
+  subscribe(channel, opts = {}) {
+    let ch = this._channels.get(channel);
+    if (!ch) { ch = new Channel(channel, { includeSenderMetadata: !!opts.includeSenderMetadata }); this._channels.set(channel, ch); }
+    ch.opts.includeSenderMetadata = !!opts.includeSenderMetadata;
+    const frame = { type: 'subscribe', channel };
+    if (ch.opts.includeSenderMetadata) frame.includeSenderMetadata = true;
+    // A repeated subscribe is idempotent: the list we have stays authoritative.
+    if (!ch.subscribed) ch.awaitSnapshot = true;
+    return this._request(frame).then((r) => { ch.subscribed = true; this._armSnapshotTimer(ch); return r; },
+      (e) => { if (this._channels.get(channel) === ch && !ch.subscribed) { this._dropChannelTimers(ch); this._channels.delete(channel); } throw e; });
+  }
+
+  unsubscribe(channel) {
+    const ch = this._channels.get(channel);
+    if (ch) { this._dropChannelTimers(ch); this._channels.delete(channel); }
+    return this._request({ type: 'unsubscribe', channel });
+  }
+
+  publish(channel, data) { return this._request({ type: 'publish', channel, data }); }
+
+  send(to, data) { return this._request({ type: 'send', to, data }); }
+
+  // Current members of a subscribed channel (other peers): [{peerId, metadata}].
+  members(channel) {
+    const ch = this._channels.get(channel);
+    if (!ch) return [];
+    return [...ch.members].map(([peerId, metadata]) => ({ peerId, metadata }));
+  }
+
+  channels() { return [...this._channels.keys()]; }
+
+  // ---- connection lifecycle ----
+
+  async _open() {
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    this.emit('connecting', { attempt: this._attempt });
+    let token;
+    try {
+      const t = this.opts.token;
+      token = typeof t === 'function' ? await t() : t;
+      if (typeof token !== 'string' || token.length === 0) throw new Error('token provider returned no token');
+    } catch (e) {
+      if (this.state === 'closed') return;
+      this.emit('error', new RtmError('token_provider', 'token provider failed: ' + redact(e && e.message)));
+      this._scheduleReconnect({ code: 0, reason: 'token provider failed' });
+      return;
+    }
+    if (this.state === 'closed') return;
+    const WS = this.opts.WebSocket || globalThis.WebSocket;
+    let ws;
+    try {
+      ws = new WS(this.url, ['token.' + token, 'rtm.v1']);
+    } catch (e) {
+      this.emit('error', new RtmError('connect_failed', 'cannot open WebSocket: ' + redact(e && e.message)));
+      this._scheduleReconnect({ code: 0, reason: 'cannot open WebSocket' });
+      return;
+    }
+    token = null;
+    this._ws = ws;
+    this._gotWelcome = false;
+    ws.onmessage = (ev) => this._onFrame(ws, ev);
+    ws.onclose = (ev) => this._onClose(ws, ev.code, ev.reason);
+    ws.onerror = () => { /* the close event follows with the code */ };
+    this._connectTimer = setTimeout(() => {
+      if (this._ws === ws && !this._gotWelcome) this._abort(ws, CLOSE.CLIENT_TIMEOUT, 'no welcome in time');
+    }, this.opts.connectTimeoutMs);
+    this._touch(ws);
+  }
+
+  _detach(ws) { ws.onmessage = ws.onclose = ws.onerror = null; }
+
+  // Gives up on a socket without waiting for the close handshake (a dead
+  // network may never deliver it) and goes straight to the reconnect path.
+  _abort(ws, code, reason) {
+    this._detach(ws);
+    try { ws.close(code, reason); } catch { /* ignore */ }
+    this._onClose(ws, code, reason);
+  }
+
+  _touch(ws) {
+    clearTimeout(this._idleTimer);
+    this._idleTimer = setTimeout(() => {
+      if (this._ws === ws) this._abort(ws, CLOSE.CLIENT_TIMEOUT, 'inactivity timeout');
+    }, this.opts.inactivityTimeoutMs);
+  }
+
+  _clearTimers() {
+    clearTimeout(this._idleTimer); clearInterval(this._pingTimer); clearTimeout(this._connectTimer);
+    this._idleTimer = this._pingTimer = this._connectTimer = null;
+  }
+
+  _onFrame(ws, ev) {
+    if (this._ws !== ws) return;
+    this._touch(ws);
+    if (typeof ev.data !== 'string') return;
+    let f;
+    try { f = JSON.parse(ev.data); } catch { return; }
+    if (!f || typeof f !== 'object') return;
+    switch (f.type) {
+      case 'welcome': return this._onWelcome(ws, f);
+      case 'ack': return this._settle(f.requestId, null, f);
+      case 'error': {
+        const err = new RtmError(f.code || 'error', redact(f.message || f.code || 'error'));
+        if (f.requestId && this._pending.has(f.requestId)) return this._settle(f.requestId, err);
+        return this.emit('error', err);
+      }
+      case 'presence': return this._onPresence(f);
+      case 'message': return this.emit('message', { channel: f.channel, from: f.from, data: f.data, fromMetadata: f.fromMetadata });
+      case 'direct': return this.emit('direct', { from: f.from, data: f.data, fromMetadata: f.fromMetadata });
+      case 'pong': return undefined;
+      case 'going_away':
+        if (Number.isFinite(f.retryAfterMs)) this._nextDelay = Math.max(0, f.retryAfterMs);
+        return undefined;
+      default: return undefined; // frames from newer brokers are ignored
+    }
+  }
+
+  _welcomeInfo(reconnect) {
+    const w = this.welcome;
+    return {
+      peerId: w.peerId, expiresAt: w.expiresAt, serverTime: w.serverTime,
+      maxMessageSize: w.maxMessageSize, metadata: w.metadata, iceServers: this.iceServers, reconnect,
+    };
+  }
+
+  _onWelcome(ws, f) {
+    clearTimeout(this._connectTimer);
+    this._gotWelcome = true;
+    const reconnect = this._connects > 0;
+    this._connects++;
+    this._attempt = 0;
+    this._nextDelay = null;
+    this.state = 'open';
+    this.welcome = f;
+    this.peerId = f.peerId;
+    const ice = f.metadata && Array.isArray(f.metadata.iceServers) ? f.metadata.iceServers : [];
+    this.iceServers = ice;
+    clearInterval(this._pingTimer);
+    this._pingTimer = setInterval(() => { if (this._ws === ws) this._raw({ type: 'ping' }); }, this.opts.pingIntervalMs);
+    // Replay subscriptions first, so member lists are back before queued work.
+    for (const ch of this._channels.values()) {
+      if (ch.subscribed) this._resubscribe(ch);
+    }
+    const q = this._queue.splice(0);
+    for (const item of q) this._raw(item.frame);
+    const info = this._welcomeInfo(reconnect);
+    this.emit('connected', info);
+    const waiters = this._firstWaiters.splice(0);
+    for (const w of waiters) w.resolve(info);
+  }
+
+  _resubscribe(ch) {
+    ch.subscribed = false;
+    ch.awaitSnapshot = true;
+    const frame = { type: 'subscribe', channel: ch.name };
+    if (ch.opts.includeSenderMetadata) frame.includeSenderMetadata = true;
+    this._request(frame).then(() => { ch.subscribed = true; this._armSnapshotTimer(ch); }, (e) => {
+      if (e.code === 'disconnected' || e.code === 'closed') { ch.subscribed = true; return; } // retried on the next welcome
+      // The new token no longer allows this channel: everyone in it is gone for us.
+      this._dropChannelTimers(ch);
+      this._channels.delete(ch.name);
+      const left = [...ch.members.keys()].map((peerId) => ({ peerId }));
+      if (left.length) this.emit('presence', { channel: ch.name, joined: [], left, members: [] });
+      this.emit('error', new RtmError(e.code, `resubscribe to ${ch.name} failed: ${e.message}`));
+    });
+  }
+
+  // The snapshot follows the subscribe's ack in the same turn. If the broker
+  // sends none (no other member, or no presence permission) the list is empty.
+  _armSnapshotTimer(ch) {
+    clearTimeout(ch.snapshotTimer);
+    if (!ch.awaitSnapshot) return;
+    ch.snapshotTimer = setTimeout(() => {
+      if (ch.awaitSnapshot) this._applySnapshot(ch, []);
+    }, 500);
+  }
+
+  _dropChannelTimers(ch) {
+    clearTimeout(ch.snapshotTimer);
+    for (const t of ch.pendingLeave.values()) clearTimeout(t);
+    ch.pendingLeave.clear();
+  }
+
+  _onPresence(f) {
+    const ch = this._channels.get(f.channel);
+    if (!ch) return;
+    const joined = Array.isArray(f.joined) ? f.joined.filter((p) => p && p.peerId !== this.peerId) : [];
+    const left = Array.isArray(f.left) ? f.left.filter((p) => p && p.peerId !== this.peerId) : [];
+    if (ch.awaitSnapshot) {
+      this._applySnapshot(ch, joined);
+      if (left.length) this._applyDelta(ch, [], left);
+      return;
+    }
+    this._applyDelta(ch, joined, left);
+  }
+
+  _applySnapshot(ch, list) {
+    ch.awaitSnapshot = false;
+    clearTimeout(ch.snapshotTimer);
+    const now = new Map(list.map((p) => [p.peerId, p.metadata]));
+    const joined = [];
+    for (const [peerId, metadata] of now) {
+      if (ch.pendingLeave.has(peerId)) { clearTimeout(ch.pendingLeave.get(peerId)); ch.pendingLeave.delete(peerId); }
+      if (!ch.members.has(peerId)) joined.push({ peerId, metadata });
+      ch.members.set(peerId, metadata);
+    }
+    // Peers missing after a reconnect may simply not be back yet: give them a grace.
+    for (const peerId of [...ch.members.keys()]) {
+      if (now.has(peerId) || ch.pendingLeave.has(peerId)) continue;
+      const t = setTimeout(() => {
+        ch.pendingLeave.delete(peerId);
+        if (this._channels.get(ch.name) !== ch || !ch.members.has(peerId)) return;
+        ch.members.delete(peerId);
+        this.emit('presence', { channel: ch.name, joined: [], left: [{ peerId }], members: this.members(ch.name) });
+      }, this.opts.reconcileGraceMs);
+      ch.pendingLeave.set(peerId, t);
+    }
+    if (joined.length) this.emit('presence', { channel: ch.name, joined, left: [], members: this.members(ch.name) });
+    this.emit('sync', { channel: ch.name, members: this.members(ch.name), returning: [...ch.pendingLeave.keys()] });
+  }
+
+  _applyDelta(ch, joinedIn, leftIn) {
+    const joined = [];
+    const left = [];
+    for (const p of joinedIn) {
+      if (ch.pendingLeave.has(p.peerId)) {
+        clearTimeout(ch.pendingLeave.get(p.peerId));
+        ch.pendingLeave.delete(p.peerId);
+        ch.members.set(p.peerId, p.metadata);
+        continue; // came back within the grace: not a real join
+      }
+      if (!ch.members.has(p.peerId)) joined.push({ peerId: p.peerId, metadata: p.metadata });
+      ch.members.set(p.peerId, p.metadata);
+    }
+    for (const p of leftIn) {
+      if (ch.pendingLeave.has(p.peerId)) { clearTimeout(ch.pendingLeave.get(p.peerId)); ch.pendingLeave.delete(p.peerId); }
+      if (ch.members.delete(p.peerId)) left.push({ peerId: p.peerId });
+    }
+    if (joined.length || left.length) this.emit('presence', { channel: ch.name, joined, left, members: this.members(ch.name) });
+  }
+
+  _onClose(ws, code, reason) {
+    if (this._ws !== ws) return;
+    this._ws = null;
+    this._detach(ws);
+    this._clearTimers();
+    // Replies to in-flight requests will never come: fail them now (exactly once).
+    this._failAll('disconnected', 'connection lost');
+    for (const ch of this._channels.values()) { clearTimeout(ch.snapshotTimer); ch.awaitSnapshot = false; }
+    if (this.state === 'closed') return;
+    reason = redact(reason || '');
+    if (TERMINAL.has(code)) {
+      this.state = 'closed';
+      clearTimeout(this._retryTimer);
+      for (const ch of this._channels.values()) this._dropChannelTimers(ch);
+      this._failQueue('closed', `closed by broker: ${code} ${reason}`);
+      this._rejectFirst(new RtmError('closed', `closed by broker: ${code} ${reason}`.trim()));
+      this.emit('close', { code, reason, terminal: true, willReconnect: false });
+      return;
+    }
+    this._scheduleReconnect({ code, reason });
+  }
+
+  _scheduleReconnect({ code, reason }) {
+    this.state = 'waiting';
+    const o = this.opts;
+    let delay;
+    if (code === CLOSE.TOKEN_EXPIRED) {
+      delay = 0; // the provider is asked for a fresh token right away
+    } else {
+      const base = Math.min(o.backoffMaxMs, o.backoffInitialMs * 2 ** this._attempt);
+      delay = base * (1 + o.backoffJitter * (2 * Math.random() - 1));
+      if (this._nextDelay !== null) delay = this._nextDelay * (1 + o.backoffJitter * Math.random());
+      if (code === CLOSE.OVER_CAPACITY) delay = Math.max(delay, o.overCapacityWaitMs);
+      this._attempt++;
+    }
+    this._nextDelay = null;
+    delay = Math.round(delay);
+    this.emit('close', { code, reason, terminal: false, willReconnect: true, retryInMs: delay });
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => { this._retryTimer = null; this._open(); }, delay);
+  }
+
+  _rejectFirst(err) {
+    for (const w of this._firstWaiters.splice(0)) w.reject(err);
+  }
+
+  // ---- requests ----
+
+  _raw(frame) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  _request(frame) {
+    if (this.state === 'closed') return Promise.reject(new RtmError('closed', 'client is closed'));
+    const requestId = 'r' + (++this._seq);
+    frame = { ...frame, requestId };
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(requestId);
+        const i = this._queue.findIndex((q) => q.requestId === requestId);
+        if (i >= 0) this._queue.splice(i, 1);
+        reject(new RtmError('timeout', `${frame.type} timed out`));
+      }, this.opts.requestTimeoutMs);
+      if (this.state === 'open' && this._raw(frame)) {
+        this._pending.set(requestId, { resolve, reject, timer });
+        return;
+      }
+      if (this._queue.length >= this.opts.maxQueued) {
+        clearTimeout(timer);
+        reject(new RtmError('queue_full', 'too many requests waiting for a connection'));
+        return;
+      }
+      // Sent on the next welcome; from then on it waits for its ack like any other.
+      this._pending.set(requestId, { resolve, reject, timer, queued: true });
+      this._queue.push({ frame, requestId });
+    });
+  }
+
+  _settle(requestId, err, frame) {
+    const p = requestId && this._pending.get(requestId);
+    if (!p) return;
+    this._pending.delete(requestId);
+    clearTimeout(p.timer);
+    if (err) p.reject(err); else p.resolve(frame);
+  }
+
+  // Fails the requests already on the wire; queued ones keep waiting.
+  _failAll(code, message) {
+    const queued = new Set(this._queue.map((q) => q.requestId));
+    for (const [id, p] of [...this._pending]) {
+      if (queued.has(id) && code === 'disconnected') continue;
+      this._pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new RtmError(code, message));
+    }
+    if (code !== 'disconnected') this._queue.length = 0;
+  }
+
+  _failQueue(code, message) {
+    for (const q of this._queue.splice(0)) {
+      const p = this._pending.get(q.requestId);
+      if (!p) continue;
+      this._pending.delete(q.requestId);
+      clearTimeout(p.timer);
+      p.reject(new RtmError(code, message));
+    }
+  }
+}
+
