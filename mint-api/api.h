@@ -1,0 +1,87 @@
+/* api.h: private to mint-api/: the request a resource handler sees and the
+ * replies it may give. http.c owns the connection (routing, body, auth,
+ * writing); each resource file only turns a request into one reply.
+ *
+ * A handler is called exactly once per request, on the loop thread, and must
+ * call exactly one mint_reply_* before returning. Everything in the request
+ * is borrowed for the call's duration. */
+#ifndef RTM_MINT_API_H
+#define RTM_MINT_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Both the shared minting contract and this API are called mint.h; the
+ * former is reached by path because this directory is searched first. */
+#include "../common/mint.h"
+#include "mint.h"
+#include "store.h"
+
+#define MINT_BODY_MAX 32768  /* bytes; a larger body gets 413 and the connection closes */
+#define MINT_ARG_MAX 512     /* one query argument ("name=value"), bytes */
+
+struct rtm_server;
+
+/* One per process (mint_create), owned by rtmd's main. */
+struct mint_api {
+    struct rtm_server *srv;
+    struct rtm_mint_policy pol; /* built once from the config; strings borrowed from it */
+};
+
+struct mint_req {
+    struct rtm_server *srv;
+    struct mint_api *api;
+    const struct rtm_key *key; /* the authenticated key, NULL on routes without auth */
+    const char *body;          /* NUL-terminated, may be empty */
+    size_t body_len;
+    const char *path_arg;      /* the {peerId} of /v1/peers/{peerId}, else NULL */
+    const char *q_peer_id;     /* ?peerId=, NULL when absent */
+    const char *q_channel;     /* ?channel=, NULL when absent */
+    const char *q_limit;       /* ?limit=, NULL when absent */
+    int64_t now;               /* unix seconds at dispatch */
+
+    /* the reply, filled by mint_reply_* (owned by http.c afterwards) */
+    int status;
+    char *out;                 /* malloc'd body */
+    size_t out_len;
+    const char *content_type;
+    int no_store;              /* Cache-Control: no-store (the reply carries a credential) */
+};
+
+/* Replies with a JSON value (stolen reference). */
+void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store);
+/* Replies with a ready body (malloc'd, stolen). */
+void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype,
+                    int no_store);
+/* Replies {"error": code, "message": msg}; msg is copied. */
+void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg);
+
+/* Parses the body as one JSON object; on failure replies 400 and returns NULL. */
+json_t *mint_body_object(struct mint_req *rq);
+
+/* One field of a request body: its JSON type (JSON_STRING, ...; -1 = any
+ * value) and whether it is required. */
+struct mint_field {
+    const char *name;
+    int type;
+    int required;
+};
+/* Checks obj against the table: required fields present, types right. An
+ * optional field given as null is removed (null means absent). Unknown fields
+ * are ignored. On failure replies 400 naming the field and returns -1. */
+int mint_check_fields(struct mint_req *rq, json_t *obj, const struct mint_field *f, size_t n);
+
+/* The handlers, one file per resource. */
+void mint_tokens_post(struct mint_req *rq);
+void mint_turn_post(struct mint_req *rq);
+void mint_revocations_post(struct mint_req *rq);
+void mint_jwks_get(struct mint_req *rq);
+void mint_healthz_get(struct mint_req *rq);
+void mint_metrics_get(struct mint_req *rq);
+void mint_sessions_get(struct mint_req *rq);
+void mint_peers_get(struct mint_req *rq);
+void mint_peer_delete(struct mint_req *rq);
+void mint_publish_post(struct mint_req *rq);
+
+#endif

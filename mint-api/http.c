@@ -1,0 +1,519 @@
+/* http.c: the backend listener's HTTP side: one lws protocol that routes each
+ * request to a resource handler, accumulates a bounded body, authenticates
+ * the Bearer key, and writes one JSON reply from WRITEABLE.
+ *
+ * Design: the per-connection state is the lws per-session struct; it lives
+ * across keep-alive transactions and is reset at the start of each one. The
+ * body buffer grows on demand up to MINT_BODY_MAX and is kept for the next
+ * transaction (keep-alive clients reuse it, so the hot path allocates no
+ * body memory). A request whose declared or received body is over the cap is
+ * answered 413 at once and the connection closed, without reading the rest.
+ * Errors decided before the body arrived (404, 405, 401, 400 on arguments)
+ * still wait for a small declared body so keep-alive stays in sync. */
+#include "api.h"
+
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+#include "config.h"
+#include "protocol.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_OTHER = 8 };
+
+struct route {
+    const char *path;
+    int prefix;   /* path is a prefix; the rest is path_arg */
+    unsigned method;
+    int auth;     /* Bearer secret key required */
+    void (*fn)(struct mint_req *rq);
+};
+
+static const struct route routes[] = {
+    {"/v1/tokens", 0, M_POST, 1, mint_tokens_post},
+    {"/v1/turn-credentials", 0, M_POST, 1, mint_turn_post},
+    {"/v1/revocations", 0, M_POST, 1, mint_revocations_post},
+    {"/v1/sessions", 0, M_GET, 1, mint_sessions_get},
+    {"/v1/peers", 0, M_GET, 1, mint_peers_get},
+    {"/v1/peers/", 1, M_DELETE, 1, mint_peer_delete},
+    {"/v1/publish", 0, M_POST, 1, mint_publish_post},
+    {"/.well-known/jwks.json", 0, M_GET, 0, mint_jwks_get},
+    {"/healthz", 0, M_GET, 0, mint_healthz_get},
+    {"/metrics", 0, M_GET, 0, mint_metrics_get},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+/* Per connection, allocated and zeroed by lws; owns body, out and key. */
+struct conn {
+    const struct route *route; /* NULL once a reply is decided before dispatch */
+    int64_t t0_ns;
+    int waiting_body;          /* a body is declared and not complete yet */
+    int closing;               /* reply, then close (413) */
+    int reply_ready;
+
+    struct rtm_key key;
+    int have_key;
+
+    char *body;
+    size_t body_len, body_cap;
+
+    char path_arg[RTM_MAX_PEER_ID + 1];
+    char q_peer_id[MINT_ARG_MAX], q_channel[MINT_ARG_MAX], q_limit[32];
+    int has_path_arg, has_peer_id, has_channel, has_limit;
+
+    /* the reply */
+    int status;
+    char *out;
+    size_t out_len;
+    const char *content_type;
+    int no_store;
+    const char *allow;         /* for 405 */
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- replies ---- */
+
+void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype,
+                    int no_store)
+{
+    free(rq->out);
+    rq->status = status;
+    rq->out = body;
+    rq->out_len = len;
+    rq->content_type = ctype;
+    rq->no_store = no_store;
+}
+
+void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store)
+{
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (!s) {
+        mint_reply_error(rq, 500, "internal_error", "could not build the reply");
+        return;
+    }
+    mint_reply_raw(rq, status, s, strlen(s), "application/json", no_store);
+}
+
+void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg)
+{
+    json_t *v = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (!s) { /* out of memory: a static reply still tells the client */
+        static const char oom[] = "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
+        s = malloc(sizeof oom);
+        if (s) memcpy(s, oom, sizeof oom);
+        status = 500;
+    }
+    mint_reply_raw(rq, status, s, s ? strlen(s) : 0, "application/json", 0);
+}
+
+json_t *mint_body_object(struct mint_req *rq)
+{
+    json_error_t e;
+    if (rq->body_len == 0) {
+        mint_reply_error(rq, 400, "invalid_request", "a JSON object body is required");
+        return NULL;
+    }
+    json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!v) {
+        mint_reply_error(rq, 400, "invalid_request", "the body is not valid JSON");
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        mint_reply_error(rq, 400, "invalid_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+int mint_check_fields(struct mint_req *rq, json_t *obj, const struct mint_field *f, size_t n)
+{
+    static const char *const type_names[] = {
+        [JSON_OBJECT] = "an object", [JSON_ARRAY] = "an array", [JSON_STRING] = "a string",
+        [JSON_INTEGER] = "an integer", [JSON_REAL] = "a number", [JSON_TRUE] = "a boolean",
+        [JSON_FALSE] = "a boolean", [JSON_NULL] = "null"};
+    char msg[160];
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(obj, f[i].name);
+        if (v && json_is_null(v) && !f[i].required) {
+            json_object_del(obj, f[i].name);
+            v = NULL;
+        }
+        if (!v && f[i].required) {
+            snprintf(msg, sizeof msg, "%s is required", f[i].name);
+            mint_reply_error(rq, 400, "invalid_request", msg);
+            return -1;
+        }
+        if (v && f[i].type >= 0 && (int)json_typeof(v) != f[i].type) {
+            snprintf(msg, sizeof msg, "%s must be %s", f[i].name, type_names[f[i].type]);
+            mint_reply_error(rq, 400, "invalid_request", msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A reply decided by http.c itself, before any handler runs. */
+static void conn_error(struct conn *c, int status, const char *code, const char *msg)
+{
+    struct mint_req rq = {0};
+    mint_reply_error(&rq, status, code, msg);
+    free(c->out);
+    c->status = rq.status;
+    c->out = rq.out;
+    c->out_len = rq.out_len;
+    c->content_type = rq.content_type;
+    c->no_store = 0;
+    c->route = NULL;
+}
+
+/* ---- per-transaction state ---- */
+
+static void conn_reset(struct conn *c)
+{
+    if (c->have_key) rtm_key_free(&c->key);
+    c->have_key = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = 0;
+    c->status = 0;
+    c->no_store = 0;
+    c->allow = NULL;
+    c->content_type = NULL;
+    c->route = NULL;
+    c->waiting_body = c->closing = c->reply_ready = 0;
+    c->body_len = 0;
+    c->has_path_arg = c->has_peer_id = c->has_channel = c->has_limit = 0;
+}
+
+static void conn_free(struct conn *c)
+{
+    conn_reset(c);
+    free(c->body);
+    c->body = NULL;
+    c->body_cap = 0;
+}
+
+static int method_of(struct lws *wsi)
+{
+    char *uri;
+    int len;
+    switch (lws_http_get_uri_and_method(wsi, &uri, &len)) {
+    case LWSHUMETH_GET: return M_GET;
+    case LWSHUMETH_POST: return M_POST;
+    case LWSHUMETH_DELETE: return M_DELETE;
+    default: return M_OTHER;
+    }
+}
+
+/* Finds the route; on a known path with the wrong method sets *allow. */
+static const struct route *route_find(const char *path, int method, const char **allow)
+{
+    int path_known = 0;
+    *allow = NULL;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const struct route *r = &routes[i];
+        size_t n = strlen(r->path);
+        int match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] && !strchr(path + n, '/')
+                              : strcmp(path, r->path) == 0;
+        if (!match) continue;
+        if (r->method & (unsigned)method) return r;
+        path_known = 1;
+        *allow = r->method == M_GET ? "GET" : r->method == M_POST ? "POST" : "DELETE";
+    }
+    if (!path_known) *allow = NULL;
+    return NULL;
+}
+
+/* Copies the query arguments we know; returns -1 when one is too long. */
+static int parse_args(struct lws *wsi, struct conn *c)
+{
+    char frag[MINT_ARG_MAX + 16];
+    for (int i = 0; i < 32; i++) { /* bounded: more arguments than this are ignored */
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) break;
+        if (flen >= (int)sizeof frag) return -1;
+        if (lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) return -1;
+        struct { const char *name; char *dst; size_t cap; int *has; } known[] = {
+            {"peerId=", c->q_peer_id, sizeof c->q_peer_id, &c->has_peer_id},
+            {"channel=", c->q_channel, sizeof c->q_channel, &c->has_channel},
+            {"limit=", c->q_limit, sizeof c->q_limit, &c->has_limit},
+        };
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+            size_t nl = strlen(known[k].name);
+            if (strncmp(frag, known[k].name, nl) != 0) continue;
+            size_t vl = strlen(frag + nl);
+            if (vl >= known[k].cap) return -1;
+            memcpy(known[k].dst, frag + nl, vl + 1);
+            *known[k].has = 1;
+        }
+    }
+    return 0;
+}
+
+/* Bearer auth: 0 with c->key filled, or -1 (missing, unknown, revoked: one answer). */
+static int authenticate(struct lws *wsi, struct rtm_server *srv, struct conn *c)
+{
+    char h[256];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 0 || n >= (int)sizeof h) return -1;
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) return -1;
+    if (strncasecmp(h, "Bearer ", 7) != 0) return -1;
+    char *s = h + 7;
+    while (*s == ' ') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+    if (!*s) return -1;
+    if (rtm_store_key_by_secret(srv->store, s, &c->key) != 0) return -1;
+    c->have_key = 1;
+    if (c->key.revoked || c->key.publishable || !c->key.secret ||
+        !rtm_streq_ct(c->key.secret, s))
+        return -1;
+    return 0;
+}
+
+static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
+{
+    if (!c->route) return; /* the reply was decided already */
+    struct mint_req rq = {
+        .srv = srv,
+        .api = srv->mint,
+        .key = c->have_key ? &c->key : NULL,
+        .body = c->body ? c->body : "",
+        .body_len = c->body_len,
+        .path_arg = c->has_path_arg ? c->path_arg : NULL,
+        .q_peer_id = c->has_peer_id ? c->q_peer_id : NULL,
+        .q_channel = c->has_channel ? c->q_channel : NULL,
+        .q_limit = c->has_limit ? c->q_limit : NULL,
+        .now = rtm_now_s(),
+    };
+    c->route->fn(&rq);
+    if (!rq.out) mint_reply_error(&rq, 500, "internal_error", "no reply");
+    free(c->out);
+    c->status = rq.status;
+    c->out = rq.out;
+    c->out_len = rq.out_len;
+    c->content_type = rq.content_type;
+    c->no_store = rq.no_store;
+    c->route = NULL;
+}
+
+static void ready(struct lws *wsi, struct conn *c)
+{
+    c->reply_ready = 1;
+    lws_callback_on_writable(wsi);
+}
+
+/* ---- lws events ---- */
+
+static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, const char *path)
+{
+    conn_reset(c);
+    c->t0_ns = mono_ns();
+
+    int method = method_of(wsi);
+    const char *allow;
+    const struct route *r = route_find(path, method, &allow);
+    c->route = r;
+    if (!r && allow) {
+        c->allow = allow;
+        conn_error(c, 405, "method_not_allowed", "this path does not take that method");
+    } else if (!r) {
+        conn_error(c, 404, "not_found", "no such path");
+    } else if (parse_args(wsi, c) != 0) {
+        conn_error(c, 400, "invalid_request", "a query argument is too long");
+    } else if (r->prefix) {
+        const char *arg = path + strlen(r->path);
+        size_t n = strlen(arg);
+        if (n >= sizeof c->path_arg) {
+            conn_error(c, 400, "invalid_request", "the path argument is too long");
+        } else {
+            memcpy(c->path_arg, arg, n + 1);
+            c->has_path_arg = 1;
+        }
+    }
+    if (c->route && r->auth && authenticate(wsi, srv, c) != 0)
+        conn_error(c, 401, "unauthorized", "a valid secret key is required: Authorization: Bearer sk_secret_...");
+
+    /* The body: refuse an oversize one before reading a byte of it. */
+    char cl[24];
+    int64_t declared = 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0) declared = INT64_MAX;
+        else declared = strtoll(cl, NULL, 10);
+    }
+    int chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (declared > MINT_BODY_MAX) {
+        conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
+        c->closing = 1;
+        ready(wsi, c);
+        return 0;
+    }
+    if (declared > 0 || chunked) {
+        c->waiting_body = 1;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10);
+        return 0;
+    }
+    dispatch(wsi, srv, c);
+    ready(wsi, c);
+    return 0;
+}
+
+static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
+{
+    if (c->closing) return 0; /* already answering 413: drop the rest */
+    if (c->body_len + len > MINT_BODY_MAX) {
+        conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
+        c->closing = 1;
+        lws_rx_flow_control(wsi, 0);
+        ready(wsi, c);
+        return 0;
+    }
+    if (c->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 1024;
+        while (cap < c->body_len + len + 1) cap *= 2;
+        if (cap > MINT_BODY_MAX + 1) cap = MINT_BODY_MAX + 1;
+        char *b = realloc(c->body, cap);
+        if (!b) {
+            conn_error(c, 500, "internal_error", "out of memory");
+            c->closing = 1;
+            ready(wsi, c);
+            return 0;
+        }
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, in, len);
+    c->body_len += len;
+    c->body[c->body_len] = '\0';
+    return 0;
+}
+
+static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
+{
+    if (c->closing) return 0;
+    c->waiting_body = 0;
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    dispatch(wsi, srv, c);
+    ready(wsi, c);
+    return 0;
+}
+
+static void count_status(int status, int64_t t0_ns)
+{
+    if (status < 300) rtm_metric_inc(RTM_M_HTTP_2XX, 1);
+    else if (status < 500) rtm_metric_inc(RTM_M_HTTP_4XX, 1);
+    else rtm_metric_inc(RTM_M_HTTP_5XX, 1);
+    rtm_histogram_observe(RTM_H_MINT_LATENCY, (double)(mono_ns() - t0_ns) / 1e9);
+}
+
+#define HDR_ROOM 512
+
+static int on_writeable(struct lws *wsi, struct conn *c)
+{
+    if (!c->reply_ready) return 0;
+    c->reply_ready = 0;
+    unsigned char *buf = malloc(LWS_PRE + HDR_ROOM + c->out_len);
+    if (!buf) return -1;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + HDR_ROOM;
+    if (lws_add_http_common_headers(wsi, (unsigned)c->status, c->content_type, c->out_len, &p, end))
+        goto fail;
+    if (c->no_store &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store", 8,
+                                     &p, end))
+        goto fail;
+    if (c->allow &&
+        lws_add_http_header_by_name(wsi, (unsigned char *)"allow:", (unsigned char *)c->allow,
+                                    (int)strlen(c->allow), &p, end))
+        goto fail;
+    if (c->closing &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p, end))
+        goto fail;
+    if (lws_finalize_http_header(wsi, &p, end)) goto fail;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0) goto fail;
+    /* The body goes right after LWS_PRE headroom in the same buffer. */
+    if (c->out_len) {
+        memcpy(start, c->out, c->out_len);
+        if (lws_write(wsi, start, c->out_len, LWS_WRITE_HTTP_FINAL) < 0) goto fail;
+    }
+    free(buf);
+    count_status(c->status, c->t0_ns);
+    int closing = c->closing;
+    conn_reset(c);
+    if (closing) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+fail:
+    free(buf);
+    count_status(c->status, c->t0_ns);
+    return -1;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct conn *c = user;
+    struct rtm_server *srv = lws_context_user(lws_get_context(wsi));
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(wsi, srv, c, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(wsi, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return on_body_done(wsi, srv, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(wsi, c);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c) conn_free(c);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"rtm-mint-http", callback, sizeof(struct conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+const struct lws_protocols *mint_protocols(void) { return protocols; }
+
+int mint_create(struct rtm_server *srv, struct mint_api **out)
+{
+    const struct rtm_config *cfg = srv->cfg;
+    struct mint_api *m = calloc(1, sizeof *m);
+    if (!m) return RTM_ENOMEM;
+    m->srv = srv;
+    m->pol.default_ttl = cfg->token_default_ttl > 0 ? cfg->token_default_ttl : 3600;
+    m->pol.max_ttl = cfg->token_max_ttl > 0 ? cfg->token_max_ttl : 86400;
+    m->pol.turn_secret = cfg->n_turn_secrets ? cfg->turn_secrets[0] : NULL;
+    m->pol.turn_urls = (const char *const *)cfg->turn_urls;
+    m->pol.n_turn_urls = cfg->n_turn_urls;
+    m->pol.turn_ttl = cfg->turn_ttl;
+    if (!m->pol.turn_secret) log_warn("mint: no TURN secret configured: tokens carry no iceServers");
+    *out = m;
+    return 0;
+}
+
+void mint_destroy(struct mint_api *m) { free(m); }

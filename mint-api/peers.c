@@ -1,0 +1,82 @@
+/* peers.c: the broker's live state seen from the backend: GET /v1/peers
+ * [?channel=], DELETE /v1/peers/{peerId} (close with 4020), POST /v1/publish
+ * {channel, data} (from "_server"). These call into the broker in the same
+ * process; with --role mint there is none and they answer 503. */
+#include "api.h"
+
+#include "broker.h"
+#include "pattern.h"
+#include "protocol.h"
+#include "server.h"
+
+static int need_broker(struct mint_req *rq)
+{
+    if (rq->srv->broker) return 0;
+    mint_reply_error(rq, 503, "broker_unavailable", "this rtmd runs without the broker (--role mint)");
+    return -1;
+}
+
+void mint_peers_get(struct mint_req *rq)
+{
+    if (need_broker(rq)) return;
+    if (rq->q_channel && !rtm_channel_valid(rq->q_channel)) {
+        mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
+        return;
+    }
+    json_t *peers = brk_peers(rq->srv->broker, rq->q_channel);
+    if (!peers) {
+        mint_reply_error(rq, 500, "internal_error", "the broker did not answer");
+        return;
+    }
+    mint_reply_json(rq, 200, json_pack("{s:o}", "peers", peers), 0);
+}
+
+void mint_peer_delete(struct mint_req *rq)
+{
+    if (need_broker(rq)) return;
+    if (!rq->path_arg || !rtm_peer_id_valid(rq->path_arg)) {
+        mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
+        return;
+    }
+    int n = brk_kick(rq->srv->broker, rq->key->app, rq->path_arg);
+    if (n < 0) {
+        mint_reply_error(rq, 500, "internal_error", "the broker could not close the sessions");
+        return;
+    }
+    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "peerId", rq->path_arg, "closed", n), 0);
+}
+
+static const struct mint_field publish_fields[] = {
+    {"channel", JSON_STRING, 1},
+    {"data", -1, 1}, /* any JSON value, null included (required fields keep their null) */
+};
+
+void mint_publish_post(struct mint_req *rq)
+{
+    if (need_broker(rq)) return;
+    json_t *b = mint_body_object(rq);
+    if (!b) return;
+    if (mint_check_fields(rq, b, publish_fields, sizeof publish_fields / sizeof publish_fields[0]) != 0)
+        goto done;
+    const char *ch = json_string_value(json_object_get(b, "channel"));
+    if (!rtm_channel_valid(ch)) {
+        mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
+        goto done;
+    }
+    if (!rtm_pattern_match_any(rq->key->channels, rq->key->n_channels, ch)) {
+        mint_reply_error(rq, 403, "channel_not_authorized", "the channel lies outside the key's channels");
+        goto done;
+    }
+    if (!(rq->key->actions & RTM_PERM_PUBLISH)) {
+        mint_reply_error(rq, 403, "action_not_permitted", "the key does not allow publish");
+        goto done;
+    }
+    int n = brk_server_publish(rq->srv->broker, rq->key->app, ch, json_object_get(b, "data"));
+    if (n < 0) {
+        mint_reply_error(rq, 500, "internal_error", "the broker could not publish");
+        goto done;
+    }
+    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "channel", ch, "recipients", n), 0);
+done:
+    json_decref(b);
+}

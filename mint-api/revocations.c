@@ -1,0 +1,64 @@
+/* revocations.c: POST /v1/revocations {jti} | {peerId}: stored in the key's
+ * app, then the broker (same process, when present) re-reads the new rows
+ * and closes matching live sessions. A revocation by peerId voids every
+ * token of that peer issued before now; tokens minted afterwards are valid. */
+#include "api.h"
+
+#include "broker.h"
+#include "config.h"
+#include "protocol.h"
+#include "server.h"
+#include "store.h"
+
+#include <string.h>
+
+/* How long a jti revocation is kept at least: a token of ours lives at most
+ * max_ttl, but a backend may sign longer-lived ones offline. */
+#define JTI_KEEP_MIN_SEC (30 * 86400)
+
+static const struct mint_field fields[] = {
+    {"jti", JSON_STRING, 0},
+    {"peerId", JSON_STRING, 0},
+};
+
+void mint_revocations_post(struct mint_req *rq)
+{
+    json_t *b = mint_body_object(rq);
+    if (!b) return;
+    if (mint_check_fields(rq, b, fields, sizeof fields / sizeof fields[0]) != 0) goto done;
+    const char *jti = json_string_value(json_object_get(b, "jti"));
+    const char *peer = json_string_value(json_object_get(b, "peerId"));
+    if (!jti == !peer) {
+        mint_reply_error(rq, 400, "invalid_request", "give exactly one of jti or peerId");
+        goto done;
+    }
+    int rc;
+    json_t *reply;
+    if (jti) {
+        size_t n = strlen(jti);
+        if (n == 0 || n >= 80) {
+            mint_reply_error(rq, 400, "invalid_request", "jti must be 1 to 79 characters");
+            goto done;
+        }
+        int64_t keep = rq->api->pol.max_ttl > JTI_KEEP_MIN_SEC ? rq->api->pol.max_ttl : JTI_KEEP_MIN_SEC;
+        rc = rtm_store_revoke_jti(rq->srv->store, rq->key->app, jti, rq->now + keep);
+        reply = json_pack("{s:s, s:I}", "jti", jti, "revokedAt", (json_int_t)rq->now);
+    } else {
+        if (!rtm_peer_id_valid(peer)) {
+            mint_reply_error(rq, 400, "invalid_request",
+                             "peerId must be 1 to 128 printable ASCII characters");
+            goto done;
+        }
+        rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now);
+        reply = json_pack("{s:s, s:I}", "peerId", peer, "before", (json_int_t)rq->now);
+    }
+    if (rc != 0) {
+        json_decref(reply);
+        mint_reply_error(rq, 500, "internal_error", "the revocation could not be stored");
+        goto done;
+    }
+    if (rq->srv->broker) brk_revocations_changed(rq->srv->broker);
+    mint_reply_json(rq, 201, reply, 0);
+done:
+    json_decref(b);
+}
