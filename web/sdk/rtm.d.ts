@@ -1,0 +1,106 @@
+// Type declarations for rtm.js, the rtm browser SDK.
+
+export declare const CLOSE: Readonly<{
+  NORMAL: 1000; GOING_AWAY: 1001; CLIENT_TIMEOUT: 4000; UNAUTHORIZED: 4001;
+  TOKEN_EXPIRED: 4002; ORIGIN: 4003; REPLACED: 4009; OVER_CAPACITY: 4010;
+  RATE: 4011; KEY_REVOKED: 4012; KICKED: 4020;
+}>;
+
+/** A broker error (`code` is the wire code, e.g. 'channel_not_authorized', 'peer_not_found')
+ *  or an SDK one: 'timeout', 'disconnected', 'closed', 'queue_full', 'token_provider', 'connect_failed'. */
+export declare class RtmError extends Error {
+  constructor(code: string, message?: string);
+  readonly code: string;
+}
+
+/** Replaces anything token-like in a string (JWTs, token=...) before it is shown or logged. */
+export declare function redact(s: string): string;
+
+export type Unsubscribe = () => void;
+
+export declare class Emitter<E extends Record<string, unknown>> {
+  on<K extends keyof E>(event: K, fn: (arg: E[K]) => void): Unsubscribe;
+  off<K extends keyof E>(event: K, fn: (arg: E[K]) => void): void;
+  once<K extends keyof E>(event: K, fn: (arg: E[K]) => void): Unsubscribe;
+  emit<K extends keyof E>(event: K, arg: E[K]): void;
+}
+
+/** Called before every connect and reconnect; may fetch a token from your backend. */
+export type TokenProvider = () => string | Promise<string>;
+
+export interface RtmClientOptions {
+  /** ws://host:port (or http://, or a full ws://host:port/v1). Never put the token here. */
+  url: string;
+  token: string | TokenProvider;
+  /** A WebSocket constructor (default globalThis.WebSocket). */
+  WebSocket?: typeof WebSocket;
+  pingIntervalMs?: number;       // 20000
+  inactivityTimeoutMs?: number;  // 60000: no frame for this long closes with 4000 and reconnects
+  requestTimeoutMs?: number;     // 10000
+  backoffInitialMs?: number;     // 500, doubling
+  backoffMaxMs?: number;         // 30000
+  backoffJitter?: number;        // 0.2 (plus or minus 20 %)
+  overCapacityWaitMs?: number;   // 30000: the least wait after 4010
+  reconcileGraceMs?: number;     // 3000: a member missing after a reconnect is reported left only after this
+  maxQueued?: number;            // 256 requests waiting for a connection, then 'queue_full'
+  connectTimeoutMs?: number;     // 15000 for the welcome to arrive
+}
+
+export interface Member { peerId: string; metadata?: Record<string, unknown>; }
+
+export interface Connected {
+  peerId: string;
+  expiresAt: number | null;
+  serverTime: number;
+  maxMessageSize: number;
+  metadata: Record<string, unknown>;
+  /** metadata.iceServers, the shape RTCPeerConnection takes as is. */
+  iceServers: RTCIceServer[];
+  /** true on every welcome after the first. */
+  reconnect: boolean;
+}
+
+export interface CloseEvent_ {
+  code: number;
+  reason: string;
+  /** true for 4001, 4003, 4012, 4020 and client close(): no reconnect. */
+  terminal: boolean;
+  willReconnect: boolean;
+  retryInMs?: number;
+}
+
+export interface RtmEvents {
+  [k: string]: unknown;
+  connecting: { attempt: number };
+  connected: Connected;
+  message: { channel: string; from: string; data: unknown; fromMetadata?: Record<string, unknown> };
+  direct: { from: string; data: unknown; fromMetadata?: Record<string, unknown> };
+  /** Real joins and leaves only (reconnects are reconciled); members is the list after the change. */
+  presence: { channel: string; joined: Member[]; left: { peerId: string }[]; members: Member[] };
+  /** After each subscribe's snapshot: the full list, and peers still inside the reconnect grace. */
+  sync: { channel: string; members: Member[]; returning: string[] };
+  close: CloseEvent_;
+  error: RtmError;
+}
+
+export declare class RtmClient extends Emitter<RtmEvents> {
+  constructor(opts: RtmClientOptions);
+  readonly state: 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
+  readonly peerId: string | null;
+  readonly iceServers: RTCIceServer[];
+  readonly welcome: Record<string, unknown> | null;
+  /** Resolves with the first welcome; rejects if the broker closes with a terminal code first. */
+  connect(): Promise<Connected>;
+  /** Closes for good: no reconnect; pending requests reject with 'closed'. */
+  close(code?: number, reason?: string): void;
+  /** Each resolves with the ack frame or rejects with an RtmError; exactly once. Requests made
+   *  while disconnected wait (bounded by maxQueued) and are sent after the next welcome. */
+  subscribe(channel: string, opts?: { includeSenderMetadata?: boolean }): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  publish(channel: string, data: unknown): Promise<unknown>;
+  send(to: string, data: unknown): Promise<unknown>;
+  /** The other members of a subscribed channel. */
+  members(channel: string): Member[];
+  /** Channels subscribed (or being subscribed). */
+  channels(): string[];
+}
