@@ -1,0 +1,270 @@
+/* rtm.h: the C client library for the rtm realtime-messaging broker.
+ *
+ * One rtm_client is one WebSocket session to a broker that reconnects by
+ * itself. The contract follows hiredis and libuv:
+ *
+ *  - Handles are opaque. An rtm_options is copied by rtm_client_new(), so the
+ *    caller may free or reuse it at once.
+ *  - Every call returns an rtm_status: RTM_STATUS_OK (0) or a negative
+ *    RTM_ERR_*. A call that returns an error never fires its completion
+ *    callback; a call that returns RTM_STATUS_OK fires it exactly once, with
+ *    RTM_STATUS_OK (ack), RTM_ERR_SERVER (error frame, wire code given),
+ *    RTM_ERR_TIMEOUT, RTM_ERR_DISCONNECTED (the socket closed while the
+ *    request was in flight) or RTM_ERR_CLOSED (the client was freed or
+ *    stopped for good).
+ *  - Callbacks never run inside the call that registered them: only from
+ *    rtm_client_service() (or the lws_service() of a context you own). Data
+ *    handed to a callback is borrowed for the callback's duration.
+ *  - rtm_client_free() inside a callback is allowed; the free is deferred
+ *    until the callback returns.
+ *
+ * Threads: every function runs on the thread that services the client
+ * (the one calling rtm_client_service(), or lws_service() on your own
+ * context), except rtm_client_wake(), which any thread may call, and the
+ * minting helpers (rtm_sign_token, rtm_fetch_token, rtm_http_request), which
+ * are self-contained and may run on any thread.
+ *
+ * Tokens: the token is offered in the WebSocket subprotocol list as
+ * "token.<jwt>, rtm.v1" (the broker answers "rtm.v1"), never in the URL: the
+ * lws client silently replaces paths over about 1 KB, proxies log URLs, and
+ * a token with large metadata easily exceeds 4 KB. Tokens up to
+ * RTM_MAX_TOKEN_LEN bytes fit (the library sizes its lws context's header
+ * buffers for that). A publishable key goes in the query (?key=pk_...).
+ *
+ * Reconnect: exponential backoff from 500 ms, doubling, capped at 30 s, with
+ * +-20 % jitter, reset after a welcome. Close codes 4001, 4003, 4012 and 4020
+ * are terminal (the close callback gets will_reconnect = 0); 4010 waits at
+ * least 30 s; 4002 (token expired) asks the token provider for a new token
+ * and reconnects at once. After a reconnect the subscriptions are replayed
+ * and each channel's member list is reconciled with the broker's snapshot,
+ * so the presence callback sees only real joins and leaves.
+ *
+ * Liveness: a ping every 20 s; 60 s without any frame closes the socket with
+ * 4000 and reconnects.
+ *
+ * Link with `pkg-config --libs rtm`. */
+#ifndef RTM_H
+#define RTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RTM_MAX_TOKEN_LEN 24576
+
+typedef enum rtm_status {
+    RTM_STATUS_OK = 0,
+    RTM_ERR_INVALID_ARG = -1,   /* bad argument (NULL, bad JSON, bad URL) */
+    RTM_ERR_NOMEM = -2,
+    RTM_ERR_QUEUE_FULL = -3,    /* the bounded outbound queue is full */
+    RTM_ERR_TOO_BIG = -4,       /* the frame exceeds the broker's maxMessageSize */
+    RTM_ERR_SERVER = -5,        /* the broker answered with an error frame */
+    RTM_ERR_TIMEOUT = -6,       /* no answer within the request timeout */
+    RTM_ERR_DISCONNECTED = -7,  /* the socket closed while the request was in flight */
+    RTM_ERR_CLOSED = -8,        /* the client was freed or stopped for good */
+    RTM_ERR_STATE = -9,         /* call not valid now (already connected, not subscribed) */
+    RTM_ERR_CONNECT = -10,      /* could not connect (refused, DNS, TLS) */
+    RTM_ERR_AUTH = -11,         /* the token or key was refused */
+    RTM_ERR_HTTP = -12,         /* an HTTP call returned a non-2xx status */
+    RTM_ERR_PROTOCOL = -13,     /* the peer sent something unparsable */
+    RTM_ERR_CRYPTO = -14,       /* signing failed */
+    RTM_ERR_NO_TOKEN = -15,     /* the token provider gave no token */
+} rtm_status;
+
+/* A static English description of s ("ok", "queue full", ...). Never NULL. */
+const char *rtm_status_str(rtm_status s);
+
+typedef struct rtm_client rtm_client;
+typedef struct rtm_options rtm_options;
+
+/* ---- data handed to callbacks (borrowed for the callback's duration) ---- */
+
+struct rtm_ice_server {
+    const char *const *urls;
+    size_t n_urls;
+    const char *username;   /* NULL for STUN entries */
+    const char *credential; /* NULL for STUN entries */
+};
+
+struct rtm_welcome {
+    const char *peer_id;
+    int64_t expires_at;      /* unix s; 0 when the broker sent null (publishable keys) */
+    int64_t server_time_ms;  /* unix ms */
+    size_t max_message_size;
+    int reconnect;           /* 0 on the first welcome of this client, 1 after */
+    const char *metadata;    /* the raw metadata object as JSON text ("{}" when absent) */
+    const struct rtm_ice_server *ice_servers; /* parsed metadata.iceServers */
+    size_t n_ice_servers;
+};
+
+struct rtm_message {
+    const char *channel;       /* NULL for a direct message */
+    const char *from;          /* peerId, or "_server" for a backend publish */
+    const char *data;          /* the data value as JSON text */
+    const char *from_metadata; /* JSON text or NULL */
+};
+
+struct rtm_member {
+    const char *peer_id;
+    const char *metadata; /* JSON text or NULL */
+};
+
+struct rtm_presence {
+    const char *channel;
+    const struct rtm_member *joined;
+    size_t n_joined;
+    const struct rtm_member *left;
+    size_t n_left;
+};
+
+/* ---- callbacks ---- */
+
+/* Completion of subscribe/unsubscribe/publish/send: status as described at
+ * the top; wire_code is the broker's error code ("channel_not_authorized")
+ * for RTM_ERR_SERVER and NULL otherwise; message likewise. */
+typedef void (*rtm_done_fn)(rtm_client *c, rtm_status status, const char *wire_code, const char *message,
+                            void *ud);
+
+/* Returns a malloc'd NUL-terminated token (the library free()s it) or NULL
+ * when none can be had now (the library retries with backoff). Called on
+ * the loop thread before every connect and reconnect; it may block (for
+ * example rtm_fetch_token() against your backend) and then delays the loop. */
+typedef char *(*rtm_token_provider_fn)(void *ud);
+
+struct rtm_callbacks {
+    void (*connected)(rtm_client *c, const struct rtm_welcome *w, void *ud);
+    void (*message)(rtm_client *c, const struct rtm_message *m, void *ud);
+    void (*direct)(rtm_client *c, const struct rtm_message *m, void *ud);
+    void (*presence)(rtm_client *c, const struct rtm_presence *p, void *ud);
+    /* An error frame that answers no pending request. */
+    void (*error)(rtm_client *c, const char *wire_code, const char *message, void *ud);
+    /* Every time the socket closes (or a connect attempt fails: code 0).
+     * will_reconnect = 0 means the client stopped for good (terminal code,
+     * rtm_client_stop(), or no token); retry_in_ms is the backoff chosen. */
+    void (*closed)(rtm_client *c, int code, const char *reason, int will_reconnect, int64_t retry_in_ms,
+                   void *ud);
+    /* Every text frame as received (rtm listen). Called before the typed callback. */
+    void (*frame)(rtm_client *c, const char *json, size_t len, void *ud);
+};
+
+/* ---- options (copied by rtm_client_new) ---- */
+
+rtm_options *rtm_options_new(void);
+void rtm_options_free(rtm_options *o);
+/* ws://host:port or wss://host:port, optionally with a path (default /v1). */
+rtm_status rtm_options_set_url(rtm_options *o, const char *url);
+rtm_status rtm_options_set_token(rtm_options *o, const char *token);
+rtm_status rtm_options_set_token_provider(rtm_options *o, rtm_token_provider_fn fn, void *ud);
+rtm_status rtm_options_set_publishable_key(rtm_options *o, const char *pk);
+/* Sent as the Origin header (host:port form as lws wants it; NULL = none). */
+rtm_status rtm_options_set_origin(rtm_options *o, const char *origin);
+rtm_status rtm_options_set_callbacks(rtm_options *o, const struct rtm_callbacks *cb, void *ud);
+/* Bounds of the outbound queue (frames waiting while disconnected or not yet
+ * written). Defaults 1024 frames, 4 MiB. Over either: RTM_ERR_QUEUE_FULL. */
+rtm_status rtm_options_set_queue_limits(rtm_options *o, size_t max_frames, size_t max_bytes);
+/* Request timeout for completions, default 10000 ms. */
+rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms);
+/* Liveness: ping interval (default 20000) and silence before closing with
+ * 4000 (default 60000). Backoff base and cap (default 500, 30000). Tests
+ * shorten these; production code should leave them alone. */
+rtm_status rtm_options_set_liveness(rtm_options *o, int ping_ms, int idle_ms);
+rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int cap_ms);
+/* Ask the broker for fromMetadata on channel messages (includeSenderMetadata). */
+rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
+
+/* Run on a libwebsockets context you own and service yourself. Put a copy
+ * of *rtm_lws_protocol() in the protocols you give lws_create_context() (any
+ * position), create the context with max_http_header_data and
+ * pt_serv_buf_size of at least RTM_MAX_TOKEN_LEN + 4096 when tokens may be
+ * long, and call lws_service() on it. rtm_client_service() must then not be
+ * used. The context must outlive the client. */
+struct lws_context;
+struct lws_protocols;
+rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx);
+const struct lws_protocols *rtm_lws_protocol(void);
+
+/* ---- the client ---- */
+
+/* Creates a client and starts connecting (the first attempt is made from
+ * the next service call). Needs a URL and one of token, token provider or
+ * publishable key. *out is owned by the caller: free with rtm_client_free. */
+rtm_status rtm_client_new(const rtm_options *o, rtm_client **out);
+/* Closes (1000) and frees. Pending completions fire with RTM_ERR_CLOSED. */
+void rtm_client_free(rtm_client *c);
+/* Closes with 1000 and stops reconnecting; pending completions fire with
+ * RTM_ERR_CLOSED, then the closed callback with will_reconnect = 0. */
+void rtm_client_stop(rtm_client *c);
+
+/* Services the client's own lws context: waits at most timeout_ms for
+ * network activity or timers (0 = do not wait), runs the callbacks due.
+ * Returns RTM_STATUS_OK, or RTM_ERR_CLOSED once the client has stopped for good. */
+rtm_status rtm_client_service(rtm_client *c, int timeout_ms);
+/* Any thread: makes a blocked rtm_client_service() return soon. */
+void rtm_client_wake(rtm_client *c);
+
+/* 1 while a welcomed session is open. */
+int rtm_client_is_connected(const rtm_client *c);
+/* The peerId of the current session (NULL before the first welcome). */
+const char *rtm_client_peer_id(const rtm_client *c);
+
+/* Requests. cb may be NULL (fire and forget: no requestId is sent). data is
+ * JSON text (any JSON value: "\"hi\"", "{\"a\":1}", "42"). A frame larger
+ * than the broker's maxMessageSize is refused with RTM_ERR_TOO_BIG. While
+ * disconnected, frames wait in the bounded queue (RTM_ERR_QUEUE_FULL). */
+rtm_status rtm_subscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
+rtm_status rtm_unsubscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
+rtm_status rtm_publish(rtm_client *c, const char *channel, const char *data, rtm_done_fn cb, void *ud);
+rtm_status rtm_send(rtm_client *c, const char *peer_id, const char *data, rtm_done_fn cb, void *ud);
+
+/* Calls fn once per current member of a subscribed channel (the library's
+ * reconciled view; the local peer is not listed). Returns the member count,
+ * or RTM_ERR_STATE when the channel is not subscribed. */
+int rtm_members(rtm_client *c, const char *channel, void (*fn)(const struct rtm_member *m, void *ud), void *ud);
+
+/* Number of frames currently waiting in the outbound queue. */
+size_t rtm_client_queued(const rtm_client *c);
+
+/* ---- minting helpers (any thread; blocking) ---- */
+
+struct rtm_token_params {
+    const char *peer_id;           /* required */
+    const char *const *channels;   /* NULL = all the key allows */
+    size_t n_channels;
+    const char *const *permissions; /* names: publish, subscribe, presence, send; NULL = all */
+    size_t n_permissions;
+    int64_t expires_in_sec;        /* 0 = 3600 */
+    const char *metadata_json;     /* object or NULL */
+    const char *peer_metadata_json; /* object or NULL */
+};
+
+/* Signs a token locally with a secret key (HS256, header kid = key_id),
+ * with the same claims as the mint API. When turn_secret is given, a TURN
+ * credential for turn_urls is put into metadata.iceServers (unless the
+ * caller's metadata already has iceServers). *token is malloc'd (caller
+ * frees); *expires_at may be NULL. */
+rtm_status rtm_sign_token(const char *key_id, const char *key_secret, const struct rtm_token_params *p,
+                          const char *turn_secret, const char *const *turn_urls, size_t n_turn_urls,
+                          char **token, int64_t *expires_at);
+
+/* Mints through the mint API (POST mint_url/v1/tokens with Bearer key_secret).
+ * mint_url is http://host:port. On an HTTP error returns RTM_ERR_HTTP with
+ * *http_status set (when non-NULL). */
+rtm_status rtm_fetch_token(const char *mint_url, const char *key_secret, const struct rtm_token_params *p,
+                           int timeout_ms, char **token, int64_t *expires_at, int *http_status);
+
+/* One blocking HTTP request (the backend REST API: /v1/peers, /v1/sessions,
+ * /v1/revocations ...). url is http://host:port/path; bearer and body may be
+ * NULL. *resp (malloc'd, NUL-terminated, caller frees; at most 16 MiB) and
+ * *status are set whenever a response arrived. Returns RTM_STATUS_OK for
+ * any HTTP status; RTM_ERR_CONNECT / RTM_ERR_TIMEOUT when none arrived. */
+rtm_status rtm_http_request(const char *method, const char *url, const char *bearer, const char *body,
+                            int timeout_ms, int *status, char **resp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

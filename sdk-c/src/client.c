@@ -1,0 +1,557 @@
+/* client.c: one rtm_client's session lifecycle on libwebsockets: connect
+ * (token in the subprotocol list), the lws client callbacks, reconnect with
+ * backoff, liveness timers and the deferred free.
+ *
+ * Design: every timeout is an lws_sul timer on the client's context (the
+ * poll wait of lws_service can last ~30 s when idle, so nothing here relies
+ * on being called regularly). A closed socket, whatever the reason, goes
+ * through one function, socket_gone(), which settles the in-flight requests
+ * and decides between reconnecting and stopping. */
+#include "rtm_internal.h"
+#include "protocol.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+/* 4096 is the rx fragment size: larger frames are reassembled in c->rx, so a
+ * client costs no 64 KiB buffer per connection (matters for rtm bench). */
+static const struct lws_protocols rtm_protocol = {"rtm-client", cb_rtm, 0, 4096, 0, NULL, 0};
+
+const struct lws_protocols *rtm_lws_protocol(void) { return &rtm_protocol; }
+
+int64_t client_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sul_set(struct rtm_client *c, lws_sorted_usec_list_t *s, sul_cb_t fn, int64_t ms)
+{
+    lws_sul_schedule(c->ctx, 0, s, fn, ms < 0 ? LWS_SET_TIMER_USEC_CANCEL : (lws_usec_t)ms * 1000);
+}
+
+static void sul_cancel(struct rtm_client *c, lws_sorted_usec_list_t *s)
+{
+    lws_sul_schedule(c->ctx, 0, s, NULL, LWS_SET_TIMER_USEC_CANCEL);
+}
+
+static uint64_t rng_next(struct rtm_client *c)
+{
+    uint64_t x = c->rng; /* xorshift64: jitter only, not security */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return c->rng = x;
+}
+
+/* 500 ms doubling to 30 s, +-20 % jitter. */
+static int64_t backoff_ms(struct rtm_client *c)
+{
+    int64_t d = c->o.backoff_ms;
+    for (int i = 0; i < c->attempt && d < c->o.backoff_cap_ms; i++) d *= 2;
+    if (d > c->o.backoff_cap_ms) d = c->o.backoff_cap_ms;
+    int64_t span = d * 2 / 5; /* 40 % wide window centred on d */
+    if (span > 0) d = d - span / 2 + (int64_t)(rng_next(c) % (uint64_t)(span + 1));
+    return d;
+}
+
+static int parse_url(struct rtm_client *c)
+{
+    char *copy = strdup(c->o.url), *path_part = NULL;
+    const char *proto, *addr, *path;
+    int port, rc = -1;
+    if (!copy) return -1;
+    if (lws_parse_uri(copy, &proto, &addr, &port, &path)) goto out;
+    c->tls = !strcmp(proto, "wss");
+    if (!*path || !strcmp(path, "/")) path = "v1"; /* lws_parse_uri drops the leading '/' */
+    size_t n = strlen(path) + 2;
+    if (!(path_part = malloc(n))) goto out;
+    snprintf(path_part, n, "/%s", path);
+    if (!(c->host = strdup(addr))) goto out;
+    c->port = port;
+    c->path = path_part;
+    path_part = NULL;
+    rc = 0;
+out:
+    free(path_part);
+    free(copy);
+    return rc;
+}
+
+static void call_closed(struct rtm_client *c, int code, const char *reason, int again, int64_t in_ms)
+{
+    if (!c->o.cb.closed) return;
+    CB_ENTER(c);
+    c->o.cb.closed(c, code, reason, again, in_ms, c->o.cb_ud);
+    CB_LEAVE(c);
+}
+
+static int terminal_code(int code)
+{
+    return code == RTM_CLOSE_UNAUTHORIZED || code == RTM_CLOSE_ORIGIN ||
+           code == RTM_CLOSE_KEY_REVOKED || code == RTM_CLOSE_KICKED;
+}
+
+static void stop_for_good(struct rtm_client *c, int code, const char *reason)
+{
+    c->state = ST_STOPPED;
+    sul_cancel(c, &c->sul_connect);
+    sul_cancel(c, &c->sul_ping);
+    sul_cancel(c, &c->sul_idle);
+    sul_cancel(c, &c->sul_timeout);
+    c->timeout_armed = 0;
+    reqs_fail_all(c, &c->inflight, RTM_ERR_CLOSED);
+    reqs_fail_all(c, &c->outq, RTM_ERR_CLOSED);
+    call_closed(c, code, reason, 0, -1);
+}
+
+static void sul_connect_cb(lws_sorted_usec_list_t *s);
+
+/* The socket is gone (or never came up): settle requests, pick what next. */
+static void socket_gone(struct rtm_client *c, int code, const char *reason)
+{
+    int was_open = c->state == ST_OPEN;
+    c->wsi = NULL;
+    c->connecting = 0;
+    c->close_pending = 0;
+    c->ping_due = 0;
+    c->rx_len = 0;
+    free(c->snap_chan);
+    c->snap_chan = NULL;
+    sul_cancel(c, &c->sul_ping);
+    sul_cancel(c, &c->sul_idle);
+    if (c->state == ST_STOPPED) return;
+    reqs_disconnected(c);
+    if (c->stop_requested || c->free_pending) {
+        stop_for_good(c, code, reason);
+        return;
+    }
+    if (terminal_code(code)) {
+        stop_for_good(c, code, reason);
+        return;
+    }
+    int64_t delay;
+    if (code == RTM_CLOSE_TOKEN_EXPIRED) {
+        delay = 0; /* the provider is asked for a fresh token on every attempt */
+    } else {
+        delay = backoff_ms(c);
+        c->attempt++;
+        if (code == RTM_CLOSE_OVER_CAPACITY && delay < RTM_OVER_CAPACITY_WAIT_MS)
+            delay = RTM_OVER_CAPACITY_WAIT_MS;
+    }
+    if (delay < c->next_delay_floor) delay = c->next_delay_floor;
+    c->next_delay_floor = 0;
+    (void)was_open;
+    c->state = ST_WAITING;
+    sul_set(c, &c->sul_connect, sul_connect_cb, delay);
+    call_closed(c, code, reason, 1, delay);
+}
+
+static char *get_token(struct rtm_client *c)
+{
+    if (c->o.provider) {
+        CB_ENTER(c);
+        char *t = c->o.provider(c->o.provider_ud);
+        CB_LEAVE(c);
+        if (t && strlen(t) > RTM_MAX_TOKEN_LEN) {
+            free(t);
+            t = NULL;
+        }
+        return t;
+    }
+    return c->o.token ? strdup(c->o.token) : NULL;
+}
+
+static void sul_connect_cb(lws_sorted_usec_list_t *s)
+{
+    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
+    struct lws_client_connect_info i;
+    char *token = NULL, *protos = NULL, *path = NULL, hosthdr[300];
+
+    if (c->state == ST_STOPPED || c->free_pending || c->wsi) return;
+    if (!c->o.pk) {
+        token = get_token(c);
+        if (c->free_pending || c->state == ST_STOPPED) goto out;
+        if (!token) {
+            c->state = ST_CONNECTING;
+            socket_gone(c, 0, "no token from the provider");
+            goto out;
+        }
+        size_t n = strlen(token) + 32;
+        if (!(protos = malloc(n))) goto fail_local;
+        /* the broker answers "rtm.v1"; lws checks the answer against this list */
+        snprintf(protos, n, "token.%s, rtm.v1", token);
+        path = strdup(c->path);
+    } else {
+        size_t n = strlen(c->path) + strlen(c->o.pk) + 8;
+        if ((path = malloc(n))) snprintf(path, n, "%s%skey=%s", c->path, strchr(c->path, '?') ? "&" : "?", c->o.pk);
+        protos = strdup("rtm.v1");
+    }
+    if (!path || !protos) goto fail_local;
+
+    memset(&i, 0, sizeof i);
+    i.context = c->ctx;
+    i.address = c->host;
+    i.port = c->port;
+    i.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
+    i.path = path;
+    snprintf(hosthdr, sizeof hosthdr, "%s:%d", c->host, c->port);
+    i.host = hosthdr;
+    i.origin = c->o.origin;
+    i.protocol = protos;
+    i.local_protocol_name = rtm_protocol.name;
+    i.opaque_user_data = c;
+    i.pwsi = &c->wsi;
+    c->state = ST_CONNECTING;
+    c->connecting = 1;
+    c->peer_code = 0;
+    c->peer_reason[0] = 0;
+    c->local_close = 0;
+    if (!lws_client_connect_via_info(&i) && c->connecting) {
+        /* failed synchronously without an error callback */
+        c->wsi = NULL;
+        socket_gone(c, 0, "connect failed");
+    }
+    goto out;
+fail_local:
+    c->state = ST_CONNECTING;
+    socket_gone(c, 0, "out of memory");
+out:
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (protos) {
+        memset(protos, 0, strlen(protos));
+        free(protos);
+    }
+    free(path);
+}
+
+static void sul_ping_cb(lws_sorted_usec_list_t *s)
+{
+    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_ping);
+    if (c->state != ST_OPEN || !c->wsi) return;
+    c->ping_due = 1;
+    lws_callback_on_writable(c->wsi);
+    sul_set(c, &c->sul_ping, sul_ping_cb, c->o.ping_ms);
+}
+
+static void sul_idle_cb(lws_sorted_usec_list_t *s)
+{
+    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_idle);
+    if (!c->wsi) return;
+    int64_t quiet = client_mono_ms() - c->last_rx;
+    if (quiet < c->o.idle_ms) {
+        sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms - quiet);
+        return;
+    }
+    client_close_local(c, RTM_CLOSE_CLIENT_TIMEOUT);
+}
+
+static void sul_noop_cb(lws_sorted_usec_list_t *s) { (void)s; }
+
+void client_request_write(struct rtm_client *c)
+{
+    if (c->wsi && c->state == ST_OPEN) lws_callback_on_writable(c->wsi);
+}
+
+/* Closes the socket with our own code from the next WRITEABLE (lws sends a
+ * close frame only from there); socket_gone follows from CLIENT_CLOSED. */
+void client_close_local(struct rtm_client *c, int code)
+{
+    if (!c->wsi) return;
+    c->local_close = code;
+    c->close_pending = 1;
+    lws_callback_on_writable(c->wsi);
+    /* a socket that never becomes writable still goes within 5 s */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+}
+
+void client_welcomed(struct rtm_client *c)
+{
+    c->state = ST_OPEN;
+    c->attempt = 0;
+    c->welcomed_once = 1;
+    sul_set(c, &c->sul_ping, sul_ping_cb, c->o.ping_ms);
+}
+
+static void on_receive(struct rtm_client *c, struct lws *wsi, void *in, size_t len)
+{
+    c->last_rx = client_mono_ms();
+    if (lws_frame_is_binary(wsi)) {
+        client_close_local(c, 1003);
+        return;
+    }
+    int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+    if (first && final) {
+        /* the common case: no copy; text frames are not NUL-terminated, so copy
+         * only when the dispatcher needs it (it parses with a length) */
+        frames_dispatch(c, in, len);
+        return;
+    }
+    if (first) c->rx_len = 0;
+    if (c->rx_len + len + 1 > RTM_RX_MAX) {
+        client_close_local(c, 1009);
+        return;
+    }
+    if (c->rx_len + len + 1 > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 8192;
+        while (cap < c->rx_len + len + 1) cap *= 2;
+        unsigned char *n = realloc(c->rx, cap);
+        if (!n) {
+            client_close_local(c, 1009);
+            return;
+        }
+        c->rx = n;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (final) {
+        size_t n = c->rx_len;
+        c->rx_len = 0;
+        frames_dispatch(c, (const char *)c->rx, n);
+    }
+}
+
+static int on_writeable(struct rtm_client *c, struct lws *wsi)
+{
+    if (c->close_pending) {
+        static const char why_idle[] = "no frame from the broker";
+        const char *why = c->local_close == RTM_CLOSE_CLIENT_TIMEOUT ? why_idle : "client closing";
+        lws_close_reason(wsi, (enum lws_close_status)c->local_close, (unsigned char *)why, strlen(why));
+        return -1;
+    }
+    if (c->ping_due) {
+        unsigned char buf[LWS_PRE + 16];
+        memcpy(buf + LWS_PRE, "{\"type\":\"ping\"}", 15);
+        if (lws_write(wsi, buf + LWS_PRE, 15, LWS_WRITE_TEXT) < 15) return -1;
+        c->ping_due = 0;
+        if (lws_send_pipe_choked(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    if (c->state == ST_OPEN) return frames_write(c, wsi);
+    return 0;
+}
+
+static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct rtm_client *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    (void)user;
+    if (!c || c->freeing) return 0;
+    /* a wsi we have already let go of (a stale attempt) */
+    if (c->wsi && c->wsi != wsi) return 0;
+
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        char why[128];
+        snprintf(why, sizeof why, "connect failed: %s", in && len ? (const char *)in : "unknown");
+        if (!c->connecting && c->state != ST_CONNECTING) return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        socket_gone(c, 0, in ? why : "connect failed");
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->connecting = 0;
+        c->wsi = wsi;
+        c->last_rx = client_mono_ms();
+        sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (c->close_pending) return 0;
+        on_receive(c, wsi, in, len);
+        return c->free_pending ? -1 : 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        c->last_rx = client_mono_ms();
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return on_writeable(c, wsi);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (in && len >= 2) {
+            const unsigned char *p = in;
+            c->peer_code = (p[0] << 8) | p[1];
+            size_t rl = len - 2 < sizeof c->peer_reason - 1 ? len - 2 : sizeof c->peer_reason - 1;
+            memcpy(c->peer_reason, p + 2, rl);
+            c->peer_reason[rl] = 0;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED: {
+        lws_set_opaque_user_data(wsi, NULL);
+        int code = c->peer_code ? c->peer_code : c->local_close ? c->local_close : 1006;
+        const char *why = c->peer_code ? c->peer_reason : c->local_close == RTM_CLOSE_CLIENT_TIMEOUT
+                                                              ? "no frame from the broker"
+                                                              : c->local_close ? "closed by client"
+                                                                               : "connection lost";
+        char reason_copy[sizeof c->peer_reason];
+        snprintf(reason_copy, sizeof reason_copy, "%s", why);
+        socket_gone(c, code, reason_copy);
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int make_context(struct rtm_client *c)
+{
+    struct lws_context_creation_info info;
+    static const struct lws_protocols protos[] = {
+        {"rtm-client", cb_rtm, 0, 4096, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protos;
+    info.gid = -1;
+    info.uid = -1;
+    /* room for a long token in the subprotocol header (sent from pt_serv_buf,
+     * kept in the header table) */
+    info.max_http_header_data = RTM_HDR_SPACE;
+    info.pt_serv_buf_size = RTM_HDR_SPACE;
+    info.fd_limit_per_thread = 16;
+    if (c->tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    c->ctx = lws_create_context(&info);
+    return c->ctx ? 0 : -1;
+}
+
+rtm_status rtm_client_new(const rtm_options *o, rtm_client **out)
+{
+    if (!o || !out || !o->url || (!o->token && !o->provider && !o->pk)) return RTM_ERR_INVALID_ARG;
+    struct rtm_client *c = calloc(1, sizeof *c);
+    if (!c) return RTM_ERR_NOMEM;
+    if (options_copy(&c->o, o)) {
+        free(c);
+        return RTM_ERR_NOMEM;
+    }
+    if (parse_url(c)) {
+        options_clear(&c->o);
+        free(c->host);
+        free(c);
+        return RTM_ERR_INVALID_ARG;
+    }
+    c->max_msg = 65536;
+    if (rtm_random_bytes(&c->rng, sizeof c->rng) || !c->rng) c->rng = (uint64_t)client_mono_ms() | 1;
+    if (o->ctx) {
+        c->ctx = o->ctx;
+    } else {
+        if (make_context(c)) {
+            options_clear(&c->o);
+            free(c->host);
+            free(c->path);
+            free(c);
+            return RTM_ERR_NOMEM;
+        }
+        c->own_ctx = 1;
+    }
+    c->state = ST_IDLE;
+    sul_set(c, &c->sul_connect, sul_connect_cb, 0);
+    *out = c;
+    return RTM_STATUS_OK;
+}
+
+static void do_free(struct rtm_client *c)
+{
+    c->freeing = 1;
+    if (c->state != ST_STOPPED) {
+        c->state = ST_STOPPED;
+        CB_ENTER(c); /* a callback calling rtm_client_free again is a no-op */
+        reqs_fail_all(c, &c->inflight, RTM_ERR_CLOSED);
+        reqs_fail_all(c, &c->outq, RTM_ERR_CLOSED);
+        CB_LEAVE(c);
+    }
+    sul_cancel(c, &c->sul_connect);
+    sul_cancel(c, &c->sul_ping);
+    sul_cancel(c, &c->sul_idle);
+    sul_cancel(c, &c->sul_timeout);
+    sul_cancel(c, &c->sul_service);
+    sul_cancel(c, &c->sul_free);
+    if (c->wsi) {
+        lws_set_opaque_user_data(c->wsi, NULL);
+        if (!c->own_ctx) lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        c->wsi = NULL;
+    }
+    if (c->own_ctx) lws_context_destroy(c->ctx);
+    chans_free(c);
+    free(c->snap_chan);
+    free(c->rx);
+    free(c->peer_id);
+    free(c->host);
+    free(c->path);
+    options_clear(&c->o);
+    free(c);
+}
+
+static void sul_free_cb(lws_sorted_usec_list_t *s)
+{
+    do_free(lws_container_of(s, struct rtm_client, sul_free));
+}
+
+void rtm_client_free(rtm_client *c)
+{
+    if (!c || c->freeing) return;
+    if (c->cb_depth > 0) {
+        /* inside one of our callbacks: finish after it returns */
+        if (!c->free_pending) {
+            c->free_pending = 1;
+            if (!c->own_ctx) sul_set(c, &c->sul_free, sul_free_cb, 0);
+        }
+        return;
+    }
+    do_free(c);
+}
+
+static void sul_stop_cb(lws_sorted_usec_list_t *s)
+{
+    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
+    if (c->state != ST_STOPPED) stop_for_good(c, 1000, "stopped by the application");
+}
+
+void rtm_client_stop(rtm_client *c)
+{
+    if (!c || c->state == ST_STOPPED) return;
+    c->stop_requested = 1;
+    if (c->wsi && c->state == ST_OPEN) {
+        client_close_local(c, 1000);
+    } else if (c->wsi) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    } else {
+        /* settle from the loop, not inside this call */
+        sul_set(c, &c->sul_connect, sul_stop_cb, 0);
+    }
+}
+
+rtm_status rtm_client_service(rtm_client *c, int timeout_ms)
+{
+    if (!c || !c->own_ctx) return RTM_ERR_INVALID_ARG;
+    if (c->state == ST_STOPPED && !c->free_pending) return RTM_ERR_CLOSED;
+    /* lws_service waits for the next timer, so a timer at timeout_ms bounds the wait */
+    if (timeout_ms > 0) sul_set(c, &c->sul_service, sul_noop_cb, timeout_ms);
+    c->cb_depth++;
+    lws_service(c->ctx, timeout_ms > 0 ? 0 : -1);
+    c->cb_depth--;
+    sul_cancel(c, &c->sul_service);
+    if (c->free_pending) {
+        do_free(c);
+        return RTM_ERR_CLOSED;
+    }
+    return c->state == ST_STOPPED ? RTM_ERR_CLOSED : RTM_STATUS_OK;
+}
+
+void rtm_client_wake(rtm_client *c)
+{
+    if (c && c->ctx) lws_cancel_service(c->ctx);
+}
+
+int rtm_client_is_connected(const rtm_client *c) { return c && c->state == ST_OPEN; }
+
+const char *rtm_client_peer_id(const rtm_client *c) { return c ? c->peer_id : NULL; }
+
+size_t rtm_client_queued(const rtm_client *c) { return c ? c->outq.n : 0; }

@@ -1,0 +1,510 @@
+/* frames.c: the request side (outbound queue, in-flight requests, their
+ * completions) and the inbound frame dispatcher.
+ *
+ * Design: a request lives in exactly one list at a time: outq until written,
+ * inflight until answered. Every path that completes requests first detaches
+ * them from their list, then calls the user back, so a callback may enqueue
+ * new requests (or free the client, deferred) without invalidating the walk.
+ * That is what makes "exactly once" hold. */
+#include "rtm_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void req_free(struct req *r)
+{
+    if (!r) return;
+    free(r->buf);
+    free(r->channel);
+    free(r);
+}
+
+static void list_push(struct reqlist *l, struct req *r)
+{
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->n++;
+    l->bytes += r->len;
+}
+
+static struct req *list_pop(struct reqlist *l)
+{
+    struct req *r = l->head;
+    if (!r) return NULL;
+    l->head = r->next;
+    if (!l->head) l->tail = NULL;
+    l->n--;
+    l->bytes -= r->len;
+    r->next = NULL;
+    return r;
+}
+
+/* Unlinks the requests matching pred into out (order kept). */
+static void list_extract(struct reqlist *l, struct reqlist *out, int (*pred)(struct req *, void *), void *arg)
+{
+    struct req **pp = &l->head, *prev = NULL;
+    while (*pp) {
+        struct req *r = *pp;
+        if (pred(r, arg)) {
+            *pp = r->next;
+            if (l->tail == r) l->tail = prev;
+            l->n--;
+            l->bytes -= r->len;
+            list_push(out, r);
+        } else {
+            prev = r;
+            pp = &r->next;
+        }
+    }
+}
+
+static void complete(struct rtm_client *c, struct req *r, rtm_status st, const char *code, const char *msg)
+{
+    if (r->kind == REQ_SUBSCRIBE && st != RTM_STATUS_OK && r->channel) {
+        /* a subscription the broker never confirmed is forgotten, so it is
+         * not replayed; a confirmed one stays (replayed on reconnect) unless
+         * the broker refused it outright */
+        struct chan *ch = chan_find(c, r->channel);
+        if (ch && (!ch->acked || st == RTM_ERR_SERVER)) chan_remove(c, r->channel);
+    }
+    if (r->cb) {
+        CB_ENTER(c);
+        r->cb(c, st, code, msg, r->ud);
+        CB_LEAVE(c);
+    } else if (r->internal && st == RTM_ERR_SERVER && c->o.cb.error) {
+        CB_ENTER(c);
+        c->o.cb.error(c, code, msg, c->o.cb_ud);
+        CB_LEAVE(c);
+    }
+    req_free(r);
+}
+
+static void fire_list(struct rtm_client *c, struct reqlist *l, rtm_status st)
+{
+    struct req *r;
+    while ((r = list_pop(l))) complete(c, r, st, NULL, NULL);
+}
+
+void reqs_fail_all(struct rtm_client *c, struct reqlist *l, rtm_status st)
+{
+    struct reqlist tmp = *l;
+    memset(l, 0, sizeof *l);
+    fire_list(c, &tmp, st);
+}
+
+static int is_internal(struct req *r, void *arg)
+{
+    (void)arg;
+    return r->internal;
+}
+
+void reqs_disconnected(struct rtm_client *c)
+{
+    struct reqlist gone = {0};
+    /* replays not yet written are rebuilt at the next welcome */
+    list_extract(&c->outq, &gone, is_internal, NULL);
+    fire_list(c, &gone, RTM_ERR_DISCONNECTED);
+    reqs_fail_all(c, &c->inflight, RTM_ERR_DISCONNECTED);
+}
+
+static int is_expired(struct req *r, void *arg)
+{
+    return r->deadline && r->deadline <= *(int64_t *)arg;
+}
+
+void reqs_expire(struct rtm_client *c)
+{
+    int64_t now = client_mono_ms();
+    struct reqlist gone = {0};
+    list_extract(&c->outq, &gone, is_expired, &now);
+    list_extract(&c->inflight, &gone, is_expired, &now);
+    fire_list(c, &gone, RTM_ERR_TIMEOUT);
+}
+
+static void sul_timeout_fire(lws_sorted_usec_list_t *s)
+{
+    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_timeout);
+    c->timeout_armed = 0;
+    reqs_expire(c);
+    reqs_arm_timeout(c);
+}
+
+int reqs_arm_timeout(struct rtm_client *c)
+{
+    if (c->timeout_armed || c->state == ST_STOPPED) return 0;
+    int64_t min = 0;
+    struct reqlist *ls[2] = {&c->outq, &c->inflight};
+    for (int i = 0; i < 2; i++)
+        for (struct req *r = ls[i]->head; r; r = r->next)
+            if (r->deadline && (!min || r->deadline < min)) min = r->deadline;
+    if (!min) return 0;
+    int64_t in = min - client_mono_ms();
+    if (in < 0) in = 0;
+    lws_sul_schedule(c->ctx, 0, &c->sul_timeout, sul_timeout_fire, (lws_usec_t)in * 1000 + 1000);
+    c->timeout_armed = 1;
+    return 0;
+}
+
+/* ---- building requests ---- */
+
+static char *json_quote(const char *s)
+{
+    json_t *j = json_string(s);
+    char *out = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    return out;
+}
+
+static rtm_status enqueue(struct rtm_client *c, enum req_kind kind, const char *channel, const char *body_fmt,
+                          const char *a, const char *b, rtm_done_fn cb, void *ud, int internal, int front)
+{
+    if (c->state == ST_STOPPED || c->freeing || c->free_pending) return RTM_ERR_CLOSED;
+    if (!internal && c->outq.n + c->inflight.n >= c->o.q_frames) return RTM_ERR_QUEUE_FULL;
+
+    struct req *r = calloc(1, sizeof *r);
+    if (!r) return RTM_ERR_NOMEM;
+    r->kind = kind;
+    r->cb = cb;
+    r->ud = ud;
+    r->internal = internal;
+    if (cb || internal) snprintf(r->rid, sizeof r->rid, "r%llu", (unsigned long long)++c->seq);
+    if (channel && !(r->channel = strdup(channel))) goto nomem;
+
+    char ridpart[48] = "";
+    if (r->rid[0]) snprintf(ridpart, sizeof ridpart, ",\"requestId\":\"%s\"", r->rid);
+    int n = snprintf(NULL, 0, body_fmt, a, b ? b : "", ridpart);
+    if (n < 0) goto nomem;
+    r->len = (size_t)n;
+    if ((size_t)n > c->max_msg) {
+        req_free(r);
+        return RTM_ERR_TOO_BIG;
+    }
+    if (!internal && c->outq.bytes + r->len > c->o.q_bytes) {
+        req_free(r);
+        return RTM_ERR_QUEUE_FULL;
+    }
+    if (!(r->buf = malloc(LWS_PRE + r->len + 1))) goto nomem;
+    snprintf((char *)r->buf + LWS_PRE, r->len + 1, body_fmt, a, b ? b : "", ridpart);
+
+    if (cb) r->deadline = client_mono_ms() + c->o.timeout_ms;
+    if (front) {
+        r->next = c->outq.head;
+        c->outq.head = r;
+        if (!c->outq.tail) c->outq.tail = r;
+        c->outq.n++;
+        c->outq.bytes += r->len;
+    } else {
+        list_push(&c->outq, r);
+    }
+    if (r->deadline) reqs_arm_timeout(c);
+    client_request_write(c);
+    return RTM_STATUS_OK;
+nomem:
+    req_free(r);
+    return RTM_ERR_NOMEM;
+}
+
+static int json_text_ok(const char *s)
+{
+    json_error_t e;
+    json_t *j = json_loads(s, JSON_DECODE_ANY, &e);
+    json_decref(j);
+    return j != NULL;
+}
+
+static rtm_status sub_frame(struct rtm_client *c, const char *channel, rtm_done_fn cb, void *ud, int internal,
+                            int front)
+{
+    char *q = json_quote(channel);
+    if (!q) return RTM_ERR_NOMEM;
+    rtm_status st = enqueue(c, REQ_SUBSCRIBE, channel,
+                            c->o.sender_metadata ? "{\"type\":\"subscribe\",\"channel\":%s%s,\"includeSenderMetadata\":true%s}"
+                                                 : "{\"type\":\"subscribe\",\"channel\":%s%s%s}",
+                            q, NULL, cb, ud, internal, front);
+    free(q);
+    return st;
+}
+
+rtm_status rtm_subscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud)
+{
+    if (!c || !channel || !*channel) return RTM_ERR_INVALID_ARG;
+    int existed = chan_find(c, channel) != NULL;
+    if (!existed && !chan_add(c, channel)) return RTM_ERR_NOMEM;
+    rtm_status st = sub_frame(c, channel, cb, ud, 0, 0);
+    if (st && !existed) chan_remove(c, channel);
+    return st;
+}
+
+rtm_status rtm_unsubscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud)
+{
+    if (!c || !channel || !*channel) return RTM_ERR_INVALID_ARG;
+    char *q = json_quote(channel);
+    if (!q) return RTM_ERR_NOMEM;
+    rtm_status st = enqueue(c, REQ_UNSUBSCRIBE, channel, "{\"type\":\"unsubscribe\",\"channel\":%s%s%s}", q, NULL,
+                            cb, ud, 0, 0);
+    free(q);
+    /* forgotten at once: no replay, presence for it is ignored from now on */
+    if (!st) chan_remove(c, channel);
+    return st;
+}
+
+rtm_status rtm_publish(rtm_client *c, const char *channel, const char *data, rtm_done_fn cb, void *ud)
+{
+    if (!c || !channel || !*channel || !data || !json_text_ok(data)) return RTM_ERR_INVALID_ARG;
+    char *q = json_quote(channel);
+    if (!q) return RTM_ERR_NOMEM;
+    rtm_status st = enqueue(c, REQ_PUBLISH, NULL, "{\"type\":\"publish\",\"channel\":%s,\"data\":%s%s}", q, data,
+                            cb, ud, 0, 0);
+    free(q);
+    return st;
+}
+
+rtm_status rtm_send(rtm_client *c, const char *peer_id, const char *data, rtm_done_fn cb, void *ud)
+{
+    if (!c || !peer_id || !*peer_id || !data || !json_text_ok(data)) return RTM_ERR_INVALID_ARG;
+    char *q = json_quote(peer_id);
+    if (!q) return RTM_ERR_NOMEM;
+    rtm_status st =
+        enqueue(c, REQ_SEND, NULL, "{\"type\":\"send\",\"to\":%s,\"data\":%s%s}", q, data, cb, ud, 0, 0);
+    free(q);
+    return st;
+}
+
+void frames_replay_subscriptions(struct rtm_client *c)
+{
+    /* walk to collect names first: prepend in reverse to keep their order */
+    size_t n = 0;
+    for (struct chan *ch = c->chans; ch; ch = ch->next)
+        if (ch->acked) n++;
+    if (!n) return;
+    struct chan **v = calloc(n, sizeof *v);
+    if (!v) return;
+    size_t i = 0;
+    for (struct chan *ch = c->chans; ch; ch = ch->next)
+        if (ch->acked) v[i++] = ch;
+    while (i--) {
+        v[i]->resync = 1;
+        sub_frame(c, v[i]->name, NULL, NULL, 1, 1);
+    }
+    free(v);
+}
+
+int frames_write(struct rtm_client *c, struct lws *wsi)
+{
+    for (int budget = RTM_WRITE_BUDGET; budget > 0 && c->outq.head; budget--) {
+        if (lws_send_pipe_choked(wsi)) break;
+        struct req *r = list_pop(&c->outq);
+        int w = lws_write(wsi, r->buf + LWS_PRE, r->len, LWS_WRITE_TEXT);
+        if (w < (int)r->len) {
+            /* the socket is failing: keep the frame for after the reconnect */
+            r->next = c->outq.head;
+            c->outq.head = r;
+            if (!c->outq.tail) c->outq.tail = r;
+            c->outq.n++;
+            c->outq.bytes += r->len;
+            return -1;
+        }
+        if (r->rid[0]) {
+            free(r->buf); /* written: only the bookkeeping is kept */
+            r->buf = NULL;
+            r->len = 0;
+            list_push(&c->inflight, r);
+        } else {
+            req_free(r);
+        }
+    }
+    if (c->outq.head) lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* ---- inbound ---- */
+
+static const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static char *dump(json_t *v)
+{
+    return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+}
+
+static struct req *take_inflight(struct rtm_client *c, const char *rid)
+{
+    struct req **pp = &c->inflight.head, *prev = NULL;
+    for (; *pp; prev = *pp, pp = &(*pp)->next) {
+        struct req *r = *pp;
+        if (strcmp(r->rid, rid)) continue;
+        *pp = r->next;
+        if (c->inflight.tail == r) c->inflight.tail = prev;
+        c->inflight.n--;
+        r->next = NULL;
+        return r;
+    }
+    return NULL;
+}
+
+static void on_welcome(struct rtm_client *c, json_t *f)
+{
+    const char *peer = jstr(f, "peerId");
+    json_t *meta = json_object_get(f, "metadata");
+    json_t *ice = json_is_object(meta) ? json_object_get(meta, "iceServers") : NULL;
+    struct rtm_welcome w = {0};
+    struct rtm_ice_server *srv = NULL;
+    const char **urls = NULL;
+    char *meta_text = NULL;
+
+    free(c->peer_id);
+    c->peer_id = peer ? strdup(peer) : NULL;
+    json_int_t mm = json_integer_value(json_object_get(f, "maxMessageSize"));
+    if (mm > 0) c->max_msg = (size_t)mm;
+    int reconnect = c->welcomed_once;
+    client_welcomed(c);
+    if (reconnect) frames_replay_subscriptions(c);
+    client_request_write(c);
+    if (!c->o.cb.connected) return;
+
+    w.peer_id = c->peer_id;
+    w.expires_at = json_integer_value(json_object_get(f, "expiresAt"));
+    w.server_time_ms = json_integer_value(json_object_get(f, "serverTime"));
+    w.max_message_size = c->max_msg;
+    w.reconnect = reconnect;
+    meta_text = json_is_object(meta) ? dump(meta) : NULL;
+    w.metadata = meta_text ? meta_text : "{}";
+    if (json_is_array(ice) && json_array_size(ice) > 0 && json_array_size(ice) <= 64) {
+        size_t n = json_array_size(ice), total = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *u = json_object_get(json_array_get(ice, i), "urls");
+            total += json_is_array(u) ? json_array_size(u) : 1;
+        }
+        srv = calloc(n, sizeof *srv);
+        urls = calloc(total ? total : 1, sizeof *urls);
+        if (srv && urls) {
+            size_t k = 0, m = 0;
+            for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(ice, i), *u = json_object_get(e, "urls");
+                if (!json_is_object(e)) continue;
+                srv[m].urls = urls + k;
+                if (json_is_string(u)) {
+                    urls[k++] = json_string_value(u);
+                } else if (json_is_array(u)) {
+                    for (size_t j = 0; j < json_array_size(u); j++)
+                        if (json_is_string(json_array_get(u, j))) urls[k++] = json_string_value(json_array_get(u, j));
+                }
+                srv[m].n_urls = (size_t)(urls + k - srv[m].urls);
+                srv[m].username = jstr(e, "username");
+                srv[m].credential = jstr(e, "credential");
+                m++;
+            }
+            w.ice_servers = srv;
+            w.n_ice_servers = m;
+        }
+    }
+    CB_ENTER(c);
+    c->o.cb.connected(c, &w, c->o.cb_ud);
+    CB_LEAVE(c);
+    free(srv);
+    free(urls);
+    free(meta_text);
+}
+
+static void on_answer(struct rtm_client *c, json_t *f, int ok)
+{
+    const char *rid = jstr(f, "requestId");
+    struct req *r = rid ? take_inflight(c, rid) : NULL;
+    if (!r) {
+        if (!ok && c->o.cb.error) {
+            CB_ENTER(c);
+            c->o.cb.error(c, jstr(f, "code"), jstr(f, "message"), c->o.cb_ud);
+            CB_LEAVE(c);
+        }
+        return;
+    }
+    if (ok && r->kind == REQ_SUBSCRIBE && r->channel) {
+        struct chan *ch = chan_find(c, r->channel);
+        if (ch) {
+            ch->acked = 1;
+            /* the broker sends the member snapshot right after this ack */
+            free(c->snap_chan);
+            c->snap_chan = strdup(r->channel);
+        }
+    }
+    complete(c, r, ok ? RTM_STATUS_OK : RTM_ERR_SERVER, ok ? NULL : jstr(f, "code"), ok ? NULL : jstr(f, "message"));
+}
+
+static void on_message(struct rtm_client *c, json_t *f, int direct)
+{
+    void (*fn)(rtm_client *, const struct rtm_message *, void *) = direct ? c->o.cb.direct : c->o.cb.message;
+    if (!fn) return;
+    struct rtm_message m = {0};
+    char *data = dump(json_object_get(f, "data"));
+    char *fm = dump(json_object_get(f, "fromMetadata"));
+    m.channel = direct ? NULL : jstr(f, "channel");
+    m.from = jstr(f, "from");
+    m.data = data ? data : "null";
+    m.from_metadata = fm;
+    if (direct || m.channel) {
+        CB_ENTER(c);
+        fn(c, &m, c->o.cb_ud);
+        CB_LEAVE(c);
+    }
+    free(data);
+    free(fm);
+}
+
+int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
+{
+    json_error_t e;
+    json_t *f = json_loadb(text, len, 0, &e);
+    if (c->o.cb.frame) {
+        CB_ENTER(c);
+        c->o.cb.frame(c, text, len, c->o.cb_ud);
+        CB_LEAVE(c);
+    }
+    if (!json_is_object(f)) {
+        json_decref(f);
+        return -1;
+    }
+    const char *type = jstr(f, "type");
+    if (!type) type = "";
+
+    if (c->snap_chan) {
+        char *snap = c->snap_chan;
+        c->snap_chan = NULL;
+        struct chan *ch = chan_find(c, snap);
+        const char *fch = jstr(f, "channel");
+        if (ch && !strcmp(type, "presence") && fch && !strcmp(fch, snap)) {
+            members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), 1);
+            free(snap);
+            json_decref(f);
+            return 0;
+        }
+        /* no snapshot followed the ack: the channel has no other members */
+        if (ch && ch->resync) members_apply(c, ch, NULL, NULL, 1);
+        free(snap);
+    }
+
+    if (!strcmp(type, "welcome")) {
+        on_welcome(c, f);
+    } else if (!strcmp(type, "ack")) {
+        on_answer(c, f, 1);
+    } else if (!strcmp(type, "error")) {
+        on_answer(c, f, 0);
+    } else if (!strcmp(type, "message")) {
+        on_message(c, f, 0);
+    } else if (!strcmp(type, "direct")) {
+        on_message(c, f, 1);
+    } else if (!strcmp(type, "presence")) {
+        const char *chn = jstr(f, "channel");
+        struct chan *ch = chn ? chan_find(c, chn) : NULL;
+        if (ch) members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), 0);
+    } else if (!strcmp(type, "going_away")) {
+        json_int_t ms = json_integer_value(json_object_get(f, "retryAfterMs"));
+        if (ms > 0) c->next_delay_floor = ms > 60000 ? 60000 : ms;
+    }
+    /* pong and unknown types: nothing beyond the liveness stamp */
+    json_decref(f);
+    return 0;
+}
