@@ -1,0 +1,373 @@
+/* channels.c: channels, subscriptions, presence and publish fan-out.
+ *
+ * A channel is found by hash ("app\x1fname"); its subscribers are a hash set
+ * of sessions and its members a hash of peers with a connection count, so
+ * presence is per peer: a peer joins with its first subscribed connection and
+ * leaves after its last. Presence changes are not sent when they happen: they
+ * collect per channel (a join and a leave of one peer in the same turn cancel
+ * out) and a zero-delay timer flushes every changed channel once per loop
+ * turn, one frame per channel. Snapshots for new subscribers are built at the
+ * same flush, so a subscriber never sees a member twice.
+ *
+ * Fan-out never mutates the tables it walks: sess_enqueue() only marks a
+ * session for closing, the detach happens later in its own callback. */
+#include "internal.h"
+#include "msgbuild.h"
+
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct brk_channel *chan_find(struct brk_broker *b, const char *app, const char *name)
+{
+    char key[65 + 1 + RTM_MAX_CHANNEL + 1];
+    if (join_key(key, sizeof key, app, name)) return NULL;
+    return htab_get(&b->channels, key);
+}
+
+static struct brk_channel *chan_get(struct brk_broker *b, const char *app, const char *name)
+{
+    struct brk_channel *ch = chan_find(b, app, name);
+    if (ch) return ch;
+    ch = calloc(1, sizeof *ch);
+    if (!ch) return NULL;
+    size_t klen = strlen(app) + 1 + strlen(name) + 1;
+    ch->key = malloc(klen);
+    if (!ch->key || join_key(ch->key, klen, app, name)) goto fail;
+    ch->name = ch->key + strlen(app) + 1;
+    htab_init(&ch->subs, HTAB_PTR);
+    htab_init(&ch->members, HTAB_PTR);
+    htab_init(&ch->pending, HTAB_STR);
+    if (htab_put(&b->channels, ch->key, ch)) goto fail;
+    return ch;
+fail:
+    free(ch->key);
+    free(ch);
+    return NULL;
+}
+
+static void chan_free(struct brk_channel *ch)
+{
+    htab_free(&ch->subs);
+    htab_free(&ch->members);
+    htab_free(&ch->pending);
+    free(ch->key);
+    free(ch);
+}
+
+/* Frees a channel nobody uses; a dirty one waits for its flush. */
+static void chan_maybe_free(struct brk_broker *b, struct brk_channel *ch)
+{
+    if (ch->subs.n || ch->members.n || ch->pending.n || ch->dirty) return;
+    htab_del(&b->channels, ch->key);
+    chan_free(ch);
+}
+
+static void presence_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_broker *b = lws_container_of(sul, struct brk_broker, presence_sul);
+    presence_flush(b);
+}
+
+static void mark_dirty(struct brk_broker *b, struct brk_channel *ch)
+{
+    if (ch->dirty) return;
+    ch->dirty = 1;
+    ch->dirty_next = b->dirty;
+    b->dirty = ch;
+    /* 1 us: fires at the start of the next loop turn, after every frame read in this one. */
+    if (b->ctx) lws_sul_schedule(b->ctx, 0, &b->presence_sul, presence_cb, 1);
+}
+
+static void pending_free(struct brk_pending *p)
+{
+    free(p->peer_id);
+    free(p);
+}
+
+/* Records a join (peer != NULL) or a leave; the opposite pending change cancels. */
+static void pending_change(struct brk_broker *b, struct brk_channel *ch, struct brk_peer *peer, int join)
+{
+    struct brk_pending *p = htab_get(&ch->pending, peer->peer_id);
+    if (p) {
+        if ((p->peer != NULL) != join) {
+            htab_del(&ch->pending, peer->peer_id);
+            pending_free(p);
+        }
+        return;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p || !(p->peer_id = strdup(peer->peer_id)) || htab_put(&ch->pending, p->peer_id, p)) {
+        /* Losing one presence delta is the documented outcome of ENOMEM. */
+        log_error("broker: out of memory recording presence for channel");
+        if (p) pending_free(p);
+        return;
+    }
+    p->peer = join ? peer : NULL;
+    mark_dirty(b, ch);
+}
+
+const char *chan_subscribe(struct brk_session *s, const char *name, int include_meta)
+{
+    struct brk_broker *b = s->b;
+    struct brk_channel *ch = chan_find(b, s->app, name);
+    struct brk_sub *sub = ch ? htab_get(&s->subs, ch) : NULL;
+    if (sub) {
+        /* Idempotent: refresh the option and give a fresh snapshot after this ack. */
+        sub->include_sender_meta = include_meta ? 1 : 0;
+        if ((s->perms & RTM_PERM_PRESENCE) && !sub->needs_snapshot) {
+            sub->needs_snapshot = 1;
+            ch->n_snapshot++;
+            mark_dirty(b, ch);
+        }
+        return NULL;
+    }
+    int max = b->cfg->max_channels_per_connection;
+    if (max > 0 && (int)s->subs.n >= max) return "channel_limit_exceeded";
+    if (!ch && !(ch = chan_get(b, s->app, name))) return "internal_error";
+    sub = calloc(1, sizeof *sub);
+    if (!sub) goto fail;
+    sub->s = s;
+    sub->ch = ch;
+    sub->include_sender_meta = include_meta ? 1 : 0;
+    if (htab_put(&s->subs, ch, sub)) goto fail;
+    if (htab_put(&ch->subs, s, sub)) {
+        htab_del(&s->subs, ch);
+        goto fail;
+    }
+    intptr_t n = (intptr_t)htab_get(&ch->members, s->peer);
+    if (htab_put(&ch->members, s->peer, (void *)(n + 1))) {
+        htab_del(&s->subs, ch);
+        htab_del(&ch->subs, s);
+        goto fail;
+    }
+    if (n == 0) pending_change(b, ch, s->peer, 1);
+    if (s->perms & RTM_PERM_PRESENCE) {
+        sub->needs_snapshot = 1;
+        ch->n_snapshot++;
+        mark_dirty(b, ch);
+    }
+    return NULL;
+fail:
+    free(sub);
+    chan_maybe_free(b, ch);
+    return "internal_error";
+}
+
+static void sub_remove(struct brk_session *s, struct brk_sub *sub)
+{
+    struct brk_broker *b = s->b;
+    struct brk_channel *ch = sub->ch;
+    htab_del(&ch->subs, s);
+    if (sub->needs_snapshot) ch->n_snapshot--;
+    intptr_t n = (intptr_t)htab_get(&ch->members, s->peer);
+    if (n <= 1) {
+        htab_del(&ch->members, s->peer);
+        pending_change(b, ch, s->peer, 0);
+    } else {
+        htab_put(&ch->members, s->peer, (void *)(n - 1)); /* replace: cannot fail */
+    }
+    free(sub);
+    chan_maybe_free(b, ch);
+}
+
+void chan_unsubscribe(struct brk_session *s, const char *name)
+{
+    struct brk_channel *ch = chan_find(s->b, s->app, name);
+    if (!ch) return;
+    struct brk_sub *sub = htab_del(&s->subs, ch);
+    if (sub) sub_remove(s, sub);
+}
+
+void chan_unsubscribe_all(struct brk_session *s)
+{
+    if (!s->subs.n) return;
+    /* Collect first: removing while walking would reshuffle the table. */
+    uint32_t n = 0, cap = s->subs.n;
+    struct brk_sub **list = malloc(cap * sizeof *list);
+    if (!list) {
+        /* Fall back to one at a time from slot 0: slower, never wrong. */
+        while (s->subs.n) {
+            for (uint32_t i = 0; i < s->subs.cap; i++) {
+                if (!s->subs.slots[i].key) continue;
+                struct brk_sub *sub = htab_del(&s->subs, s->subs.slots[i].key);
+                sub_remove(s, sub);
+                break;
+            }
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < s->subs.cap; i++)
+        if (s->subs.slots[i].key) list[n++] = s->subs.slots[i].val;
+    htab_free(&s->subs);
+    for (uint32_t i = 0; i < n; i++) sub_remove(s, list[i]);
+    free(list);
+}
+
+/* ---- presence ---- */
+
+static void member_json(struct mb *m, const char *peer_id, const json_t *meta)
+{
+    mb_lit(m, "{\"peerId\":");
+    mb_str(m, peer_id);
+    if (meta) {
+        mb_lit(m, ",\"metadata\":");
+        mb_json(m, meta);
+    }
+    mb_lit(m, "}");
+}
+
+static struct brk_msg *build_delta(struct brk_channel *ch)
+{
+    struct mb m;
+    mb_init(&m, 128 + ch->pending.n * 64);
+    mb_lit(&m, "{\"type\":\"presence\",\"channel\":");
+    mb_str(&m, ch->name);
+    mb_lit(&m, ",\"joined\":[");
+    int first = 1;
+    for (uint32_t i = 0; i < ch->pending.cap; i++) {
+        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
+        if (!p || !p->peer) continue;
+        if (!first) mb_lit(&m, ",");
+        first = 0;
+        member_json(&m, p->peer_id, p->peer->peer_metadata);
+    }
+    mb_lit(&m, "],\"left\":[");
+    first = 1;
+    for (uint32_t i = 0; i < ch->pending.cap; i++) {
+        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
+        if (!p || p->peer) continue;
+        if (!first) mb_lit(&m, ",");
+        first = 0;
+        member_json(&m, p->peer_id, NULL);
+    }
+    mb_lit(&m, "]}");
+    return mb_finish(&m);
+}
+
+static struct brk_msg *build_snapshot(struct brk_channel *ch, const struct brk_peer *self)
+{
+    struct mb m;
+    mb_init(&m, 128 + ch->members.n * 64);
+    mb_lit(&m, "{\"type\":\"presence\",\"channel\":");
+    mb_str(&m, ch->name);
+    mb_lit(&m, ",\"joined\":[");
+    int first = 1;
+    for (uint32_t i = 0; i < ch->members.cap; i++) {
+        const struct brk_peer *p = ch->members.slots[i].key;
+        if (!p || p == self) continue;
+        if (!first) mb_lit(&m, ",");
+        first = 0;
+        member_json(&m, p->peer_id, p->peer_metadata);
+    }
+    mb_lit(&m, "],\"left\":[]}");
+    return mb_finish(&m);
+}
+
+static void flush_channel(struct brk_channel *ch)
+{
+    struct brk_msg *delta = ch->pending.n ? build_delta(ch) : NULL;
+    if (ch->pending.n && !delta) log_error("broker: out of memory building presence for %s", ch->name);
+    for (uint32_t i = 0; i < ch->subs.cap; i++) {
+        struct brk_sub *sub = ch->subs.slots[i].key ? ch->subs.slots[i].val : NULL;
+        if (!sub) continue;
+        struct brk_session *s = sub->s;
+        if (sub->needs_snapshot) {
+            sub->needs_snapshot = 0;
+            struct brk_msg *snap = build_snapshot(ch, s->peer);
+            if (snap) {
+                sess_enqueue(s, snap);
+                msg_unref(snap);
+            }
+            continue;
+        }
+        if (!delta || !(s->perms & RTM_PERM_PRESENCE)) continue;
+        /* A peer never hears about itself (its own join or leave is in the delta
+         * only when all its connections are new, and those get snapshots). */
+        if (htab_get(&ch->pending, s->peer->peer_id)) continue;
+        sess_enqueue(s, delta);
+    }
+    ch->n_snapshot = 0;
+    msg_unref(delta);
+    for (uint32_t i = 0; i < ch->pending.cap; i++)
+        if (ch->pending.slots[i].key) pending_free(ch->pending.slots[i].val);
+    htab_free(&ch->pending);
+}
+
+void presence_flush(struct brk_broker *b)
+{
+    struct brk_channel *list = b->dirty;
+    b->dirty = NULL;
+    while (list) {
+        struct brk_channel *ch = list;
+        list = ch->dirty_next;
+        ch->dirty = 0;
+        ch->dirty_next = NULL;
+        flush_channel(ch);
+        chan_maybe_free(b, ch);
+    }
+}
+
+/* ---- publish ---- */
+
+static struct brk_msg *build_message(const struct brk_channel *ch, const char *from, const char *data,
+                                     size_t dlen, const json_t *meta)
+{
+    struct mb m;
+    mb_init(&m, 64 + strlen(ch->name) + strlen(from) + dlen + (meta ? 256 : 0));
+    mb_lit(&m, "{\"type\":\"message\",\"channel\":");
+    mb_str(&m, ch->name);
+    mb_lit(&m, ",\"from\":");
+    mb_str(&m, from);
+    mb_lit(&m, ",\"data\":");
+    mb_raw(&m, data, dlen);
+    if (meta) {
+        mb_lit(&m, ",\"fromMetadata\":");
+        mb_json(&m, meta);
+    }
+    mb_lit(&m, "}");
+    return mb_finish(&m);
+}
+
+int chan_publish(struct brk_broker *b, const char *app, const char *name, struct brk_session *sender,
+                 const char *data, size_t dlen)
+{
+    struct brk_channel *ch = chan_find(b, app, name);
+    if (!ch || !ch->subs.n) return 0;
+    const char *from = sender ? sender->claims.sub : "_server";
+    const json_t *meta = sender && sender->peer ? sender->peer->peer_metadata : NULL;
+    /* At most two frames per publish, each built once and shared. */
+    struct brk_msg *plain = NULL, *with_meta = NULL;
+    int n = 0;
+    for (uint32_t i = 0; i < ch->subs.cap; i++) {
+        struct brk_sub *sub = ch->subs.slots[i].key ? ch->subs.slots[i].val : NULL;
+        if (!sub || sub->s == sender) continue;
+        struct brk_msg **slot = sub->include_sender_meta && meta ? &with_meta : &plain;
+        if (!*slot && !(*slot = build_message(ch, from, data, dlen, slot == &with_meta ? meta : NULL))) {
+            n = RTM_ENOMEM;
+            break;
+        }
+        if (sess_enqueue(sub->s, *slot) == 0) n++;
+    }
+    msg_unref(plain);
+    msg_unref(with_meta);
+    return n;
+}
+
+void channels_destroy(struct brk_broker *b)
+{
+    for (uint32_t i = 0; i < b->channels.cap; i++) {
+        struct brk_channel *ch = b->channels.slots[i].key ? b->channels.slots[i].val : NULL;
+        if (!ch) continue;
+        for (uint32_t j = 0; j < ch->subs.cap; j++)
+            if (ch->subs.slots[j].key) free(ch->subs.slots[j].val);
+        for (uint32_t j = 0; j < ch->pending.cap; j++)
+            if (ch->pending.slots[j].key) pending_free(ch->pending.slots[j].val);
+        chan_free(ch);
+    }
+    htab_free(&b->channels);
+}

@@ -1,0 +1,628 @@
+/* conn.c: one WebSocket connection's life: upgrade, verification, welcome,
+ * inbound reassembly, the outbound queue, and the close.
+ *
+ * The token is checked after the upgrade, in ESTABLISHED (never in
+ * HTTP_CONFIRM_UPGRADE: CVE-2025-11677), because only a close frame reaches a
+ * browser. Every close the broker decides goes the same way: mark the session,
+ * ask for WRITEABLE, and there set the close reason and return -1; lws sends
+ * no close frame from other callbacks. The session leaves the tables in
+ * CLOSED, so fan-out never sees a table change under its feet.
+ *
+ * Outbound frames are pre-framed (see msg.c). One WRITEABLE writes as many as
+ * fit a byte budget: consecutive frames are packed into one buffer and sent
+ * with a single write (LWS_WRITE_RAW: the WebSocket headers are already in
+ * the bytes), a lone frame goes straight from its shared buffer. */
+#include "internal.h"
+#include "msgbuild.h"
+
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "pattern.h"
+#include "protocol.h"
+#include "server.h"
+#include "turn.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE: one slow reader cannot hog the loop */
+#define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
+
+struct brk_broker *broker_of(struct lws *wsi)
+{
+    struct rtm_server *srv = lws_context_user(lws_get_context(wsi));
+    return srv ? srv->broker : NULL;
+}
+
+/* ---- outbound ---- */
+
+int sess_enqueue(struct brk_session *s, struct brk_msg *m)
+{
+    if (s->state != SESS_OPEN) return RTM_ELIMIT;
+    size_t cap = s->b->cfg->queue_bytes > 0 ? (size_t)s->b->cfg->queue_bytes : 0;
+    if (cap && s->q.bytes + msg_frame_len(m) > cap && s->q.count > 0) goto full;
+    int rc = outq_push(&s->q, m);
+    if (rc) goto full;
+    rtm_metric_inc(RTM_M_FRAMES_OUT, 1);
+    lws_callback_on_writable(s->wsi);
+    return 0;
+full:
+    /* A consumer that stopped reading: close it rather than let memory grow
+     * or slow the others; what is queued is dropped with it. */
+    rtm_metric_inc(RTM_M_SLOW_CONSUMERS, 1);
+    log_warn("ws: slow consumer closed sid=%s peer=%s queued=%zu", s->sid, s->claims.sub, s->q.bytes);
+    s->close_now = 1;
+    sess_close(s, RTM_CLOSE_TRY_AGAIN, "slow consumer: queue full");
+    return RTM_ELIMIT;
+}
+
+void sess_close(struct brk_session *s, int code, const char *reason)
+{
+    if (s->state == SESS_CLOSING) return;
+    s->state = SESS_CLOSING;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* A frame queued even to a closing session: its own error and goodbye frames
+ * go out before the close code. */
+static void enqueue_own(struct brk_session *s, struct brk_msg *m)
+{
+    if (!m) return;
+    enum sess_state st = s->state;
+    if (st == SESS_CLOSING && !s->close_now) s->state = SESS_OPEN;
+    sess_enqueue(s, m);
+    if (s->state == SESS_OPEN) s->state = st;
+    msg_unref(m);
+}
+
+void sess_error(struct brk_session *s, const char *code, const char *message, const char *request_id)
+{
+    struct mb m;
+    mb_init(&m, 128);
+    mb_lit(&m, "{\"type\":\"error\",\"code\":");
+    mb_str(&m, code);
+    mb_lit(&m, ",\"message\":");
+    mb_str(&m, message);
+    if (request_id) {
+        mb_lit(&m, ",\"requestId\":");
+        mb_str(&m, request_id);
+    }
+    mb_lit(&m, "}");
+    enqueue_own(s, mb_finish(&m));
+}
+
+void sess_ack(struct brk_session *s, const char *request_id)
+{
+    if (!request_id) return;
+    struct mb m;
+    mb_init(&m, 48 + strlen(request_id));
+    mb_lit(&m, "{\"type\":\"ack\",\"requestId\":");
+    mb_str(&m, request_id);
+    mb_lit(&m, "}");
+    enqueue_own(s, mb_finish(&m));
+}
+
+void sess_send_going_away(struct brk_session *s, int retry_after_ms)
+{
+    struct mb m;
+    mb_init(&m, 64);
+    mb_lit(&m, "{\"type\":\"going_away\",\"retryAfterMs\":");
+    mb_int(&m, retry_after_ms);
+    mb_lit(&m, "}");
+    enqueue_own(s, mb_finish(&m));
+}
+
+static int close_with_code(struct brk_session *s)
+{
+    lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
+                     strlen(s->close_reason));
+    s->sent_close = 1;
+    return -1;
+}
+
+static int on_writeable(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
+    size_t budget = WRITE_BUDGET;
+    while (s->q.count && budget && !lws_send_pipe_choked(s->wsi)) {
+        /* Pack consecutive frames that fit the scratch buffer. */
+        uint32_t k = 0;
+        size_t total = 0;
+        struct brk_msg *m;
+        while ((m = outq_peek(&s->q, k)) && total + msg_frame_len(m) <= BRK_SCRATCH) {
+            total += msg_frame_len(m);
+            k++;
+        }
+        int n;
+        if (k <= 1) {
+            m = outq_peek(&s->q, 0);
+            k = 1;
+            total = m->len;
+            /* lws writes the same header bytes into the shared headroom. */
+            n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            s->bytes_out += m->len;
+        } else {
+            unsigned char *o = b->wbuf + LWS_PRE;
+            for (uint32_t i = 0; i < k; i++) {
+                m = outq_peek(&s->q, i);
+                memcpy(o, msg_frame(m), msg_frame_len(m));
+                o += msg_frame_len(m);
+                s->bytes_out += m->len;
+            }
+            n = lws_write(s->wsi, b->wbuf + LWS_PRE, total, LWS_WRITE_RAW);
+        }
+        if (n < 0) return -1;
+        s->frames_out += k;
+        outq_pop(&s->q, k);
+        budget = total >= budget ? 0 : budget - total;
+    }
+    if (s->q.count) {
+        lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->state == SESS_CLOSING) {
+        if (lws_send_pipe_choked(s->wsi)) {
+            lws_callback_on_writable(s->wsi);
+            return 0;
+        }
+        return close_with_code(s);
+    }
+    return 0;
+}
+
+/* ---- connect ---- */
+
+static void expiry_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_session *s = lws_container_of(sul, struct brk_session, expiry_sul);
+    log_info("ws: token expired sid=%s peer=%s", s->sid, s->claims.sub);
+    sess_close(s, RTM_CLOSE_TOKEN_EXPIRED, "token expired");
+}
+
+/* Finds the token: ?token=, else "token.<jwt>" in the subprotocol list.
+ * Returns a pointer into b->scratch, or NULL. */
+static const char *find_token(struct brk_broker *b, struct lws *wsi, int *publishable)
+{
+    *publishable = 0;
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", b->scratch, BRK_SCRATCH - 1);
+    if (v && *v) return v;
+    v = lws_get_urlarg_by_name(wsi, "key=", b->scratch, BRK_SCRATCH - 1);
+    if (v && *v) {
+        *publishable = 1;
+        return v;
+    }
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n <= 0 || n >= BRK_SCRATCH) return NULL;
+    if (lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_PROTOCOL) < 0) return NULL;
+    for (char *p = b->scratch; p && *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        char *end = strchr(p, ',');
+        if (end) *end = '\0';
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = '\0';
+        if (strncmp(p, "token.", 6) == 0 && p[6]) return p + 6;
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static char *hdr_dup(struct lws *wsi, enum lws_token_indexes h, size_t max)
+{
+    int n = lws_hdr_total_length(wsi, h);
+    if (n <= 0) return NULL;
+    if ((size_t)n > max) n = (int)max;
+    char *s = malloc((size_t)n + 1);
+    if (!s) return NULL;
+    if (lws_hdr_copy(wsi, s, n + 1, h) < 0) {
+        /* Longer than max: lws refuses a short buffer, so keep nothing. */
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int origin_allowed(const struct rtm_key *key, const char *origin)
+{
+    if (key->n_origins == 0) return 1;
+    if (!origin) return 0;
+    for (size_t i = 0; i < key->n_origins; i++)
+        if (strcmp(key->origins[i], origin) == 0) return 1;
+    return 0;
+}
+
+/* A publishable key: the broker is the mint. peerId is random, scope and
+ * TURN credentials come from the key and the config. */
+static int claims_from_pk(struct brk_broker *b, const struct rtm_key *key, struct rtm_claims *c,
+                          const char **reason)
+{
+    const struct rtm_config *cfg = b->cfg;
+    char uuid[37];
+    memset(c, 0, sizeof *c);
+    if (rtm_uuid4(uuid)) goto fail;
+    c->sub = strdup(uuid);
+    c->jti = strdup("");
+    c->iat = rtm_now_s();
+    c->exp = 0;
+    c->perms = key->actions;
+    c->channels = calloc(key->n_channels ? key->n_channels : 1, sizeof *c->channels);
+    if (!c->sub || !c->jti || !c->channels) goto fail;
+    for (size_t i = 0; i < key->n_channels; i++) {
+        if (!(c->channels[i] = strdup(key->channels[i]))) goto fail;
+        c->n_channels++;
+    }
+    c->metadata = json_object();
+    if (!c->metadata) goto fail;
+    if (cfg->n_turn_secrets && cfg->n_turn_urls) {
+        int ttl = cfg->turn_ttl > 0 ? cfg->turn_ttl : cfg->token_default_ttl + 3600;
+        json_t *ice = rtm_turn_ice_servers(cfg->turn_secrets[0], (const char *const *)cfg->turn_urls,
+                                           cfg->n_turn_urls, uuid, rtm_now_s() + ttl);
+        if (!ice) goto fail;
+        json_object_set_new(c->metadata, "iceServers", ice);
+    }
+    return 0;
+fail:
+    rtm_claims_free(c);
+    *reason = "internal error";
+    return RTM_ENOMEM;
+}
+
+/* Verifies the credential and fills claims and key. On failure: close code and reason. */
+static int authenticate(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
+                        struct rtm_claims *c, int *code, const char **reason)
+{
+    struct rtm_store *st = b->srv->store;
+    char kid[80];
+    *code = RTM_CLOSE_UNAUTHORIZED;
+    if (publishable) {
+        snprintf(kid, sizeof kid, "%s", cred);
+    } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
+        return RTM_EINVAL;
+    }
+    int rc = rtm_store_key_get(st, kid, key);
+    if (rc == RTM_ENOTFOUND) {
+        *reason = "unknown key";
+        return rc;
+    }
+    if (rc) {
+        *reason = "internal error";
+        *code = 1011;
+        return rc;
+    }
+    if (key->revoked) {
+        *reason = "key revoked";
+        return RTM_EDENIED;
+    }
+    if (publishable != key->publishable) {
+        /* A pk_ id in a token's kid, or a secret key id given as ?key=. */
+        *reason = "unknown key";
+        return RTM_EDENIED;
+    }
+    if (publishable) return claims_from_pk(b, key, c, reason);
+    rc = rtm_token_verify(cred, key, rtm_now_s(), c, reason);
+    if (rc) return rc;
+    rc = rtm_store_is_revoked(st, key->app, c->jti, c->sub, c->iat);
+    if (rc != 0) {
+        *reason = rc > 0 ? "token revoked" : "internal error";
+        if (rc < 0) *code = 1011;
+        rtm_claims_free(c);
+        return rc > 0 ? RTM_EDENIED : rc;
+    }
+    return 0;
+}
+
+static void welcome(struct brk_session *s)
+{
+    const struct rtm_config *cfg = s->b->cfg;
+    struct mb m;
+    mb_init(&m, 512);
+    mb_lit(&m, "{\"type\":\"welcome\",\"peerId\":");
+    mb_str(&m, s->claims.sub);
+    mb_lit(&m, ",\"expiresAt\":");
+    if (s->publishable) mb_lit(&m, "null");
+    else mb_int(&m, s->claims.exp);
+    mb_lit(&m, ",\"serverTime\":");
+    mb_int(&m, rtm_now_ms());
+    mb_lit(&m, ",\"maxMessageSize\":");
+    mb_int(&m, cfg->max_message_size > 0 ? cfg->max_message_size : RTM_MAX_MESSAGE_SIZE);
+    mb_lit(&m, ",\"metadata\":");
+    if (s->claims.metadata) mb_json(&m, s->claims.metadata);
+    else mb_lit(&m, "{}");
+    mb_lit(&m, "}");
+    struct brk_msg *w = mb_finish(&m);
+    if (!w) {
+        sess_close(s, 1011, "internal error");
+        return;
+    }
+    sess_enqueue(s, w);
+    msg_unref(w);
+    /* The private metadata was for the welcome only: an idle session keeps
+     * nothing it does not need (peerMetadata stays, for presence). */
+    json_decref(s->claims.metadata);
+    s->claims.metadata = NULL;
+}
+
+static void reject(struct brk_session *s, int code, const char *reason, const char *remote)
+{
+    rtm_metric_inc(RTM_M_WS_REJECTED, 1);
+    log_info("ws: refused remote=%s code=%d reason=\"%s\"", remote, code, reason);
+    s->state = SESS_CLOSING;
+    s->close_now = 1;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    lws_callback_on_writable(s->wsi);
+}
+
+static int app_connections(struct brk_broker *b, const char *app)
+{
+    int n = 0;
+    for (struct brk_session *x = b->sessions; x; x = x->next)
+        if (strcmp(x->app, app) == 0) n++;
+    return n;
+}
+
+static void on_established(struct brk_session *s, struct lws *wsi)
+{
+    struct brk_broker *b = broker_of(wsi);
+    const struct rtm_config *cfg = b->cfg;
+    s->wsi = wsi;
+    s->b = b;
+    outq_init(&s->q);
+    htab_init(&s->subs, HTAB_PTR);
+    lws_get_peer_simple(wsi, s->remote, sizeof s->remote);
+
+    if (b->shutting_down) {
+        reject(s, RTM_CLOSE_GOING_AWAY, "server shutting down", s->remote);
+        return;
+    }
+    int publishable;
+    const char *cred = find_token(b, wsi, &publishable);
+    if (!cred) {
+        reject(s, RTM_CLOSE_UNAUTHORIZED, "missing token", s->remote);
+        return;
+    }
+    struct rtm_key key;
+    memset(&key, 0, sizeof key);
+    int code;
+    const char *reason = "invalid token";
+    if (authenticate(b, cred, publishable, &key, &s->claims, &code, &reason)) {
+        rtm_key_free(&key);
+        reject(s, code, reason, s->remote);
+        return;
+    }
+    s->publishable = publishable;
+    char *origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN, 512);
+    if (!origin_allowed(&key, origin)) {
+        free(origin);
+        rtm_key_free(&key);
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_CLOSE_ORIGIN, "origin not allowed", s->remote);
+        return;
+    }
+    snprintf(s->app, sizeof s->app, "%s", key.app);
+    rtm_key_free(&key);
+
+    struct rtm_app app;
+    memset(&app, 0, sizeof app);
+    if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
+    int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
+    if ((cfg->max_connections > 0 && b->n_sessions >= cfg->max_connections) ||
+        (app_max > 0 && app_connections(b, s->app) >= app_max)) {
+        free(origin);
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_CLOSE_OVER_CAPACITY, "server at capacity", s->remote);
+        return;
+    }
+
+    if (app.duplicate_replace) {
+        struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
+        for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
+            log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
+            sess_close(x, RTM_CLOSE_REPLACED, "replaced by a newer connection");
+        }
+    }
+    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || peer_attach(s)) {
+        free(origin);
+        rtm_claims_free(&s->claims);
+        reject(s, 1011, "internal error", s->remote);
+        return;
+    }
+    s->origin = origin;
+    s->user_agent = hdr_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 512);
+    s->perms = s->claims.perms;
+    s->connected_ms = rtm_now_ms();
+    s->state = SESS_OPEN;
+    s->attached = 1;
+    s->next = b->sessions;
+    if (b->sessions) b->sessions->prev = s;
+    b->sessions = s;
+    b->n_sessions++;
+    rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
+    log_info("ws: open sid=%s peer=%s app=%s remote=%s", s->sid, s->claims.sub, s->app, s->remote);
+
+    welcome(s);
+    if (!s->publishable && s->claims.exp > 0) {
+        int64_t at = s->claims.exp * 1000 - cfg->expiry_margin_ms - rtm_now_ms();
+        if (at < 0) at = 0;
+        lws_sul_schedule(b->ctx, 0, &s->expiry_sul, expiry_cb, (lws_usec_t)at * LWS_US_PER_MS);
+    }
+    rows_add(b, s, 0);
+}
+
+/* ---- inbound ---- */
+
+static int over_rate(struct brk_session *s)
+{
+    const struct rtm_config *cfg = s->b->cfg;
+    if (cfg->rate_frames_per_second <= 0) return 0;
+    int64_t now = rtm_mono_ms();
+    double burst = cfg->rate_frames_burst > 0 ? cfg->rate_frames_burst : cfg->rate_frames_per_second;
+    if (s->rate_last_ms == 0) s->rate_tokens = burst;
+    else s->rate_tokens += (double)(now - s->rate_last_ms) * cfg->rate_frames_per_second / 1000.0;
+    if (s->rate_tokens > burst) s->rate_tokens = burst;
+    s->rate_last_ms = now;
+    if (s->rate_tokens >= 1.0) {
+        s->rate_tokens -= 1.0;
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_message(struct brk_session *s, const unsigned char *data, size_t len)
+{
+    s->frames_in++;
+    rtm_metric_inc(RTM_M_FRAMES_IN, 1);
+    if (!utf8_valid(data, len)) {
+        sess_close(s, RTM_CLOSE_BAD_DATA, "invalid UTF-8");
+        s->close_now = 1;
+        return;
+    }
+    if (over_rate(s)) {
+        sess_error(s, "over_message_quota", "too many frames: slow down", NULL);
+        return;
+    }
+    frame_handle(s, (const char *)data, len);
+}
+
+static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned char *in, size_t len)
+{
+    if (s->state != SESS_OPEN) return; /* a session being closed reads nothing more */
+    const struct rtm_config *cfg = s->b->cfg;
+    size_t max = cfg->max_message_size > 0 ? (size_t)cfg->max_message_size : RX_HARD_CAP;
+    s->bytes_in += len;
+    if (lws_frame_is_binary(wsi)) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
+        s->close_now = 1;
+        sess_close(s, RTM_CLOSE_UNSUPPORTED, "binary frames are not supported");
+        return;
+    }
+    int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (!s->rx && final) {
+        if (len > max) goto too_big;
+        handle_message(s, in, len);
+        return;
+    }
+    if (s->rx_len + len > max) goto too_big;
+    /* Fragmented: reassemble into a buffer that exists only until the message ends. */
+    unsigned char *n = realloc(s->rx, s->rx_len + len + 1);
+    if (!n) {
+        s->close_now = 1;
+        sess_close(s, 1011, "internal error");
+        return;
+    }
+    s->rx = n;
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (!final) return;
+    unsigned char *msg = s->rx;
+    size_t mlen = s->rx_len;
+    s->rx = NULL;
+    s->rx_len = 0;
+    handle_message(s, msg, mlen);
+    free(msg);
+    return;
+too_big:
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+    s->close_now = 1;
+    sess_close(s, RTM_CLOSE_TOO_BIG, "message too big");
+}
+
+/* ---- close ---- */
+
+static void on_peer_close(struct brk_session *s, const unsigned char *in, size_t len)
+{
+    if (len >= 2) {
+        s->peer_close_code = (in[0] << 8) | in[1];
+        size_t rl = len - 2 < sizeof s->peer_close_reason - 1 ? len - 2 : sizeof s->peer_close_reason - 1;
+        memcpy(s->peer_close_reason, in + 2, rl);
+        s->peer_close_reason[rl] = '\0';
+    } else {
+        s->peer_close_code = 1005;
+    }
+}
+
+static void on_closed(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    if (!b) return;
+    if (s->attached) {
+        lws_sul_cancel(&s->expiry_sul);
+        chan_unsubscribe_all(s);
+        peer_detach(s);
+        if (s->prev) s->prev->next = s->next;
+        else b->sessions = s->next;
+        if (s->next) s->next->prev = s->prev;
+        b->n_sessions--;
+        s->attached = 0;
+        if (!s->sent_close) {
+            if (s->peer_close_code) {
+                s->close_code = s->peer_close_code;
+                snprintf(s->close_reason, sizeof s->close_reason, "%s", s->peer_close_reason);
+            } else {
+                s->close_code = 1006;
+                snprintf(s->close_reason, sizeof s->close_reason, "connection lost");
+            }
+        }
+        rows_add(b, s, 1);
+        log_info("ws: closed sid=%s peer=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->close_code,
+                 (unsigned long long)s->frames_in, (unsigned long long)s->frames_out);
+    }
+    outq_clear(&s->q);
+    htab_free(&s->subs);
+    free(s->rx);
+    free(s->origin);
+    free(s->user_agent);
+    rtm_claims_free(&s->claims);
+    s->rx = NULL;
+    s->origin = s->user_agent = NULL;
+    s->b = NULL;
+}
+
+/* ---- the callback ---- */
+
+int brk_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct brk_session *s = user;
+    struct brk_broker *b;
+    switch (reason) {
+    case LWS_CALLBACK_PROTOCOL_INIT:
+        if ((b = broker_of(wsi))) broker_loop_ready(b, lws_get_context(wsi));
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!broker_of(wsi)) return -1;
+        on_established(s, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (s && s->b) on_receive(s, wsi, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return s && s->b ? on_writeable(s) : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (s && s->b) on_peer_close(s, in, len);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (s) on_closed(s);
+        return 0;
+    default:
+        return brk_http(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    /* rx_buffer_size 0: lws's default per-connection rx buffer; larger
+     * messages arrive in pieces and are reassembled on demand. */
+    {"rtm.v1", callback, sizeof(struct brk_session), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+const struct lws_protocols *brk_protocols(void) { return protocols; }

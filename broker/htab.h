@@ -1,0 +1,37 @@
+/* htab.h: the broker's one hash table: open addressing, linear probing,
+ * backward-shift deletion (no tombstones), power-of-two capacity that grows
+ * at 3/4 load and shrinks at 1/8. Keys are borrowed: a string key must live
+ * as long as its entry (it is normally a field of the value), a pointer key
+ * is the pointer itself. Loop thread only.
+ *
+ * Iteration: for (i = 0; i < t->cap; i++) if (t->slots[i].key) ...; do not
+ * insert or delete while iterating (collect first). */
+#ifndef BRK_HTAB_H
+#define BRK_HTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum htab_kind { HTAB_STR, HTAB_PTR };
+
+struct htab_slot {
+    const void *key; /* NULL = empty */
+    void *val;
+    uint32_t hash;
+};
+
+struct htab {
+    struct htab_slot *slots; /* NULL until the first insert: empty tables cost nothing */
+    uint32_t cap, n;
+    enum htab_kind kind;
+};
+
+void htab_init(struct htab *t, enum htab_kind kind);
+void htab_free(struct htab *t);                 /* frees the slots, not keys or values */
+void *htab_get(const struct htab *t, const void *key);
+/* Inserts or replaces. 0, or RTM_ENOMEM (table unchanged). */
+int htab_put(struct htab *t, const void *key, void *val);
+/* Removes; returns the old value or NULL. */
+void *htab_del(struct htab *t, const void *key);
+
+#endif

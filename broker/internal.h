@@ -1,0 +1,233 @@
+/* internal.h: the broker's private state, shared by its files.
+ *
+ *   brk_broker   one per process (owned by main through brk_create)
+ *   brk_session  one per WebSocket connection: lws's per-session data, so lws
+ *                allocates and frees it with the connection; everything it
+ *                points to is released in session_release()
+ *   brk_peer     one per (app, peerId) online; owned by the broker's peers
+ *                table, freed when its last session goes
+ *   brk_channel  one per (app, channel) with subscribers or pending presence;
+ *                owned by the channels table, freed when empty and flushed
+ *   brk_msg      one per outbound frame, reference-counted, shared by every
+ *                queue that holds it (the last release frees it)
+ *
+ * Ownership rule: tables borrow their keys from the struct they map to. */
+#ifndef BRK_INTERNAL_H
+#define BRK_INTERNAL_H
+
+#include "broker.h"
+#include "config.h"
+#include "htab.h"
+#include "store.h"
+#include "token.h"
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+struct rtm_server;
+
+/* ---- outbound frames ---- */
+
+/* A complete, pre-framed WebSocket text frame: the header sits right before
+ * the payload, inside the LWS_PRE headroom, so it is written with the payload
+ * in one piece and never rebuilt per recipient. */
+struct brk_msg {
+    uint32_t refs;
+    uint32_t len;   /* payload bytes */
+    uint8_t hdrlen; /* WebSocket header bytes before buf[LWS_PRE] */
+    unsigned char buf[];
+};
+
+/* Allocates a frame with room for len payload bytes at m->buf + LWS_PRE
+ * (refs = 1, header not yet written). NULL on ENOMEM. */
+struct brk_msg *msg_alloc(size_t len);
+/* Builds a frame from a JSON object (serialized once). refs = 1. */
+struct brk_msg *msg_from_json(json_t *obj);
+/* Writes the WebSocket header in front of the payload; call once, after the payload. */
+void msg_seal(struct brk_msg *m);
+static inline const unsigned char *msg_frame(const struct brk_msg *m) { return m->buf + LWS_PRE - m->hdrlen; }
+static inline size_t msg_frame_len(const struct brk_msg *m) { return (size_t)m->hdrlen + m->len; }
+static inline void msg_ref(struct brk_msg *m) { m->refs++; }
+void msg_unref(struct brk_msg *m);
+
+#define OUTQ_INLINE 4
+/* A bounded FIFO of frame pointers: a few inline slots (no allocation for
+ * the common case of a frame or two in flight), spilling to a heap ring that
+ * is released as soon as the queue drains. Bounded by bytes (queue-bytes) and
+ * by count (OUTQ_MAX_FRAMES). */
+#define OUTQ_MAX_FRAMES 65536u
+struct outq {
+    struct brk_msg **ring; /* inline or heap */
+    struct brk_msg *inl[OUTQ_INLINE];
+    uint32_t head, count, cap;
+    size_t bytes; /* payload + header bytes queued */
+};
+void outq_init(struct outq *q);
+/* 0, or RTM_ELIMIT (count cap) / RTM_ENOMEM; the caller decides to close. Takes a reference. */
+int outq_push(struct outq *q, struct brk_msg *m);
+struct brk_msg *outq_peek(const struct outq *q, uint32_t i);
+/* Drops n frames from the front (releasing them); frees the heap ring when empty. */
+void outq_pop(struct outq *q, uint32_t n);
+void outq_clear(struct outq *q);
+
+/* ---- sessions ---- */
+
+enum sess_state {
+    SESS_NEW = 0,  /* upgraded, not yet verified */
+    SESS_OPEN,     /* welcomed, in the tables */
+    SESS_CLOSING,  /* close decided: detached, waiting for WRITEABLE to send the code */
+};
+
+struct brk_channel;
+struct brk_peer;
+
+/* One subscription of a session: value of sess->subs (key: the channel)
+ * and of chan->subs (key: the session). One allocation serves both. */
+struct brk_sub {
+    struct brk_session *s;
+    struct brk_channel *ch;
+    unsigned include_sender_meta : 1;
+    unsigned needs_snapshot : 1; /* subscribed this loop turn: snapshot at the presence flush */
+};
+
+struct brk_session {
+    struct lws *wsi;
+    struct brk_broker *b;
+    enum sess_state state;
+    int close_code;          /* when SESS_CLOSING (or a reject) */
+    char close_reason[124];
+    unsigned close_now : 1;  /* close without draining the queue (reject, 1003, 1007, 1009, 1013) */
+    unsigned attached : 1;   /* in the broker's tables (welcomed, not yet CLOSED) */
+    unsigned sent_close : 1; /* the close code is ours */
+    int peer_close_code;     /* from the client's close frame */
+    char peer_close_reason[124];
+
+    /* plain HTTP requests on this protocol (the demo token route) */
+    char *http_body;
+    size_t http_len;
+
+    char sid[40];
+    char app[65];
+    char remote[64];
+    char *origin, *user_agent; /* malloc'd, may be NULL */
+    int64_t connected_ms;
+    struct rtm_claims claims;  /* owned; claims.sub is the peerId */
+    int publishable;           /* connected with ?key=pk_ (expiresAt null) */
+    unsigned perms;
+
+    struct brk_peer *peer;
+    struct brk_session *peer_next, *peer_prev; /* the peer's sessions */
+    struct brk_session *next, *prev;           /* the broker's sessions */
+
+    struct htab subs; /* brk_channel* -> brk_sub*; empty (no memory) until the first subscribe */
+    struct outq q;
+
+    unsigned char *rx;  /* reassembly of a fragmented message; NULL when idle */
+    size_t rx_len;
+
+    lws_sorted_usec_list_t expiry_sul;
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    /* issue 4 hooks: per-connection rate bucket */
+    double rate_tokens;
+    int64_t rate_last_ms;
+};
+
+struct brk_peer {
+    char *key;         /* "app\x1fpeerId", owned; key of b->peers */
+    const char *peer_id; /* points into key */
+    char app[65];
+    json_t *peer_metadata; /* from the newest connection's token, may be NULL */
+    struct brk_session *sessions;
+    int n_sessions;
+};
+
+/* One pending presence change of a channel, keyed by peerId. */
+struct brk_pending {
+    char *peer_id;          /* owned */
+    struct brk_peer *peer;  /* joined: the member (alive while it is a member); NULL for left */
+};
+
+struct brk_channel {
+    char *key;          /* "app\x1fchannel", owned; key of b->channels */
+    const char *name;   /* points into key */
+    struct htab subs;    /* brk_session* -> brk_sub* */
+    struct htab members; /* brk_peer* -> (intptr_t) count of its subscribed sessions */
+    struct htab pending; /* peerId -> brk_pending*, changes since the last flush */
+    int n_snapshot;      /* subscriptions waiting for a snapshot */
+    struct brk_channel *dirty_next;
+    int dirty;
+};
+
+#define BRK_SCRATCH 65536
+
+struct brk_broker {
+    struct rtm_server *srv;
+    const struct rtm_config *cfg;
+    struct lws_context *ctx; /* set at PROTOCOL_INIT */
+
+    struct htab peers;    /* "app\x1fpeerId" -> brk_peer */
+    struct htab channels; /* "app\x1fchannel" -> brk_channel */
+    struct brk_session *sessions;
+    int n_sessions;       /* welcomed and not yet closed */
+
+    struct brk_channel *dirty; /* channels with presence to flush this turn */
+    lws_sorted_usec_list_t presence_sul;
+
+    /* session rows waiting for the batched write */
+    struct rtm_session_row *rows;
+    size_t n_rows, cap_rows;
+    lws_sorted_usec_list_t flush_sul;
+    int flush_armed;
+
+    int64_t revocations_seen; /* newest revocation row id enforced */
+    int shutting_down;
+
+    /* loop-thread scratch: token extraction and write coalescing */
+    char *scratch;          /* BRK_SCRATCH bytes */
+    unsigned char *wbuf;    /* LWS_PRE + BRK_SCRATCH bytes */
+};
+
+/* conn.c */
+struct brk_broker *broker_of(struct lws *wsi);
+/* Queues a frame to a session (takes its own reference). At the queue's byte
+ * bound the session is closed with 1013 instead. Returns 0 or RTM_ELIMIT. */
+int sess_enqueue(struct brk_session *s, struct brk_msg *m);
+/* Decides to close: detaches the session from every table at once (so it
+ * gets no more frames and leaves presence now) and sends the code when the
+ * socket is next writable. Idempotent. */
+void sess_close(struct brk_session *s, int code, const char *reason);
+/* Sends an error frame. */
+void sess_error(struct brk_session *s, const char *code, const char *message, const char *request_id);
+void sess_ack(struct brk_session *s, const char *request_id);
+void sess_send_going_away(struct brk_session *s, int retry_after_ms);
+
+/* frames.c: one complete inbound text message */
+void frame_handle(struct brk_session *s, const char *data, size_t len);
+int utf8_valid(const unsigned char *p, size_t n);
+
+/* channels.c */
+/* 0, or the wire error code string on failure. */
+const char *chan_subscribe(struct brk_session *s, const char *name, int include_meta);
+void chan_unsubscribe(struct brk_session *s, const char *name);
+void chan_unsubscribe_all(struct brk_session *s);
+/* Fans a publish out; data is the raw JSON text of the value (copied, never
+ * re-encoded); sender NULL means the server ("_server"). Returns recipients or negative. */
+int chan_publish(struct brk_broker *b, const char *app, const char *name, struct brk_session *sender,
+                 const char *data, size_t dlen);
+struct brk_channel *chan_find(struct brk_broker *b, const char *app, const char *name);
+void presence_flush(struct brk_broker *b);
+void channels_destroy(struct brk_broker *b);
+
+/* peers.c */
+int peer_attach(struct brk_session *s);
+void peer_detach(struct brk_session *s);
+struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *peer_id);
+/* "app\x1fname" into out; RTM_EINVAL when it does not fit. */
+int join_key(char *out, size_t outlen, const char *app, const char *name);
+
+/* broker.c */
+/* Called at PROTOCOL_INIT: the loop exists, timers can be armed. */
+void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx);
+void rows_add(struct brk_broker *b, const struct brk_session *s, int closing);
+
+#endif
