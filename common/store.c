@@ -764,8 +764,7 @@ int rtm_store_key_create(struct rtm_store *st, const struct rtm_key_spec *spec, 
     sqlite3_bind_int64(s, 10, rtm_now_s());
     int rc = sqlite3_step(s);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        log_warn("store: key not created: a key with id %s already exists", id);
-        ret = RTM_EEXISTS;
+        ret = RTM_EEXISTS; /* a kid given twice: the caller words it */
     } else if (rc != SQLITE_DONE) {
         ret = store_fail(st, "key insert");
     }

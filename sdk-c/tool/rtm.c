@@ -10,6 +10,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"key", tool_key_main, "create, list and revoke API keys in the local store"},
+    {"app", tool_app_main, "show and change app settings in the local store"},
 };
 
 static void usage(FILE *out)

@@ -10,5 +10,6 @@
 #define RTM_EXIT_CONNECT 3
 
 int tool_key_main(int argc, char **argv); /* key.c: rtm key create|list|revoke (local store) */
+int tool_app_main(int argc, char **argv); /* key.c: rtm app get|set (app settings, local store) */
 
 #endif
