@@ -1,0 +1,442 @@
+/* token.c: rtm's JWTs on top of libjwt 1.10.2, with the checks it lacks.
+ *
+ * Design: libjwt only computes and compares signatures. Everything that makes
+ * a token trustworthy is decided here, in a fixed order: the key must be a
+ * live key with a verifier (not publishable, not empty), the header's alg must
+ * be exactly the key's (so "none" and HS256-keyed-with-an-RSA-PEM never reach
+ * libjwt's keyed decode), then the signature, then every claim's JSON type and
+ * bound (read through jansson, since jwt_get_grant_int cannot tell a string
+ * from a number), then expiry against the caller's clock, then scope.
+ * Absent channels/permissions mean the key's whole scope, as in the mint API;
+ * absent metadata becomes {}. */
+#include "token.h"
+
+#include "errors.h"
+#include "pattern.h"
+#include "protocol.h"
+#include "store.h"
+#include "util.h"
+
+#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A token longer than this is refused before any parsing: 8 KB metadata plus
+ * 4 KB peerMetadata plus 100 channels of 256 bytes, base64-expanded, fits. */
+#define TOKEN_MAX (64 * 1024)
+#define JTI_MAX 79 /* fits rtm_session_row.jti */
+#define KID_MAX 79 /* fits rtm_key.id */
+
+void rtm_claims_free(struct rtm_claims *c)
+{
+    if (!c) return;
+    free(c->sub);
+    free(c->jti);
+    free(c->kid);
+    for (size_t i = 0; i < c->n_channels; i++) free(c->channels[i]);
+    free(c->channels);
+    json_decref(c->metadata);
+    json_decref(c->peer_metadata);
+    memset(c, 0, sizeof *c);
+}
+
+static jwt_alg_t alg_from_name(const char *alg)
+{
+    if (!alg) return JWT_ALG_INVAL;
+    if (strcmp(alg, "HS256") == 0) return JWT_ALG_HS256;
+    if (strcmp(alg, "RS256") == 0) return JWT_ALG_RS256;
+    if (strcmp(alg, "ES256") == 0) return JWT_ALG_ES256;
+    return JWT_ALG_INVAL;
+}
+
+/* ---- signing ---- */
+
+static json_t *claims_to_json(const struct rtm_claims *c)
+{
+    json_t *o = json_object(), *chans = json_array(), *perms = json_array();
+    if (!o || !chans || !perms) goto fail;
+    if (!c->sub || !c->jti) goto fail;
+    for (size_t i = 0; i < c->n_channels; i++)
+        if (!c->channels[i] || json_array_append_new(chans, json_string(c->channels[i]))) goto fail;
+    for (unsigned bit = 1; bit <= RTM_PERM_SEND; bit <<= 1)
+        if ((c->perms & bit) && json_array_append_new(perms, json_string(rtm_perm_name(bit)))) goto fail;
+    if (json_object_set_new(o, "sub", json_string(c->sub)) ||
+        json_object_set_new(o, "iat", json_integer(c->iat)) ||
+        json_object_set_new(o, "exp", json_integer(c->exp)) ||
+        json_object_set_new(o, "jti", json_string(c->jti)) || json_object_set_new(o, "channels", chans))
+        goto fail_owned;
+    chans = NULL;
+    if (json_object_set_new(o, "permissions", perms)) goto fail_owned;
+    perms = NULL;
+    if (c->metadata && json_object_set(o, "metadata", c->metadata)) goto fail_owned;
+    if (c->peer_metadata && json_object_set(o, "peerMetadata", c->peer_metadata)) goto fail_owned;
+    return o;
+fail:
+    json_decref(chans);
+    json_decref(perms);
+fail_owned:
+    json_decref(o);
+    return NULL;
+}
+
+int rtm_token_sign(const struct rtm_claims *c, const char *alg, const unsigned char *key, size_t keylen,
+                   char **out)
+{
+    jwt_t *j = NULL;
+    json_t *claims = NULL;
+    char *body = NULL;
+    int rc = RTM_EINVAL;
+    jwt_alg_t a = alg_from_name(alg);
+
+    *out = NULL;
+    if (!c || a == JWT_ALG_INVAL || !key || keylen == 0 || keylen > INT32_MAX) return RTM_EINVAL;
+    if (!c->kid || !*c->kid) return RTM_EINVAL;
+    if (!(claims = claims_to_json(c))) return RTM_EINVAL;
+    rc = RTM_ENOMEM;
+    if (!(body = json_dumps(claims, JSON_COMPACT))) goto fail;
+    if (jwt_new(&j)) goto fail;
+    rc = RTM_EINVAL;
+    if (jwt_add_header(j, "kid", c->kid) || jwt_add_grants_json(j, body)) goto fail;
+    rc = RTM_ECRYPTO;
+    if (jwt_set_alg(j, a, key, (int)keylen)) goto fail;
+    /* libjwt allocates with malloc (no custom allocator is installed). */
+    if (!(*out = jwt_encode_str(j))) goto fail;
+    rc = 0;
+fail:
+    jwt_free(j);
+    free(body);
+    json_decref(claims);
+    return rc;
+}
+
+/* ---- verification ---- */
+
+/* 1 when token is three base64url segments with a non-empty header and
+ * payload. libjwt 1.10.2 writes one byte past a zero-size buffer when it
+ * base64-decodes an empty segment (seen under valgrind with ".." and "h.."),
+ * so nothing reaches jwt_decode without passing this. */
+static int well_formed(const char *token)
+{
+    size_t seg = 0, len = 0, i;
+    for (i = 0; token[i]; i++) {
+        char ch = token[i];
+        if (i >= TOKEN_MAX) return 0;
+        if (ch == '.') {
+            if (len == 0 || ++seg > 2) return 0;
+            len = 0;
+        } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                   ch == '-' || ch == '_') {
+            len++;
+        } else {
+            return 0;
+        }
+    }
+    return seg == 2; /* the signature may be empty (alg none), refused later */
+}
+
+/* Untrusted decode: no key, so nothing is verified. Only for reading the
+ * header. The caller frees *j. */
+static int decode_unverified(const char *token, jwt_t **j)
+{
+    *j = NULL;
+    if (!token || !well_formed(token)) return RTM_EINVAL;
+    if (jwt_decode(j, token, NULL, 0) || !*j) return RTM_EINVAL;
+    return 0;
+}
+
+int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char **reason)
+{
+    jwt_t *j = NULL;
+    if (decode_unverified(token, &j)) {
+        *reason = "malformed token";
+        return RTM_EINVAL;
+    }
+    const char *k = jwt_get_header(j, "kid");
+    size_t n = k ? strlen(k) : 0;
+    if (n == 0 || n >= kidlen || n > KID_MAX) {
+        jwt_free(j);
+        *reason = "missing kid";
+        return RTM_EINVAL;
+    }
+    memcpy(kid, k, n + 1);
+    jwt_free(j);
+    return 0;
+}
+
+/* Each check_* returns NULL when fine, or the "invalid claims: <what>" reason. */
+
+static const char *check_string(json_t *v, size_t max, int required, const char *what)
+{
+    if (!v) return required ? what : NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max) return what;
+    /* An embedded NUL would make the C string differ from the signed one. */
+    if (strlen(json_string_value(v)) != json_string_length(v)) return what;
+    return NULL;
+}
+
+static const char *check_object(json_t *v, size_t max, const char *what)
+{
+    if (!v) return NULL;
+    if (!json_is_object(v)) return what;
+    char *s = json_dumps(v, JSON_COMPACT);
+    size_t n = s ? strlen(s) : SIZE_MAX;
+    free(s);
+    return n > max ? what : NULL;
+}
+
+static int dup_channels(struct rtm_claims *out, char *const *src, size_t n)
+{
+    out->channels = calloc(n ? n : 1, sizeof *out->channels);
+    if (!out->channels) return RTM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(out->channels[i] = strdup(src[i]))) return RTM_ENOMEM;
+        out->n_channels = i + 1;
+    }
+    return 0;
+}
+
+/* Type-checks the claims and fills out. Scope is checked by the caller. */
+static int read_claims(json_t *g, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
+                       const char **reason)
+{
+    json_t *sub = json_object_get(g, "sub"), *iat = json_object_get(g, "iat"),
+           *exp = json_object_get(g, "exp"), *jti = json_object_get(g, "jti"),
+           *chans = json_object_get(g, "channels"), *perms = json_object_get(g, "permissions"),
+           *md = json_object_get(g, "metadata"), *pmd = json_object_get(g, "peerMetadata");
+    const char *bad = NULL;
+
+    if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
+        !rtm_peer_id_valid(json_string_value(sub)))
+        bad = "invalid claims: sub";
+    else if (!json_is_integer(iat) || json_integer_value(iat) < 0)
+        bad = "invalid claims: iat";
+    else if (!json_is_integer(exp) || json_integer_value(exp) < json_integer_value(iat))
+        bad = "invalid claims: exp";
+    else if (chans && (!json_is_array(chans) || json_array_size(chans) > RTM_MAX_CHANNELS_PER_TOKEN))
+        bad = "invalid claims: channels";
+    else if (perms && !json_is_array(perms))
+        bad = "invalid claims: permissions";
+    if (!bad) bad = check_string(jti, JTI_MAX, 1, "invalid claims: jti");
+    if (!bad) bad = check_object(md, RTM_MAX_METADATA, "invalid claims: metadata");
+    if (!bad) bad = check_object(pmd, RTM_MAX_PEER_METADATA, "invalid claims: peerMetadata");
+    if (!bad && chans) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(chans, i, v) {
+            if (check_string(v, RTM_MAX_CHANNEL, 1, "x") || !rtm_channel_valid(json_string_value(v))) {
+                bad = "invalid claims: channels";
+                break;
+            }
+        }
+    }
+    out->perms = 0;
+    if (!bad && perms) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(perms, i, v) {
+            unsigned bit = json_is_string(v) ? rtm_perm_parse(json_string_value(v)) : 0;
+            if (!bit) {
+                bad = "invalid claims: permissions";
+                break;
+            }
+            out->perms |= bit;
+        }
+    }
+    if (bad) {
+        *reason = bad;
+        return RTM_EINVAL;
+    }
+    if (json_integer_value(exp) <= now) {
+        *reason = "token expired";
+        return RTM_EDENIED;
+    }
+
+    *reason = "internal error";
+    out->iat = json_integer_value(iat);
+    out->exp = json_integer_value(exp);
+    if (!(out->sub = strdup(json_string_value(sub))) || !(out->jti = strdup(json_string_value(jti))))
+        return RTM_ENOMEM;
+    if (chans) {
+        size_t n = json_array_size(chans);
+        out->channels = calloc(n ? n : 1, sizeof *out->channels);
+        if (!out->channels) return RTM_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            if (!(out->channels[i] = strdup(json_string_value(json_array_get(chans, i)))))
+                return RTM_ENOMEM;
+            out->n_channels = i + 1;
+        }
+    } else if (dup_channels(out, key->channels, key->n_channels)) {
+        return RTM_ENOMEM;
+    }
+    if (!perms) out->perms = key->actions;
+    out->metadata = md ? json_incref(md) : json_object();
+    out->peer_metadata = pmd ? json_incref(pmd) : NULL;
+    if (!out->metadata) return RTM_ENOMEM;
+    return 0;
+}
+
+static int within_key(const struct rtm_claims *c, const struct rtm_key *key, const char **reason)
+{
+    for (size_t i = 0; i < c->n_channels; i++) {
+        int ok = 0;
+        for (size_t k = 0; k < key->n_channels && !ok; k++) ok = rtm_pattern_within(c->channels[i], key->channels[k]);
+        if (!ok) {
+            *reason = "channels outside key scope";
+            return RTM_EDENIED;
+        }
+    }
+    if (c->perms & ~key->actions) {
+        *reason = "permissions outside key scope";
+        return RTM_EDENIED;
+    }
+    return 0;
+}
+
+int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
+                     const char **reason)
+{
+    jwt_t *peek = NULL, *j = NULL;
+    char *grants = NULL;
+    json_t *g = NULL;
+    int rc;
+    jwt_alg_t want;
+
+    memset(out, 0, sizeof *out);
+    if (!key || key->publishable || !key->secret || !*key->secret) {
+        *reason = "unknown key";
+        return RTM_ENOTFOUND;
+    }
+    if (key->revoked) {
+        *reason = "key revoked";
+        return RTM_EDENIED;
+    }
+    want = alg_from_name(key->alg);
+    if (want == JWT_ALG_INVAL) {
+        *reason = "unknown key";
+        return RTM_ENOTFOUND;
+    }
+
+    rc = RTM_EINVAL;
+    *reason = "malformed token";
+    if (decode_unverified(token, &peek)) goto fail;
+    /* The unkeyed decode reports alg none whatever the header says, so read
+     * the header's own string and pin it to the key before any keyed decode. */
+    const char *alg = jwt_get_header(peek, "alg");
+    if (!alg || strcmp(alg, key->alg) != 0) {
+        *reason = "algorithm not allowed";
+        goto fail;
+    }
+    const char *kid = jwt_get_header(peek, "kid");
+    if (!kid || !*kid || strlen(kid) > KID_MAX) {
+        *reason = "missing kid";
+        goto fail;
+    }
+    if (strcmp(kid, key->id) != 0) {
+        *reason = "unknown key";
+        goto fail;
+    }
+
+    /* The token parsed without a key, so a keyed failure is the signature. */
+    if (jwt_decode(&j, token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) {
+        *reason = "bad signature";
+        rc = RTM_EDENIED;
+        goto fail;
+    }
+    if (jwt_get_alg(j) != want) {
+        *reason = "algorithm not allowed";
+        goto fail;
+    }
+    if (!(grants = jwt_get_grants_json(j, NULL)) || !(g = json_loads(grants, 0, NULL)) || !json_is_object(g)) {
+        *reason = "invalid claims: payload";
+        goto fail;
+    }
+    if ((rc = read_claims(g, key, now, out, reason))) goto fail;
+    if ((rc = within_key(out, key, reason))) goto fail;
+    if (!(out->kid = strdup(kid))) {
+        *reason = "internal error";
+        rc = RTM_ENOMEM;
+        goto fail;
+    }
+    rc = 0;
+    *reason = NULL;
+    goto done;
+fail:
+    rtm_claims_free(out);
+done:
+    json_decref(g);
+    free(grants);
+    jwt_free(j);
+    jwt_free(peek);
+    return rc;
+}
+
+/* ---- JWK ---- */
+
+static int set_b64url(json_t *o, const char *name, const unsigned char *buf, size_t n)
+{
+    char enc[1400]; /* 1024-byte (8192-bit) modulus at most */
+    if (rtm_base64url(buf, n, enc, sizeof enc) < 0) return RTM_ELIMIT;
+    return json_object_set_new(o, name, json_string(enc)) ? RTM_ENOMEM : 0;
+}
+
+static int set_bn(json_t *o, const EVP_PKEY *pk, const char *param, const char *name, int pad)
+{
+    BIGNUM *bn = NULL;
+    unsigned char buf[1024];
+    int rc = RTM_ECRYPTO, n;
+    if (!EVP_PKEY_get_bn_param(pk, param, &bn)) goto fail;
+    if (pad) n = BN_bn2binpad(bn, buf, pad);
+    else n = BN_num_bytes(bn) <= (int)sizeof buf ? BN_bn2bin(bn, buf) : -1;
+    if (n <= 0) goto fail;
+    rc = set_b64url(o, name, buf, (size_t)n);
+fail:
+    BN_free(bn);
+    return rc;
+}
+
+int rtm_jwk_from_pem(const char *pem, const char *kid, const char *alg, json_t **out)
+{
+    BIO *bio = NULL;
+    EVP_PKEY *pk = NULL;
+    json_t *o = NULL;
+    int rc = RTM_EINVAL;
+    jwt_alg_t a = alg_from_name(alg);
+
+    *out = NULL;
+    if (!pem || !kid || !*kid || (a != JWT_ALG_RS256 && a != JWT_ALG_ES256)) return RTM_EINVAL;
+    if (!(bio = BIO_new_mem_buf(pem, -1))) return RTM_ENOMEM;
+    if (!(pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL))) goto fail;
+    rc = RTM_ENOMEM;
+    if (!(o = json_pack("{s:s,s:s,s:s}", "kid", kid, "alg", alg, "use", "sig"))) goto fail;
+    rc = RTM_EINVAL;
+    if (a == JWT_ALG_RS256) {
+        if (!EVP_PKEY_is_a(pk, "RSA")) goto fail;
+        if (json_object_set_new(o, "kty", json_string("RSA"))) goto fail;
+        if ((rc = set_bn(o, pk, OSSL_PKEY_PARAM_RSA_N, "n", 0)) || (rc = set_bn(o, pk, OSSL_PKEY_PARAM_RSA_E, "e", 0)))
+            goto fail;
+    } else {
+        char group[64];
+        size_t glen = 0;
+        if (!EVP_PKEY_is_a(pk, "EC")) goto fail;
+        if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) ||
+            strcmp(group, "prime256v1") != 0)
+            goto fail;
+        if (json_object_set_new(o, "kty", json_string("EC")) || json_object_set_new(o, "crv", json_string("P-256")))
+            goto fail;
+        if ((rc = set_bn(o, pk, OSSL_PKEY_PARAM_EC_PUB_X, "x", 32)) ||
+            (rc = set_bn(o, pk, OSSL_PKEY_PARAM_EC_PUB_Y, "y", 32)))
+            goto fail;
+    }
+    *out = o;
+    o = NULL;
+    rc = 0;
+fail:
+    json_decref(o);
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    return rc;
+}

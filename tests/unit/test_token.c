@@ -1,0 +1,660 @@
+/* test_token.c: token sign/verify round trips (HS256, RS256, ES256) and every
+ * rejection rtm_token_verify documents. Keys are generated per run with
+ * OpenSSL; hostile tokens are assembled by hand (header.payload.signature)
+ * so the tests do not depend on libjwt producing them. */
+#include "errors.h"
+#include "protocol.h"
+#include "store.h"
+#include "testlib.h"
+#include "token.h"
+#include "util.h"
+
+#include <jwt.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOW 1800000000LL
+#define KID "sk_id_0123abcd"
+#define SECRET "sk_secret_the-test-secret-0123456789"
+
+static char *chan_all[] = {"**"};
+static char *chan_rooms[] = {"room/*", "dm/**"};
+
+static struct rtm_key hs_key(void)
+{
+    struct rtm_key k = {.id = KID, .app = "test", .alg = "HS256", .secret = SECRET,
+                        .channels = chan_all, .n_channels = 1, .actions = RTM_PERM_ALL};
+    return k;
+}
+
+/* A private/public PEM pair made with OpenSSL 3's one-shot keygen. */
+struct pem_pair {
+    char *priv, *pub;
+    EVP_PKEY *pk;
+};
+
+static char *bio_string(BIO *b)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = malloc((size_t)n + 1);
+    memcpy(s, data, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+static struct pem_pair gen_pair(const char *type)
+{
+    struct pem_pair p = {0};
+    if (strcmp(type, "RSA") == 0) p.pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    else p.pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    if (!p.pk) return p;
+    BIO *a = BIO_new(BIO_s_mem()), *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(a, p.pk, NULL, NULL, 0, NULL, NULL);
+    PEM_write_bio_PUBKEY(b, p.pk);
+    p.priv = bio_string(a);
+    p.pub = bio_string(b);
+    BIO_free(a);
+    BIO_free(b);
+    return p;
+}
+
+static void free_pair(struct pem_pair *p)
+{
+    free(p->priv);
+    free(p->pub);
+    EVP_PKEY_free(p->pk);
+}
+
+static struct rtm_claims base_claims(void)
+{
+    static char *chans[] = {"room/1", "dm/a/b"};
+    struct rtm_claims c = {.sub = "alice", .iat = NOW - 10, .exp = NOW + 3600, .jti = "jti-1",
+                           .kid = KID, .channels = chans, .n_channels = 2,
+                           .perms = RTM_PERM_PUBLISH | RTM_PERM_SUBSCRIBE};
+    return c;
+}
+
+/* base64url(header).base64url(payload).base64url(HMAC-SHA256(secret)):
+ * any header and payload, including ones libjwt would refuse to write.
+ * secret NULL gives an empty signature. Caller frees. */
+static char *forge(const char *header, const char *payload, const char *secret)
+{
+    size_t hl = strlen(header), pl = strlen(payload);
+    size_t cap = 4 * (hl + pl) / 3 + 200;
+    char *out = malloc(cap);
+    int n = rtm_base64url((const unsigned char *)header, hl, out, cap);
+    out[n++] = '.';
+    n += rtm_base64url((const unsigned char *)payload, pl, out + n, cap - (size_t)n);
+    if (secret) {
+        unsigned char mac[32];
+        unsigned int ml = 0;
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)out, (size_t)n, mac, &ml);
+        out[n++] = '.';
+        rtm_base64url(mac, ml, out + n, cap - (size_t)n);
+    } else {
+        out[n++] = '.';
+        out[n] = '\0';
+    }
+    return out;
+}
+
+#define HS_HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" KID "\"}"
+/* A valid payload with one field replaced: "%s" takes the member list. */
+static char *payload_with(const char *sub, const char *iat, const char *exp, const char *jti,
+                          const char *extra)
+{
+    char *p = malloc(64 * 1024);
+    snprintf(p, 64 * 1024, "{\"sub\":%s,\"iat\":%s,\"exp\":%s,\"jti\":%s%s%s}", sub, iat, exp, jti,
+             extra && *extra ? "," : "", extra ? extra : "");
+    return p;
+}
+
+/* Forges an HS256 token with the given claim fragments and returns the reason
+ * verify gives (NULL on success). */
+static const char *verify_forged(const char *sub, const char *iat, const char *exp, const char *jti,
+                                 const char *extra)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *p = payload_with(sub, iat, exp, jti, extra);
+    char *t = forge(HS_HEADER, p, SECRET);
+    int rc = rtm_token_verify(t, &k, NOW, &out, &reason);
+    if (rc == 0) rtm_claims_free(&out);
+    else if (!reason) reason = "(no reason)";
+    free(p);
+    free(t);
+    return rc == 0 ? NULL : reason;
+}
+
+#define OK_SUB "\"alice\""
+#define OK_IAT "1799999990"
+#define OK_EXP "1800003600"
+#define OK_JTI "\"j1\""
+
+static void check_round_trip(const char *alg, const struct rtm_key *k, const unsigned char *signkey,
+                             size_t signlen)
+{
+    struct rtm_claims c = base_claims(), out;
+    c.metadata = json_pack("{s:s}", "secretNote", "x");
+    c.peer_metadata = json_pack("{s:s}", "name", "Alice");
+    char *tok = NULL, kid[80];
+    const char *reason = "unset";
+    CHECK(rtm_token_sign(&c, alg, signkey, signlen, &tok) == 0);
+    CHECK(tok != NULL);
+    if (!tok) goto done;
+    CHECK(rtm_token_peek_kid(tok, kid, sizeof kid, &reason) == 0);
+    CHECK_STR(kid, c.kid);
+    CHECK(rtm_token_verify(tok, k, NOW, &out, &reason) == 0);
+    CHECK_STR(out.sub, "alice");
+    CHECK_STR(out.jti, "jti-1");
+    CHECK_STR(out.kid, c.kid);
+    CHECK(out.iat == NOW - 10 && out.exp == NOW + 3600);
+    CHECK(out.n_channels == 2);
+    if (out.n_channels == 2) {
+        CHECK_STR(out.channels[0], "room/1");
+        CHECK_STR(out.channels[1], "dm/a/b");
+    }
+    CHECK(out.perms == (RTM_PERM_PUBLISH | RTM_PERM_SUBSCRIBE));
+    CHECK(json_equal(out.metadata, c.metadata));
+    CHECK(json_equal(out.peer_metadata, c.peer_metadata));
+    rtm_claims_free(&out);
+    /* The same token a second later than exp is refused. */
+    CHECK(rtm_token_verify(tok, k, NOW + 3600, &out, &reason) != 0);
+    CHECK_STR(reason, "token expired");
+done:
+    free(tok);
+    json_decref(c.metadata);
+    json_decref(c.peer_metadata);
+}
+
+TEST(round_trip_hs256)
+{
+    struct rtm_key k = hs_key();
+    check_round_trip("HS256", &k, (const unsigned char *)SECRET, strlen(SECRET));
+}
+
+TEST(round_trip_rs256)
+{
+    struct pem_pair p = gen_pair("RSA");
+    CHECK(p.priv && p.pub);
+    struct rtm_key k = {.id = "rsa-key-1", .app = "test", .alg = "RS256", .secret = p.pub,
+                        .channels = chan_all, .n_channels = 1, .actions = RTM_PERM_ALL};
+    /* Signed under the RSA key's own kid. */
+    struct rtm_claims cc = base_claims(), out;
+    cc.kid = "rsa-key-1";
+    char *tok = NULL;
+    const char *reason = NULL;
+    CHECK(rtm_token_sign(&cc, "RS256", (unsigned char *)p.priv, strlen(p.priv), &tok) == 0);
+    CHECK(tok != NULL);
+    if (!tok) return;
+    int rc = rtm_token_verify(tok, &k, NOW, &out, &reason);
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK_STR(out.kid, "rsa-key-1");
+        CHECK_STR(out.sub, "alice");
+        rtm_claims_free(&out);
+    }
+    /* The same token against an HS256 key whose "secret" is that PEM: refused. */
+    struct rtm_key hk = k;
+    strcpy(hk.alg, "HS256");
+    CHECK(rtm_token_verify(tok, &hk, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "algorithm not allowed");
+    /* Another RSA key does not verify it. */
+    struct pem_pair other = gen_pair("RSA");
+    struct rtm_key ok = k;
+    ok.secret = other.pub;
+    CHECK(rtm_token_verify(tok, &ok, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "bad signature");
+    free(tok);
+    free_pair(&other);
+    free_pair(&p);
+}
+
+TEST(round_trip_es256)
+{
+    struct pem_pair p = gen_pair("EC");
+    CHECK(p.priv && p.pub);
+    struct rtm_key k = {.id = KID, .app = "test", .alg = "ES256", .secret = p.pub,
+                        .channels = chan_all, .n_channels = 1, .actions = RTM_PERM_ALL};
+    check_round_trip("ES256", &k, (unsigned char *)p.priv, strlen(p.priv));
+    /* An ES256 signature is raw R||S: 64 bytes, 86 base64url characters. */
+    struct rtm_claims c = base_claims();
+    char *tok = NULL;
+    CHECK(rtm_token_sign(&c, "ES256", (unsigned char *)p.priv, strlen(p.priv), &tok) == 0);
+    CHECK(tok && strlen(strrchr(tok, '.') + 1) == 86);
+    free(tok);
+    free_pair(&p);
+}
+
+TEST(sign_refuses_bad_arguments)
+{
+    struct rtm_claims c = base_claims();
+    char *tok = (char *)1;
+    CHECK(rtm_token_sign(&c, "none", (unsigned char *)"k", 1, &tok) == RTM_EINVAL && tok == NULL);
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)"", 0, &tok) == RTM_EINVAL);
+    c.kid = NULL;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)"k", 1, &tok) == RTM_EINVAL);
+}
+
+TEST(peek_kid)
+{
+    char kid[80];
+    const char *reason = NULL;
+    char *t = forge(HS_HEADER, "{\"sub\":\"a\"}", SECRET);
+    CHECK(rtm_token_peek_kid(t, kid, sizeof kid, &reason) == 0);
+    CHECK_STR(kid, KID);
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", SECRET);
+    CHECK(rtm_token_peek_kid(t, kid, sizeof kid, &reason) == RTM_EINVAL);
+    CHECK_STR(reason, "missing kid");
+    free(t);
+    t = forge("{\"alg\":\"HS256\",\"kid\":42}", "{\"sub\":\"a\"}", SECRET);
+    CHECK(rtm_token_peek_kid(t, kid, sizeof kid, &reason) == RTM_EINVAL);
+    CHECK_STR(reason, "missing kid");
+    free(t);
+    CHECK(rtm_token_peek_kid("not a token", kid, sizeof kid, &reason) == RTM_EINVAL);
+    CHECK_STR(reason, "malformed token");
+    CHECK(rtm_token_peek_kid("", kid, sizeof kid, &reason) == RTM_EINVAL);
+    CHECK_STR(reason, "malformed token");
+    /* A kid that does not fit the caller's buffer is refused, not truncated. */
+    t = forge(HS_HEADER, "{}", SECRET);
+    memset(kid, 'Z', sizeof kid);
+    CHECK(rtm_token_peek_kid(t, kid, 4, &reason) == RTM_EINVAL);
+    CHECK(kid[0] == 'Z');
+    free(t);
+}
+
+TEST(reject_alg_none)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *p = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t = forge("{\"alg\":\"none\",\"kid\":\"" KID "\"}", p, NULL);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "algorithm not allowed");
+    free(t);
+    /* Lower-case or otherwise mangled names are not the key's alg either. */
+    t = forge("{\"alg\":\"hs256\",\"kid\":\"" KID "\"}", p, SECRET);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "algorithm not allowed");
+    free(t);
+    free(p);
+}
+
+TEST(reject_alg_confusion_hs256_with_rsa_public_pem)
+{
+    struct pem_pair rsa = gen_pair("RSA");
+    struct rtm_key k = {.id = "rsa-1", .app = "test", .alg = "RS256", .secret = rsa.pub,
+                        .channels = chan_all, .n_channels = 1, .actions = RTM_PERM_ALL};
+    char *p = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    /* The classic attack: HMAC the token with the public PEM as the secret. */
+    char *t = forge("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"rsa-1\"}", p, rsa.pub);
+    /* libjwt alone would accept it, which is why the pin exists. */
+    jwt_t *j = NULL;
+    CHECK(jwt_decode(&j, t, (unsigned char *)rsa.pub, (int)strlen(rsa.pub)) == 0);
+    jwt_free(j);
+    struct rtm_claims out;
+    const char *reason = NULL;
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "algorithm not allowed");
+    free(t);
+    free(p);
+    free_pair(&rsa);
+}
+
+TEST(reject_bad_signature)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *p = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t = forge(HS_HEADER, p, "sk_secret_some-other-secret");
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "bad signature");
+    free(t);
+    /* A correctly signed token whose payload is then swapped. */
+    t = forge(HS_HEADER, p, SECRET);
+    char *p2 = payload_with("\"mallory\"", OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t2 = forge(HS_HEADER, p2, NULL);
+    char *sig = strrchr(t, '.');
+    char *spliced = malloc(strlen(t2) + strlen(sig) + 1);
+    strcpy(spliced, t2);
+    strcpy(spliced + strlen(spliced) - 1, sig);
+    CHECK(rtm_token_verify(spliced, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "bad signature");
+    /* The untouched one is fine, so the splice is what failed. */
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) == 0);
+    rtm_claims_free(&out);
+    free(spliced);
+    free(t2);
+    free(p2);
+    free(t);
+    free(p);
+}
+
+TEST(reject_expired)
+{
+    CHECK(verify_forged(OK_SUB, OK_IAT, "1800000000", OK_JTI, NULL) != NULL);
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, "1800000000", OK_JTI, NULL), "token expired"); /* exp == now */
+    CHECK_STR(verify_forged(OK_SUB, "1", "1799999999", OK_JTI, NULL), "token expired");
+    CHECK(verify_forged(OK_SUB, OK_IAT, "1800000001", OK_JTI, NULL) == NULL);
+}
+
+TEST(reject_wrong_claim_types)
+{
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL) == NULL); /* the baseline verifies */
+    CHECK_STR(verify_forged("42", OK_IAT, OK_EXP, OK_JTI, NULL), "invalid claims: sub");
+    CHECK_STR(verify_forged("\"\"", OK_IAT, OK_EXP, OK_JTI, NULL), "invalid claims: sub");
+    CHECK_STR(verify_forged("\"a b\"", OK_IAT, OK_EXP, OK_JTI, NULL), "invalid claims: sub");
+    CHECK_STR(verify_forged("\"caf\\u00e9\"", OK_IAT, OK_EXP, OK_JTI, NULL), "invalid claims: sub");
+    /* jansson refuses \u0000 when libjwt parses, before any claim check. */
+    CHECK_STR(verify_forged("\"a\\u0000b\"", OK_IAT, OK_EXP, OK_JTI, NULL), "malformed token");
+    char long_sub[140];
+    memset(long_sub, 'x', sizeof long_sub);
+    long_sub[0] = '"';
+    strcpy(long_sub + 130, "\"");
+    CHECK_STR(verify_forged(long_sub, OK_IAT, OK_EXP, OK_JTI, NULL), "invalid claims: sub"); /* 129 */
+    long_sub[129] = '"';
+    long_sub[130] = '\0';
+    CHECK(verify_forged(long_sub, OK_IAT, OK_EXP, OK_JTI, NULL) == NULL); /* 128 is fine */
+    CHECK_STR(verify_forged(OK_SUB, "\"1799999990\"", OK_EXP, OK_JTI, NULL), "invalid claims: iat");
+    CHECK_STR(verify_forged(OK_SUB, "null", OK_EXP, OK_JTI, NULL), "invalid claims: iat");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, "\"1800003600\"", OK_JTI, NULL), "invalid claims: exp");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, "1800003600.5", OK_JTI, NULL), "invalid claims: exp");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, "true", OK_JTI, NULL), "invalid claims: exp");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, "7", NULL), "invalid claims: jti");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, "\"\"", NULL), "invalid claims: jti");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"channels\":\"room/1\""),
+              "invalid claims: channels");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"channels\":[\"a\",1]"),
+              "invalid claims: channels");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"channels\":[\"\"]"),
+              "invalid claims: channels");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"permissions\":\"publish\""),
+              "invalid claims: permissions");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"permissions\":[\"publish\",\"admin\"]"),
+              "invalid claims: permissions");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"permissions\":[1]"),
+              "invalid claims: permissions");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"metadata\":[1]"), "invalid claims: metadata");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"metadata\":\"x\""), "invalid claims: metadata");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"peerMetadata\":3"),
+              "invalid claims: peerMetadata");
+    /* A missing required claim is as bad as a wrong one. */
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *t = forge(HS_HEADER, "{\"sub\":\"alice\",\"iat\":1,\"exp\":1800003600}", SECRET);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "invalid claims: jti");
+    free(t);
+    t = forge(HS_HEADER, "[1,2]", SECRET);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK(reason && (strcmp(reason, "malformed token") == 0 || strncmp(reason, "invalid claims", 14) == 0));
+    free(t);
+}
+
+TEST(reject_channel_bounds)
+{
+    /* 256 bytes is the limit, 257 is over. */
+    char chans[400];
+    strcpy(chans, "\"channels\":[\"");
+    size_t off = strlen(chans);
+    memset(chans + off, 'c', 256);
+    strcpy(chans + off + 256, "\"]");
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, chans) == NULL);
+    memset(chans + off, 'c', 257);
+    strcpy(chans + off + 257, "\"]");
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, chans), "invalid claims: channels");
+    /* 100 channels fine, 101 over. */
+    char many[2000];
+    for (int count = 100; count <= 101; count++) {
+        int n = snprintf(many, sizeof many, "\"channels\":[");
+        for (int i = 0; i < count; i++) n += snprintf(many + n, sizeof many - (size_t)n, "%s\"c%d\"", i ? "," : "", i);
+        snprintf(many + n, sizeof many - (size_t)n, "]");
+        const char *r = verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, many);
+        if (count == 100) CHECK(r == NULL);
+        else CHECK_STR(r, "invalid claims: channels");
+    }
+}
+
+static char *object_of_size(const char *name, size_t serialized)
+{
+    /* {"v":"xxx..."} is 8 bytes plus the x's. */
+    char *s = malloc(serialized + 64);
+    int n = sprintf(s, "\"%s\":{\"v\":\"", name);
+    memset(s + n, 'x', serialized - 8);
+    strcpy(s + n + serialized - 8, "\"}");
+    return s;
+}
+
+TEST(reject_oversize_metadata)
+{
+    char *m = object_of_size("metadata", RTM_MAX_METADATA);
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m) == NULL);
+    free(m);
+    m = object_of_size("metadata", RTM_MAX_METADATA + 1);
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m), "invalid claims: metadata");
+    free(m);
+    m = object_of_size("peerMetadata", RTM_MAX_PEER_METADATA);
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m) == NULL);
+    free(m);
+    m = object_of_size("peerMetadata", RTM_MAX_PEER_METADATA + 1);
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m), "invalid claims: peerMetadata");
+    free(m);
+}
+
+TEST(reject_oversize_token)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *m = object_of_size("other", 80 * 1024);
+    char *p = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m);
+    char *t = forge(HS_HEADER, p, SECRET);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "malformed token");
+    free(t);
+    free(p);
+    free(m);
+}
+
+TEST(scope_channels_and_permissions)
+{
+    struct rtm_key k = hs_key();
+    k.channels = chan_rooms;
+    k.n_channels = 2;
+    k.actions = RTM_PERM_SUBSCRIBE | RTM_PERM_PUBLISH;
+    struct rtm_claims c = base_claims(), out;
+    const char *reason = NULL;
+    char *t = NULL;
+
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) == 0); /* room/1 and dm/a/b are inside */
+    rtm_claims_free(&out);
+    free(t);
+
+    static char *wide[] = {"room/**"};
+    c.channels = wide;
+    c.n_channels = 1;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "channels outside key scope");
+    free(t);
+
+    static char *other[] = {"room/1", "lobby"};
+    c.channels = other;
+    c.n_channels = 2;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "channels outside key scope");
+    free(t);
+
+    c = base_claims();
+    c.perms = RTM_PERM_PUBLISH | RTM_PERM_PRESENCE;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "permissions outside key scope");
+    free(t);
+}
+
+TEST(absent_optional_claims_take_key_scope)
+{
+    struct rtm_key k = hs_key();
+    k.channels = chan_rooms;
+    k.n_channels = 2;
+    k.actions = RTM_PERM_SUBSCRIBE;
+    struct rtm_claims out;
+    const char *reason = NULL;
+    char *p = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t = forge(HS_HEADER, p, SECRET);
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) == 0);
+    CHECK(out.n_channels == 2 && out.channels && strcmp(out.channels[0], "room/*") == 0);
+    CHECK(out.perms == RTM_PERM_SUBSCRIBE);
+    CHECK(json_is_object(out.metadata) && json_object_size(out.metadata) == 0);
+    CHECK(out.peer_metadata == NULL);
+    rtm_claims_free(&out);
+    free(t);
+    free(p);
+}
+
+TEST(reject_key_state)
+{
+    struct rtm_claims c = base_claims(), out;
+    const char *reason = NULL;
+    char *t = NULL;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+
+    struct rtm_key k = hs_key();
+    k.revoked = NOW - 5;
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "key revoked");
+
+    k = hs_key();
+    k.publishable = 1;
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "unknown key");
+
+    k = hs_key();
+    k.secret = "";
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "unknown key");
+    k.secret = NULL;
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "unknown key");
+
+    CHECK(rtm_token_verify(t, NULL, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "unknown key");
+
+    /* The caller looked up the wrong key: its id is not the header's kid. */
+    k = hs_key();
+    strcpy(k.id, "sk_id_other");
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "unknown key");
+    free(t);
+}
+
+TEST(reject_malformed)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    /* Empty segments ("..", "h..") made libjwt 1.10.2 write past a heap
+     * buffer; valgrind and ASan runs of this test are what catch a regression. */
+    const char *bad[] = {"", "a", "a.b", "a.b.c", "..", "eyJhbGciOiJIUzI1NiJ9..", ".eyJzdWIiOiJhIn0.x",
+                         "\xff\xfe.x.y", "a+b.c.d", "YQ==.YQ.x", "a b.c.d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        reason = NULL;
+        CHECK(rtm_token_verify(bad[i], &k, NOW, &out, &reason) != 0);
+        CHECK_STR(reason, "malformed token");
+    }
+    /* A valid token with a fourth segment glued on: libjwt ignores the tail,
+     * rtm does not. */
+    struct rtm_claims c = base_claims();
+    char *t = NULL;
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &t) == 0);
+    CHECK(t && rtm_token_verify(t, &k, NOW, &out, &reason) == 0);
+    rtm_claims_free(&out);
+    char *t4 = malloc(strlen(t) + 8);
+    sprintf(t4, "%s.extra", t);
+    CHECK(rtm_token_verify(t4, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "malformed token");
+    free(t4);
+    free(t);
+    CHECK(rtm_token_verify(NULL, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "malformed token");
+}
+
+/* ---- JWK ---- */
+
+static void expect_b64url(json_t *jwk, const char *name, const unsigned char *raw, size_t n)
+{
+    char want[1024];
+    CHECK(rtm_base64url(raw, n, want, sizeof want) > 0);
+    CHECK_STR(json_string_value(json_object_get(jwk, name)), want);
+}
+
+TEST(jwk_rsa)
+{
+    struct pem_pair p = gen_pair("RSA");
+    json_t *jwk = NULL;
+    CHECK(rtm_jwk_from_pem(p.pub, "rsa-1", "RS256", &jwk) == 0);
+    CHECK_STR(json_string_value(json_object_get(jwk, "kty")), "RSA");
+    CHECK_STR(json_string_value(json_object_get(jwk, "kid")), "rsa-1");
+    CHECK_STR(json_string_value(json_object_get(jwk, "alg")), "RS256");
+    CHECK_STR(json_string_value(json_object_get(jwk, "use")), "sig");
+    CHECK_STR(json_string_value(json_object_get(jwk, "e")), "AQAB"); /* 65537 */
+    /* n: the 256-byte modulus, read back through the legacy-free param API. */
+    BIGNUM *n = NULL;
+    unsigned char buf[256];
+    CHECK(EVP_PKEY_get_bn_param(p.pk, OSSL_PKEY_PARAM_RSA_N, &n) == 1);
+    CHECK(BN_bn2binpad(n, buf, 256) == 256);
+    expect_b64url(jwk, "n", buf, 256);
+    BN_free(n);
+    json_t *dummy = NULL;
+    CHECK(rtm_jwk_from_pem(p.pub, "rsa-1", "ES256", &dummy) != 0 && dummy == NULL);
+    CHECK(rtm_jwk_from_pem("not a pem", "rsa-1", "RS256", &dummy) != 0);
+    CHECK(rtm_jwk_from_pem(p.pub, "rsa-1", "HS256", &dummy) != 0);
+    json_decref(jwk);
+    free_pair(&p);
+}
+
+TEST(jwk_ec)
+{
+    struct pem_pair p = gen_pair("EC");
+    json_t *jwk = NULL;
+    CHECK(rtm_jwk_from_pem(p.pub, "ec-1", "ES256", &jwk) == 0);
+    CHECK_STR(json_string_value(json_object_get(jwk, "kty")), "EC");
+    CHECK_STR(json_string_value(json_object_get(jwk, "crv")), "P-256");
+    CHECK_STR(json_string_value(json_object_get(jwk, "alg")), "ES256");
+    /* The uncompressed point is 04 || X(32) || Y(32). */
+    unsigned char pt[65];
+    size_t len = 0;
+    CHECK(EVP_PKEY_get_octet_string_param(p.pk, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &len) == 1);
+    CHECK(len == 65 && pt[0] == 4);
+    expect_b64url(jwk, "x", pt + 1, 32);
+    expect_b64url(jwk, "y", pt + 33, 32);
+    json_t *dummy = NULL;
+    CHECK(rtm_jwk_from_pem(p.pub, "ec-1", "RS256", &dummy) != 0);
+    json_decref(jwk);
+    free_pair(&p);
+
+    /* Another curve is not ES256. */
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(b, pk);
+    char *pem = bio_string(b);
+    CHECK(rtm_jwk_from_pem(pem, "ec-2", "ES256", &dummy) != 0);
+    free(pem);
+    BIO_free(b);
+    EVP_PKEY_free(pk);
+}
+
+int main(void) { return RUN_TESTS(); }
