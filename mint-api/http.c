@@ -448,12 +448,11 @@ static int on_writeable(struct lws *wsi, struct conn *c)
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p, end))
         goto fail;
     if (lws_finalize_http_header(wsi, &p, end)) goto fail;
-    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0) goto fail;
-    /* The body goes right after LWS_PRE headroom in the same buffer. */
-    if (c->out_len) {
-        memcpy(start, c->out, c->out_len);
-        if (lws_write(wsi, start, c->out_len, LWS_WRITE_HTTP_FINAL) < 0) goto fail;
-    }
+    /* Headers and body leave in one write (one send(2) per reply): on HTTP/1.1
+     * lws passes header writes through as is, and the transaction's content
+     * accounting is reset by lws_http_transaction_completed. */
+    memcpy(p, c->out, c->out_len);
+    if (lws_write(wsi, start, (size_t)(p - start) + c->out_len, LWS_WRITE_HTTP_HEADERS) < 0) goto fail;
     free(buf);
     count_status(c->status, c->t0_ns);
     int closing = c->closing;

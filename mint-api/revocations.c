@@ -1,7 +1,10 @@
 /* revocations.c: POST /v1/revocations {jti} | {peerId}: stored in the key's
  * app, then the broker (same process, when present) re-reads the new rows
  * and closes matching live sessions. A revocation by peerId voids every
- * token of that peer issued before now; tokens minted afterwards are valid. */
+ * token of that peer issued up to now: iat has one-second resolution and the
+ * store voids iat < before, so before is the next second, or a token minted
+ * in this very second (the usual mint, connect, revoke sequence) would
+ * survive. Tokens minted from the next second on are valid. */
 #include "api.h"
 
 #include "broker.h"
@@ -49,8 +52,8 @@ void mint_revocations_post(struct mint_req *rq)
                              "peerId must be 1 to 128 printable ASCII characters");
             goto done;
         }
-        rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now);
-        reply = json_pack("{s:s, s:I}", "peerId", peer, "before", (json_int_t)rq->now);
+        rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now + 1);
+        reply = json_pack("{s:s, s:I}", "peerId", peer, "before", (json_int_t)(rq->now + 1));
     }
     if (rc != 0) {
         json_decref(reply);
