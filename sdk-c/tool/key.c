@@ -160,6 +160,15 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* The store's rule for app names, checked here for a precise message. */
+static int app_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return 0;
+    return n >= 1 && n <= 64;
+}
+
 static const char usage_create[] =
     "usage: rtm key create [--db PATH] --app NAME [--channels P,...] [--actions A,...]\n"
     "                      [--origins O,...] [--publishable]\n"
@@ -210,6 +219,10 @@ static int key_create(int argc, char **argv)
 
     if (!*app) {
         fprintf(stderr, "rtm key create: --app must not be empty\n");
+        goto out;
+    }
+    if (!app_name_ok(app)) {
+        fprintf(stderr, "rtm key create: --app must be 1 to 64 printable ASCII characters (no spaces)\n");
         goto out;
     }
     if (alg && !asym && strcmp(alg, "HS256") != 0) {
