@@ -24,12 +24,16 @@
  * minting helpers (rtm_sign_token, rtm_fetch_token, rtm_http_request), which
  * are self-contained and may run on any thread.
  *
- * Tokens: the token is offered in the WebSocket subprotocol list as
- * "token.<jwt>, rtm.v1" (the broker answers "rtm.v1"), never in the URL: the
- * lws client silently replaces paths over about 1 KB, proxies log URLs, and
- * a token with large metadata easily exceeds 4 KB. Tokens up to
- * RTM_MAX_TOKEN_LEN bytes fit (the library sizes its lws context's header
- * buffers for that). A publishable key goes in the query (?key=pk_...).
+ * Tokens: libwebsockets 4.1.6 limits where a token can travel. Its client
+ * builds the request line in 2048 bytes (a longer path is cut), and its
+ * server refuses a Sec-WebSocket-Protocol list over 127 bytes, so the
+ * "token.<jwt>, rtm.v1" subprotocol form cannot carry a real JWT between
+ * two lws peers. The library therefore sends a token of at most
+ * 1900 bytes as ?token= (the broker redacts it from every log line) and a
+ * longer one (large metadata) in an "Authorization: Bearer <jwt>" header of
+ * the upgrade request, which has room for RTM_MAX_TOKEN_LEN bytes; the
+ * broker must accept that header for such tokens. A publishable key goes
+ * in the query (?key=pk_...).
  *
  * Reconnect: exponential backoff from 500 ms, doubling, capped at 30 s, with
  * +-20 % jitter, reset after a welcome. Close codes 4001, 4003, 4012 and 4020

@@ -112,10 +112,19 @@ static void stop_for_good(struct rtm_client *c, int code, const char *reason)
 
 static void sul_connect_cb(lws_sorted_usec_list_t *s);
 
+static void auth_clear(struct rtm_client *c)
+{
+    if (!c->auth_hdr) return;
+    memset(c->auth_hdr, 0, strlen(c->auth_hdr));
+    free(c->auth_hdr);
+    c->auth_hdr = NULL;
+}
+
 /* The socket is gone (or never came up): settle requests, pick what next. */
 static void socket_gone(struct rtm_client *c, int code, const char *reason)
 {
     int was_open = c->state == ST_OPEN;
+    auth_clear(c);
     c->wsi = NULL;
     c->connecting = 0;
     c->close_pending = 0;
@@ -182,11 +191,22 @@ static void sul_connect_cb(lws_sorted_usec_list_t *s)
             socket_gone(c, 0, "no token from the provider");
             goto out;
         }
-        size_t n = strlen(token) + 32;
-        if (!(protos = malloc(n))) goto fail_local;
-        /* the broker answers "rtm.v1"; lws checks the answer against this list */
-        snprintf(protos, n, "token.%s, rtm.v1", token);
-        path = strdup(c->path);
+        protos = strdup("rtm.v1");
+        if (strlen(token) <= RTM_QUERY_TOKEN_MAX) {
+            /* lws 4.1.6 caps the client request line at 2048 bytes and its
+             * server refuses subprotocol lists over 127 bytes, so the query
+             * is the one place a short token fits everywhere */
+            size_t pn = strlen(c->path) + strlen(token) + 16;
+            if ((path = malloc(pn)))
+                snprintf(path, pn, "%s%stoken=%s", c->path, strchr(c->path, '?') ? "&" : "?", token);
+        } else {
+            /* longer tokens go in an Authorization header (appended in
+             * CLIENT_APPEND_HANDSHAKE_HEADER), which has no such cap */
+            path = strdup(c->path);
+            size_t an = strlen(token) + 8;
+            if ((c->auth_hdr = malloc(an))) snprintf(c->auth_hdr, an, "Bearer %s", token);
+            if (!c->auth_hdr) goto fail_local;
+        }
     } else {
         size_t n = strlen(c->path) + strlen(c->o.pk) + 8;
         if ((path = malloc(n))) snprintf(path, n, "%s%skey=%s", c->path, strchr(c->path, '?') ? "&" : "?", c->o.pk);
@@ -359,6 +379,15 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         socket_gone(c, 0, in ? why : "connect failed");
         return 0;
     }
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        unsigned char **p = in, *end = *p + len;
+        if (c->auth_hdr && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                                        (unsigned char *)c->auth_hdr, (int)strlen(c->auth_hdr), p,
+                                                        end))
+            return -1;
+        auth_clear(c);
+        return 0;
+    }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->connecting = 0;
         c->wsi = wsi;
@@ -479,6 +508,7 @@ static void do_free(struct rtm_client *c)
         c->wsi = NULL;
     }
     if (c->own_ctx) lws_context_destroy(c->ctx);
+    auth_clear(c);
     chans_free(c);
     free(c->snap_chan);
     free(c->rx);

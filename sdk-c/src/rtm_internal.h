@@ -29,6 +29,7 @@
 #define RTM_RX_MAX (4u << 20)      /* a frame from the broker larger than this closes with 1009 */
 #define RTM_WRITE_BUDGET 64        /* frames per WRITEABLE callback before yielding */
 #define RTM_HDR_SPACE (RTM_MAX_TOKEN_LEN + 4096)
+#define RTM_QUERY_TOKEN_MAX 1900 /* lws client request line: 2048 bytes in all */
 
 struct rtm_options {
     char *url;
@@ -103,7 +104,7 @@ struct rtm_client {
     int close_pending;
     int ping_due;
     int stop_requested;
-    int fresh_token;      /* 4002: the provider must be asked again (always is) */
+    char *auth_hdr;       /* "Bearer <jwt>" for a long token, until the handshake is sent */
     uint64_t seq;
     uint64_t rng;
 
