@@ -1,5 +1,6 @@
 /* rtm.c: the `rtm` command-line tool: dispatches to one subcommand per file. */
 #include "tool.h"
+#include "toolconn.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,16 @@ static const struct {
 } commands[] = {
     {"key", tool_key_main, "create, list and revoke API keys in the local store"},
     {"app", tool_app_main, "show and change app settings in the local store"},
+    {"token", tool_token_main, "mint a token through the mint API, or sign one locally"},
+    {"sub", tool_sub_main, "subscribe to channels; print messages and presence as JSON lines"},
+    {"pub", tool_pub_main, "publish one message to a channel"},
+    {"send", tool_send_main, "send one direct message to a peer"},
+    {"listen", tool_listen_main, "print every frame from the broker as a JSON line"},
+    {"peers", tool_peers_main, "list the peers online (backend API)"},
+    {"kick", tool_kick_main, "disconnect a peer with 4020 (backend API)"},
+    {"revoke", tool_revoke_main, "revoke a token by jti or every token of a peer (backend API)"},
+    {"sessions", tool_sessions_main, "list recorded sessions (backend API)"},
+    {"bench", tool_bench_main, "load generator: fanout, pairs, connect"},
 };
 
 static void usage(FILE *out)
