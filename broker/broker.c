@@ -146,13 +146,15 @@ int brk_session_count(struct brk_broker *b) { return b ? b->n_sessions : 0; }
 
 /* ---- backend-facing ---- */
 
-json_t *brk_peers(struct brk_broker *b, const char *channel)
+json_t *brk_peers(struct brk_broker *b, const char *channel) { return brk_peers_app(b, NULL, channel); }
+
+json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel)
 {
     json_t *out = json_array();
     if (!out) return NULL;
     for (uint32_t i = 0; i < b->peers.cap; i++) {
         struct brk_peer *p = b->peers.slots[i].key ? b->peers.slots[i].val : NULL;
-        if (!p) continue;
+        if (!p || (app && strcmp(p->app, app) != 0)) continue;
         json_t *chans = json_array();
         struct htab seen;
         htab_init(&seen, HTAB_PTR);

@@ -25,6 +25,8 @@ const struct lws_http_mount *brk_mounts(const struct rtm_server *srv);
 /* ---- used by the mint API on the backend listener (issue 4) ---- */
 /* [{peerId, peerMetadata, channels:[...], connections:N}] of peers online, optionally in one channel. */
 json_t *brk_peers(struct brk_broker *b, const char *channel);
+/* The same, limited to one app (app NULL = every app). Each object also carries "app". */
+json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel);
 /* Closes every session of peer_id with 4020; returns how many. */
 int brk_kick(struct brk_broker *b, const char *app, const char *peer_id);
 /* Publishes data to channel with from "_server"; returns recipients or negative. */
