@@ -128,25 +128,25 @@ test('a credential signed with a secret coturn does not have is refused with 401
 });
 
 test('rotation: coturn with both secrets accepts credentials signed with the new and the old one', async () => {
-  const t = await startCoturn({ secrets: ['rot-new', 'rot-old'] });
+  const t = await startCoturn({ secrets: ['rotation-new-secret', 'rotation-old-secret'] });
   try {
     // The rotated deployment signs with the first secret it lists.
-    const now = await rtmd({ turnSecrets: ['rot-new', 'rot-old'], turnUrls: t.urls });
+    const now = await rtmd({ turnSecrets: ['rotation-new-secret', 'rotation-old-secret'], turnUrls: t.urls });
     const a = jwtPayload((await now.mint({ peerId: 'new-peer' })).token).metadata.iceServers[1];
-    assert.equal(a.credential, hmacCredential('rot-new', a.username), 'signed with the first secret');
+    assert.equal(a.credential, hmacCredential('rotation-new-secret', a.username), 'signed with the first secret');
     await expectAllocates(t, a.username, a.credential);
     const ra = await now.api('POST', '/v1/turn-credentials', { userId: 'new-rest', ttl: 600 });
-    assert.equal(ra.json.credential, hmacCredential('rot-new', ra.json.username));
+    assert.equal(ra.json.credential, hmacCredential('rotation-new-secret', ra.json.username));
     await expectAllocates(t, ra.json.username, ra.json.credential);
 
     // A credential minted before the rotation (old secret only) still allocates.
-    const prev = await rtmd({ turnSecrets: ['rot-old'], turnUrls: t.urls });
+    const prev = await rtmd({ turnSecrets: ['rotation-old-secret'], turnUrls: t.urls });
     const b = jwtPayload((await prev.mint({ peerId: 'old-peer' })).token).metadata.iceServers[1];
-    assert.equal(b.credential, hmacCredential('rot-old', b.username));
+    assert.equal(b.credential, hmacCredential('rotation-old-secret', b.username));
     await expectAllocates(t, b.username, b.credential);
 
     // After the overlap coturn drops the old secret: the old credential is refused.
-    const t2 = await startCoturn({ secrets: ['rot-new'] });
+    const t2 = await startCoturn({ secrets: ['rotation-new-secret'] });
     try {
       await expectRefused(t2, b.username, b.credential);
       await expectAllocates(t2, a.username, a.credential);
