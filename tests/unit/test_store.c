@@ -648,11 +648,17 @@ TEST(revocations_by_jti_and_peer)
     CHECK(rtm_store_is_revoked(st, "other", "any", "bob", 999) == 0);
 
     CHECK(rtm_store_revoke_jti(st, "demo", "", 0) == RTM_EINVAL);
+    char long_jti[300];
+    memset(long_jti, 'j', 257);
+    long_jti[257] = '\0';
+    CHECK(rtm_store_revoke_jti(st, "demo", long_jti, 0) == RTM_EINVAL);
+    CHECK(rtm_store_revoke_jti(st, "demo", "a jti with spaces", 4102444800) == 0);
+    CHECK(rtm_store_is_revoked(st, "demo", "a jti with spaces", NULL, 0) == 1);
     CHECK(rtm_store_revoke_peer(st, "demo", "has space", 1) == RTM_EINVAL);
 
     int64_t last = -1;
     CHECK(rtm_store_revocations_since(st, start, &rows, &last) == 0);
-    CHECK(json_array_size(rows) == 2);
+    CHECK(json_array_size(rows) == 3);
     json_t *a = json_array_get(rows, 0), *b = json_array_get(rows, 1);
     CHECK_STR(json_string_value(json_object_get(a, "jti")), "jti-1");
     CHECK_STR(json_string_value(json_object_get(a, "app")), "demo");
@@ -660,7 +666,8 @@ TEST(revocations_by_jti_and_peer)
     CHECK_STR(json_string_value(json_object_get(b, "peerId")), "bob");
     CHECK(json_integer_value(json_object_get(b, "before")) == 1000);
     CHECK(json_object_get(b, "jti") == NULL);
-    CHECK(last == json_integer_value(json_object_get(b, "id")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "jti")), "a jti with spaces");
+    CHECK(last == json_integer_value(json_object_get(json_array_get(rows, 2), "id")));
     CHECK(json_integer_value(json_object_get(a, "id")) < last);
     json_decref(rows);
     int64_t again = -1;
