@@ -26,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE: one slow reader cannot hog the loop */
 #define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
@@ -184,7 +185,8 @@ static void expiry_cb(lws_sorted_usec_list_t *sul)
     sess_close(s, RTM_CLOSE_TOKEN_EXPIRED, "token expired");
 }
 
-/* Finds the token: ?token=, else "token.<jwt>" in the subprotocol list.
+/* Finds the credential: ?token=, ?key=, Authorization: Bearer, else
+ * "token.<jwt>" in the subprotocol list.
  * Returns a pointer into b->scratch, or NULL. */
 static const char *find_token(struct brk_broker *b, struct lws *wsi, int *publishable)
 {
@@ -196,7 +198,16 @@ static const char *find_token(struct brk_broker *b, struct lws *wsi, int *publis
         *publishable = 1;
         return v;
     }
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    /* Authorization: Bearer <jwt>: for clients (lws's own) that can send
+     * neither a long request line nor a long subprotocol list. */
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && n < BRK_SCRATCH && lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+        strncasecmp(b->scratch, "Bearer ", 7) == 0) {
+        char *t = b->scratch + 7;
+        while (*t == ' ') t++;
+        if (*t) return t;
+    }
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
     if (n <= 0 || n >= BRK_SCRATCH) return NULL;
     if (lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_PROTOCOL) < 0) return NULL;
     for (char *p = b->scratch; p && *p;) {

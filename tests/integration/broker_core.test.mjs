@@ -75,7 +75,7 @@ describe('welcome', () => {
     await c.close();
   });
 
-  test('a 16 KB token fits in the query string', async () => {
+  test('a 16 KB token fits in the query string and in an Authorization header', async () => {
     const { token } = await mint('wel-big', {
       metadata: { blob: 'm'.repeat(7700) },
       peerMetadata: { blob: 'p'.repeat(4070) },
@@ -84,7 +84,10 @@ describe('welcome', () => {
     const a = await d.connect(token);
     assert.equal(a.welcome.metadata.blob.length, 7700);
     assert.equal(a.welcome.peerId, 'wel-big');
+    const b = await d.open('', { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await b.next('welcome')).peerId, 'wel-big');
     await a.close();
+    await b.close();
   });
 });
 
