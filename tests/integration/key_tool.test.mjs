@@ -13,9 +13,13 @@ import { RTM } from '../lib/rtmd.mjs';
 const dir = mkdtempSync(join(tmpdir(), 'rtm-key-tool-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-// Runs rtm; returns { code, stdout, stderr, json }.
+// Runs rtm (under valgrind when RTM_VALGRIND is set); returns { code, stdout, stderr, json }.
+const VG = ['-q', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=definite,indirect',
+  '--errors-for-leak-kinds=definite,indirect'];
 function rtm(args, { env = {}, cwd } = {}) {
-  const r = spawnSync(RTM, args, { encoding: 'utf8', env: { ...process.env, RTM_DB: '', ...env }, cwd, timeout: 20000 });
+  const [cmd, argv] = process.env.RTM_VALGRIND ? ['valgrind', [...VG, RTM, ...args]] : [RTM, args];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', env: { ...process.env, RTM_DB: '', ...env }, cwd, timeout: 60000 });
+  assert.notEqual(r.status, 99, `valgrind errors in rtm ${args.join(' ')}:\n${r.stderr}`);
   let json = null;
   try { json = JSON.parse(r.stdout); } catch { /* not JSON */ }
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
