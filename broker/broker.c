@@ -27,6 +27,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     b->cfg = srv->cfg;
     htab_init(&b->peers, HTAB_STR);
     htab_init(&b->channels, HTAB_STR);
+    htab_init(&b->conn_ips, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
     if (!b->scratch || !b->wbuf) {
@@ -127,6 +128,7 @@ void brk_destroy(struct brk_broker *b)
     }
     brk_flush_sessions(b);
     free(b->rows);
+    limits_destroy(b);
     channels_destroy(b);
     /* Peers outlive nothing: every session's CLOSED ran in lws_context_destroy. */
     for (uint32_t i = 0; i < b->peers.cap; i++) {

@@ -119,9 +119,10 @@ void sess_send_going_away(struct brk_session *s, int retry_after_ms)
 
 static int close_with_code(struct brk_session *s)
 {
+    s->sent_close = 1;
+    if (s->drop) return -1;
     lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
                      strlen(s->close_reason));
-    s->sent_close = 1;
     return -1;
 }
 
@@ -129,6 +130,11 @@ static int on_writeable(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
     if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
+    if (s->want_ping && !lws_send_pipe_choked(s->wsi)) {
+        unsigned char ping[LWS_PRE + 4];
+        s->want_ping = 0;
+        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    }
     size_t budget = WRITE_BUDGET;
     while (s->q.count && budget && !lws_send_pipe_choked(s->wsi)) {
         /* Pack consecutive frames that fit the scratch buffer. */
@@ -461,27 +467,11 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         if (at < 0) at = 0;
         lws_sul_schedule(b->ctx, 0, &s->expiry_sul, expiry_cb, (lws_usec_t)at * LWS_US_PER_MS);
     }
+    live_start(s);
     rows_add(b, s, 0);
 }
 
 /* ---- inbound ---- */
-
-static int over_rate(struct brk_session *s)
-{
-    const struct rtm_config *cfg = s->b->cfg;
-    if (cfg->rate_frames_per_second <= 0) return 0;
-    int64_t now = rtm_mono_ms();
-    double burst = cfg->rate_frames_burst > 0 ? cfg->rate_frames_burst : cfg->rate_frames_per_second;
-    if (s->rate_last_ms == 0) s->rate_tokens = burst;
-    else s->rate_tokens += (double)(now - s->rate_last_ms) * cfg->rate_frames_per_second / 1000.0;
-    if (s->rate_tokens > burst) s->rate_tokens = burst;
-    s->rate_last_ms = now;
-    if (s->rate_tokens >= 1.0) {
-        s->rate_tokens -= 1.0;
-        return 0;
-    }
-    return 1;
-}
 
 static void handle_message(struct brk_session *s, const unsigned char *data, size_t len)
 {
@@ -492,8 +482,12 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
         s->close_now = 1;
         return;
     }
-    if (over_rate(s)) {
-        sess_error(s, "over_message_quota", "too many frames: slow down", NULL);
+    if (limit_frame(s)) {
+        /* Dropped. The error is skipped while the client's own queue is half
+         * full, so a flood cannot turn into a flood of errors. */
+        size_t cap = s->b->cfg->queue_bytes > 0 ? (size_t)s->b->cfg->queue_bytes : 0;
+        if (s->state == SESS_OPEN && (!cap || s->q.bytes < cap / 2))
+            sess_error(s, "over_message_quota", "too many frames: slow down", NULL);
         return;
     }
     frame_handle(s, (const char *)data, len);
@@ -502,6 +496,7 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
 static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned char *in, size_t len)
 {
     if (s->state != SESS_OPEN) return; /* a session being closed reads nothing more */
+    live_seen(s);
     const struct rtm_config *cfg = s->b->cfg;
     size_t max = cfg->max_message_size > 0 ? (size_t)cfg->max_message_size : RX_HARD_CAP;
     s->bytes_in += len;
@@ -566,6 +561,7 @@ static void on_closed(struct brk_session *s)
     if (!b) return;
     if (s->attached) {
         lws_sul_cancel(&s->expiry_sul);
+        limits_session_end(s);
         chan_unsubscribe_all(s);
         peer_detach(s);
         if (s->prev) s->prev->next = s->next;
@@ -606,6 +602,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct brk_session *s = user;
     struct brk_broker *b;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* user is the accept arguments here, not a session */
+        return (b = broker_of(wsi)) ? limit_accept(b, user) : 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s && s->b && s->state == SESS_OPEN) live_seen(s);
+        return 0;
     case LWS_CALLBACK_PROTOCOL_INIT:
         if ((b = broker_of(wsi))) broker_loop_ready(b, lws_get_context(wsi));
         return 0;

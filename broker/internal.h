@@ -99,6 +99,7 @@ struct brk_session {
     unsigned close_now : 1;  /* close without draining the queue (reject, 1003, 1007, 1009, 1013) */
     unsigned attached : 1;   /* in the broker's tables (welcomed, not yet CLOSED) */
     unsigned sent_close : 1; /* the close code is ours */
+    unsigned drop : 1;       /* close without a close frame (peer unresponsive) */
     int peer_close_code;     /* from the client's close frame */
     char peer_close_reason[124];
 
@@ -127,9 +128,19 @@ struct brk_session {
 
     lws_sorted_usec_list_t expiry_sul;
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
-    /* issue 4 hooks: per-connection rate bucket */
+
+    /* limits.c: rate bucket, abuse window, read pause, liveness */
     double rate_tokens;
     int64_t rate_last_ms;
+    int64_t win_start_ms;  /* current one-second window */
+    int win_frames;        /* frames received in it, dropped ones included */
+    int hot_windows;       /* consecutive windows over twice the rate */
+    lws_sorted_usec_list_t resume_sul; /* reading paused while over the rate */
+    unsigned rx_paused : 1;
+    unsigned want_ping : 1;
+    int64_t last_rx_ms;    /* monotonic: any frame or pong */
+    int64_t ping_sent_ms;  /* 0 = no ping outstanding */
+    lws_sorted_usec_list_t live_sul;
 };
 
 struct brk_peer {
@@ -180,6 +191,9 @@ struct brk_broker {
     int flush_armed;
 
     int64_t revocations_seen; /* newest revocation row id enforced */
+    struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
+    lws_sorted_usec_list_t ip_prune_sul;
+    int ip_table_full_logged;
     int shutting_down;
 
     /* loop-thread scratch: token extraction and write coalescing */
@@ -224,6 +238,17 @@ void peer_detach(struct brk_session *s);
 struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *peer_id);
 /* "app\x1fname" into out; RTM_EINVAL when it does not fit. */
 int join_key(char *out, size_t outlen, const char *app, const char *name);
+
+/* limits.c */
+/* 0 to handle the frame; 1 when it is over the rate (dropped: the caller sends
+ * over_message_quota); the session may have been marked for 4011. */
+int limit_frame(struct brk_session *s);
+/* LWS_CALLBACK_FILTER_NETWORK_CONNECTION: non-zero refuses the TCP connection. */
+int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a);
+void limits_destroy(struct brk_broker *b);
+void live_start(struct brk_session *s);
+void live_seen(struct brk_session *s);
+void limits_session_end(struct brk_session *s);
 
 /* broker.c */
 /* Called at PROTOCOL_INIT: the loop exists, timers can be armed. */

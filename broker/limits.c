@@ -1,0 +1,212 @@
+/* limits.c: the broker's protections that are about time: the per-connection
+ * frame rate, the read pause, the abuse close (4011), the per-IP connect rate
+ * at TCP accept, and liveness pings.
+ *
+ * Every limit is a config key (0 = off). Rates are token buckets refilled on
+ * use, so an idle connection costs no timer; the timers that do exist are one
+ * per session (liveness, read resume) and one per broker (IP table pruning). */
+#include "internal.h"
+
+#include "log.h"
+#include "protocol.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOT_WINDOWS 5          /* seconds over twice the rate before 4011 */
+#define IP_TABLE_MAX 65536     /* remote addresses tracked per minute */
+#define IP_WINDOW_MS 60000
+
+/* ---- frame rate ---- */
+
+static void resume_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_session *s = lws_container_of(sul, struct brk_session, resume_sul);
+    if (s->rx_paused && s->wsi) {
+        s->rx_paused = 0;
+        lws_rx_flow_control(s->wsi, 1);
+    }
+}
+
+int limit_frame(struct brk_session *s)
+{
+    const struct rtm_config *cfg = s->b->cfg;
+    int rate = cfg->rate_frames_per_second;
+    if (rate <= 0) return 0;
+    int64_t now = rtm_mono_ms();
+
+    /* Abuse: a whole second at more than twice the rate, HOT_WINDOWS in a row. */
+    if (s->win_start_ms == 0) s->win_start_ms = now;
+    if (now - s->win_start_ms >= 1000) {
+        int64_t elapsed = now - s->win_start_ms;
+        s->hot_windows = (elapsed < 2000 && s->win_frames > 2 * rate) ? s->hot_windows + 1 : 0;
+        s->win_start_ms = now;
+        s->win_frames = 0;
+    }
+    s->win_frames++;
+    if (s->hot_windows >= HOT_WINDOWS) {
+        log_warn("ws: closing abusive sender sid=%s peer=%s", s->sid, s->claims.sub);
+        s->close_now = 1;
+        sess_close(s, RTM_CLOSE_RATE, "sending too fast");
+        return 1;
+    }
+
+    double burst = cfg->rate_frames_burst > 0 ? cfg->rate_frames_burst : rate;
+    if (s->rate_last_ms == 0) s->rate_tokens = burst;
+    else s->rate_tokens += (double)(now - s->rate_last_ms) * rate / 1000.0;
+    if (s->rate_tokens > burst) s->rate_tokens = burst;
+    s->rate_last_ms = now;
+    if (s->rate_tokens >= 1.0) {
+        s->rate_tokens -= 1.0;
+        return 0;
+    }
+    /* Over the rate: stop reading until the next frame would be allowed,
+     * so the backlog waits in the socket, not in our memory. */
+    if (!s->rx_paused) {
+        int64_t wait_ms = (int64_t)((1.0 - s->rate_tokens) * 1000.0 / rate) + 1;
+        if (wait_ms > 1000) wait_ms = 1000;
+        s->rx_paused = 1;
+        lws_rx_flow_control(s->wsi, 0);
+        lws_sul_schedule(s->b->ctx, 0, &s->resume_sul, resume_cb, (lws_usec_t)wait_ms * LWS_US_PER_MS);
+    }
+    return 1;
+}
+
+/* ---- liveness ---- */
+
+static void live_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_session *s = lws_container_of(sul, struct brk_session, live_sul);
+    const struct rtm_config *cfg = s->b->cfg;
+    if (s->state != SESS_OPEN) return;
+    int64_t now = rtm_mono_ms();
+    int64_t next;
+    if (s->ping_sent_ms) {
+        if (now - s->ping_sent_ms >= cfg->ping_timeout_ms) {
+            log_info("ws: no pong, dropping sid=%s peer=%s", s->sid, s->claims.sub);
+            s->close_now = 1;
+            s->drop = 1; /* no close handshake with a peer that does not answer */
+            sess_close(s, 1006, "ping timeout");
+            return;
+        }
+        next = s->ping_sent_ms + cfg->ping_timeout_ms - now;
+    } else if (now - s->last_rx_ms >= cfg->ping_interval_ms) {
+        /* Idle for a whole interval: ask for a pong. Busy sessions are never pinged. */
+        s->ping_sent_ms = now;
+        s->want_ping = 1;
+        lws_callback_on_writable(s->wsi);
+        next = cfg->ping_timeout_ms;
+    } else {
+        next = s->last_rx_ms + cfg->ping_interval_ms - now;
+    }
+    lws_sul_schedule(s->b->ctx, 0, &s->live_sul, live_cb, (lws_usec_t)(next > 0 ? next : 1) * LWS_US_PER_MS);
+}
+
+void live_start(struct brk_session *s)
+{
+    s->last_rx_ms = rtm_mono_ms();
+    if (s->b->cfg->ping_interval_ms <= 0) return;
+    lws_sul_schedule(s->b->ctx, 0, &s->live_sul, live_cb, (lws_usec_t)s->b->cfg->ping_interval_ms * LWS_US_PER_MS);
+}
+
+void live_seen(struct brk_session *s)
+{
+    s->last_rx_ms = rtm_mono_ms();
+    s->ping_sent_ms = 0;
+}
+
+void limits_session_end(struct brk_session *s)
+{
+    lws_sul_cancel(&s->live_sul);
+    lws_sul_cancel(&s->resume_sul);
+}
+
+/* ---- connects per IP ---- */
+
+struct ip_window {
+    char ip[64];
+    int64_t start_ms;
+    int count;
+};
+
+static void prune(struct brk_broker *b, int64_t now)
+{
+    /* Collect first: deleting while walking reshuffles an open-addressing table. */
+    uint32_t n = 0;
+    struct ip_window **old = malloc((b->conn_ips.n ? b->conn_ips.n : 1) * sizeof *old);
+    if (!old) return;
+    for (uint32_t i = 0; i < b->conn_ips.cap; i++) {
+        struct ip_window *w = b->conn_ips.slots[i].key ? b->conn_ips.slots[i].val : NULL;
+        if (w && now - w->start_ms >= IP_WINDOW_MS) old[n++] = w;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        htab_del(&b->conn_ips, old[i]->ip);
+        free(old[i]);
+    }
+    free(old);
+}
+
+static void prune_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_broker *b = lws_container_of(sul, struct brk_broker, ip_prune_sul);
+    prune(b, rtm_mono_ms());
+    if (b->conn_ips.n)
+        lws_sul_schedule(b->ctx, 0, &b->ip_prune_sul, prune_cb, (lws_usec_t)IP_WINDOW_MS * LWS_US_PER_MS);
+}
+
+int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a)
+{
+    int limit = b->cfg->rate_connects_per_ip_per_minute;
+    if (limit <= 0 || !a) return 0;
+    char ip[64] = "";
+    if (a->cli_addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, ip, sizeof ip);
+    else if (a->cli_addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, ip, sizeof ip);
+    if (!*ip) return 0;
+    int64_t now = rtm_mono_ms();
+    struct ip_window *w = htab_get(&b->conn_ips, ip);
+    if (!w) {
+        if (b->conn_ips.n >= IP_TABLE_MAX) prune(b, now);
+        if (b->conn_ips.n >= IP_TABLE_MAX) {
+            /* Bounded memory wins over precision: past the bound, new
+             * addresses are let through untracked (logged once). */
+            if (!b->ip_table_full_logged) log_warn("broker: per-IP connect table full (%d addresses)", IP_TABLE_MAX);
+            b->ip_table_full_logged = 1;
+            return 0;
+        }
+        b->ip_table_full_logged = 0;
+        w = calloc(1, sizeof *w);
+        if (!w) return 0;
+        snprintf(w->ip, sizeof w->ip, "%s", ip);
+        w->start_ms = now;
+        if (htab_put(&b->conn_ips, w->ip, w)) {
+            free(w);
+            return 0;
+        }
+        if (b->conn_ips.n == 1 && b->ctx)
+            lws_sul_schedule(b->ctx, 0, &b->ip_prune_sul, prune_cb, (lws_usec_t)IP_WINDOW_MS * LWS_US_PER_MS);
+    }
+    if (now - w->start_ms >= IP_WINDOW_MS) {
+        w->start_ms = now;
+        w->count = 0;
+    }
+    if (w->count >= limit) {
+        if (w->count == limit) log_warn("broker: connects from %s over %d per minute, refusing at accept", ip, limit);
+        w->count = limit + 1; /* log once per window */
+        return 1;
+    }
+    w->count++;
+    return 0;
+}
+
+void limits_destroy(struct brk_broker *b)
+{
+    if (b->ctx) lws_sul_cancel(&b->ip_prune_sul);
+    for (uint32_t i = 0; i < b->conn_ips.cap; i++)
+        if (b->conn_ips.slots[i].key) free(b->conn_ips.slots[i].val);
+    htab_free(&b->conn_ips);
+}
