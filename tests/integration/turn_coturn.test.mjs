@@ -18,7 +18,13 @@ async function rtmd(opts) {
   started.push(d);
   return d;
 }
-after(async () => { for (const d of started.splice(0)) await d.cleanup(); });
+after(async () => {
+  for (const d of started.splice(0)) {
+    await d.cleanup();
+    // Under ASan/UBSan builds (RTM_BUILD=build-asan-*) a report lands in the log.
+    assert.doesNotMatch(d.log, /Sanitizer|runtime error:/, `rtmd reported:\n${d.log.slice(-3000)}`);
+  }
+});
 
 function jwtPayload(token) {
   const parts = token.split('.');
