@@ -300,15 +300,10 @@ int frames_write(struct rtm_client *c, struct lws *wsi)
         if (lws_send_pipe_choked(wsi)) break;
         struct req *r = list_pop(&c->outq);
         int w = lws_write(wsi, r->buf + LWS_PRE, r->len, LWS_WRITE_TEXT);
-        if (w < (int)r->len) {
-            /* the socket is failing: keep the frame for after the reconnect */
-            r->next = c->outq.head;
-            c->outq.head = r;
-            if (!c->outq.tail) c->outq.tail = r;
-            c->outq.n++;
-            c->outq.bytes += r->len;
-            return -1;
-        }
+        /* lws masks the payload in place, so a frame handed to lws_write is
+         * never written again: after a failed write it counts as sent (its
+         * completion, if any, reports the disconnect) */
+        int failed = w < (int)r->len;
         if (r->rid[0]) {
             free(r->buf); /* written: only the bookkeeping is kept */
             r->buf = NULL;
@@ -317,6 +312,7 @@ int frames_write(struct rtm_client *c, struct lws *wsi)
         } else {
             req_free(r);
         }
+        if (failed) return -1;
     }
     if (c->outq.head) lws_callback_on_writable(wsi);
     return 0;

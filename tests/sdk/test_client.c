@@ -1,0 +1,621 @@
+/* test_client.c: librtm against a real rtmd (tests/sdk/harness.h): every
+ * call and callback, the exactly-once completion rule, the bounded queue,
+ * terminal close codes, 4002 with a token provider, a daemon restart with
+ * resubscription and member-list reconciliation, and long tokens. */
+#include "../unit/testlib.h"
+#include "harness.h"
+#include "rtm.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+
+static struct rtmd D;
+
+/* ---- a recording application ---- */
+
+#define MAX_EV 256
+struct app {
+    const char *name;
+    int connected, reconnects;
+    struct rtm_welcome w; /* scalar fields of the last welcome */
+    char peer[130];
+    int n_ice, ice_has_cred;
+    char ice_url0[128];
+    char metadata[8192];
+    int messages, directs;
+    char last_data[512], last_from[130], last_channel[260], last_from_meta[512];
+    int closed, closed_final;
+    int last_code;
+    char last_reason[128];
+    int64_t retry[16];
+    int n_retry;
+    int errors;
+    char last_err[64];
+    /* presence bookkeeping: member state per peer as the app sees it */
+    char members[32][130];
+    int in_room[32];
+    int n_members;
+    int dup_join, bogus_leave, joins, leaves;
+    int free_in_close;
+    rtm_client *self;
+};
+
+static int member_slot(struct app *a, const char *peer)
+{
+    for (int i = 0; i < a->n_members; i++)
+        if (!strcmp(a->members[i], peer)) return i;
+    if (a->n_members == 32) return 0;
+    snprintf(a->members[a->n_members], sizeof a->members[0], "%s", peer);
+    return a->n_members++;
+}
+
+static void on_connected(rtm_client *c, const struct rtm_welcome *w, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    a->connected++;
+    if (w->reconnect) a->reconnects++;
+    a->w = *w;
+    snprintf(a->peer, sizeof a->peer, "%s", w->peer_id ? w->peer_id : "");
+    snprintf(a->metadata, sizeof a->metadata, "%s", w->metadata);
+    a->n_ice = (int)w->n_ice_servers;
+    a->ice_has_cred = 0;
+    a->ice_url0[0] = 0;
+    for (size_t i = 0; i < w->n_ice_servers; i++) {
+        if (w->ice_servers[i].username && w->ice_servers[i].credential) a->ice_has_cred = 1;
+        if (!a->ice_url0[0] && w->ice_servers[i].n_urls)
+            snprintf(a->ice_url0, sizeof a->ice_url0, "%s", w->ice_servers[i].urls[0]);
+    }
+    a->w.peer_id = NULL;
+    a->w.metadata = NULL;
+    a->w.ice_servers = NULL;
+}
+
+static void on_message(rtm_client *c, const struct rtm_message *m, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    if (m->channel)
+        a->messages++;
+    else
+        a->directs++;
+    snprintf(a->last_data, sizeof a->last_data, "%s", m->data);
+    snprintf(a->last_from, sizeof a->last_from, "%s", m->from ? m->from : "");
+    snprintf(a->last_channel, sizeof a->last_channel, "%s", m->channel ? m->channel : "");
+    snprintf(a->last_from_meta, sizeof a->last_from_meta, "%s", m->from_metadata ? m->from_metadata : "");
+}
+
+static void on_presence(rtm_client *c, const struct rtm_presence *p, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    for (size_t i = 0; i < p->n_joined; i++) {
+        int s = member_slot(a, p->joined[i].peer_id);
+        if (a->in_room[s]) a->dup_join++;
+        a->in_room[s] = 1;
+        a->joins++;
+    }
+    for (size_t i = 0; i < p->n_left; i++) {
+        int s = member_slot(a, p->left[i].peer_id);
+        if (!a->in_room[s]) a->bogus_leave++;
+        a->in_room[s] = 0;
+        a->leaves++;
+    }
+}
+
+static void on_error(rtm_client *c, const char *code, const char *msg, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    (void)msg;
+    a->errors++;
+    snprintf(a->last_err, sizeof a->last_err, "%s", code ? code : "");
+}
+
+static void on_closed(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
+{
+    struct app *a = ud;
+    a->closed++;
+    if (!again) a->closed_final++;
+    a->last_code = code;
+    snprintf(a->last_reason, sizeof a->last_reason, "%s", reason ? reason : "");
+    if (again && a->n_retry < 16) a->retry[a->n_retry++] = in_ms;
+    if (a->free_in_close) {
+        rtm_client_free(c); /* deferred by the library */
+        a->self = NULL;
+    }
+}
+
+static const struct rtm_callbacks CBS = {.connected = on_connected,
+                                         .message = on_message,
+                                         .direct = on_message,
+                                         .presence = on_presence,
+                                         .error = on_error,
+                                         .closed = on_closed};
+
+/* ---- completions, counted per request ---- */
+
+#define MAX_DONE 512
+struct done {
+    int count;        /* must end at exactly 1 */
+    rtm_status status;
+    char code[64];
+};
+
+static void on_done(rtm_client *c, rtm_status st, const char *code, const char *msg, void *ud)
+{
+    struct done *d = ud;
+    (void)c;
+    (void)msg;
+    d->count++;
+    d->status = st;
+    snprintf(d->code, sizeof d->code, "%s", code ? code : "");
+}
+
+/* ---- helpers ---- */
+
+static char *mint(const char *peer, const char *const *channels, size_t nch, const char *const *perms, size_t np,
+                  int64_t ttl, const char *meta, const char *pmeta)
+{
+    struct rtm_token_params p = {.peer_id = peer,
+                                 .channels = channels,
+                                 .n_channels = nch,
+                                 .permissions = perms,
+                                 .n_permissions = np,
+                                 .expires_in_sec = ttl,
+                                 .metadata_json = meta,
+                                 .peer_metadata_json = pmeta};
+    char *t = NULL;
+    int http = 0;
+    rtm_status st = rtm_fetch_token(D.backend_url, D.key_secret, &p, 5000, &t, NULL, &http);
+    if (st) fprintf(stderr, "  mint %s: %s (HTTP %d)\n", peer, rtm_status_str(st), http);
+    return t;
+}
+
+static rtm_client *client_with(const char *token, struct app *a, rtm_options *o)
+{
+    rtm_client *c = NULL;
+    if (!o) o = rtm_options_new();
+    rtm_options_set_url(o, D.ws_url);
+    if (token) rtm_options_set_token(o, token);
+    rtm_options_set_callbacks(o, &CBS, a);
+    rtm_status st = rtm_client_new(o, &c);
+    rtm_options_free(o);
+    if (st) fprintf(stderr, "  rtm_client_new: %s\n", rtm_status_str(st));
+    if (a) a->self = c;
+    return c;
+}
+
+static rtm_client *client_for(const char *peer, struct app *a)
+{
+    char *t = mint(peer, NULL, 0, NULL, 0, 0, NULL, "{\"name\":\"x\"}");
+    if (!t) return NULL;
+    rtm_client *c = client_with(t, a, NULL);
+    free(t);
+    return c;
+}
+
+/* Services every client in turn until cond holds or ms pass. */
+#define PUMP_UNTIL(cond, ms, ...)                                                                                  \
+    ({                                                                                                             \
+        rtm_client *cs_[] = {__VA_ARGS__};                                                                         \
+        long end_ = h_now_ms() + (ms);                                                                             \
+        while (!(cond) && h_now_ms() < end_)                                                                       \
+            for (size_t i_ = 0; i_ < sizeof cs_ / sizeof cs_[0]; i_++)                                             \
+                if (cs_[i_]) rtm_client_service(cs_[i_], 5);                                                       \
+        (cond);                                                                                                    \
+    })
+
+/* ---- tests ---- */
+
+TEST(welcome_fields_and_ice_servers)
+{
+    struct app a = {0};
+    rtm_client *c = client_for("alice", &a);
+    CHECK(c);
+    CHECK(PUMP_UNTIL(a.connected == 1, 5000, c));
+    CHECK_STR(a.peer, "alice");
+    CHECK_STR(rtm_client_peer_id(c), "alice");
+    CHECK(rtm_client_is_connected(c));
+    CHECK(a.w.reconnect == 0);
+    CHECK(a.w.max_message_size == 65536);
+    CHECK(a.w.expires_at > time(NULL) + 3000);
+    CHECK(a.w.server_time_ms / 1000 >= time(NULL) - 5 && a.w.server_time_ms / 1000 <= time(NULL) + 5);
+    CHECK(a.n_ice == 2);
+    CHECK(a.ice_has_cred);
+    CHECK_STR(a.ice_url0, "stun:127.0.0.1:3478");
+    CHECK(strstr(a.metadata, "iceServers") != NULL);
+    rtm_client_free(c);
+}
+
+TEST(publish_subscribe_presence_and_exactly_once_acks)
+{
+    struct app a = {0}, b = {0};
+    rtm_client *ca = client_for("alice", &a), *cb = client_for("bob", &b);
+    struct done sa = {0}, sb = {0}, pub = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    CHECK(rtm_subscribe(cb, "room", on_done, &sb) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(sb.count == 1, 3000, ca, cb));
+    CHECK(sb.status == RTM_STATUS_OK);
+    CHECK(rtm_subscribe(ca, "room", on_done, &sa) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(sa.count == 1 && b.joins == 1, 3000, ca, cb));
+    CHECK(b.joins == 1 && b.in_room[member_slot(&b, "alice")]);
+    CHECK(a.joins == 1 && a.in_room[member_slot(&a, "bob")]); /* the snapshot */
+    CHECK(rtm_members(cb, "room", NULL, NULL) == 1);
+    CHECK(rtm_members(cb, "nowhere", NULL, NULL) == RTM_ERR_STATE);
+
+    CHECK(rtm_publish(ca, "room", "{\"hello\":1}", on_done, &pub) == RTM_STATUS_OK);
+    CHECK(pub.count == 0); /* never inside the call */
+    CHECK(PUMP_UNTIL(pub.count == 1 && b.messages == 1, 3000, ca, cb));
+    CHECK(pub.status == RTM_STATUS_OK);
+    CHECK_STR(b.last_data, "{\"hello\":1}");
+    CHECK_STR(b.last_from, "alice");
+    CHECK_STR(b.last_channel, "room");
+    PUMP_UNTIL(0, 200, ca, cb);
+    CHECK(a.messages == 0); /* no echo */
+    CHECK(pub.count == 1 && sa.count == 1 && sb.count == 1);
+
+    /* leave: bob sees alice go */
+    struct done un = {0};
+    CHECK(rtm_unsubscribe(ca, "room", on_done, &un) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(un.count == 1 && b.leaves == 1, 3000, ca, cb));
+    CHECK(rtm_members(ca, "room", NULL, NULL) == RTM_ERR_STATE);
+    CHECK(rtm_members(cb, "room", NULL, NULL) == 0);
+    CHECK(b.dup_join == 0 && b.bogus_leave == 0);
+    rtm_client_free(ca);
+    rtm_client_free(cb);
+}
+
+TEST(direct_send_with_from_metadata)
+{
+    struct app a = {0}, b = {0};
+    rtm_client *ca = client_for("alice", &a), *cb = client_for("bob", &b);
+    struct done s1 = {0}, s2 = {0}, d1 = {0}, d2 = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    rtm_subscribe(ca, "pair", on_done, &s1);
+    rtm_subscribe(cb, "pair", on_done, &s2);
+    CHECK(PUMP_UNTIL(s1.count && s2.count, 3000, ca, cb));
+    CHECK(rtm_send(ca, "bob", "\"offer\"", on_done, &d1) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(d1.count == 1 && b.directs == 1, 3000, ca, cb));
+    CHECK(d1.status == RTM_STATUS_OK);
+    CHECK_STR(b.last_data, "\"offer\"");
+    CHECK_STR(b.last_from, "alice");
+    CHECK_STR(b.last_from_meta, "{\"name\":\"x\"}");
+    /* no shared channel: the wire code reaches the completion */
+    CHECK(rtm_send(ca, "nobody", "1", on_done, &d2) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(d2.count == 1, 3000, ca, cb));
+    CHECK(d2.status == RTM_ERR_SERVER);
+    CHECK_STR(d2.code, "peer_not_found");
+    rtm_client_free(ca);
+    rtm_client_free(cb);
+}
+
+TEST(error_codes_reach_completions)
+{
+    struct app a = {0};
+    const char *chans[] = {"team/*"};
+    char *t = mint("carol", chans, 1, NULL, 0, 0, NULL, NULL);
+    rtm_client *c = client_with(t, &a, NULL);
+    free(t);
+    struct done r1 = {0}, r2 = {0}, r3 = {0};
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    CHECK(rtm_subscribe(c, "other", on_done, &r1) == RTM_STATUS_OK);
+    CHECK(rtm_subscribe(c, "_rtm/x", on_done, &r2) == RTM_STATUS_OK);
+    CHECK(rtm_publish(c, "elsewhere", "1", on_done, &r3) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(r1.count && r2.count && r3.count, 3000, c));
+    CHECK_STR(r1.code, "channel_not_authorized");
+    CHECK(r2.status == RTM_ERR_SERVER && r2.code[0]);
+    CHECK_STR(r3.code, "channel_not_authorized");
+    CHECK(rtm_members(c, "other", NULL, NULL) == RTM_ERR_STATE); /* a refused subscription is forgotten */
+    /* invalid arguments fail at the call and never call back */
+    struct done bad = {0};
+    CHECK(rtm_publish(c, "team/a", "{not json", on_done, &bad) == RTM_ERR_INVALID_ARG);
+    CHECK(rtm_publish(c, NULL, "1", on_done, &bad) == RTM_ERR_INVALID_ARG);
+    char *big = malloc(70000);
+    memset(big, 'a', 70000);
+    big[0] = '"';
+    big[69998] = '"';
+    big[69999] = 0;
+    CHECK(rtm_publish(c, "team/a", big, on_done, &bad) == RTM_ERR_TOO_BIG);
+    free(big);
+    PUMP_UNTIL(0, 100, c);
+    CHECK(bad.count == 0);
+    CHECK(r1.count == 1 && r2.count == 1 && r3.count == 1);
+    rtm_client_free(c);
+}
+
+TEST(bounded_queue_while_disconnected_and_close_fires_once)
+{
+    /* nothing listens on this port: the client keeps retrying */
+    struct app a = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_queue_limits(o, 3, 1 << 20);
+    rtm_options_set_url(o, "ws://127.0.0.1:1");
+    rtm_options_set_token(o, "x.y.z");
+    rtm_options_set_callbacks(o, &CBS, &a);
+    rtm_client *c = NULL;
+    CHECK(rtm_client_new(o, &c) == RTM_STATUS_OK);
+    rtm_options_free(o);
+    struct done d[4] = {{0}};
+    for (int i = 0; i < 3; i++) CHECK(rtm_publish(c, "q", "1", on_done, &d[i]) == RTM_STATUS_OK);
+    CHECK(rtm_publish(c, "q", "1", on_done, &d[3]) == RTM_ERR_QUEUE_FULL);
+    CHECK(rtm_client_queued(c) == 3);
+    CHECK(PUMP_UNTIL(a.closed >= 2, 5000, c)); /* connect failures, backoff between */
+    CHECK(a.closed_final == 0);
+    CHECK(a.n_retry >= 2 && a.retry[0] >= 400 && a.retry[0] <= 600 && a.retry[1] >= 800 && a.retry[1] <= 1200);
+    for (int i = 0; i < 3; i++) CHECK(d[i].count == 0);
+    rtm_client_free(c);
+    for (int i = 0; i < 3; i++) CHECK(d[i].count == 1 && d[i].status == RTM_ERR_CLOSED);
+    CHECK(d[3].count == 0);
+}
+
+TEST(request_timeout_fires_once)
+{
+    struct app a = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_request_timeout(o, 300);
+    rtm_options_set_url(o, "ws://127.0.0.1:1");
+    rtm_options_set_token(o, "x.y.z");
+    rtm_options_set_callbacks(o, &CBS, &a);
+    rtm_client *c = NULL;
+    CHECK(rtm_client_new(o, &c) == RTM_STATUS_OK);
+    rtm_options_free(o);
+    struct done d = {0};
+    CHECK(rtm_subscribe(c, "q", on_done, &d) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(d.count == 1, 3000, c));
+    CHECK(d.status == RTM_ERR_TIMEOUT);
+    CHECK(rtm_client_queued(c) == 0);
+    PUMP_UNTIL(0, 300, c);
+    CHECK(d.count == 1);
+    rtm_client_free(c);
+    CHECK(d.count == 1);
+}
+
+TEST(daemon_restart_reconnects_resubscribes_and_reconciles)
+{
+    struct app a = {0}, b = {0};
+    rtm_client *ca = client_for("alice", &a), *cb = client_for("bob", &b);
+    struct done s1 = {0}, s2 = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    rtm_subscribe(ca, "room", on_done, &s1);
+    rtm_subscribe(cb, "room", on_done, &s2);
+    CHECK(PUMP_UNTIL(s1.count && s2.count && (a.joins + b.joins) == 2, 3000, ca, cb));
+
+    /* in-flight publishes at the moment the daemon goes away each complete exactly once */
+    static struct done inflight[100];
+    memset(inflight, 0, sizeof inflight);
+    for (int i = 0; i < 100; i++) rtm_publish(ca, "room", "\"burst\"", on_done, &inflight[i]);
+    long t0 = h_now_ms();
+    CHECK(rtmd_restart(&D) == 0);
+    CHECK(PUMP_UNTIL(a.reconnects == 1 && b.reconnects == 1, 10000, ca, cb));
+    if (a.reconnects != 1 || b.reconnects != 1)
+        fprintf(stderr, "  reconnects a=%d b=%d closed a=%d(%d %s) b=%d(%d %s)\n", a.reconnects, b.reconnects, a.closed,
+                a.last_code, a.last_reason, b.closed, b.last_code, b.last_reason);
+    for (int i = 0; i < 100; i++) CHECK(inflight[i].count == 1 || inflight[i].count == 0);
+    CHECK(PUMP_UNTIL(({
+                         int all = 1;
+                         for (int i = 0; i < 100; i++) all &= inflight[i].count == 1;
+                         all;
+                     }),
+                     12000, ca, cb));
+    for (int i = 0; i < 100; i++) CHECK(inflight[i].count == 1);
+    /* the first retry honours the backoff (500 ms +- 20 %) */
+    CHECK(a.n_retry >= 1 && a.retry[0] >= 400 && a.retry[0] <= 600);
+    CHECK(h_now_ms() - t0 >= 400);
+    CHECK(a.closed_final == 0 && b.closed_final == 0);
+    /* subscriptions came back without the application asking */
+    PUMP_UNTIL(0, 500, ca, cb);
+    int before = b.messages;
+    struct done p = {0};
+    CHECK(rtm_publish(ca, "room", "\"after\"", on_done, &p) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(p.count == 1 && b.messages > before, 3000, ca, cb));
+    CHECK_STR(b.last_data, "\"after\"");
+    /* the app's view of presence stayed consistent: no duplicate joins, no leave without a join */
+    CHECK(a.dup_join == 0 && b.dup_join == 0 && a.bogus_leave == 0 && b.bogus_leave == 0);
+    CHECK(b.in_room[member_slot(&b, "alice")] && a.in_room[member_slot(&a, "bob")]);
+    CHECK(rtm_members(ca, "room", NULL, NULL) == 1 && rtm_members(cb, "room", NULL, NULL) == 1);
+    rtm_client_free(ca);
+    rtm_client_free(cb);
+}
+
+TEST(bad_token_is_terminal_4001)
+{
+    struct app a = {0};
+    rtm_client *c = client_with("eyJhbGciOiJIUzI1NiJ9.e30.AAAA", &a, NULL);
+    struct done d = {0};
+    CHECK(rtm_subscribe(c, "x", on_done, &d) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(a.closed_final == 1, 5000, c));
+    CHECK(a.last_code == 4001);
+    CHECK(a.connected == 0);
+    CHECK(d.count == 1 && d.status == RTM_ERR_CLOSED);
+    CHECK(rtm_client_service(c, 0) == RTM_ERR_CLOSED);
+    PUMP_UNTIL(0, 1200, c);
+    CHECK(a.closed == 1); /* no further attempts */
+    CHECK(rtm_publish(c, "x", "1", on_done, &d) == RTM_ERR_CLOSED);
+    rtm_client_free(c);
+}
+
+static int http(const char *method, const char *path, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", D.backend_url, path);
+    int status = 0;
+    char *resp = NULL;
+    rtm_status st = rtm_http_request(method, url, D.key_secret, body, 5000, &status, &resp);
+    free(resp);
+    return st ? -1 : status;
+}
+
+TEST(revocation_closes_4001_and_stops)
+{
+    struct app a = {0};
+    rtm_client *c = client_for("mallory", &a);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    int st = http("POST", "/v1/revocations", "{\"peerId\":\"mallory\"}");
+    CHECK(st == 201 || st == 200);
+    CHECK(PUMP_UNTIL(a.closed_final == 1, 5000, c));
+    CHECK(a.last_code == 4001);
+    PUMP_UNTIL(0, 1000, c);
+    CHECK(a.closed == 1 && a.connected == 1);
+    rtm_client_free(c);
+}
+
+TEST(kick_closes_4020_and_stops)
+{
+    struct app a = {0};
+    rtm_client *c = client_for("kicked", &a);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    int st = http("DELETE", "/v1/peers/kicked", NULL);
+    CHECK(st >= 200 && st < 300);
+    CHECK(PUMP_UNTIL(a.closed_final == 1, 5000, c));
+    CHECK(a.last_code == 4020);
+    PUMP_UNTIL(0, 1000, c);
+    CHECK(a.closed == 1);
+    rtm_client_free(c);
+}
+
+struct prov {
+    int calls;
+    char last[4096];
+    int changed;
+};
+
+static char *provider(void *ud)
+{
+    struct prov *p = ud;
+    p->calls++;
+    char *t = mint("shortlived", NULL, 0, NULL, 0, 2, NULL, NULL);
+    if (t && p->last[0] && strcmp(p->last, t)) p->changed++;
+    if (t) snprintf(p->last, sizeof p->last, "%s", t);
+    return t;
+}
+
+TEST(expiry_4002_reconnects_with_a_fresh_token)
+{
+    struct app a = {0};
+    struct prov pv = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_token_provider(o, provider, &pv);
+    rtm_client *c = client_with(NULL, &a, o);
+    CHECK(PUMP_UNTIL(a.connected == 1, 5000, c));
+    CHECK(pv.calls == 1);
+    long t0 = h_now_ms();
+    CHECK(PUMP_UNTIL(a.reconnects == 1, 6000, c));
+    CHECK(a.last_code == 4002);
+    CHECK(a.n_retry >= 1 && a.retry[0] == 0); /* at once, no backoff */
+    CHECK(pv.calls == 2 && pv.changed == 1);
+    CHECK(h_now_ms() - t0 < 4000);
+    CHECK(a.closed_final == 0);
+    rtm_client_free(c);
+}
+
+TEST(token_over_4k_connects)
+{
+    struct app a = {0};
+    char meta[6200];
+    int n = snprintf(meta, sizeof meta, "{\"blob\":\"");
+    memset(meta + n, 'm', 5000);
+    snprintf(meta + n + 5000, sizeof meta - (size_t)n - 5000, "\"}");
+    char *t = mint("bigmeta", NULL, 0, NULL, 0, 0, meta, NULL);
+    CHECK(t && strlen(t) > 4096);
+    rtm_client *c = client_with(t, &a, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected == 1 || a.closed, 5000, c));
+    CHECK(a.connected == 1);
+    if (!a.connected) fprintf(stderr, "  long token refused: %d %s\n", a.last_code, a.last_reason);
+    CHECK(strstr(a.metadata, "mmmmmmmm") != NULL);
+    rtm_client_free(c);
+}
+
+TEST(locally_signed_token_with_turn_credentials_connects)
+{
+    struct app a = {0};
+    struct rtm_token_params p = {.peer_id = "local", .expires_in_sec = 600};
+    const char *urls[] = {"turn:127.0.0.1:3478?transport=udp"};
+    char *t = NULL;
+    int64_t exp = 0;
+    CHECK(rtm_sign_token(D.key_id, D.key_secret, &p, D.turn_secret, urls, 1, &t, &exp) == RTM_STATUS_OK);
+    CHECK(exp > time(NULL) + 500 && exp <= time(NULL) + 601);
+    rtm_client *c = client_with(t, &a, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected == 1 || a.closed_final, 5000, c));
+    CHECK(a.connected == 1);
+    CHECK(a.ice_has_cred);
+    CHECK_STR(a.ice_url0, "turn:127.0.0.1:3478?transport=udp");
+    /* a wrong secret is refused by the broker */
+    struct app b = {0};
+    CHECK(rtm_sign_token(D.key_id, "sk_secret_wrong", &p, NULL, NULL, 0, &t, NULL) == RTM_STATUS_OK);
+    rtm_client *cb = client_with(t, &b, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(b.closed_final, 5000, cb));
+    CHECK(b.last_code == 4001);
+    rtm_client_free(c);
+    rtm_client_free(cb);
+}
+
+TEST(stop_settles_everything_and_free_inside_callback_is_deferred)
+{
+    struct app a = {0};
+    rtm_client *c = client_for("stopper", &a);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    struct done d = {0};
+    CHECK(rtm_subscribe(c, "s", on_done, &d) == RTM_STATUS_OK);
+    rtm_client_stop(c);
+    a.free_in_close = 1;
+    CHECK(PUMP_UNTIL(a.self == NULL, 3000, c));
+    CHECK(a.closed_final == 1);
+    CHECK(d.count == 1);
+    CHECK(d.status == RTM_ERR_CLOSED || d.status == RTM_STATUS_OK || d.status == RTM_ERR_DISCONNECTED);
+    /* c was freed by the service call that ran the callback: no further use */
+}
+
+static void *waker(void *arg)
+{
+    h_sleep_ms(300);
+    rtm_client_wake(arg);
+    return NULL;
+}
+
+TEST(wake_from_another_thread)
+{
+    struct app a = {0};
+    rtm_client *c = client_for("sleeper", &a);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    PUMP_UNTIL(0, 100, c);
+    pthread_t th;
+    pthread_create(&th, NULL, waker, c);
+    long t0 = h_now_ms();
+    rtm_client_service(c, 20000);
+    long took = h_now_ms() - t0;
+    pthread_join(th, NULL);
+    CHECK(took < 5000);
+    rtm_client_free(c);
+}
+
+TEST(liveness_pings_keep_an_idle_session_open)
+{
+    struct app a = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_liveness(o, 100, 400);
+    char *t = mint("idle", NULL, 0, NULL, 0, 0, NULL, NULL);
+    rtm_client *c = client_with(t, &a, o);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    PUMP_UNTIL(0, 1500, c); /* silence but for pongs */
+    CHECK(a.closed == 0);
+    rtm_client_free(c);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR, NULL);
+    if (rtmd_start(&D, "\"rate-frames-per-second\": 0, \"rate-connects-per-ip-per-minute\": 0") != 0) {
+        fprintf(stderr, "cannot start rtmd\n");
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    int rc = RUN_TESTS();
+    rtmd_cleanup(&D);
+    return rc;
+}
