@@ -64,17 +64,16 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
 }
 
-// A page on rtmd's origin (so /sdk/rtm.js is same-origin and 127.0.0.1 is a
-// secure context) that loads nothing but what the test evaluates in it. The
-// document itself is served by Playwright; every other request goes to rtmd.
-export async function newPage(browser, origin, { path = '/__test__.html' } = {}) {
+// A page on rtmd's origin, loaded from rtmd itself (the demo's index, idle
+// until someone presses Join), so /sdk/rtm.js is same-origin and 127.0.0.1 is
+// a secure context. (A document fulfilled by Playwright instead counts as
+// "public" for Chromium's local-network-access checks, which then block the
+// WebSocket to 127.0.0.1 with ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS.)
+export async function newPage(browser, origin) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
-  await page.route(origin + path, (route) => route.fulfill({
-    status: 200, contentType: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>rtm test</title><body></body>',
-  }));
   attachLog(page);
-  await page.goto(origin + path);
+  await page.goto(origin + '/');
   return page;
 }
 
@@ -121,7 +120,9 @@ export async function waitInPage(page, fn, arg, { timeout = 20000, what = 'condi
   try {
     return await page.waitForFunction(fn, arg, { timeout, polling: 100 });
   } catch (e) {
-    throw new Error(`timeout waiting for ${what}: ${e.message.split('\n')[0]}\n--- page log:\n${(page.rtmLog || []).slice(-30).join('\n')}`);
+    const trace = await page.evaluate(() => (window.__rtmTrace || []).slice(-40)).catch(() => []);
+    throw new Error(`timeout waiting for ${what}: ${e.message.split('\n')[0]}\n--- page log:\n` +
+      `${(page.rtmLog || []).slice(-30).join('\n')}\n--- page trace:\n${trace.join('\n')}`);
   }
 }
 

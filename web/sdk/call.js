@@ -3,7 +3,9 @@
 // One RTCPeerConnection per remote peer in the call's channel. Negotiation is
 // "perfect negotiation": both sides may offer at any time; on a collision the
 // lexically smaller peerId is polite (rolls back and answers) and the larger
-// one ignores the colliding offer. Offers, answers and trickled candidates go
+// one ignores the colliding offer. To keep collisions rare, the first offer of
+// a pair comes from the impolite side, and only the impolite side restarts
+// ICE. Offers, answers and trickled candidates go
 // as direct `send`s; candidates that arrive before the remote description are
 // buffered. After the signaling connection comes back, each connection gets
 // the welcome's fresh iceServers and the impolite side restarts ICE. Every
@@ -21,6 +23,7 @@ import { Emitter, RtmError } from './rtm.js';
 
 const SIGNAL_RETRIES = 15;      // offers re-sent while the peer is still reconnecting
 const SIGNAL_RETRY_MS = 1000;
+const POLITE_FIRST_OFFER_WAIT_MS = 3000; // then the polite side offers itself
 
 function randomId() {
   const a = new Uint8Array(8);
@@ -43,11 +46,17 @@ class Peer {
     this.stream = null;
     this.dataChannel = null;
     this.restartPending = false;
+    this.negotiated = false;   // a remote description was applied at least once
+    this.offerTimer = null;
     this.chain = Promise.resolve();
   }
 }
 
 const MAX_PENDING_CANDIDATES = 256;
+
+function signalKind(m) {
+  return m.bye ? 'bye' : m.description ? m.description.type : m.candidate ? 'candidate' : 'unknown';
+}
 
 export class CallMesh extends Emitter {
   // opts: { channel, localStream?, rtcConfig?, dataChannel? (label), maxPeers? (remote, default 5) }
@@ -164,10 +173,27 @@ export class CallMesh extends Emitter {
     p.makingOffer = p.ignoreOffer = false;
     p.pendingCandidates = [];
     p.stream = null;
+    p.negotiated = false;
+    clearTimeout(p.offerTimer);
+    p.offerTimer = null;
     const pc = new RTCPeerConnection(this._config());
     p.pc = pc;
     const mine = () => p.pc === pc;
     pc.onnegotiationneeded = async () => {
+      // The first offer comes from the impolite side. Both sides offering at
+      // once is handled (the polite one rolls back), but Chromium can lose a
+      // relay allocation that was in flight during that rollback, leaving the
+      // polite side with no candidate at all; so the polite side waits for the
+      // offer and only makes its own if none came in time.
+      if (p.polite && !p.negotiated) {
+        if (!p.offerTimer) {
+          p.offerTimer = setTimeout(() => {
+            p.offerTimer = null;
+            if (mine() && !p.negotiated && pc.signalingState === 'stable') { p.negotiated = true; pc.onnegotiationneeded(); }
+          }, POLITE_FIRST_OFFER_WAIT_MS);
+        }
+        return;
+      }
       try {
         p.makingOffer = true;
         await pc.setLocalDescription();
@@ -189,7 +215,8 @@ export class CallMesh extends Emitter {
       this.emit('connectionstatechange', { peerId: p.peerId, state: pc.connectionState });
     };
     pc.oniceconnectionstatechange = () => {
-      if (mine() && pc.iceConnectionState === 'failed') this._restartIce(p);
+      // One side restarts, so the restart offers cannot collide.
+      if (mine() && pc.iceConnectionState === 'failed' && !p.polite) this._restartIce(p);
     };
     pc.ontrack = (e) => {
       if (!mine()) return;
@@ -210,6 +237,8 @@ export class CallMesh extends Emitter {
 
   _closePc(p) {
     const pc = p.pc;
+    clearTimeout(p.offerTimer);
+    p.offerTimer = null;
     p.pc = null;
     if (p.dataChannel) { try { p.dataChannel.close(); } catch { /* closed */ } p.dataChannel = null; }
     if (pc) { pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onicecandidateerror = null; pc.close(); }
@@ -225,7 +254,11 @@ export class CallMesh extends Emitter {
   // ---- signaling ----
 
   _signal(p, body) {
-    return this.client.send(p.peerId, { rtc: this.channel, pc: p.pcId, ...body });
+    this.emit('signal', { dir: 'out', peerId: p.peerId, kind: signalKind(body) });
+    return this.client.send(p.peerId, { rtc: this.channel, pc: p.pcId, ...body }).catch((e) => {
+      this.emit('signal', { dir: 'out-failed', peerId: p.peerId, kind: signalKind(body), code: e.code });
+      throw e;
+    });
   }
 
   // Sends a description; an offer whose recipient is not reachable yet (it is
@@ -246,6 +279,7 @@ export class CallMesh extends Emitter {
   async _onDirect(d) {
     const m = d.data;
     if (!m || typeof m !== 'object' || m.rtc !== this.channel || !this.joined) return;
+    this.emit('signal', { dir: 'in', peerId: d.from, kind: signalKind(m) });
     if (m.bye) { this._removePeer(d.from, 'bye'); return; }
     let p = this.peers.get(d.from);
     if (!p) {
@@ -275,6 +309,7 @@ export class CallMesh extends Emitter {
     p.remotePcId = m.pc;
     await pc.setRemoteDescription(desc);
     if (p.pc !== pc) return;
+    p.negotiated = true;
     // The remote description is set: the buffered candidates can go in now.
     const buffered = p.pendingCandidates.splice(0);
     for (const c of buffered) {

@@ -2,8 +2,8 @@
 //
 // One RtmClient owns one WebSocket to the broker and keeps it alive: it asks
 // the application's token provider for a token before every connect and
-// reconnect, offers it in the subprotocol list (`token.<jwt>`, `rtm.v1`) so it
-// never lands in a URL a proxy logs, reconnects with capped, jittered backoff,
+// reconnect (in `?token=`, or in the subprotocol list as `token.<jwt>` beside
+// `rtm.v1`: see tokenTransport), reconnects with capped, jittered backoff,
 // replays subscriptions and reconciles member lists so the application only
 // sees real joins and leaves. The token never appears in an error message or
 // a log line this module produces.
@@ -35,6 +35,12 @@ const DEFAULTS = {
   reconcileGraceMs: 3000,
   maxQueued: 256,
   connectTimeoutMs: 15000,
+  // Where the token travels. 'query' (?token=, the default) works with every
+  // rtm broker. 'subprotocol' offers `token.<jwt>` beside `rtm.v1` and keeps
+  // the token out of URLs, but libwebsockets 4.1.6 refuses any
+  // Sec-WebSocket-Protocol header over 127 bytes (a JWT always is), so it
+  // needs a broker or proxy that accepts long protocol lists.
+  tokenTransport: 'query',
 };
 
 // An error from the broker (code is the wire code, e.g. 'channel_not_authorized')
@@ -71,6 +77,10 @@ export class Emitter {
       try { fn(arg); } catch (e) { console.error(`rtm: ${ev} listener threw: ${redact(e && e.message)}`); }
     }
   }
+}
+
+function withToken(url, token) {
+  return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token);
 }
 
 function toWsUrl(url) {
@@ -201,7 +211,9 @@ export class RtmClient extends Emitter {
     const WS = this.opts.WebSocket || globalThis.WebSocket;
     let ws;
     try {
-      ws = new WS(this.url, ['token.' + token, 'rtm.v1']);
+      ws = this.opts.tokenTransport === 'subprotocol'
+        ? new WS(this.url, ['rtm.v1', 'token.' + token])
+        : new WS(withToken(this.url, token), ['rtm.v1']);
     } catch (e) {
       this.emit('error', new RtmError('connect_failed', 'cannot open WebSocket: ' + redact(e && e.message)));
       this._scheduleReconnect({ code: 0, reason: 'cannot open WebSocket' });

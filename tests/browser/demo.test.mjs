@@ -1,0 +1,180 @@
+// demo.test.mjs: the group-call demo served by rtmd at /, driven like a
+// person would: three Chromium pages join one room through GET /demo/token,
+// see each other's names and videos, chat, and one leaves; a token whose TURN
+// credential has expired is refused by coturn with 401 and the page says so;
+// the broker restarts in the middle of a call and the call carries on without
+// a duplicate tile.
+import { enterNetns, launchBrowser, attachLog, waitInPage, startRtmdFixed, turnCredential } from '../lib/browser.mjs';
+import { rtmJson } from '../lib/rtmd.mjs';
+import { startCoturn } from '../lib/coturn.mjs';
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+await enterNetns(import.meta.url);
+
+let coturn, d, browser, turnSecret;
+const contexts = [];
+
+before(async () => {
+  turnSecret = 'turn-' + Math.random().toString(36).slice(2);
+  coturn = await startCoturn({ secrets: [turnSecret] });
+  // The development key, as `make run` writes it (var/dev-key.json).
+  const dir = mkdtempSync(join(tmpdir(), 'rtm-demo-'));
+  const key = rtmJson(['key', 'create', '--db', join(dir, 'rtm.db'), '--app', 'demo']);
+  const keyFile = join(dir, 'dev-key.json');
+  writeFileSync(keyFile, JSON.stringify(key), { mode: 0o600 });
+  d = await startRtmdFixed({
+    dir, key, app: 'demo', turnSecrets: [turnSecret], turnUrls: coturn.urls,
+    config: { 'demo-token': true, 'demo-key-file': keyFile },
+  });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await d?.cleanup();
+  await coturn?.stop();
+});
+
+async function openDemo(name, room, { tokenBody } = {}) {
+  const ctx = await browser.newContext();
+  contexts.push(ctx);
+  const page = attachLog(await ctx.newPage());
+  if (tokenBody) {
+    await page.route(`${d.publicUrl}/demo/token?*`, (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(tokenBody) }));
+  }
+  await page.goto(`${d.publicUrl}/?room=${room}`);
+  await page.fill('#name', name);
+  await page.fill('#room', room);
+  await page.click('#joinBtn');
+  await waitInPage(page, () => !document.getElementById('room-view').hidden, null, { what: `${name} in the room` });
+  page.who = name;
+  return page;
+}
+
+// In the page: the remote tiles' names (sorted) when every one plays video.
+function remoteTilesPlaying(names) {
+  const tiles = [...document.querySelectorAll('.tile:not(.self)')];
+  const got = tiles.map((t) => t.querySelector('.name').textContent).sort();
+  return JSON.stringify(got) === JSON.stringify(names) &&
+    tiles.every((t) => { const v = t.querySelector('video'); return v.videoWidth > 0 && !v.paused; });
+}
+
+function memberNames() {
+  return [...document.querySelectorAll('#members li:not(.me)')].map((li) => li.textContent).sort();
+}
+
+test('three pages in the demo see each other, chat, and see one leave', async () => {
+  const names = ['Ada', 'Grace', 'Linus'];
+  const pages = [];
+  for (const n of names) pages.push(await openDemo(n, 'trio'));
+  for (const p of pages) {
+    const others = names.filter((n) => n !== p.who).sort();
+    await waitInPage(p, remoteTilesPlaying, others, { what: `${p.who} shows ${others} with playing video`, timeout: 30000 });
+    assert.deepEqual(await p.evaluate(memberNames), others, `${p.who}: member list from presence`);
+    assert.equal(await p.locator('.tile.self .name').textContent(), `${p.who} (you)`);
+  }
+  const [ada, grace, linus] = pages;
+  if (process.env.RTM_SCREENSHOT) await ada.screenshot({ path: process.env.RTM_SCREENSHOT });
+
+  // A chat line over publish reaches the other two, with the sender's name.
+  await ada.fill('#chatInput', 'hello from Ada');
+  await ada.click('#chatForm button');
+  for (const p of [grace, linus]) {
+    await waitInPage(p, () => [...document.querySelectorAll('#chatLog li')].some((li) => li.textContent === 'Adahello from Ada'),
+      null, { what: `${p.who} receives Ada's chat line` });
+  }
+
+  // Mute: the local track stops, the others see the badge.
+  await grace.click('#micBtn');
+  assert.equal(await grace.evaluate(() => window.rtmDemo.stream.getAudioTracks().every((t) => !t.enabled)), true);
+  await waitInPage(ada, () => [...document.querySelectorAll('.tile')].some((t) => t.querySelector('.name').textContent === 'Grace' &&
+    t.querySelector('.badges').textContent.includes('muted')), null, { what: 'Ada sees Grace muted' });
+
+  // Linus leaves: the other two see his tile and his name go.
+  await linus.click('#leaveBtn');
+  await waitInPage(linus, () => !document.getElementById('lobby').hidden, null, { what: 'Linus back in the lobby' });
+  for (const p of [ada, grace]) {
+    const others = ['Ada', 'Grace'].filter((n) => n !== p.who);
+    await waitInPage(p, remoteTilesPlaying, others, { what: `${p.who} no longer shows Linus` });
+    await waitInPage(p, (o) => JSON.stringify([...document.querySelectorAll('#members li:not(.me)')].map((li) => li.textContent).sort()) === JSON.stringify(o),
+      others, { what: `${p.who}'s member list without Linus` });
+  }
+  for (const p of pages) await p.context().close();
+});
+
+test('a token whose TURN credential expired: coturn answers 401 and the page reports it', async () => {
+  // A valid page first, as the control: the same check passes with fresh credentials.
+  const good = await openDemo('Fresh', 'turn-check');
+  await waitInPage(good, () => window.rtmDemo.relay === 'ok', null, { what: 'relay check passes with a fresh credential' });
+  assert.match(await good.locator('#relay').textContent(), /allocation works/);
+
+  const expired = turnCredential(turnSecret, Math.floor(Date.now() / 1000) - 3600, 'stale');
+  const iceServers = [{ urls: coturn.urls.filter((u) => u.startsWith('turn:')), ...expired }];
+  const minted = await d.mint({ peerId: 'stale', channels: ['room-turn-check'], peerMetadata: { name: 'Stale' }, metadata: { iceServers } });
+  const page = await openDemo('Stale', 'turn-check', {
+    tokenBody: { token: minted.token, expiresAt: minted.expiresAt, peerId: 'stale', room: 'turn-check', channel: 'room-turn-check' },
+  });
+  await waitInPage(page, () => window.rtmDemo.relay === 'unauthorized', null, { what: 'relay check refused' });
+  const errs = await page.evaluate(() => window.rtmDemo.iceErrors);
+  assert.ok(errs.some((e) => e.errorCode === 401), `icecandidateerror 401 seen: ${JSON.stringify(errs)}`);
+  assert.match(await page.locator('#relay').textContent(), /401/);
+  assert.match(await page.locator('#banner').textContent(), /401 Unauthorized/);
+  assert.equal(await page.locator('#banner').isVisible(), true);
+  // The call between them cannot use the stale page's relay: its own connection reports 401 too.
+  await waitInPage(page, () => window.rtmDemo.iceErrors.some((e) => e.source === 'call' && e.errorCode === 401), null,
+    { what: 'the call connection reports 401' });
+  await good.context().close();
+  await page.context().close();
+});
+
+test('broker restart during a call: signaling reconnects, media continues, no duplicate tile', async () => {
+  const a = await openDemo('Ada', 'restart');
+  const b = await openDemo('Grace', 'restart');
+  await waitInPage(a, remoteTilesPlaying, ['Grace'], { what: 'Ada sees Grace' });
+  await waitInPage(b, remoteTilesPlaying, ['Ada'], { what: 'Grace sees Ada' });
+  const peerIds = {};
+  for (const p of [a, b]) {
+    peerIds[p.who] = await p.evaluate(() => window.rtmDemo.client.peerId);
+    await p.evaluate(() => { window.rtmDemo.call.list()[0].pc.__before = true; });
+  }
+
+  const t0 = Date.now();
+  await d.restart();
+  for (const p of [a, b]) {
+    await waitInPage(p, () => window.rtmDemo.events.some((e) => e.type === 'connected' && e.reconnect), null,
+      { what: `${p.who} reconnects`, timeout: 30000 });
+    // The page said the connection dropped, then that it came back.
+    const ev = await p.evaluate(() => window.rtmDemo.events.map((e) => `${e.type}${e.terminal ? '!' : ''}`));
+    assert.ok(ev.indexOf('close') >= 0 && ev.indexOf('close') < ev.lastIndexOf('connected'), `${p.who} events: ${ev}`);
+    assert.ok(!ev.includes('close!'), 'no terminal close');
+    assert.equal(await p.evaluate(() => window.rtmDemo.client.peerId), peerIds[p.who], 'same peerId after reconnect');
+  }
+  const reconnectMs = Date.now() - t0;
+
+  // Media: one connected peer connection per page, frames still being decoded.
+  for (const p of [a, b]) {
+    const other = p === a ? 'Grace' : 'Ada';
+    await waitInPage(p, () => {
+      const l = window.rtmDemo.call.list();
+      return l.length === 1 && l[0].connectionState === 'connected';
+    }, null, { what: `${p.who}'s call connected after the restart`, timeout: 30000 });
+    const frames = () => window.rtmDemo.call.list()[0].pc.getStats().then((s) => {
+      let n = 0; s.forEach((x) => { if (x.type === 'inbound-rtp' && x.kind === 'video') n += x.framesDecoded || 0; }); return n;
+    });
+    const f1 = await p.evaluate(frames);
+    await new Promise((r) => setTimeout(r, 1500));
+    const f2 = await p.evaluate(frames);
+    assert.ok(f2 > f1, `${p.who}: video frames keep arriving after the restart (${f1} -> ${f2})`);
+    await waitInPage(p, remoteTilesPlaying, [other], { what: `${p.who} still shows exactly ${other}` });
+    assert.equal(await p.locator('.tile').count(), 2, `${p.who}: self + one remote tile, no duplicate`);
+    assert.deepEqual(await p.evaluate(memberNames), [other]);
+    const survived = await p.evaluate(() => window.rtmDemo.call.list()[0].pc.__before === true);
+    process.stderr.write(`# ${p.who}: reconnected in ${reconnectMs} ms; peer connection ${survived ? 'survived (ICE restarted in place)' : 're-established'}\n`);
+  }
+  for (const p of [a, b]) await p.context().close();
+});
