@@ -44,7 +44,11 @@ int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char *
  * On failure returns a negative rtm_err and a static reason suitable for a close
  * frame: "token expired", "bad signature", "unknown key", "key revoked",
  * "algorithm not allowed", "malformed token", "invalid claims: <what>",
- * "channels outside key scope", "permissions outside key scope". */
+ * "channels outside key scope", "permissions outside key scope".
+ * Absent "channels"/"permissions" claims mean the key's whole scope (as the
+ * mint API's defaults); "jti" is required (1..79 bytes). Tokens over 64 KB or
+ * not shaped as three base64url segments are "malformed token" before libjwt
+ * sees them. Thread-safe: no shared state. */
 int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
                      const char **reason);
 
