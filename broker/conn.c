@@ -131,9 +131,11 @@ static int on_writeable(struct brk_session *s)
     struct brk_broker *b = s->b;
     if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
     if (s->want_ping && !lws_send_pipe_choked(s->wsi)) {
-        unsigned char ping[LWS_PRE + 4];
+        /* A payload, because lws 4.1.6 does not report empty pongs. */
+        unsigned char ping[LWS_PRE + 4] = {0};
+        memcpy(ping + LWS_PRE, "rtm", 3);
         s->want_ping = 0;
-        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        if (lws_write(s->wsi, ping + LWS_PRE, 3, LWS_WRITE_PING) < 0) return -1;
     }
     size_t budget = WRITE_BUDGET;
     while (s->q.count && budget && !lws_send_pipe_choked(s->wsi)) {
@@ -606,6 +608,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* user is the accept arguments here, not a session */
         return (b = broker_of(wsi)) ? limit_accept(b, user) : 0;
     case LWS_CALLBACK_RECEIVE_PONG:
+        log_debug("ws: pong sid=%s", s && s->b ? s->sid : "-");
         if (s && s->b && s->state == SESS_OPEN) live_seen(s);
         return 0;
     case LWS_CALLBACK_PROTOCOL_INIT:

@@ -31,6 +31,20 @@ static void resume_cb(lws_sorted_usec_list_t *sul)
     }
 }
 
+static void pause_reading(struct brk_session *s, int64_t ms)
+{
+    if (s->rx_paused) return;
+    if (ms < 10) ms = 10;
+    s->rx_paused = 1;
+    lws_rx_flow_control(s->wsi, 0);
+    lws_sul_schedule(s->b->ctx, 0, &s->resume_sul, resume_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+/* Between the rate and twice the rate, frames are read and dropped (an
+ * immediate drop buffers nothing). Past twice the rate in a one-second
+ * window, reading stops until the window ends, so the backlog waits in the
+ * client's socket; a connection that is back past twice the rate at once,
+ * HOT_WINDOWS windows in a row, is closed with 4011. */
 int limit_frame(struct brk_session *s)
 {
     const struct rtm_config *cfg = s->b->cfg;
@@ -38,7 +52,6 @@ int limit_frame(struct brk_session *s)
     if (rate <= 0) return 0;
     int64_t now = rtm_mono_ms();
 
-    /* Abuse: a whole second at more than twice the rate, HOT_WINDOWS in a row. */
     if (s->win_start_ms == 0) s->win_start_ms = now;
     if (now - s->win_start_ms >= 1000) {
         int64_t elapsed = now - s->win_start_ms;
@@ -47,12 +60,13 @@ int limit_frame(struct brk_session *s)
         s->win_frames = 0;
     }
     s->win_frames++;
-    if (s->hot_windows >= HOT_WINDOWS) {
+    if (s->hot_windows >= HOT_WINDOWS && s->win_frames > 2 * rate) {
         log_warn("ws: closing abusive sender sid=%s peer=%s", s->sid, s->claims.sub);
         s->close_now = 1;
         sess_close(s, RTM_CLOSE_RATE, "sending too fast");
         return 1;
     }
+    if (s->win_frames > 2 * rate) pause_reading(s, s->win_start_ms + 1000 - now);
 
     double burst = cfg->rate_frames_burst > 0 ? cfg->rate_frames_burst : rate;
     if (s->rate_last_ms == 0) s->rate_tokens = burst;
@@ -62,15 +76,6 @@ int limit_frame(struct brk_session *s)
     if (s->rate_tokens >= 1.0) {
         s->rate_tokens -= 1.0;
         return 0;
-    }
-    /* Over the rate: stop reading until the next frame would be allowed,
-     * so the backlog waits in the socket, not in our memory. */
-    if (!s->rx_paused) {
-        int64_t wait_ms = (int64_t)((1.0 - s->rate_tokens) * 1000.0 / rate) + 1;
-        if (wait_ms > 1000) wait_ms = 1000;
-        s->rx_paused = 1;
-        lws_rx_flow_control(s->wsi, 0);
-        lws_sul_schedule(s->b->ctx, 0, &s->resume_sul, resume_cb, (lws_usec_t)wait_ms * LWS_US_PER_MS);
     }
     return 1;
 }
