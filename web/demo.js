@@ -217,7 +217,16 @@ async function join(name, room) {
   });
 
   setStatus('connecting', 'connecting…');
-  await client.connect();
+  // A token the demo endpoint will not give is a reason to stop, not to retry.
+  let offTokenError = null;
+  const tokenFailed = new Promise((_, reject) => {
+    offTokenError = client.on('error', (e) => { if (e.code === 'token_provider') reject(e); });
+  });
+  try {
+    await Promise.race([client.connect(), tokenFailed]);
+  } finally {
+    offTokenError();
+  }
   await client.subscribe(demo.channel, { includeSenderMetadata: true });
 
   $('lobby').hidden = true;
@@ -283,7 +292,9 @@ $('join').addEventListener('submit', async (e) => {
     err.textContent = `Could not join: ${redact(ex.message)}`;
     err.hidden = false;
     if (demo.client) demo.client.close();
+    if (demo.stream) for (const t of demo.stream.getTracks()) t.stop();
     demo.client = null;
+    setStatus('idle', 'not connected');
   } finally {
     $('joinBtn').disabled = false;
   }

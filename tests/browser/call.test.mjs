@@ -205,3 +205,9 @@ test('SDK requests settle on ack or error; a bad token is terminal and never ech
   assert.ok(!all.includes(tok.token.split('.')[1].slice(0, 40)), 'no token payload in errors or console');
   await page.context().close();
 });
+
+test('the demo token endpoint is off unless the config turns it on', async () => {
+  const r = await fetch(`${d.publicUrl}/demo/token?room=a&name=b`);
+  assert.equal(r.status, 404);
+  assert.ok(!(await r.text()).includes('token"'));
+});

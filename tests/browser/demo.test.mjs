@@ -4,7 +4,7 @@
 // credential has expired is refused by coturn with 401 and the page says so;
 // the broker restarts in the middle of a call and the call carries on without
 // a duplicate tile.
-import { enterNetns, launchBrowser, attachLog, waitInPage, startRtmdFixed, turnCredential } from '../lib/browser.mjs';
+import { enterNetns, launchBrowser, attachLog, waitInPage, startRtmdFixed, turnCredential, jwtPayload } from '../lib/browser.mjs';
 import { rtmJson } from '../lib/rtmd.mjs';
 import { startCoturn } from '../lib/coturn.mjs';
 import { test, before, after } from 'node:test';
@@ -67,6 +67,32 @@ function remoteTilesPlaying(names) {
 function memberNames() {
   return [...document.querySelectorAll('#members li:not(.me)')].map((li) => li.textContent).sort();
 }
+
+test('GET /demo/token: a room-scoped token with a fresh peerId, the name and TURN; bad input is 400', async () => {
+  const get = async (q) => {
+    const r = await fetch(`${d.publicUrl}/demo/token${q}`);
+    return { status: r.status, cache: r.headers.get('cache-control'), body: await r.json().catch(() => null) };
+  };
+  const a = await get('?room=blue-42&name=Zo%C3%AB');
+  const b = await get('?room=blue-42&name=Zo%C3%AB');
+  assert.equal(a.status, 200);
+  assert.equal(a.cache, 'no-store');
+  assert.equal(a.body.channel, 'room-blue-42');
+  assert.notEqual(a.body.peerId, b.body.peerId, 'a fresh peerId per call');
+  const c = jwtPayload(a.body.token);
+  assert.equal(c.sub, a.body.peerId);
+  assert.deepEqual(c.channels, ['room-blue-42']);
+  assert.deepEqual(c.peerMetadata, { name: 'Zoë' });
+  assert.equal(c.exp, a.body.expiresAt);
+  const turn = c.metadata.iceServers.find((s) => s.username);
+  assert.ok(turn && turn.credential && [].concat(turn.urls).some((u) => u.includes(`:${coturn.port}`)), 'TURN credential minted for the test coturn');
+  for (const q of ['?room=a*b&name=x', '?room=a%2Fb&name=x', '?room=&name=x', '?name=x', '?room=ok', '?room=ok&name=',
+    `?room=${'r'.repeat(65)}&name=x`, `?room=ok&name=${'n'.repeat(65)}`, '?room=ok&name=a%01b']) {
+    const r = await get(q);
+    assert.equal(r.status, 400, `${q} -> ${r.status}`);
+    assert.equal(r.body.error, 'invalid_request');
+  }
+});
 
 test('three pages in the demo see each other, chat, and see one leave', async () => {
   const names = ['Ada', 'Grace', 'Linus'];
