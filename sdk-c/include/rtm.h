@@ -179,6 +179,11 @@ rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int cap_ms);
 /* Ask the broker for fromMetadata on channel messages (includeSenderMetadata). */
 rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
 
+/* Load generators: channel "message" frames go only to the frame callback,
+ * unparsed (the message callback is not called for them). Every other frame
+ * is handled as usual. Off by default. */
+rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
+
 /* Run on a libwebsockets context you own and service yourself. Put a copy
  * of *rtm_lws_protocol() in the protocols you give lws_create_context() (any
  * position), create the context with max_http_header_data and

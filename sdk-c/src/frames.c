@@ -450,8 +450,23 @@ static void on_message(struct rtm_client *c, json_t *f, int direct)
     free(fm);
 }
 
+/* The broker writes "type" first; a frame that does not start so is parsed. */
+static int is_raw_message(const char *text, size_t len)
+{
+    static const char pre[] = "{\"type\":\"message\"";
+    return len > sizeof pre && !memcmp(text, pre, sizeof pre - 1);
+}
+
 int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
 {
+    if (c->o.raw_messages && !c->snap_chan && is_raw_message(text, len)) {
+        if (c->o.cb.frame) {
+            CB_ENTER(c);
+            c->o.cb.frame(c, text, len, c->o.cb_ud);
+            CB_LEAVE(c);
+        }
+        return 0;
+    }
     json_error_t e;
     json_t *f = json_loadb(text, len, 0, &e);
     if (c->o.cb.frame) {

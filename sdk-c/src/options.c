@@ -160,6 +160,13 @@ rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on)
     return RTM_STATUS_OK;
 }
 
+rtm_status rtm_options_set_raw_messages(rtm_options *o, int on)
+{
+    if (!o) return RTM_ERR_INVALID_ARG;
+    o->raw_messages = !!on;
+    return RTM_STATUS_OK;
+}
+
 rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx)
 {
     if (!o) return RTM_ERR_INVALID_ARG;

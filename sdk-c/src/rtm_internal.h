@@ -43,6 +43,7 @@ struct rtm_options {
     size_t q_frames, q_bytes;
     int timeout_ms, ping_ms, idle_ms, backoff_ms, backoff_cap_ms;
     int sender_metadata;
+    int raw_messages;
     struct lws_context *ctx;
 };
 

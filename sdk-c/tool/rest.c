@@ -28,6 +28,17 @@ static char *enc(const char *s)
     return o;
 }
 
+/* kick: a 2xx that closed nothing means the peer was not online: exit 1 */
+static int closed_none(const char *resp)
+{
+    json_error_t e;
+    json_t *j = resp ? json_loads(resp, 0, &e) : NULL;
+    json_t *n = json_object_get(j, "closed");
+    int none = json_is_integer(n) && json_integer_value(n) == 0;
+    json_decref(j);
+    return none;
+}
+
 static int call(const struct tool_conn *tc, const char *prog, const char *method, const char *path, const char *body)
 {
     const char *base = tc->backend ? tc->backend : tc->mint;
@@ -53,7 +64,12 @@ static int call(const struct tool_conn *tc, const char *prog, const char *method
         fputs(resp, stdout);
         if (resp[strlen(resp) - 1] != '\n') fputc('\n', stdout);
     }
+    int none = !strcmp(prog, "rtm kick") && closed_none(resp);
     free(resp);
+    if (none) {
+        fprintf(stderr, "%s: the peer is not online\n", prog);
+        return RTM_EXIT_FAIL;
+    }
     if (status >= 200 && status < 300) return RTM_EXIT_OK;
     fprintf(stderr, "%s: HTTP %d\n", prog, status);
     return status == 401 || status == 403 ? RTM_EXIT_CONNECT : RTM_EXIT_FAIL;
@@ -127,7 +143,7 @@ int tool_kick_main(int argc, char **argv)
     if (rc >= 0) return rc;
     if (tc.help) {
         rest_help("rtm kick PEER [--backend URL] [--key SK_SECRET]",
-                  "Closes every session of PEER with 4020 (DELETE /v1/peers/PEER).");
+                  "Closes every session of PEER with 4020 (DELETE /v1/peers/PEER); exit 1 if PEER was not online.");
         return RTM_EXIT_OK;
     }
     if (!peer) {

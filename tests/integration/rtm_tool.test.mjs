@@ -1,0 +1,133 @@
+// rtm_tool.test.mjs: the `rtm` command-line tool end to end against a real
+// rtmd: token, sub/pub across two processes, send, listen, the backend
+// commands (peers, kick, sessions, revoke) and the exit codes scripts rely on.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { startRtmd, RTM } from '../lib/rtmd.mjs';
+
+let d;
+let env;
+
+before(async () => {
+  d = await startRtmd({ config: { 'rate-connects-per-ip-per-minute': 0 } });
+  // secrets through the environment, as the tool's help recommends
+  env = { ...process.env, RTM_URL: d.wsUrl, RTM_MINT: d.backendUrl, RTM_KEY: d.key.secret };
+});
+after(async () => { await d.cleanup(); });
+
+function run(args, extraEnv = {}) {
+  const r = spawnSync(RTM, args, { env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 20000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+// Starts a long-running subcommand; resolves helpers to read its lines.
+function start(args) {
+  const p = spawn(RTM, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const s = { p, out: '', err: '' };
+  p.stdout.on('data', (b) => { s.out += b; });
+  p.stderr.on('data', (b) => { s.err += b; });
+  s.exited = new Promise((res) => p.on('exit', (code) => res(code)));
+  s.waitErr = async (re, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!re.test(s.err)) {
+      if (Date.now() > end) throw new Error(`timeout waiting for ${re} in stderr: ${s.err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  s.lines = () => s.out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return s;
+}
+
+test('rtm token mints through the API and prints token + expiresAt', () => {
+  const r = run(['token', '--peer', 'tok', '--ttl', '120']);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.match(j.token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  const now = Math.floor(Date.now() / 1000);
+  assert.ok(j.expiresAt > now + 100 && j.expiresAt <= now + 121);
+});
+
+test('rtm token signs locally with --key-id and the same key', async () => {
+  const r = run(['token', '--peer', 'local', '--key-id', d.key.id], { RTM_MINT: '' });
+  assert.equal(r.code, 0, r.err);
+  const { token } = JSON.parse(r.out);
+  const c = await d.connect(token);
+  assert.equal(c.welcome.peerId, 'local');
+  await c.close();
+});
+
+test('sub in one process receives what pub sends from another', async () => {
+  const sub = start(['sub', 'room', '--peer', 'bob', '--count', '1']);
+  await sub.waitErr(/subscribed room/);
+  const r = run(['pub', 'room', '{"hello":"world"}', '--peer', 'alice']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(await sub.exited, 0);
+  const [line] = sub.lines();
+  assert.deepEqual(line, { type: 'message', channel: 'room', from: 'alice', data: { hello: 'world' } });
+});
+
+test('presence lines and direct send between two tool processes', async () => {
+  const sub = start(['sub', 'pair', '--peer', 'carol', '--count', '2']);
+  await sub.waitErr(/subscribed pair/);
+  const r = run(['send', 'carol', 'plain text', '--channel', 'pair', '--peer', 'dave']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(await sub.exited, 0);
+  const lines = sub.lines();
+  assert.deepEqual(lines[0], { type: 'presence', channel: 'pair', joined: [{ peerId: 'dave' }], left: [] });
+  assert.deepEqual(lines[1], { type: 'direct', from: 'dave', data: 'plain text' });
+});
+
+test('listen prints every frame, starting with the welcome', async () => {
+  const l = start(['listen', '--peer', 'erin', '--count', '1']);
+  assert.equal(await l.exited, 0);
+  const [w] = l.lines();
+  assert.equal(w.type, 'welcome');
+  assert.equal(w.peerId, 'erin');
+  assert.ok(Array.isArray(w.metadata.iceServers));
+});
+
+test('peers, kick (4020 ends the sub with exit 1) and sessions', async () => {
+  const sub = start(['sub', 'lobby', '--peer', 'frank']);
+  await sub.waitErr(/subscribed lobby/);
+  const peers = run(['peers']);
+  assert.equal(peers.code, 0, peers.err);
+  assert.ok(JSON.stringify(JSON.parse(peers.out)).includes('frank'));
+  const k = run(['kick', 'frank']);
+  assert.equal(k.code, 0, k.err);
+  assert.equal(await sub.exited, 1);
+  assert.match(sub.err, /closed for good \(4020/);
+  assert.equal(run(['kick', 'nobody-here']).code, 1);
+  // session rows are batched: give the writer a moment
+  await new Promise((r) => setTimeout(r, 600));
+  const s = run(['sessions', '--peer', 'frank']);
+  assert.equal(s.code, 0, s.err);
+  assert.ok(s.out.includes('frank'));
+});
+
+test('revoke --peer closes live sessions with 4001 and refuses reconnection', async () => {
+  const sub = start(['sub', 'lobby', '--peer', 'gina']);
+  await sub.waitErr(/subscribed lobby/);
+  const r = run(['revoke', '--peer', 'gina']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(await sub.exited, 1);
+  assert.match(sub.err, /closed for good \(4001/);
+});
+
+test('exit codes: usage 2, refused token 3, broker error 1, --help 0', () => {
+  assert.equal(run(['pub']).code, 2);
+  assert.equal(run(['sub']).code, 2);
+  assert.equal(run(['nonsense']).code, 2);
+  assert.equal(run(['pub', 'room', '1', '--bogus']).code, 2);
+  for (const c of ['token', 'sub', 'pub', 'send', 'listen', 'peers', 'kick', 'revoke', 'sessions', 'bench']) {
+    const h = run([c, '--help']);
+    assert.equal(h.code, 0, `${c} --help`);
+    assert.match(h.out, /usage: rtm/);
+  }
+  assert.equal(run(['pub', 'room', '1'], { RTM_TOKEN: 'a.b.c' }).code, 3);
+  assert.equal(run(['pub', 'room', '1'], { RTM_KEY: 'sk_secret_wrong' }).code, 3);
+  const bad = run(['pub', '_rtm/reserved', '1', '--peer', 'hank']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /channel_reserved/);
+  assert.equal(run(['peers'], { RTM_KEY: 'sk_secret_wrong' }).code, 3);
+});
