@@ -169,8 +169,12 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     await p.evaluate(() => { window.rtmDemo.call.list()[0].pc.__before = true; });
   }
 
+  // Down for 4.5 s, longer than the going_away hint (retryAfterMs 3000 by
+  // default), so the pages' first reconnect attempt meets a closed port.
   const t0 = Date.now();
-  await d.restart();
+  await d.stop();
+  await new Promise((r) => setTimeout(r, 4500));
+  await d.start();
   for (const p of [a, b]) {
     await waitInPage(p, () => window.rtmDemo.events.some((e) => e.type === 'connected' && e.reconnect), null,
       { what: `${p.who} reconnects`, timeout: 30000 });
@@ -179,6 +183,9 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     assert.ok(ev.indexOf('close') >= 0 && ev.indexOf('close') < ev.lastIndexOf('connected'), `${p.who} events: ${ev}`);
     assert.ok(!ev.includes('close!'), 'no terminal close');
     assert.equal(await p.evaluate(() => window.rtmDemo.client.peerId), peerIds[p.who], 'same peerId after reconnect');
+    assert.ok(ev.filter((e) => e === 'close').length >= 2, `${p.who}: at least one attempt met the closed port: ${ev}`);
+    const leaked = p.rtmLog.filter((l) => /token=|eyJ/.test(l));
+    assert.deepEqual(leaked, [], `${p.who}: no token in the console while the broker was down`);
   }
   const reconnectMs = Date.now() - t0;
 
@@ -202,5 +209,6 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     const survived = await p.evaluate(() => window.rtmDemo.call.list()[0].pc.__before === true);
     process.stderr.write(`# ${p.who}: reconnected in ${reconnectMs} ms; peer connection ${survived ? 'survived (ICE restarted in place)' : 're-established'}\n`);
   }
+  if (process.env.RTM_TEST_VERBOSE) for (const p of [a, b]) process.stderr.write(p.rtmLog.join('\n') + '\n');
   for (const p of [a, b]) await p.context().close();
 });

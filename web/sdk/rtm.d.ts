@@ -44,6 +44,13 @@ export interface RtmClientOptions {
   reconcileGraceMs?: number;     // 3000: a member missing after a reconnect is reported left only after this
   maxQueued?: number;            // 256 requests waiting for a connection, then 'queue_full'
   connectTimeoutMs?: number;     // 15000 for the welcome to arrive
+  /** 'query' (default): ?token= on the socket URL. 'subprotocol': `token.<jwt>` beside `rtm.v1`
+   *  (keeps it out of URLs; libwebsockets 4.1.6 refuses such long protocol headers). */
+  tokenTransport?: 'query' | 'subprotocol';
+  /** true (default): a plain HTTP request to the broker's host before each socket, so a host
+   *  that is down never makes the browser print the socket URL (and token) in the console. */
+  probe?: boolean;
+  probeTimeoutMs?: number;       // 5000
 }
 
 export interface Member { peerId: string; metadata?: Record<string, unknown>; }

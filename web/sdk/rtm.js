@@ -41,6 +41,8 @@ const DEFAULTS = {
   // Sec-WebSocket-Protocol header over 127 bytes (a JWT always is), so it
   // needs a broker or proxy that accepts long protocol lists.
   tokenTransport: 'query',
+  probe: true,          // see _open(): check the host answers before opening the socket
+  probeTimeoutMs: 5000,
 };
 
 // An error from the broker (code is the wire code, e.g. 'channel_not_authorized')
@@ -208,6 +210,15 @@ export class RtmClient extends Emitter {
       return;
     }
     if (this.state === 'closed') return;
+    // A WebSocket to a host that is down makes the browser print the socket's
+    // URL in the console, and with tokenTransport 'query' that URL holds the
+    // token. A plain request first (it carries nothing secret) finds out.
+    if (this.opts.probe && typeof fetch === 'function' && !(await this._probe())) {
+      if (this.state === 'closed') return;
+      this._scheduleReconnect({ code: 1006, reason: 'broker unreachable' });
+      return;
+    }
+    if (this.state === 'closed') return;
     const WS = this.opts.WebSocket || globalThis.WebSocket;
     let ws;
     try {
@@ -229,6 +240,23 @@ export class RtmClient extends Emitter {
       if (this._ws === ws && !this._gotWelcome) this._abort(ws, CLOSE.CLIENT_TIMEOUT, 'no welcome in time');
     }, this.opts.connectTimeoutMs);
     this._touch(ws);
+  }
+
+  // True when the broker's host answers HTTP at all (any status will do).
+  async _probe() {
+    const u = new URL(this.url);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.search = '';
+    const ac = typeof AbortController === 'function' ? new AbortController() : null;
+    const t = setTimeout(() => ac && ac.abort(), this.opts.probeTimeoutMs);
+    try {
+      await fetch(u.toString(), { mode: 'no-cors', cache: 'no-store', credentials: 'omit', signal: ac ? ac.signal : undefined });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   _detach(ws) { ws.onmessage = ws.onclose = ws.onerror = null; }
