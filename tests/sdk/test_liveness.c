@@ -1,0 +1,252 @@
+/* test_liveness.c: librtm's reactions to the broker's close codes that need
+ * a daemon of their own (4010 at capacity, 4003 Origin refused), and the
+ * client-side liveness rule (60 s of silence -> close 4000, reconnect),
+ * shortened through rtm_options_set_liveness and driven by a tiny silent
+ * WebSocket server in a thread: it completes the upgrade, sends a welcome,
+ * then never answers anything (not even pings), like a dead peer behind a
+ * live TCP connection. */
+#define _GNU_SOURCE
+#include "../unit/testlib.h"
+#include "harness.h"
+#include "rtm.h"
+
+#include <libwebsockets.h>
+#include <poll.h>
+#include <pthread.h>
+
+struct app {
+    int connected, reconnects, closed, closed_final, last_code;
+    int64_t retry[8];
+    int n_retry;
+    char reason[128];
+};
+
+static void on_connected(rtm_client *c, const struct rtm_welcome *w, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    a->connected++;
+    if (w->reconnect) a->reconnects++;
+}
+
+static void on_closed(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    a->closed++;
+    if (!again) a->closed_final++;
+    a->last_code = code;
+    snprintf(a->reason, sizeof a->reason, "%s", reason ? reason : "");
+    if (again && a->n_retry < 8) a->retry[a->n_retry++] = in_ms;
+}
+
+static const struct rtm_callbacks CBS = {.connected = on_connected, .closed = on_closed};
+
+static rtm_client *client(const char *url, const char *token, const char *origin, struct app *a, int ping, int idle)
+{
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_url(o, url);
+    rtm_options_set_token(o, token);
+    if (origin) rtm_options_set_origin(o, origin);
+    if (ping) rtm_options_set_liveness(o, ping, idle);
+    rtm_options_set_callbacks(o, &CBS, a);
+    rtm_client *c = NULL;
+    if (rtm_client_new(o, &c)) c = NULL;
+    rtm_options_free(o);
+    return c;
+}
+
+#define PUMP_UNTIL(cond, ms, ...)                                                                                  \
+    ({                                                                                                             \
+        rtm_client *cs_[] = {__VA_ARGS__};                                                                         \
+        long end_ = h_now_ms() + (ms);                                                                             \
+        while (!(cond) && h_now_ms() < end_)                                                                       \
+            for (size_t i_ = 0; i_ < sizeof cs_ / sizeof cs_[0]; i_++)                                             \
+                if (cs_[i_]) rtm_client_service(cs_[i_], 5);                                                       \
+        (cond);                                                                                                    \
+    })
+
+static char *sign(const struct rtmd *d, const char *kid, const char *secret, const char *peer)
+{
+    struct rtm_token_params p = {.peer_id = peer};
+    char *t = NULL;
+    if (rtm_sign_token(kid, secret, &p, NULL, NULL, 0, &t, NULL)) return NULL;
+    (void)d;
+    return t;
+}
+
+TEST(over_capacity_4010_waits_at_least_30_s)
+{
+    struct rtmd d;
+    CHECK(rtmd_start(&d, "\"max-connections\": 1, \"rate-connects-per-ip-per-minute\": 0") == 0);
+    struct app a = {0}, b = {0};
+    char *ta = sign(&d, d.key_id, d.key_secret, "first"), *tb = sign(&d, d.key_id, d.key_secret, "second");
+    rtm_client *ca = client(d.ws_url, ta, NULL, &a, 0, 0);
+    CHECK(PUMP_UNTIL(a.connected, 5000, ca));
+    rtm_client *cb = client(d.ws_url, tb, NULL, &b, 0, 0);
+    CHECK(PUMP_UNTIL(b.closed, 5000, ca, cb));
+    CHECK(b.last_code == 4010);
+    CHECK(b.closed_final == 0);
+    CHECK(b.n_retry == 1 && b.retry[0] >= 30000);
+    PUMP_UNTIL(0, 500, ca, cb);
+    CHECK(b.closed == 1); /* still waiting, no hammering */
+    rtm_client_free(ca);
+    rtm_client_free(cb);
+    free(ta);
+    free(tb);
+    rtmd_cleanup(&d);
+}
+
+TEST(origin_refused_4003_is_terminal)
+{
+    struct rtmd d;
+    CHECK(rtmd_start(&d, "\"rate-connects-per-ip-per-minute\": 0") == 0);
+    /* a second key that only allows one Origin */
+    char tool[300], out[1024], kid[128] = "", secret[160] = "";
+    snprintf(tool, sizeof tool, "%s/rtm", d.build);
+    char *argv[] = {tool, "key", "create", "--db", d.db, "--app", "test", "--origins", "http://good.example", NULL};
+    CHECK(h_run(argv, out, sizeof out) == 0);
+    CHECK(h_json_str(out, "id", kid, sizeof kid) == 0 && h_json_str(out, "secret", secret, sizeof secret) == 0);
+    char *t = sign(&d, kid, secret, "origin-peer");
+    struct app good = {0}, bad = {0};
+    rtm_client *cg = client(d.ws_url, t, "good.example", &good, 0, 0); /* lws sends http://<origin> */
+    rtm_client *cbad = client(d.ws_url, t, "evil.example", &bad, 0, 0);
+    CHECK(PUMP_UNTIL(good.connected && bad.closed_final, 5000, cg, cbad));
+    CHECK(good.connected == 1);
+    CHECK(bad.last_code == 4003 && bad.connected == 0);
+    PUMP_UNTIL(0, 800, cg, cbad);
+    CHECK(bad.closed == 1);
+    rtm_client_free(cg);
+    rtm_client_free(cbad);
+    free(t);
+    rtmd_cleanup(&d);
+}
+
+/* ---- a silent WebSocket server ---- */
+
+struct silent {
+    int fd, port, stop, accepted;
+    pthread_t th;
+};
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w <= 0) return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void serve_one(int cfd)
+{
+    char req[8192];
+    size_t n = 0;
+    req[0] = 0;
+    while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+        ssize_t r = recv(cfd, req + n, sizeof req - 1 - n, 0);
+        if (r <= 0) return;
+        n += (size_t)r;
+        req[n] = 0;
+    }
+    char *k = strcasestr(req, "Sec-WebSocket-Key:");
+    if (!k) return;
+    k += 18;
+    while (*k == ' ') k++;
+    char key[128], hash[20], acc[64];
+    size_t kl = strcspn(k, "\r\n");
+    if (kl > 60) return;
+    int m = snprintf(key, sizeof key, "%.*s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", (int)kl, k);
+    lws_SHA1((unsigned char *)key, (size_t)m, (unsigned char *)hash);
+    lws_b64_encode_string(hash, 20, acc, sizeof acc);
+    char resp[512];
+    m = snprintf(resp, sizeof resp,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: rtm.v1\r\n\r\n",
+                 acc);
+    if (send_all(cfd, resp, (size_t)m)) return;
+    static const char welcome[] = "{\"type\":\"welcome\",\"peerId\":\"p\",\"expiresAt\":null,\"serverTime\":1,"
+                                  "\"maxMessageSize\":65536,\"metadata\":{}}";
+    unsigned char hdr[2] = {0x81, (unsigned char)(sizeof welcome - 1)};
+    if (send_all(cfd, hdr, 2) || send_all(cfd, welcome, sizeof welcome - 1)) return;
+    /* then silence: read and drop everything until the client goes */
+    for (;;) {
+        ssize_t r = recv(cfd, req, sizeof req, 0);
+        if (r <= 0) return;
+    }
+}
+
+static void *silent_main(void *arg)
+{
+    struct silent *s = arg;
+    while (!s->stop) {
+        struct pollfd p = {s->fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        int cfd = accept(s->fd, NULL, NULL);
+        if (cfd < 0) continue;
+        s->accepted++;
+        struct timeval tv = {3, 0}; /* a client that never closes cannot hang the test */
+        setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        serve_one(cfd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static int silent_start(struct silent *s)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    memset(s, 0, sizeof *s);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) || listen(s->fd, 8) ||
+        getsockname(s->fd, (struct sockaddr *)&a, &l))
+        return -1;
+    s->port = ntohs(a.sin_port);
+    return pthread_create(&s->th, NULL, silent_main, s);
+}
+
+static void silent_stop(struct silent *s)
+{
+    s->stop = 1;
+    pthread_join(s->th, NULL);
+    close(s->fd);
+}
+
+TEST(silence_closes_4000_and_reconnects)
+{
+    struct silent s;
+    CHECK(silent_start(&s) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", s.port);
+    struct app a = {0};
+    rtm_client *c = client(url, "a.b.c", NULL, &a, 100, 400);
+    CHECK(PUMP_UNTIL(a.connected == 1, 3000, c));
+    long t0 = h_now_ms();
+    CHECK(PUMP_UNTIL(a.closed == 1, 5000, c));
+    long quiet = h_now_ms() - t0;
+    CHECK(a.last_code == 4000);
+    CHECK(quiet >= 300 && quiet < 3000);
+    CHECK(a.closed_final == 0 && a.n_retry == 1);
+    /* and it comes back */
+    CHECK(PUMP_UNTIL(a.reconnects == 1, 5000, c));
+    CHECK(s.accepted == 2);
+    if (a.reconnects != 1)
+        fprintf(stderr, "  connected=%d closed=%d last=%d (%s) retries=%d accepted=%d\n", a.connected, a.closed,
+                a.last_code, a.reason, a.n_retry, s.accepted);
+    rtm_client_free(c);
+    silent_stop(&s);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR, NULL);
+    return RUN_TESTS();
+}
