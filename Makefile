@@ -134,7 +134,8 @@ install: deps
 	ln -sf $(SDK_SONAME) $(DESTDIR)$(PREFIX)/lib/librtm.so
 	install -m 0644 $(B)/librtm.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 sdk-c/include/rtm.h $(DESTDIR)$(PREFIX)/include/
-	install -m 0644 $(B)/rtm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	# from the template, so the .pc names this PREFIX even if $(B)/rtm.pc was built for another
+	sed -e 's|@PREFIX@|$(PREFIX)|g' sdk-c/rtm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rtm.pc
 	install -m 0755 $(B)/rtm $(B)/rtmd $(DESTDIR)$(PREFIX)/bin/
 
 lint:

@@ -18,6 +18,10 @@
 #include <libwebsockets.h>
 #include <stdint.h>
 
+/* Everything declared below stays inside librtm.so (rtm.h, included above,
+ * is the only exported interface). */
+#pragma GCC visibility push(hidden)
+
 #define RTM_DEFAULT_QUEUE_FRAMES 1024
 #define RTM_DEFAULT_QUEUE_BYTES (4u << 20)
 #define RTM_DEFAULT_TIMEOUT_MS 10000
@@ -159,5 +163,7 @@ void members_apply(struct rtm_client *c, struct chan *ch, json_t *joined, json_t
 /* options.c */
 int options_copy(struct rtm_options *dst, const struct rtm_options *src);
 void options_clear(struct rtm_options *o);
+
+#pragma GCC visibility pop
 
 #endif
