@@ -119,13 +119,21 @@ void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx)
     json_decref(rows);
 }
 
+void broker_loop_gone(struct brk_broker *b)
+{
+    if (!b->ctx) return;
+    lws_sul_cancel(&b->presence_sul);
+    lws_sul_cancel(&b->flush_sul);
+    lws_sul_cancel(&b->ip_prune_sul);
+    b->flush_armed = 0;
+    b->ctx = NULL;
+    presence_flush(b); /* frees the channels left dirty by the last closes */
+}
+
 void brk_destroy(struct brk_broker *b)
 {
     if (!b) return;
-    if (b->ctx) {
-        lws_sul_cancel(&b->presence_sul);
-        lws_sul_cancel(&b->flush_sul);
-    }
+    if (b->ctx) broker_loop_gone(b);
     brk_flush_sessions(b);
     free(b->rows);
     limits_destroy(b);

@@ -614,6 +614,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_PROTOCOL_INIT:
         if ((b = broker_of(wsi))) broker_loop_ready(b, lws_get_context(wsi));
         return 0;
+    case LWS_CALLBACK_PROTOCOL_DESTROY:
+        /* After every session's CLOSED, before the context is freed: the
+         * broker's timers must not outlive the loop they are scheduled on. */
+        if ((b = broker_of(wsi))) broker_loop_gone(b);
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         if (!broker_of(wsi)) return -1;
         on_established(s, wsi);

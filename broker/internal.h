@@ -253,6 +253,8 @@ void limits_session_end(struct brk_session *s);
 /* broker.c */
 /* Called at PROTOCOL_INIT: the loop exists, timers can be armed. */
 void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx);
+/* Called at PROTOCOL_DESTROY: cancels the broker's timers; none is armed after. */
+void broker_loop_gone(struct brk_broker *b);
 void rows_add(struct brk_broker *b, const struct brk_session *s, int closing);
 
 #endif

@@ -210,7 +210,6 @@ int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args
 
 void limits_destroy(struct brk_broker *b)
 {
-    if (b->ctx) lws_sul_cancel(&b->ip_prune_sul);
     for (uint32_t i = 0; i < b->conn_ips.cap; i++)
         if (b->conn_ips.slots[i].key) free(b->conn_ips.slots[i].val);
     htab_free(&b->conn_ips);
