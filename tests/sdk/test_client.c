@@ -606,6 +606,85 @@ TEST(liveness_pings_keep_an_idle_session_open)
     rtm_client_free(c);
 }
 
+TEST(publishable_key_connects_with_a_broker_assigned_peer)
+{
+    char tool[300], out[1024], pk[128] = "";
+    snprintf(tool, sizeof tool, "%s/rtm", D.build);
+    char *argv[] = {tool, "key", "create", "--db", D.db, "--app", "test", "--publishable", NULL};
+    CHECK(h_run(argv, out, sizeof out) == 0);
+    CHECK(h_json_str(out, "id", pk, sizeof pk) == 0);
+    struct app a = {0};
+    rtm_options *o = rtm_options_new();
+    CHECK(rtm_options_set_publishable_key(o, "not-a-key") == RTM_ERR_INVALID_ARG);
+    CHECK(rtm_options_set_publishable_key(o, pk) == RTM_STATUS_OK);
+    rtm_client *c = client_with(NULL, &a, o);
+    CHECK(c != NULL);
+    CHECK(PUMP_UNTIL(a.connected || a.closed_final, 5000, c));
+    CHECK(a.connected == 1);
+    CHECK(strlen(a.peer) == 36); /* a UUID */
+    CHECK(a.w.expires_at == 0);  /* null for publishable keys */
+    CHECK(a.ice_has_cred);
+    rtm_client_free(c);
+}
+
+TEST(uncorrelated_error_frames_reach_the_error_callback)
+{
+    struct app a = {0};
+    const char *chans[] = {"mine/*"};
+    char *t = mint("errs", chans, 1, NULL, 0, 0, NULL, NULL);
+    rtm_client *c = client_with(t, &a, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    /* fire and forget: no requestId, so the broker's error answers nothing */
+    CHECK(rtm_publish(c, "theirs", "1", NULL, NULL) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(a.errors == 1, 3000, c));
+    CHECK_STR(a.last_err, "channel_not_authorized");
+    rtm_client_free(c);
+}
+
+TEST(runs_on_an_application_owned_lws_context)
+{
+    struct lws_protocols protos[2];
+    struct lws_context_creation_info info;
+    protos[0] = *rtm_lws_protocol();
+    memset(&protos[1], 0, sizeof protos[1]);
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protos;
+    info.gid = -1;
+    info.uid = -1;
+    struct lws_context *ctx = lws_create_context(&info);
+    CHECK(ctx != NULL);
+    struct app a = {0}, b = {0};
+    rtm_client *cs[2];
+    const char *peers[] = {"ctx-a", "ctx-b"};
+    struct app *apps[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        char *t = mint(peers[i], NULL, 0, NULL, 0, 0, NULL, NULL);
+        rtm_options *o = rtm_options_new();
+        rtm_options_set_lws_context(o, ctx);
+        cs[i] = client_with(t, apps[i], o);
+        free(t);
+    }
+    CHECK(rtm_client_service(cs[0], 0) == RTM_ERR_INVALID_ARG); /* the application services its context */
+    struct done s1 = {0}, s2 = {0}, p = {0};
+    long end = h_now_ms() + 5000;
+    while (!(a.connected && b.connected) && h_now_ms() < end) lws_service(ctx, 0);
+    CHECK(a.connected && b.connected);
+    rtm_subscribe(cs[1], "shared", on_done, &s2);
+    rtm_subscribe(cs[0], "shared", on_done, &s1);
+    end = h_now_ms() + 3000;
+    while (!(s1.count && s2.count) && h_now_ms() < end) lws_service(ctx, 0);
+    CHECK(rtm_publish(cs[0], "shared", "\"same loop\"", on_done, &p) == RTM_STATUS_OK);
+    end = h_now_ms() + 3000;
+    while (!(p.count && b.messages) && h_now_ms() < end) lws_service(ctx, 0);
+    CHECK(p.count == 1 && b.messages == 1);
+    CHECK_STR(b.last_data, "\"same loop\"");
+    rtm_client_free(cs[0]);
+    rtm_client_free(cs[1]);
+    lws_context_destroy(ctx);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
