@@ -290,56 +290,65 @@ static int read_int(sqlite3 *db, const char *sql, int *out)
     return rc;
 }
 
-/* Applies the missing migrations, one transaction each. Returns the sqlite
- * code, or -1 with err filled for a version this build cannot use. */
-static int migrate(sqlite3 *db, const char *path, int *version, char *err, size_t errlen)
+/* Under the write lock: checks the file's version and applies the next
+ * migration when one is due. Sets *version to the version after the step and
+ * *applied to whether a migration ran. Returns the sqlite code, or -1 with
+ * err filled when the file is not one this build may touch. */
+static int migrate_step(sqlite3 *db, const char *path, int *version, int *applied, char *err,
+                        size_t errlen)
 {
     const int known = (int)rtm_schema_migration_count;
+    int v = 0, objects = 0;
+    int rc = read_int(db, "PRAGMA user_version", &v);
+    if (rc != SQLITE_OK) return rc;
+    if (v > known) {
+        snprintf(err, errlen,
+                 "store: %s has schema version %d but this rtm knows only %d: upgrade rtm "
+                 "(or pass another --db)",
+                 path, v, known);
+        return -1;
+    }
+    if (v == 0 && (rc = read_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) != SQLITE_OK)
+        return rc;
+    if (v == 0 && objects > 0) {
+        snprintf(err, errlen,
+                 "store: %s holds tables but no rtm schema version: it is not an rtm database; "
+                 "pass another --db",
+                 path);
+        return -1;
+    }
+    *version = v;
+    *applied = 0;
+    if (v == known) return SQLITE_OK;
+    char pragma[48];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+    if (exec_sql(db, rtm_schema_migrations[v]) != SQLITE_OK || exec_sql(db, pragma) != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s: migration %d failed (%s): nothing was changed", path,
+                 v + 1, sqlite3_errmsg(db));
+        return -1;
+    }
+    *version = v + 1;
+    *applied = 1;
+    return SQLITE_OK;
+}
+
+/* Applies the missing migrations, one transaction each. Taking the write lock
+ * (BEGIN IMMEDIATE) before reading the version also proves the file writable
+ * and not held by another writer. Returns the sqlite code, or -1 with err. */
+static int migrate(sqlite3 *db, const char *path, int *version, char *err, size_t errlen)
+{
     for (;;) {
-        /* Taking the write lock first also proves the file is writable and
-         * not held by another writer, before anything else happens. */
+        int applied = 0;
         int rc = exec_sql(db, "BEGIN IMMEDIATE");
         if (rc != SQLITE_OK) return rc;
-        int v = 0, objects = 0;
-        if ((rc = read_int(db, "PRAGMA user_version", &v)) != SQLITE_OK) goto fail;
-        if (v > known) {
-            snprintf(err, errlen,
-                     "store: %s has schema version %d but this rtm knows only %d: upgrade rtm "
-                     "(or pass another --db)",
-                     path, v, known);
-            rc = -1;
-            goto fail;
-        }
-        if (v == 0 &&
-            (rc = read_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) != SQLITE_OK)
-            goto fail;
-        if (v == 0 && objects > 0) {
-            snprintf(err, errlen,
-                     "store: %s holds tables but no rtm schema version: it is not an rtm "
-                     "database; pass another --db",
-                     path);
-            rc = -1;
-            goto fail;
-        }
-        if (v == known) {
-            *version = v;
-            return exec_sql(db, "COMMIT");
-        }
-        char pragma[48];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if ((rc = exec_sql(db, rtm_schema_migrations[v])) != SQLITE_OK ||
-            (rc = exec_sql(db, pragma)) != SQLITE_OK) {
-            snprintf(err, errlen, "store: %s: migration %d failed: %s", path, v + 1,
-                     sqlite3_errmsg(db));
+        rc = migrate_step(db, path, version, &applied, err, errlen);
+        if (rc == SQLITE_OK) rc = exec_sql(db, "COMMIT");
+        if (rc != SQLITE_OK) {
             exec_sql(db, "ROLLBACK");
-            return -1;
+            return rc;
         }
-        if ((rc = exec_sql(db, "COMMIT")) != SQLITE_OK) goto fail;
-        log_info("store: %s migrated to schema version %d", path, v + 1);
-        continue;
-    fail:
-        exec_sql(db, "ROLLBACK");
-        return rc;
+        if (!applied) return SQLITE_OK;
+        log_info("store: %s migrated to schema version %d", path, *version);
     }
 }
 

@@ -309,11 +309,10 @@ TEST(unwritable_database_is_refused)
 {
     const char *p = tpath("readonly.db");
     rtm_store_close(open_ok(p));
-    /* The temp dir stays traversable but not writable for others; the file
-     * readable but not writable. Root ignores modes, so a child drops to
-     * nobody first. */
-    chmod(tmpdir, 0755);
-    chmod(p, 0644);
+    /* The temp dir stays traversable and the file readable, neither writable.
+     * Root ignores modes, so a child drops to nobody first. */
+    chmod(tmpdir, 0555);
+    chmod(p, 0444);
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
@@ -340,6 +339,7 @@ TEST(unwritable_database_is_refused)
     CHECK(strstr(err, p) != NULL);
     CHECK(strstr(err, "read-only") != NULL || strstr(err, "cannot be opened for writing") != NULL);
     chmod(tmpdir, 0700);
+    chmod(p, 0644);
     /* The file is intact and usable by its owner. */
     struct rtm_store *st = open_ok(p);
     rtm_store_close(st);
