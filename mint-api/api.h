@@ -22,11 +22,13 @@
 #define MINT_ARG_MAX 512     /* one query argument ("name=value"), bytes */
 
 struct rtm_server;
+struct mint_keycache;
 
 /* One per process (mint_create), owned by rtmd's main. */
 struct mint_api {
     struct rtm_server *srv;
     struct rtm_mint_policy pol; /* built once from the config; strings borrowed from it */
+    struct mint_keycache *keys; /* NULL when the cache could not open: lookups go to the store */
 };
 
 struct mint_req {

@@ -11,6 +11,7 @@
  * Errors decided before the body arrived (404, 405, 401, 400 on arguments)
  * still wait for a small declared body so keep-alive stays in sync. */
 #include "api.h"
+#include "keycache.h"
 
 #include "errors.h"
 #include "log.h"
@@ -60,8 +61,7 @@ struct conn {
     int closing;               /* reply, then close (413) */
     int reply_ready;
 
-    struct rtm_key key;
-    int have_key;
+    struct mint_key *key;      /* a reference, released at the end of the transaction */
 
     char *body;
     size_t body_len, body_cap;
@@ -189,8 +189,8 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 
 static void conn_reset(struct conn *c)
 {
-    if (c->have_key) rtm_key_free(&c->key);
-    c->have_key = 0;
+    mint_key_put(c->key);
+    c->key = NULL;
     free(c->out);
     c->out = NULL;
     c->out_len = 0;
@@ -282,12 +282,8 @@ static int authenticate(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     char *e = s + strlen(s);
     while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
     if (!*s) return -1;
-    if (rtm_store_key_by_secret(srv->store, s, &c->key) != 0) return -1;
-    c->have_key = 1;
-    if (c->key.revoked || c->key.publishable || !c->key.secret ||
-        !rtm_streq_ct(c->key.secret, s))
-        return -1;
-    return 0;
+    c->key = mint_key_get(srv->mint->keys, srv->store, s);
+    return c->key ? 0 : -1;
 }
 
 static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
@@ -296,7 +292,7 @@ static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     struct mint_req rq = {
         .srv = srv,
         .api = srv->mint,
-        .key = c->have_key ? &c->key : NULL,
+        .key = c->key ? &c->key->key : NULL,
         .body = c->body ? c->body : "",
         .body_len = c->body_len,
         .path_arg = c->has_path_arg ? c->path_arg : NULL,
@@ -383,7 +379,6 @@ static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
     if (c->body_len + len > MINT_BODY_MAX) {
         conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
         c->closing = 1;
-        lws_rx_flow_control(wsi, 0);
         ready(wsi, c);
         return 0;
     }
@@ -409,6 +404,17 @@ static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
 
 static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
 {
+    /* lws 4.1.6 leaves an HTTP/1 connection in its body state after
+     * BODY_COMPLETION and feeds any pipelined bytes already buffered back as
+     * repeated BODY_COMPLETIONs (without consuming them) until the
+     * transaction completes. Completing it with those bytes pending wedged
+     * the loop, so a pipelined request after a body ends the connection
+     * after this reply instead: HTTP/1.1 lets the server close, and clients
+     * resend what was not answered. */
+    if (!c->waiting_body) {
+        c->closing = 1;
+        return 0;
+    }
     if (c->closing) return 0;
     c->waiting_body = 0;
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -429,7 +435,7 @@ static void count_status(int status, int64_t t0_ns)
 
 static int on_writeable(struct lws *wsi, struct conn *c)
 {
-    if (!c->reply_ready) return 0;
+    if (!c->reply_ready || !c->out) return 0;
     c->reply_ready = 0;
     unsigned char *buf = malloc(LWS_PRE + HDR_ROOM + c->out_len);
     if (!buf) return -1;
@@ -511,8 +517,14 @@ int mint_create(struct rtm_server *srv, struct mint_api **out)
     m->pol.n_turn_urls = cfg->n_turn_urls;
     m->pol.turn_ttl = cfg->turn_ttl;
     if (!m->pol.turn_secret) log_warn("mint: no TURN secret configured: tokens carry no iceServers");
+    mint_keycache_open(cfg->db_path, &m->keys); /* NULL on failure: logged, lookups still work */
     *out = m;
     return 0;
 }
 
-void mint_destroy(struct mint_api *m) { free(m); }
+void mint_destroy(struct mint_api *m)
+{
+    if (!m) return;
+    mint_keycache_close(m->keys);
+    free(m);
+}
