@@ -36,7 +36,9 @@ struct rtm_app {
 /* Creates the app row if missing (defaults) and returns it. */
 int rtm_store_app_ensure(struct rtm_store *st, const char *name, struct rtm_app *out);
 int rtm_store_app_get(struct rtm_store *st, const char *name, struct rtm_app *out); /* RTM_ENOTFOUND */
-/* key = "duplicatePeer" ("allow"|"replace"), "resumeWindowMs", "maxConnections". */
+/* key = "duplicatePeer" ("allow"|"replace"), "resumeWindowMs" (-1..86400000),
+ * "maxConnections" (0..100000000). Creates the app when missing. RTM_EINVAL for
+ * an unknown key or a bad value. */
 int rtm_store_app_set(struct rtm_store *st, const char *name, const char *key, const char *value);
 
 /* ---- keys ---- */
@@ -72,10 +74,11 @@ int rtm_store_key_create(struct rtm_store *st, const struct rtm_key_spec *spec, 
 int rtm_store_key_get(struct rtm_store *st, const char *id, struct rtm_key *out);
 /* Finds an HS256 secret key by its secret (Bearer auth). RTM_ENOTFOUND when absent. */
 int rtm_store_key_by_secret(struct rtm_store *st, const char *secret, struct rtm_key *out);
-/* JSON array of keys without secrets: [{id, app, kind, alg, channels, actions, origins, created, revoked}] */
+/* JSON array of keys without secrets: [{id, app, kind, alg, channels, actions, origins, created, revoked}]
+ * (alg null for publishable keys, revoked 0 while live; oldest first, at most 10000). */
 int rtm_store_key_list(struct rtm_store *st, json_t **out);
 int rtm_store_key_revoke(struct rtm_store *st, const char *id); /* RTM_ENOTFOUND */
-/* JSON array of the public RS256/ES256 keys: [{kid, alg, pem}] (for JWKS). */
+/* JSON array of the public RS256/ES256 keys: [{kid, alg, pem}] (for JWKS; revoked keys left out). */
 int rtm_store_key_public_list(struct rtm_store *st, json_t **out);
 
 /* ---- revocations ---- */
@@ -87,7 +90,8 @@ int rtm_store_revoke_peer(struct rtm_store *st, const char *app, const char *pee
 int rtm_store_is_revoked(struct rtm_store *st, const char *app, const char *jti, const char *peer_id,
                          int64_t iat);
 /* Rows created after `since_id` (for the broker to enforce on live sessions):
- * JSON array of {id, app, jti?, peerId?, before?}; *last_id is the newest id seen. */
+ * JSON array of {id, app, jti?, peerId?, before?}, oldest first, at most 1000 per
+ * call (call again with *last_id until empty); *last_id is the newest id seen. */
 int rtm_store_revocations_since(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
 
 /* ---- sessions ---- */
@@ -109,7 +113,9 @@ struct rtm_session_row {
 int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
 /* Closes rows left open by a crash: closed = now, code 1006, reason given. Returns rows changed. */
 int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason);
-/* Newest first, at most limit: JSON array of session objects (camelCase keys). */
+/* Newest first, at most limit (<= 0: 100; capped at 1000): JSON array of session
+ * objects (camelCase keys); peer_id NULL = all. closedAt, closeCode and closeReason
+ * are null while the session is open; origin and userAgent null when unknown. */
 int rtm_store_sessions_query(struct rtm_store *st, const char *peer_id, int limit, json_t **out);
 
 #endif

@@ -798,6 +798,46 @@ TEST(sessions_write_query_and_close_dangling)
     rtm_store_close(st);
 }
 
+TEST(bounded_results)
+{
+    /* Each call returns a bounded batch; callers page (revocations) or ask less. */
+    const char *p = tpath("bounds.db");
+    struct rtm_store *st = open_ok(p);
+    if (!st) return;
+    enum { N = 1005 };
+    char jti[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(jti, sizeof jti, "jti-%d", i);
+        CHECK(rtm_store_revoke_jti(st, "demo", jti, 4102444800) == 0);
+    }
+    json_t *rows = NULL;
+    int64_t last = 0, next = 0;
+    CHECK(rtm_store_revocations_since(st, 0, &rows, &last) == 0);
+    CHECK(json_array_size(rows) == 1000);
+    json_decref(rows);
+    CHECK(rtm_store_revocations_since(st, last, &rows, &next) == 0);
+    CHECK(json_array_size(rows) == N - 1000);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, N - 1001), "jti")), "jti-1004");
+    json_decref(rows);
+
+    static struct rtm_session_row many[N];
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        many[i] = row(id, "mallory", 1000 + i, 0);
+    }
+    CHECK(rtm_store_sessions_write(st, many, N) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, 0, &rows) == 0);
+    CHECK(json_array_size(rows) == 100);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "id")), "m1004");
+    json_decref(rows);
+    CHECK(rtm_store_sessions_query(st, "mallory", 100000, &rows) == 0);
+    CHECK(json_array_size(rows) == 1000);
+    json_decref(rows);
+    CHECK(rtm_store_sessions_close_dangling(st, "restart") == N);
+    rtm_store_close(st);
+}
+
 TEST(zz_cleanup)
 {
     rtm_store_close(shared);
