@@ -12,8 +12,13 @@ import { CallMesh } from '/sdk/call.js';
 
 const $ = (id) => document.getElementById(id);
 const demo = { client: null, call: null, room: null, channel: null, name: null, stream: null,
-  iceErrors: [], relay: 'unknown', events: [] };
+  iceErrors: [], relay: 'unknown', events: [], trace: [] };
 window.rtmDemo = demo;
+window.__rtmTrace = demo.trace; // what happened, for debugging (and the tests' failure reports)
+function trace(line) {
+  demo.trace.push(`${(performance.now() / 1000).toFixed(2)} ${line}`);
+  if (demo.trace.length > 300) demo.trace.splice(0, 100); // bounded
+}
 
 const params = new URLSearchParams(location.search);
 $('name').value = params.get('name') || localStorage.getItem('rtm-demo-name') || '';
@@ -174,6 +179,10 @@ async function join(name, room) {
   demo.client = client;
 
   client.on('connecting', () => setStatus('connecting', 'connecting…'));
+  client.on('connected', (w) => trace(`connected ${w.peerId} reconnect=${w.reconnect}`));
+  client.on('close', (c) => trace(`close ${c.code} ${c.reason} retryIn=${c.retryInMs}`));
+  client.on('presence', (p) => trace(`presence +${p.joined.map((j) => j.peerId)} -${p.left.map((l) => l.peerId)}`));
+  client.on('sync', (p) => trace(`sync ${p.members.map((m) => m.peerId)} returning=${p.returning}`));
   client.on('connected', (w) => {
     setStatus('open', `connected · ${room}`);
     demo.events.push({ type: 'connected', reconnect: w.reconnect, at: Date.now() });
@@ -249,6 +258,10 @@ async function join(name, room) {
     tile(peerId)?.classList.toggle('connecting', state !== 'connected');
   });
   call.on('peerleft', ({ peerId }) => removeTile(peerId));
+  call.on('icerestart', ({ peerId }) => demo.events.push({ type: 'icerestart', peerId, at: Date.now() }));
+  for (const ev of ['signal', 'icerestart', 'connectionstatechange', 'peerreset', 'peerjoined', 'peerleft']) {
+    call.on(ev, (e) => trace(`${ev} ${e.peerId} ${e.dir || ''} ${e.kind || ''} ${e.state || ''} ${e.code || ''}`));
+  }
   call.on('icecandidateerror', (e) => {
     demo.iceErrors.push({ ...e, source: 'call' });
     if (e.errorCode === 401) banner('The TURN server refused the relay credentials (401 Unauthorized). Rejoin to get fresh ones.', 'bad');

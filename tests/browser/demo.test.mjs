@@ -168,6 +168,8 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     peerIds[p.who] = await p.evaluate(() => window.rtmDemo.client.peerId);
     await p.evaluate(() => { window.rtmDemo.call.list()[0].pc.__before = true; });
   }
+  const ufrag = () => (window.rtmDemo.call.list()[0].pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+  const ufragBefore = { Ada: await a.evaluate(ufrag), Grace: await b.evaluate(ufrag) };
 
   // Down for 4.5 s, longer than the going_away hint (retryAfterMs 3000 by
   // default), so the pages' first reconnect attempt meets a closed port.
@@ -207,8 +209,21 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     assert.equal(await p.locator('.tile').count(), 2, `${p.who}: self + one remote tile, no duplicate`);
     assert.deepEqual(await p.evaluate(memberNames), [other]);
     const survived = await p.evaluate(() => window.rtmDemo.call.list()[0].pc.__before === true);
+    // ICE was restarted (or the connection rebuilt): new local ICE credentials either way,
+    // and the connection uses the iceServers of the latest welcome.
+    await waitInPage(p, (old) => {
+      const pc = window.rtmDemo.call.list()[0].pc;
+      return pc.signalingState === 'stable' && (pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1] !== old;
+    }, ufragBefore[p.who], { what: `${p.who}: new ICE credentials after the reconnect` });
+    assert.deepEqual(await p.evaluate(() => JSON.stringify(window.rtmDemo.call.list()[0].pc.getConfiguration().iceServers.map((s) => [[].concat(s.urls), s.username || null]))),
+      await p.evaluate(() => JSON.stringify(window.rtmDemo.client.iceServers.map((s) => [[].concat(s.urls), s.username || null]))));
     process.stderr.write(`# ${p.who}: reconnected in ${reconnectMs} ms; peer connection ${survived ? 'survived (ICE restarted in place)' : 're-established'}\n`);
   }
   if (process.env.RTM_TEST_VERBOSE) for (const p of [a, b]) process.stderr.write(p.rtmLog.join('\n') + '\n');
+  // Exactly one side (the impolite one, larger peerId) restarted ICE, so the restart offers never collided.
+  const restarts = [];
+  for (const p of [a, b]) restarts.push(await p.evaluate(() => window.rtmDemo.events.filter((e) => e.type === 'icerestart').length));
+  const impolite = peerIds.Ada > peerIds.Grace ? 0 : 1;
+  assert.ok(restarts[impolite] >= 1 && restarts[1 - impolite] === 0, `ICE restarts per page: ${restarts}`);
   for (const p of [a, b]) await p.context().close();
 });

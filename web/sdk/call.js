@@ -47,6 +47,7 @@ class Peer {
     this.dataChannel = null;
     this.restartPending = false;
     this.negotiated = false;   // a remote description was applied at least once
+    this.descSeq = 0;          // descriptions sent; a retry only re-sends the latest
     this.offerTimer = null;
     this.chain = Promise.resolve();
   }
@@ -119,9 +120,12 @@ export class CallMesh extends Emitter {
 
   _onSync(s) {
     for (const m of s.members) this._ensurePeer(m.peerId, m.metadata);
-    // The signaling path is back: restart ICE where we are the impolite side.
+    // The signaling path to a peer is back once it is in the list and not one
+    // of those still expected back: restart ICE where we are the impolite side.
+    const back = new Set(s.members.map((m) => m.peerId));
+    for (const r of s.returning) back.delete(r);
     for (const p of this.peers.values()) {
-      if (p.restartPending && !p.polite && s.members.some((m) => m.peerId === p.peerId)) this._restartIce(p);
+      if (p.restartPending && !p.polite && back.has(p.peerId)) this._restartIce(p);
     }
   }
 
@@ -263,13 +267,16 @@ export class CallMesh extends Emitter {
 
   // Sends a description; an offer whose recipient is not reachable yet (it is
   // reconnecting) is re-sent while it is still our current offer.
+  // (A re-sent offer is pc.localDescription as it is then, which already
+  // carries the candidates gathered meanwhile, whose own sends were lost too.)
   _sendDescription(p, pc, desc, attempt = 0) {
     const description = { type: desc.type, sdp: desc.sdp };
+    const seq = attempt === 0 ? ++p.descSeq : p.descSeq;
     this._signal(p, { description }).catch((e) => {
       if (p.pc !== pc || attempt >= SIGNAL_RETRIES || description.type !== 'offer') return;
       if (e.code === 'closed') return;
       setTimeout(() => {
-        if (p.pc === pc && pc.signalingState === 'have-local-offer' && pc.localDescription && pc.localDescription.sdp === description.sdp) {
+        if (p.pc === pc && p.descSeq === seq && pc.signalingState === 'have-local-offer' && pc.localDescription) {
           this._sendDescription(p, pc, pc.localDescription, attempt + 1);
         }
       }, SIGNAL_RETRY_MS);

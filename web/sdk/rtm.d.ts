@@ -84,7 +84,8 @@ export interface RtmEvents {
   direct: { from: string; data: unknown; fromMetadata?: Record<string, unknown> };
   /** Real joins and leaves only (reconnects are reconciled); members is the list after the change. */
   presence: { channel: string; joined: Member[]; left: { peerId: string }[]; members: Member[] };
-  /** After each subscribe's snapshot: the full list, and peers still inside the reconnect grace. */
+  /** After each subscribe's snapshot, and when a peer missing from a post-reconnect snapshot comes
+   *  back within the grace: the full list, and peers still inside the grace. */
   sync: { channel: string; members: Member[]; returning: string[] };
   close: CloseEvent_;
   error: RtmError;

@@ -414,11 +414,13 @@ export class RtmClient extends Emitter {
   _applyDelta(ch, joinedIn, leftIn) {
     const joined = [];
     const left = [];
+    let returned = false;
     for (const p of joinedIn) {
       if (ch.pendingLeave.has(p.peerId)) {
         clearTimeout(ch.pendingLeave.get(p.peerId));
         ch.pendingLeave.delete(p.peerId);
         ch.members.set(p.peerId, p.metadata);
+        returned = true;
         continue; // came back within the grace: not a real join
       }
       if (!ch.members.has(p.peerId)) joined.push({ peerId: p.peerId, metadata: p.metadata });
@@ -429,6 +431,8 @@ export class RtmClient extends Emitter {
       if (ch.members.delete(p.peerId)) left.push({ peerId: p.peerId });
     }
     if (joined.length || left.length) this.emit('presence', { channel: ch.name, joined, left, members: this.members(ch.name) });
+    // Not news for the application, but proof the peer is reachable again (the call helper restarts ICE on it).
+    if (returned) this.emit('sync', { channel: ch.name, members: this.members(ch.name), returning: [...ch.pendingLeave.keys()] });
   }
 
   _onClose(ws, code, reason) {
