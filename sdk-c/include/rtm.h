@@ -145,9 +145,10 @@ struct rtm_callbacks {
     void (*presence)(rtm_client *c, const struct rtm_presence *p, void *ud);
     /* An error frame that answers no pending request. */
     void (*error)(rtm_client *c, const char *wire_code, const char *message, void *ud);
-    /* Every time the socket closes (or a connect attempt fails: code 0).
-     * will_reconnect = 0 means the client stopped for good (terminal code,
-     * rtm_client_stop(), or no token); retry_in_ms is the backoff chosen. */
+    /* Every time the socket closes (or a connect attempt fails, or the token
+     * provider returns NULL: code 0). will_reconnect = 0 means the client
+     * stopped for good (a terminal close code or rtm_client_stop()); else
+     * retry_in_ms is the delay chosen (backoff, 0 after 4002, >= 30 s after 4010). */
     void (*closed)(rtm_client *c, int code, const char *reason, int will_reconnect, int64_t retry_in_ms,
                    void *ud);
     /* Every text frame as received (rtm listen). Called before the typed callback. */

@@ -123,7 +123,6 @@ static void auth_clear(struct rtm_client *c)
 /* The socket is gone (or never came up): settle requests, pick what next. */
 static void socket_gone(struct rtm_client *c, int code, const char *reason)
 {
-    int was_open = c->state == ST_OPEN;
     auth_clear(c);
     c->wsi = NULL;
     c->connecting = 0;
@@ -155,7 +154,6 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
     }
     if (delay < c->next_delay_floor) delay = c->next_delay_floor;
     c->next_delay_floor = 0;
-    (void)was_open;
     c->state = ST_WAITING;
     sul_set(c, &c->sul_connect, sul_connect_cb, delay);
     call_closed(c, code, reason, 1, delay);
