@@ -211,3 +211,50 @@ test('the demo token endpoint is off unless the config turns it on', async () =>
   assert.equal(r.status, 404);
   assert.ok(!(await r.text()).includes('token"'));
 });
+
+test('4002: the token provider is asked again at once, the subscription comes back, no false presence', async () => {
+  const page = await newPage(browser, d.publicUrl);
+  let minted = 0;
+  // The page's token provider calls back into the test, which mints through the real API:
+  // the first token lives 2 s, the next one an hour.
+  await page.exposeFunction('mintToken', async () => {
+    minted++;
+    return (await d.mint({ peerId: 'dave', channels: ['room-x'], expiresInSec: minted === 1 ? 2 : 3600 })).token;
+  });
+  const erin = await d.connect((await d.mint({ peerId: 'erin', channels: ['room-x'] })).token);
+  assert.equal((await erin.request({ type: 'subscribe', channel: 'room-x' })).type, 'ack');
+
+  await page.evaluate(async () => {
+    const { RtmClient } = await import('/sdk/rtm.js');
+    const ev = window.__ev = [];
+    const c = window.__c = new RtmClient({ url: location.origin, token: () => window.mintToken() });
+    c.on('close', (e) => ev.push({ t: 'close', code: e.code, retryInMs: e.retryInMs, at: performance.now() }));
+    c.on('connected', (w) => ev.push({ t: 'connected', reconnect: w.reconnect, at: performance.now() }));
+    c.on('presence', (p) => ev.push({ t: 'presence', joined: p.joined.map((j) => j.peerId), left: p.left.map((l) => l.peerId) }));
+    c.on('message', (m) => ev.push({ t: 'message', from: m.from, data: m.data }));
+    await c.connect();
+    await c.subscribe('room-x');
+  });
+  await waitInPage(page, () => window.__ev.some((e) => e.t === 'connected' && e.reconnect), null,
+    { what: 'reconnect after 4002', timeout: 10000 });
+  // The resubscribe is acknowledged before erin's publish can reach dave.
+  await waitInPage(page, () => window.__c.members('room-x').length === 1 && window.__c.state === 'open', null, { what: 'members back' });
+  await new Promise((r) => setTimeout(r, 600)); // past the snapshot window
+  erin.send({ type: 'publish', channel: 'room-x', data: { after: 'reconnect' } });
+  await waitInPage(page, () => window.__ev.some((e) => e.t === 'message'), null, { what: 'message after the reconnect' });
+
+  const ev = await page.evaluate(() => window.__ev);
+  const close = ev.find((e) => e.t === 'close');
+  const again = ev.find((e) => e.t === 'connected' && e.reconnect);
+  assert.equal(close.code, 4002);
+  assert.equal(close.retryInMs, 0, 'no backoff after 4002');
+  assert.ok(again.at - close.at < 2000, `reconnected ${Math.round(again.at - close.at)} ms after 4002`);
+  assert.equal(minted, 2, 'the provider was asked once per connect');
+  assert.deepEqual(ev.filter((e) => e.t === 'presence'), [{ t: 'presence', joined: ['erin'], left: [] }],
+    'erin joined once (the first snapshot); the reconnect was reconciled away');
+  assert.deepEqual(ev.find((e) => e.t === 'message'), { t: 'message', from: 'erin', data: { after: 'reconnect' } });
+  assert.deepEqual(await page.evaluate(() => window.__c.members('room-x').map((m) => m.peerId)), ['erin']);
+  await page.evaluate(() => window.__c.close());
+  await erin.close();
+  await page.context().close();
+});
