@@ -194,7 +194,7 @@ async function join(name, room) {
     checkRelay(w.iceServers);
   });
   client.on('close', (c) => {
-    demo.events.push({ type: 'close', code: c.code, terminal: c.terminal, at: Date.now() });
+    demo.events.push({ type: 'close', code: c.code, terminal: c.terminal, retryInMs: c.retryInMs, at: Date.now() });
     if (c.terminal) {
       setStatus('closed', 'disconnected');
       if (c.code !== 1000) banner(`Disconnected by the server (${c.code}${c.reason ? ': ' + c.reason : ''}). Reload to join again.`, 'bad');

@@ -258,3 +258,32 @@ test('4002: the token provider is asked again at once, the subscription comes ba
   await erin.close();
   await page.context().close();
 });
+
+test('liveness: pings keep a quiet connection open; silence beyond the timeout closes with 4000 and reconnects', async () => {
+  const tok = await d.mint({ peerId: 'frank', channels: ['room-x'] });
+  const page = await newPage(browser, d.publicUrl);
+  const r = await page.evaluate(async ({ token }) => {
+    const { RtmClient } = await import('/sdk/rtm.js');
+    const run = async (opts, ms) => {
+      const ev = [];
+      const c = new RtmClient({ url: location.origin, token, ...opts });
+      c.on('close', (e) => ev.push(e.code));
+      c.on('connected', (w) => ev.push(w.reconnect ? 'reconnected' : 'connected'));
+      await c.connect();
+      await new Promise((res) => setTimeout(res, ms));
+      c.close();
+      return ev;
+    };
+    return {
+      // A ping every 150 ms is answered by pong, so 600 ms of inactivity never happens.
+      pinged: await run({ pingIntervalMs: 150, inactivityTimeoutMs: 600 }, 1500),
+      // No ping in time and nothing else to read: the SDK gives up on the socket and reconnects.
+      silent: await run({ pingIntervalMs: 60000, inactivityTimeoutMs: 400, backoffInitialMs: 50 }, 900),
+    };
+  }, { token: tok.token });
+  assert.deepEqual(r.pinged, ['connected', 1000], 'no drop while pings are answered (1000: our own close)');
+  assert.equal(r.silent[0], 'connected');
+  assert.equal(r.silent[1], 4000, `closed for inactivity: ${r.silent}`);
+  assert.equal(r.silent[2], 'reconnected', `then reconnected: ${r.silent}`);
+  await page.context().close();
+});

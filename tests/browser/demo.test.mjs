@@ -186,6 +186,13 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     assert.ok(!ev.includes('close!'), 'no terminal close');
     assert.equal(await p.evaluate(() => window.rtmDemo.client.peerId), peerIds[p.who], 'same peerId after reconnect');
     assert.ok(ev.filter((e) => e === 'close').length >= 2, `${p.who}: at least one attempt met the closed port: ${ev}`);
+    // The going_away hint sets the first wait; failed attempts then back off from 1 s, doubling, within ±20 %.
+    const waits = await p.evaluate(() => window.rtmDemo.events.filter((e) => e.type === 'close').map((e) => e.retryInMs));
+    assert.ok(waits[0] >= 3000 && waits[0] <= 3600, `first wait follows retryAfterMs 3000: ${waits}`);
+    waits.slice(1).forEach((w, k) => {
+      const base = 500 * 2 ** (k + 1);
+      assert.ok(w >= base * 0.8 - 1 && w <= base * 1.2 + 1, `wait ${k + 1} is ${base} ms ± 20 %: ${waits}`);
+    });
     const leaked = p.rtmLog.filter((l) => /token=|eyJ/.test(l));
     assert.deepEqual(leaked, [], `${p.who}: no token in the console while the broker was down`);
   }
