@@ -129,8 +129,6 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
     c->close_pending = 0;
     c->ping_due = 0;
     c->rx_len = 0;
-    free(c->snap_chan);
-    c->snap_chan = NULL;
     sul_cancel(c, &c->sul_ping);
     sul_cancel(c, &c->sul_idle);
     if (c->state == ST_STOPPED) return;
@@ -152,7 +150,8 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
         if (code == RTM_CLOSE_OVER_CAPACITY && delay < RTM_OVER_CAPACITY_WAIT_MS)
             delay = RTM_OVER_CAPACITY_WAIT_MS;
     }
-    if (delay < c->next_delay_floor) delay = c->next_delay_floor;
+    if (delay < c->next_delay_floor) /* the server's retryAfterMs, spread so a drained broker is not stampeded */
+        delay = c->next_delay_floor + (int64_t)(rng_next(c) % (uint64_t)(c->next_delay_floor / 5 + 1));
     c->next_delay_floor = 0;
     c->state = ST_WAITING;
     sul_set(c, &c->sul_connect, sul_connect_cb, delay);
@@ -508,7 +507,6 @@ static void do_free(struct rtm_client *c)
     if (c->own_ctx) lws_context_destroy(c->ctx);
     auth_clear(c);
     chans_free(c);
-    free(c->snap_chan);
     free(c->rx);
     free(c->peer_id);
     free(c->host);

@@ -422,9 +422,10 @@ static void on_answer(struct rtm_client *c, json_t *f, int ok)
         struct chan *ch = chan_find(c, r->channel);
         if (ch) {
             ch->acked = 1;
-            /* the broker sends the member snapshot right after this ack */
-            free(c->snap_chan);
-            c->snap_chan = strdup(r->channel);
+            /* the first presence frame for this channel from now on is the
+             * broker's member snapshot (it sends it at the end of the loop
+             * turn that acknowledged the subscribe, to presence subscribers) */
+            ch->awaiting_snapshot = 1;
         }
     }
     complete(c, r, ok ? RTM_STATUS_OK : RTM_ERR_SERVER, ok ? NULL : jstr(f, "code"), ok ? NULL : jstr(f, "message"));
@@ -459,7 +460,7 @@ static int is_raw_message(const char *text, size_t len)
 
 int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
 {
-    if (c->o.raw_messages && !c->snap_chan && is_raw_message(text, len)) {
+    if (c->o.raw_messages && is_raw_message(text, len)) {
         if (c->o.cb.frame) {
             CB_ENTER(c);
             c->o.cb.frame(c, text, len, c->o.cb_ud);
@@ -481,22 +482,6 @@ int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
     const char *type = jstr(f, "type");
     if (!type) type = "";
 
-    if (c->snap_chan) {
-        char *snap = c->snap_chan;
-        c->snap_chan = NULL;
-        struct chan *ch = chan_find(c, snap);
-        const char *fch = jstr(f, "channel");
-        if (ch && !strcmp(type, "presence") && fch && !strcmp(fch, snap)) {
-            members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), 1);
-            free(snap);
-            json_decref(f);
-            return 0;
-        }
-        /* no snapshot followed the ack: the channel has no other members */
-        if (ch && ch->resync) members_apply(c, ch, NULL, NULL, 1);
-        free(snap);
-    }
-
     if (!strcmp(type, "welcome")) {
         on_welcome(c, f);
     } else if (!strcmp(type, "ack")) {
@@ -510,7 +495,11 @@ int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
     } else if (!strcmp(type, "presence")) {
         const char *chn = jstr(f, "channel");
         struct chan *ch = chn ? chan_find(c, chn) : NULL;
-        if (ch) members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), 0);
+        if (ch) {
+            int snapshot = ch->awaiting_snapshot;
+            ch->awaiting_snapshot = 0;
+            members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), snapshot);
+        }
     } else if (!strcmp(type, "going_away")) {
         json_int_t ms = json_integer_value(json_object_get(f, "retryAfterMs"));
         if (ms > 0) c->next_delay_floor = ms > 60000 ? 60000 : ms;

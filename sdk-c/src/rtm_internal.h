@@ -84,6 +84,7 @@ struct chan {
     char *name;
     int acked;           /* the broker has acknowledged a subscribe at least once */
     int resync;          /* reconnected: the next snapshot replaces the list */
+    int awaiting_snapshot; /* subscribe acked: the next presence frame is the snapshot */
     struct member *m;    /* sorted by peer_id */
     size_t n, cap;
 };
@@ -115,7 +116,6 @@ struct rtm_client {
 
     struct reqlist outq, inflight;
     struct chan *chans;
-    char *snap_chan;      /* subscribe just acked: the next presence for it is the snapshot */
 
     unsigned char *rx;    /* fragment reassembly */
     size_t rx_len, rx_cap;

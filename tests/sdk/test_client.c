@@ -31,8 +31,8 @@ struct app {
     int n_retry;
     int errors;
     char last_err[64];
-    /* presence bookkeeping: member state per peer as the app sees it */
-    char members[32][130];
+    /* presence bookkeeping: member state per (channel, peer) as the app sees it */
+    char members[32][400];
     int in_room[32];
     int n_members;
     int dup_join, bogus_leave, joins, leaves;
@@ -40,14 +40,19 @@ struct app {
     rtm_client *self;
 };
 
-static int member_slot(struct app *a, const char *peer)
+static int chan_member_slot(struct app *a, const char *channel, const char *peer)
 {
+    char key[400];
+    snprintf(key, sizeof key, "%s|%s", channel, peer);
     for (int i = 0; i < a->n_members; i++)
-        if (!strcmp(a->members[i], peer)) return i;
+        if (!strcmp(a->members[i], key)) return i;
     if (a->n_members == 32) return 0;
-    snprintf(a->members[a->n_members], sizeof a->members[0], "%s", peer);
+    snprintf(a->members[a->n_members], sizeof a->members[0], "%s", key);
     return a->n_members++;
 }
+
+/* the channel most tests use */
+static int member_slot(struct app *a, const char *peer) { return chan_member_slot(a, "room", peer); }
 
 static void on_connected(rtm_client *c, const struct rtm_welcome *w, void *ud)
 {
@@ -90,13 +95,13 @@ static void on_presence(rtm_client *c, const struct rtm_presence *p, void *ud)
     struct app *a = ud;
     (void)c;
     for (size_t i = 0; i < p->n_joined; i++) {
-        int s = member_slot(a, p->joined[i].peer_id);
+        int s = chan_member_slot(a, p->channel, p->joined[i].peer_id);
         if (a->in_room[s]) a->dup_join++;
         a->in_room[s] = 1;
         a->joins++;
     }
     for (size_t i = 0; i < p->n_left; i++) {
-        int s = member_slot(a, p->left[i].peer_id);
+        int s = chan_member_slot(a, p->channel, p->left[i].peer_id);
         if (!a->in_room[s]) a->bogus_leave++;
         a->in_room[s] = 0;
         a->leaves++;
@@ -377,16 +382,30 @@ TEST(daemon_restart_reconnects_resubscribes_and_reconciles)
     rtm_client *ca = client_for("alice", &a), *cb = client_for("bob", &b);
     struct done s1 = {0}, s2 = {0};
     CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    struct done s3 = {0}, s4 = {0};
     rtm_subscribe(ca, "room", on_done, &s1);
     rtm_subscribe(cb, "room", on_done, &s2);
-    CHECK(PUMP_UNTIL(s1.count && s2.count && (a.joins + b.joins) == 2, 3000, ca, cb));
-
+    rtm_subscribe(ca, "room2", on_done, &s3);
+    rtm_subscribe(cb, "room2", on_done, &s4);
+    CHECK(PUMP_UNTIL(s1.count && s2.count && s3.count && s4.count && (a.joins + b.joins) == 4, 3000, ca, cb));
+    /* carol is in room before the restart and does not come back */
+    struct app cc_app = {0};
+    struct done s5 = {0};
+    rtm_client *cc = client_for("carol", &cc_app);
+    CHECK(PUMP_UNTIL(cc_app.connected, 5000, ca, cb, cc));
+    rtm_subscribe(cc, "room", on_done, &s5);
+    CHECK(PUMP_UNTIL(s5.count && a.in_room[member_slot(&a, "carol")] && b.in_room[member_slot(&b, "carol")], 3000,
+                     ca, cb, cc));
     /* in-flight publishes at the moment the daemon goes away each complete exactly once */
     static struct done inflight[100];
     memset(inflight, 0, sizeof inflight);
     for (int i = 0; i < 100; i++) rtm_publish(ca, "room", "\"burst\"", on_done, &inflight[i]);
+    PUMP_UNTIL(inflight[10].count, 2000, ca, cb, cc); /* some answered, the rest on the wire or queued */
+    rtmd_stop(&D);
+    rtm_client_free(cc);
+
     long t0 = h_now_ms();
-    CHECK(rtmd_restart(&D) == 0);
+    CHECK(rtmd_launch(&D) == 0);
     CHECK(PUMP_UNTIL(a.reconnects == 1 && b.reconnects == 1, 10000, ca, cb));
     if (a.reconnects != 1 || b.reconnects != 1)
         fprintf(stderr, "  reconnects a=%d b=%d closed a=%d(%d %s) b=%d(%d %s)\n", a.reconnects, b.reconnects, a.closed,
@@ -398,9 +417,16 @@ TEST(daemon_restart_reconnects_resubscribes_and_reconciles)
                          all;
                      }),
                      12000, ca, cb));
-    for (int i = 0; i < 100; i++) CHECK(inflight[i].count == 1);
-    /* the first retry honours the backoff (500 ms +- 20 %) */
-    CHECK(a.n_retry >= 1 && a.retry[0] >= 400 && a.retry[0] <= 600);
+    int acked = 0, disc = 0;
+    for (int i = 0; i < 100; i++) {
+        CHECK(inflight[i].count == 1);
+        acked += inflight[i].status == RTM_STATUS_OK;
+        disc += inflight[i].status == RTM_ERR_DISCONNECTED;
+    }
+    CHECK(acked + disc == 100 && acked >= 11);
+    /* the first retry honours the backoff (500 ms +- 20 %), or the going_away
+     * frame's retryAfterMs (3 s from a draining rtmd) plus up to 20 % jitter */
+    CHECK(a.n_retry >= 1 && a.retry[0] >= 400 && a.retry[0] <= 3600);
     CHECK(h_now_ms() - t0 >= 400);
     CHECK(a.closed_final == 0 && b.closed_final == 0);
     /* subscriptions came back without the application asking */
@@ -414,6 +440,9 @@ TEST(daemon_restart_reconnects_resubscribes_and_reconciles)
     CHECK(a.dup_join == 0 && b.dup_join == 0 && a.bogus_leave == 0 && b.bogus_leave == 0);
     CHECK(b.in_room[member_slot(&b, "alice")] && a.in_room[member_slot(&a, "bob")]);
     CHECK(rtm_members(ca, "room", NULL, NULL) == 1 && rtm_members(cb, "room", NULL, NULL) == 1);
+    CHECK(rtm_members(ca, "room2", NULL, NULL) == 1 && rtm_members(cb, "room2", NULL, NULL) == 1);
+    /* carol's leave is real and reported once to each */
+    CHECK(!a.in_room[member_slot(&a, "carol")] && !b.in_room[member_slot(&b, "carol")]);
     rtm_client_free(ca);
     rtm_client_free(cb);
 }
