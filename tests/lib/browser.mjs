@@ -43,7 +43,7 @@ function netnsUsable() {
 export async function enterNetns(fileUrl) {
   if (process.env.RTM_IN_NETNS) return;
   if (!netnsUsable()) {
-    process.stderr.write('# browser tests: unshare -n not available, running on the host loopback\n');
+    process.stderr.write('# browser tests: no private network namespace (unshare -n unavailable or RTM_NO_NETNS set), running on the host loopback\n');
     process.env.RTM_IN_NETNS = 'host';
     return;
   }
