@@ -106,6 +106,7 @@ class Channel {
     this.awaitSnapshot = false; // next presence frame replaces the list
     this.snapshotTimer = null;
     this.subscribed = false;    // acknowledged on the current connection
+    this.reconciling = false;   // the awaited snapshot follows a reconnect
   }
 }
 
@@ -167,8 +168,9 @@ export class RtmClient extends Emitter {
     ch.opts.includeSenderMetadata = !!opts.includeSenderMetadata;
     const frame = { type: 'subscribe', channel };
     if (ch.opts.includeSenderMetadata) frame.includeSenderMetadata = true;
-    // A repeated subscribe is idempotent: the list we have stays authoritative.
-    if (!ch.subscribed) ch.awaitSnapshot = true;
+    // The broker answers every subscribe (repeated ones too) with its ack and
+    // then, in the same loop turn, a snapshot: the next presence frame.
+    ch.awaitSnapshot = true;
     return this._request(frame).then((r) => { ch.subscribed = true; this._armSnapshotTimer(ch); return r; },
       (e) => { if (this._channels.get(channel) === ch && !ch.subscribed) { this._dropChannelTimers(ch); this._channels.delete(channel); } throw e; });
   }
@@ -344,6 +346,7 @@ export class RtmClient extends Emitter {
   _resubscribe(ch) {
     ch.subscribed = false;
     ch.awaitSnapshot = true;
+    ch.reconciling = true;
     const frame = { type: 'subscribe', channel: ch.name };
     if (ch.opts.includeSenderMetadata) frame.includeSenderMetadata = true;
     this._request(frame).then(() => { ch.subscribed = true; this._armSnapshotTimer(ch); }, (e) => {
@@ -396,9 +399,13 @@ export class RtmClient extends Emitter {
       if (!ch.members.has(peerId)) joined.push({ peerId, metadata });
       ch.members.set(peerId, metadata);
     }
-    // Peers missing after a reconnect may simply not be back yet: give them a grace.
+    const reconciling = ch.reconciling;
+    ch.reconciling = false;
+    const left = [];
     for (const peerId of [...ch.members.keys()]) {
       if (now.has(peerId) || ch.pendingLeave.has(peerId)) continue;
+      if (!reconciling) { ch.members.delete(peerId); left.push({ peerId }); continue; }
+      // Peers missing after a reconnect may simply not be back yet: give them a grace.
       const t = setTimeout(() => {
         ch.pendingLeave.delete(peerId);
         if (this._channels.get(ch.name) !== ch || !ch.members.has(peerId)) return;
@@ -407,7 +414,7 @@ export class RtmClient extends Emitter {
       }, this.opts.reconcileGraceMs);
       ch.pendingLeave.set(peerId, t);
     }
-    if (joined.length) this.emit('presence', { channel: ch.name, joined, left: [], members: this.members(ch.name) });
+    if (joined.length || left.length) this.emit('presence', { channel: ch.name, joined, left, members: this.members(ch.name) });
     this.emit('sync', { channel: ch.name, members: this.members(ch.name), returning: [...ch.pendingLeave.keys()] });
   }
 
