@@ -6,10 +6,12 @@
  * across keep-alive transactions and is reset at the start of each one. The
  * body buffer grows on demand up to MINT_BODY_MAX and is kept for the next
  * transaction (keep-alive clients reuse it, so the hot path allocates no
- * body memory). A request whose declared or received body is over the cap is
- * answered 413 at once and the connection closed, without reading the rest.
+ * body memory). A request whose declared body is over the cap is answered
+ * 413 at once, before a byte of it is stored; the connection then lingers
+ * briefly, discarding (see on_writeable), and closes.
  * Errors decided before the body arrived (404, 405, 401, 400 on arguments)
- * still wait for a small declared body so keep-alive stays in sync. */
+ * still wait for a small declared body so keep-alive stays in sync. A
+ * chunked body gets 411 (lws 4.1.6 cannot deliver one) and a close. */
 #include "api.h"
 #include "keycache.h"
 
@@ -27,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+
+#define LINGER_SEC 2
 
 enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_OTHER = 8 };
 
@@ -58,7 +63,8 @@ struct conn {
     const struct route *route; /* NULL once a reply is decided before dispatch */
     int64_t t0_ns;
     int waiting_body;          /* a body is declared and not complete yet */
-    int closing;               /* reply, then close (413) */
+    int closing;               /* reply, then close (413, 411, pipelining after a body) */
+    int draining;              /* refused and answered: not reading, waiting for the client to close */
     int reply_ready;
 
     struct mint_key *key;      /* a reference, released at the end of the transaction */
@@ -199,7 +205,7 @@ static void conn_reset(struct conn *c)
     c->allow = NULL;
     c->content_type = NULL;
     c->route = NULL;
-    c->waiting_body = c->closing = c->reply_ready = 0;
+    c->waiting_body = c->closing = c->draining = c->reply_ready = 0;
     c->body_len = 0;
     c->has_path_arg = c->has_peer_id = c->has_channel = c->has_limit = 0;
 }
@@ -318,10 +324,74 @@ static void ready(struct lws *wsi, struct conn *c)
     lws_callback_on_writable(wsi);
 }
 
+static void count_status(int status, int64_t t0_ns)
+{
+    if (status < 300) rtm_metric_inc(RTM_M_HTTP_2XX, 1);
+    else if (status < 500) rtm_metric_inc(RTM_M_HTTP_4XX, 1);
+    else rtm_metric_inc(RTM_M_HTTP_5XX, 1);
+    rtm_histogram_observe(RTM_H_MINT_LATENCY, (double)(mono_ns() - t0_ns) / 1e9);
+}
+
+#define HDR_ROOM 512
+
+/* Writes the decided reply (headers and body in one write); 0 or -1. */
+static int write_reply(struct lws *wsi, struct conn *c)
+{
+    unsigned char *buf = malloc(LWS_PRE + HDR_ROOM + c->out_len);
+    if (!buf) return -1;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + HDR_ROOM;
+    int rc = -1;
+    if (lws_add_http_common_headers(wsi, (unsigned)c->status, c->content_type, c->out_len, &p, end))
+        goto done;
+    if (c->no_store &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store", 8,
+                                     &p, end))
+        goto done;
+    if (c->allow &&
+        lws_add_http_header_by_name(wsi, (unsigned char *)"allow:", (unsigned char *)c->allow,
+                                    (int)strlen(c->allow), &p, end))
+        goto done;
+    if (c->closing &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p, end))
+        goto done;
+    if (lws_finalize_http_header(wsi, &p, end)) goto done;
+    /* Headers and body leave in one write (one send(2) per reply): on HTTP/1.1
+     * lws passes header writes through as is, and the transaction's content
+     * accounting is reset by lws_http_transaction_completed. */
+    memcpy(p, c->out, c->out_len);
+    if (lws_write(wsi, start, (size_t)(p - start) + c->out_len, LWS_WRITE_HTTP_HEADERS) < 0) goto done;
+    rc = 0;
+done:
+    free(buf);
+    count_status(c->status, c->t0_ns);
+    return rc;
+}
+
+/* Answers a request refused on its headers alone (413, 411) at once, from
+ * the HTTP callback as lws_return_http_status does: while a client is still
+ * sending, lws 4.1.6 services its reads and holds WRITEABLE back for
+ * megabytes. Then it stops reading and sends FIN, and closes when the client
+ * does or after LINGER_SEC. It does not close at once: closing a socket with
+ * unread bytes makes the kernel send RST, and a client still sending would
+ * lose the answer in flight. Nothing of the body is read or stored. */
+static int refuse_now(struct lws *wsi, struct conn *c)
+{
+    if (write_reply(wsi, c) != 0) return -1;
+    conn_reset(c);
+    c->draining = 1;
+    shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+    lws_rx_flow_control(wsi, 0);
+    /* A wsi timer, not lws_set_timeout: lws re-arms its own body timeout
+     * after this callback returns, overriding any set here. */
+    lws_set_timer_usecs(wsi, LINGER_SEC * LWS_USEC_PER_SEC);
+    return 0;
+}
+
 /* ---- lws events ---- */
 
 static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, const char *path)
 {
+    if (c->draining) return -1; /* bytes after a refused request: nothing more to say */
     conn_reset(c);
     c->t0_ns = mono_ns();
 
@@ -360,10 +430,16 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
     if (declared > MINT_BODY_MAX) {
         conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
         c->closing = 1;
-        ready(wsi, c);
-        return 0;
+        return refuse_now(wsi, c);
     }
-    if (declared > 0 || chunked) {
+    /* lws 4.1.6 does not decode chunked request bodies: it neither delivers
+     * them nor completes the request, so they are refused outright. */
+    if (chunked) {
+        conn_error(c, 411, "length_required", "send the body with a Content-Length");
+        c->closing = 1;
+        return refuse_now(wsi, c);
+    }
+    if (declared > 0) {
         c->waiting_body = 1;
         lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10);
         return 0;
@@ -375,7 +451,8 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
 
 static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
 {
-    if (c->closing) return 0; /* already answering 413: drop the rest */
+    if (c->draining) return 0; /* refused: reading is paused, anything already read is dropped */
+    if (c->closing) return 0; /* answering already: drop the rest */
     if (c->body_len + len > MINT_BODY_MAX) {
         conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
         c->closing = 1;
@@ -411,6 +488,7 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
      * the loop, so a pipelined request after a body ends the connection
      * after this reply instead: HTTP/1.1 lets the server close, and clients
      * resend what was not answered. */
+    if (c->draining) return -1; /* the refused body ended after all: close now */
     if (!c->waiting_body) {
         c->closing = 1;
         return 0;
@@ -423,53 +501,16 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     return 0;
 }
 
-static void count_status(int status, int64_t t0_ns)
-{
-    if (status < 300) rtm_metric_inc(RTM_M_HTTP_2XX, 1);
-    else if (status < 500) rtm_metric_inc(RTM_M_HTTP_4XX, 1);
-    else rtm_metric_inc(RTM_M_HTTP_5XX, 1);
-    rtm_histogram_observe(RTM_H_MINT_LATENCY, (double)(mono_ns() - t0_ns) / 1e9);
-}
-
-#define HDR_ROOM 512
 
 static int on_writeable(struct lws *wsi, struct conn *c)
 {
     if (!c->reply_ready || !c->out) return 0;
     c->reply_ready = 0;
-    unsigned char *buf = malloc(LWS_PRE + HDR_ROOM + c->out_len);
-    if (!buf) return -1;
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + HDR_ROOM;
-    if (lws_add_http_common_headers(wsi, (unsigned)c->status, c->content_type, c->out_len, &p, end))
-        goto fail;
-    if (c->no_store &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store", 8,
-                                     &p, end))
-        goto fail;
-    if (c->allow &&
-        lws_add_http_header_by_name(wsi, (unsigned char *)"allow:", (unsigned char *)c->allow,
-                                    (int)strlen(c->allow), &p, end))
-        goto fail;
-    if (c->closing &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p, end))
-        goto fail;
-    if (lws_finalize_http_header(wsi, &p, end)) goto fail;
-    /* Headers and body leave in one write (one send(2) per reply): on HTTP/1.1
-     * lws passes header writes through as is, and the transaction's content
-     * accounting is reset by lws_http_transaction_completed. */
-    memcpy(p, c->out, c->out_len);
-    if (lws_write(wsi, start, (size_t)(p - start) + c->out_len, LWS_WRITE_HTTP_HEADERS) < 0) goto fail;
-    free(buf);
-    count_status(c->status, c->t0_ns);
     int closing = c->closing;
+    int rc = write_reply(wsi, c);
     conn_reset(c);
-    if (closing) return -1;
+    if (rc != 0 || closing) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
-
-fail:
-    free(buf);
-    count_status(c->status, c->t0_ns);
-    return -1;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -487,6 +528,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_body_done(wsi, srv, c);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_writeable(wsi, c);
+    case LWS_CALLBACK_TIMER: /* the linger after a refusal is over */
+        return c && c->draining ? -1 : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c) conn_free(c);
