@@ -208,6 +208,7 @@ async function join(name, room) {
   client.on('presence', (p) => {
     if (p.channel !== demo.channel) return;
     for (const j of p.joined) sysLine(`${nameOf(j.metadata, j.peerId)} joined`);
+    if (p.joined.length) publishState(true); // newcomers learn that we are muted or off camera
     for (const l of p.left) sysLine(`${tile(l.peerId)?.querySelector('.name').textContent || 'someone'} left`);
     renderMembers();
   });
@@ -221,7 +222,10 @@ async function join(name, room) {
       addChat(li);
     } else if (m.data.t === 'state') {
       const t = tile(m.from);
-      if (t) t.querySelector('.badges').textContent = [m.data.muted ? 'muted' : '', m.data.camOff ? 'camera off' : ''].filter(Boolean).join(' · ');
+      if (t) {
+        t.querySelector('.badges').textContent = [m.data.muted ? 'muted' : '', m.data.camOff ? 'camera off' : ''].filter(Boolean).join(' · ');
+        t.classList.toggle('no-video', !!m.data.camOff); // their avatar instead of black frames
+      }
     }
   });
 
@@ -313,11 +317,12 @@ $('join').addEventListener('submit', async (e) => {
   }
 });
 
-function publishState() {
+function publishState(onlyIfOff = false) {
   const s = demo.stream;
   if (!demo.client || !s) return;
   const muted = s.getAudioTracks().every((t) => !t.enabled);
   const camOff = s.getVideoTracks().every((t) => !t.enabled);
+  if (onlyIfOff && !muted && !camOff) return;
   demo.client.publish(demo.channel, { t: 'state', muted, camOff }).catch(() => {});
 }
 

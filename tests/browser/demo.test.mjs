@@ -148,6 +148,7 @@ test('a token whose TURN credential expired: coturn answers 401 and the page rep
   await waitInPage(page, () => window.rtmDemo.relay === 'unauthorized', null, { what: 'relay check refused' });
   const errs = await page.evaluate(() => window.rtmDemo.iceErrors);
   assert.ok(errs.some((e) => e.errorCode === 401), `icecandidateerror 401 seen: ${JSON.stringify(errs)}`);
+  assert.ok(coturn.unauthorized(expired.username), 'coturn itself logged the 401 for the expired username');
   assert.match(await page.locator('#relay').textContent(), /401/);
   assert.match(await page.locator('#banner').textContent(), /401 Unauthorized/);
   assert.equal(await page.locator('#banner').isVisible(), true);
