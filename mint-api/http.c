@@ -451,6 +451,7 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
 
 static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
 {
+    if (!len) return 0; /* lws may deliver an empty chunk with in == NULL */
     if (c->draining) return 0; /* refused: reading is paused, anything already read is dropped */
     if (c->closing) return 0; /* answering already: drop the rest */
     if (c->body_len + len > MINT_BODY_MAX) {
