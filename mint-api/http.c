@@ -6,12 +6,11 @@
  * across keep-alive transactions and is reset at the start of each one. The
  * body buffer grows on demand up to MINT_BODY_MAX and is kept for the next
  * transaction (keep-alive clients reuse it, so the hot path allocates no
- * body memory). A request whose declared body is over the cap is answered
- * 413 at once, before a byte of it is stored; the connection then lingers
- * briefly, discarding (see on_writeable), and closes.
- * Errors decided before the body arrived (404, 405, 401, 400 on arguments)
- * still wait for a small declared body so keep-alive stays in sync. A
- * chunked body gets 411 (lws 4.1.6 cannot deliver one) and a close. */
+ * body memory). Errors decided on the headers (404, 405, 401, 400 on
+ * arguments) still wait for a small declared body so keep-alive stays in
+ * sync. A declared body over the cap (413) or a chunked one (411: lws 4.1.6
+ * cannot deliver it) is answered at once, unread, and the connection closed
+ * after a short linger (refuse_now says why). */
 #include "api.h"
 #include "keycache.h"
 
@@ -20,9 +19,9 @@
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
-#include "util.h"
 #include "config.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -230,10 +229,10 @@ static int method_of(struct lws *wsi)
     }
 }
 
-/* Finds the route; on a known path with the wrong method sets *allow. */
+/* Finds the route; on a known path with the wrong method returns NULL and
+ * sets *allow to the method the path takes (every path takes one). */
 static const struct route *route_find(const char *path, int method, const char **allow)
 {
-    int path_known = 0;
     *allow = NULL;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const struct route *r = &routes[i];
@@ -242,10 +241,8 @@ static const struct route *route_find(const char *path, int method, const char *
                               : strcmp(path, r->path) == 0;
         if (!match) continue;
         if (r->method & (unsigned)method) return r;
-        path_known = 1;
         *allow = r->method == M_GET ? "GET" : r->method == M_POST ? "POST" : "DELETE";
     }
-    if (!path_known) *allow = NULL;
     return NULL;
 }
 
@@ -439,9 +436,8 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
         c->closing = 1;
         return refuse_now(wsi, c);
     }
-    if (declared > 0) {
+    if (declared > 0) { /* lws times a stalled body out (the vhost's timeout_secs) */
         c->waiting_body = 1;
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10);
         return 0;
     }
     dispatch(wsi, srv, c);
@@ -496,7 +492,6 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     }
     if (c->closing) return 0;
     c->waiting_body = 0;
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     dispatch(wsi, srv, c);
     ready(wsi, c);
     return 0;
