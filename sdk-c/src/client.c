@@ -243,11 +243,11 @@ out:
         memset(token, 0, strlen(token));
         free(token);
     }
-    if (protos) {
-        memset(protos, 0, strlen(protos));
-        free(protos);
+    free(protos);
+    if (path) { /* it may carry ?token= */
+        memset(path, 0, strlen(path));
+        free(path);
     }
-    free(path);
 }
 
 static void sul_ping_cb(lws_sorted_usec_list_t *s)
