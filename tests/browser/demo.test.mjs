@@ -152,9 +152,6 @@ test('a token whose TURN credential expired: coturn answers 401 and the page rep
   assert.match(await page.locator('#relay').textContent(), /401/);
   assert.match(await page.locator('#banner').textContent(), /401 Unauthorized/);
   assert.equal(await page.locator('#banner').isVisible(), true);
-  // The call between them cannot use the stale page's relay: its own connection reports 401 too.
-  await waitInPage(page, () => window.rtmDemo.iceErrors.some((e) => e.source === 'call' && e.errorCode === 401), null,
-    { what: 'the call connection reports 401' });
   await good.context().close();
   await page.context().close();
 });

@@ -290,12 +290,17 @@ export class CallMesh extends Emitter {
     if (m.bye) { this._removePeer(d.from, 'bye'); return; }
     let p = this.peers.get(d.from);
     if (!p) {
+      // Only an offer starts a connection with a peer we do not know yet (it
+      // saw us before we saw it); a late candidate from a peer that left must
+      // not bring it back as a ghost.
+      if (!(m.description && m.description.type === 'offer')) return;
       const meta = d.fromMetadata !== undefined ? d.fromMetadata : undefined;
       p = this._ensurePeer(d.from, meta);
       if (!p) return;
     }
     // One signal at a time per peer, in arrival order.
     p.chain = p.chain.then(async () => {
+      if (!p.pc || this.peers.get(p.peerId) !== p) return; // left meanwhile
       try {
         if (m.description) await this._onDescription(p, m);
         else if (m.candidate) await this._onCandidate(p, m);
