@@ -114,23 +114,53 @@ static int random_jti(char out[33])
     return 0;
 }
 
+/* The encoded header depends on the kid only, and the API signs with one
+ * key over and over: the last one is kept, per thread. A kid is at most 79
+ * printable characters (struct rtm_key), so the encoding always fits. */
+static int header_b64(const char *kid, const char **out, size_t *outlen)
+{
+    static __thread char last_kid[80], enc[256];
+    static __thread size_t enc_len;
+    size_t kl = strlen(kid);
+    if (kl >= sizeof last_kid) return RTM_EINVAL;
+    if (enc_len && strcmp(kid, last_kid) == 0) {
+        *out = enc;
+        *outlen = enc_len;
+        return 0;
+    }
+    json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ", "JWT", "kid", kid);
+    char *h = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+    json_decref(hdr);
+    if (!h) return RTM_ENOMEM;
+    int n = rtm_base64url((const unsigned char *)h, strlen(h), enc, sizeof enc);
+    free(h);
+    if (n < 0) return RTM_EINVAL;
+    memcpy(last_kid, kid, kl + 1);
+    enc_len = (size_t)n;
+    *out = enc;
+    *outlen = enc_len;
+    return 0;
+}
+
 /* Compact JWS: b64url(header) "." b64url(claims) "." b64url(HMAC-SHA256). */
 static int sign_hs256(const struct rtm_claims *c, const char *secret, char **out)
 {
-    int rc = RTM_ENOMEM;
-    json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ", "JWT", "kid", c->kid);
+    const char *h;
+    size_t hl;
+    int rc = header_b64(c->kid, &h, &hl);
+    if (rc) return rc;
+    rc = RTM_ENOMEM;
     json_t *cl = claims_json(c);
-    char *h = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
     char *p = cl ? json_dumps(cl, JSON_COMPACT) : NULL;
     char *t = NULL;
-    if (!h || !p) goto fail;
-    size_t hl = strlen(h), pl = strlen(p);
-    size_t cap = 4 * ((hl + 2) / 3) + 4 * ((pl + 2) / 3) + 48 + 3;
+    if (!p) goto fail;
+    size_t pl = strlen(p);
+    size_t cap = hl + 4 * ((pl + 2) / 3) + 48 + 3;
     if (!(t = malloc(cap))) goto fail;
-    int n1 = rtm_base64url((const unsigned char *)h, hl, t, cap);
-    t[n1] = '.';
-    int n2 = rtm_base64url((const unsigned char *)p, pl, t + n1 + 1, cap - (size_t)n1 - 1);
-    size_t len = (size_t)n1 + 1 + (size_t)n2;
+    memcpy(t, h, hl);
+    t[hl] = '.';
+    int n2 = rtm_base64url((const unsigned char *)p, pl, t + hl + 1, cap - hl - 1);
+    size_t len = hl + 1 + (size_t)n2;
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
     if ((rc = hmac_sha256(secret, (const unsigned char *)t, len, mac, &maclen)) != 0) goto fail;
@@ -142,9 +172,7 @@ static int sign_hs256(const struct rtm_claims *c, const char *secret, char **out
     rc = 0;
 fail:
     free(t);
-    free(h);
     free(p);
-    json_decref(hdr);
     json_decref(cl);
     return rc;
 }

@@ -132,6 +132,28 @@ TEST(jti_is_unique)
     rtm_claims_free(&b);
 }
 
+TEST(alternating_keys_sign_with_their_own_kid_and_secret)
+{
+    struct rtm_key other = key;
+    memcpy(other.id, "sk_id_ffeeddccbbaa99887766554433221100", 39);
+    other.secret = "sk_secret_another_secret_of_sufficient_length_for_tests_0000000000000";
+    struct rtm_mint_request rq = {.peer_id = "alice"};
+    for (int i = 0; i < 4; i++) {
+        const struct rtm_key *k = i % 2 ? &other : &key;
+        char *tok = NULL, kid[80];
+        int64_t exp;
+        const char *code, *msg, *reason;
+        struct rtm_claims c = {0};
+        CHECK(rtm_mint(&pol, k, &rq, NOW, &tok, &exp, &code, &msg) == 0);
+        CHECK(tok && rtm_token_peek_kid(tok, kid, sizeof kid, &reason) == 0 && strcmp(kid, k->id) == 0);
+        CHECK(tok && rtm_token_verify(tok, k, NOW + 1, &c, &reason) == 0);
+        rtm_claims_free(&c);
+        /* and not with the other key */
+        CHECK(tok && rtm_token_verify(tok, k == &key ? &other : &key, NOW + 1, &c, &reason) != 0);
+        free(tok);
+    }
+}
+
 TEST(refusals)
 {
     struct rtm_mint_request rq = {.peer_id = ""};
