@@ -24,6 +24,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,25 +77,36 @@ static json_t *claims_json(const struct rtm_claims *c)
 
 /* HMAC-SHA256 with a MAC context kept per thread: OpenSSL 3's one-shot HMAC()
  * fetches the algorithm from the provider on every call, which cost more
- * than the hashing itself. The context is re-keyed on each use, so nothing
- * of one key outlives its call in a way another caller could observe. */
+ * than the hashing itself. The context is re-keyed on each use, and freed
+ * when its thread exits (a pthread key destructor), so threads that mint
+ * (sdk-c's helper) leak nothing. */
+static pthread_key_t mac_key;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static void mac_ctx_free(void *ctx) { EVP_MAC_CTX_free(ctx); }
+static void mac_key_init(void) { pthread_key_create(&mac_key, mac_ctx_free); }
+
+static EVP_MAC_CTX *mac_ctx(void)
+{
+    pthread_once(&mac_once, mac_key_init);
+    EVP_MAC_CTX *ctx = pthread_getspecific(mac_key);
+    if (ctx) return ctx;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!ctx || !EVP_MAC_CTX_set_params(ctx, params) || pthread_setspecific(mac_key, ctx) != 0) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static int hmac_sha256(const char *key, const unsigned char *msg, size_t len, unsigned char *out,
                        size_t *outlen)
 {
-    static __thread EVP_MAC_CTX *ctx;
-    if (!ctx) {
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-        EVP_MAC_free(mac); /* the context keeps its own reference */
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                               OSSL_PARAM_construct_end()};
-        if (!ctx || !EVP_MAC_CTX_set_params(ctx, params)) {
-            EVP_MAC_CTX_free(ctx);
-            ctx = NULL;
-            return RTM_ECRYPTO;
-        }
-    }
-    if (!EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), NULL) ||
+    EVP_MAC_CTX *ctx = mac_ctx();
+    if (!ctx || !EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), NULL) ||
         !EVP_MAC_update(ctx, msg, len) || !EVP_MAC_final(ctx, out, outlen, EVP_MAX_MD_SIZE))
         return RTM_ECRYPTO;
     return 0;
