@@ -85,7 +85,8 @@ out:
 
 static void call_closed(struct rtm_client *c, int code, const char *reason, int again, int64_t in_ms)
 {
-    if (!c->o.cb.closed) return;
+    /* after rtm_client_free only completions fire (with RTM_ERR_CLOSED) */
+    if (!c->o.cb.closed || c->free_pending) return;
     CB_ENTER(c);
     c->o.cb.closed(c, code, reason, again, in_ms, c->o.cb_ud);
     CB_LEAVE(c);
@@ -392,6 +393,7 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (c->free_pending) return -1;
         if (c->close_pending) return 0;
         on_receive(c, wsi, in, len);
         return c->free_pending ? -1 : 0;

@@ -460,6 +460,7 @@ static int is_raw_message(const char *text, size_t len)
 
 int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
 {
+    if (c->free_pending) return 0; /* freed from a callback earlier in this frame batch */
     if (c->o.raw_messages && is_raw_message(text, len)) {
         if (c->o.cb.frame) {
             CB_ENTER(c);

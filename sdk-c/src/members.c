@@ -134,7 +134,7 @@ static size_t collect(json_t *arr, struct member *out, size_t max)
 
 static void report(struct rtm_client *c, struct chan *ch, struct member *j, size_t nj, struct member *l, size_t nl)
 {
-    if (!c->o.cb.presence || (!nj && !nl)) return;
+    if (!c->o.cb.presence || (!nj && !nl) || c->free_pending) return;
     struct rtm_member *rj = calloc(nj + 1, sizeof *rj), *rl = calloc(nl + 1, sizeof *rl);
     if (rj && rl) {
         for (size_t i = 0; i < nj; i++) rj[i] = (struct rtm_member){j[i].peer_id, j[i].metadata};

@@ -36,7 +36,7 @@ struct app {
     int in_room[32];
     int n_members;
     int dup_join, bogus_leave, joins, leaves;
-    int free_in_close;
+    int free_in_close, free_in_message;
     rtm_client *self;
 };
 
@@ -88,6 +88,10 @@ static void on_message(rtm_client *c, const struct rtm_message *m, void *ud)
     snprintf(a->last_from, sizeof a->last_from, "%s", m->from ? m->from : "");
     snprintf(a->last_channel, sizeof a->last_channel, "%s", m->channel ? m->channel : "");
     snprintf(a->last_from_meta, sizeof a->last_from_meta, "%s", m->from_metadata ? m->from_metadata : "");
+    if (a->free_in_message && a->self) {
+        rtm_client_free(c); /* deferred; nothing but completions may fire after this */
+        a->self = NULL;
+    }
 }
 
 static void on_presence(rtm_client *c, const struct rtm_presence *p, void *ud)
@@ -712,6 +716,29 @@ TEST(runs_on_an_application_owned_lws_context)
     rtm_client_free(cs[0]);
     rtm_client_free(cs[1]);
     lws_context_destroy(ctx);
+}
+
+TEST(free_inside_a_message_callback_stops_all_other_callbacks)
+{
+    struct app a = {0}, b = {0};
+    rtm_client *ca = client_for("burst-a", &a), *cb = client_for("burst-b", &b);
+    struct done s1 = {0}, s2 = {0}, late = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    rtm_subscribe(ca, "burst", on_done, &s1);
+    rtm_subscribe(cb, "burst", on_done, &s2);
+    CHECK(PUMP_UNTIL(s1.count && s2.count, 3000, ca, cb));
+    /* a completion bob still owes when he frees himself */
+    CHECK(rtm_publish(cb, "elsewhere-not-subscribed", "1", on_done, &late) == RTM_STATUS_OK);
+    b.free_in_message = 1;
+    int closed_before = b.closed;
+    for (int i = 0; i < 20; i++) CHECK(rtm_publish(ca, "burst", "\"x\"", NULL, NULL) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(b.self == NULL, 3000, ca, cb));
+    /* cb is gone: keep servicing alice only */
+    PUMP_UNTIL(0, 300, ca);
+    CHECK(b.messages == 1);
+    CHECK(b.closed == closed_before);
+    CHECK(late.count == 1);
+    rtm_client_free(ca);
 }
 
 int main(void)
