@@ -558,6 +558,25 @@ TEST(token_over_4k_connects)
     if (!a.connected) fprintf(stderr, "  long token refused: %d %s\n", a.last_code, a.last_reason);
     CHECK(strstr(a.metadata, "mmmmmmmm") != NULL);
     rtm_client_free(c);
+
+    /* the largest claims the mint API allows (8 KB metadata, 4 KB peerMetadata): ~16 KB */
+    char big[8200], pbig[4200];
+    n = snprintf(big, sizeof big, "{\"blob\":\"");
+    memset(big + n, 'q', 8000);
+    snprintf(big + n + 8000, sizeof big - (size_t)n - 8000, "\"}");
+    int pn = snprintf(pbig, sizeof pbig, "{\"p\":\"");
+    memset(pbig + pn, 'r', 3900);
+    snprintf(pbig + pn + 3900, sizeof pbig - (size_t)pn - 3900, "\"}");
+    struct app b = {0};
+    t = mint("hugemeta", NULL, 0, NULL, 0, 0, big, pbig);
+    CHECK(t && strlen(t) > 15000);
+    if (t) fprintf(stderr, "  # token of %zu bytes\n", strlen(t));
+    c = client_with(t, &b, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(b.connected == 1 || b.closed, 5000, c));
+    CHECK(b.connected == 1);
+    CHECK(strstr(b.metadata, "qqqqqqqq") != NULL);
+    rtm_client_free(c);
 }
 
 TEST(locally_signed_token_with_turn_credentials_connects)
