@@ -46,7 +46,23 @@
  * Liveness: a ping every 20 s; 60 s without any frame closes the socket with
  * 4000 and reconnects.
  *
- * Link with `pkg-config --libs rtm`. */
+ * Link with `pkg-config --libs rtm`.
+ *
+ *   static void on_msg(rtm_client *c, const struct rtm_message *m, void *ud)
+ *   { printf("%s from %s: %s\n", m->channel, m->from, m->data); }
+ *
+ *   rtm_options *o = rtm_options_new();
+ *   rtm_options_set_url(o, "ws://127.0.0.1:8080");
+ *   rtm_options_set_token_provider(o, fetch_token_from_my_backend, NULL);
+ *   struct rtm_callbacks cb = {.message = on_msg};
+ *   rtm_options_set_callbacks(o, &cb, NULL);
+ *   rtm_client *c;
+ *   if (rtm_client_new(o, &c) != RTM_STATUS_OK) ...;
+ *   rtm_options_free(o);                        // copied: free at once
+ *   rtm_subscribe(c, "room/1", NULL, NULL);     // queued until connected
+ *   while (running) rtm_client_service(c, 1000);
+ *   rtm_client_free(c);
+ */
 #ifndef RTM_H
 #define RTM_H
 
