@@ -131,3 +131,30 @@ test('exit codes: usage 2, refused token 3, broker error 1, --help 0', () => {
   assert.match(bad.err, /channel_reserved/);
   assert.equal(run(['peers'], { RTM_KEY: 'sk_secret_wrong' }).code, 3);
 });
+
+test('rtm bench runs each mode end to end and accounts for every message (no speed checked)', () => {
+  const benchEnv = { RTM_KEY_ID: d.key.id, RTM_MINT: '' };
+  const last = (r) => JSON.parse(r.out.trim().split('\n').pop());
+  const f = run(['bench', 'fanout', '--subs', '5', '--pubs', '2', '--msgs', '40', '--size', '100', '--pid', String(d.pid)], benchEnv);
+  assert.equal(f.code, 0, f.err);
+  const fj = last(f);
+  assert.equal(fj.bench, 'fanout');
+  assert.equal(fj.published, 40);
+  assert.equal(fj.delivered, 200);
+  assert.equal(fj.lost, 0);
+  assert.ok(fj.p50_ms <= fj.p99_ms && fj.p99_ms <= fj.max_ms);
+  assert.ok(fj.broker_rss_kb > 0);
+  assert.match(f.out, /fanout results/);
+  const p = run(['bench', 'pairs', '--pairs', '3', '--msgs', '10'], benchEnv);
+  assert.equal(p.code, 0, p.err);
+  const pj = last(p);
+  assert.equal(pj.exchanges, 30);
+  assert.equal(pj.lost, 0);
+  const c = run(['bench', 'connect', '--conns', '20', '--pid', String(d.pid)], benchEnv);
+  assert.equal(c.code, 0, c.err);
+  const cj = last(c);
+  assert.equal(cj.connected, 20);
+  assert.equal(cj.failures, 0);
+  assert.ok('broker_bytes_per_conn' in cj);
+  assert.equal(run(['bench', 'nonsense'], benchEnv).code, 2);
+});
