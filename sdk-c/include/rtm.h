@@ -183,8 +183,11 @@ rtm_status rtm_options_set_publishable_key(rtm_options *o, const char *pk);
 /* Sent as the Origin header (host:port form as lws wants it; NULL = none). */
 rtm_status rtm_options_set_origin(rtm_options *o, const char *origin);
 rtm_status rtm_options_set_callbacks(rtm_options *o, const struct rtm_callbacks *cb, void *ud);
-/* Bounds of the outbound queue (frames waiting while disconnected or not yet
- * written). Defaults 1024 frames, 4 MiB. Over either: RTM_ERR_QUEUE_FULL. */
+/* Bounds of the outbound queue. max_frames counts requests not yet written
+ * (waiting while disconnected, or behind a slow socket) plus those awaiting
+ * their answer; max_bytes counts the unwritten frames' bytes. Defaults 1024
+ * frames, 4 MiB. A call over either returns RTM_ERR_QUEUE_FULL (and never
+ * calls back); nothing already queued is dropped. */
 rtm_status rtm_options_set_queue_limits(rtm_options *o, size_t max_frames, size_t max_bytes);
 /* Request timeout for completions, default 10000 ms. */
 rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms);
