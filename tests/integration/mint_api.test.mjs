@@ -516,6 +516,8 @@ test('slow clients stalled mid-request do not block others', async () => {
   for (let i = 0; i < 6; i++) {
     const s = connect(d.backendPort, '127.0.0.1');
     s.on('error', () => {});
+    s.hung = true;
+    s.on('close', () => { s.hung = false; });
     await new Promise((r) => s.on('connect', r));
     // half of them stop inside the headers, half inside the body
     s.write(i % 2 === 0
@@ -524,11 +526,11 @@ test('slow clients stalled mid-request do not block others', async () => {
     stalled.push(s);
   }
   try {
-    const t0 = Date.now();
     const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => d.api('POST', '/v1/tokens', { peerId: `busy-${i}` })));
     for (const r of rs) assert.equal(r.status, 200, r.text);
-    assert.ok(Date.now() - t0 < 2000, 'served while the slow ones hang');
     await assertHealthy();
+    // Served while the slow ones still hang (the server drops them only at its timeout).
+    assert.ok(stalled.every((s) => s.hung), 'the stalled connections are still open');
   } finally {
     for (const s of stalled) s.destroy();
   }
