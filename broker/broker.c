@@ -28,6 +28,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->peers, HTAB_STR);
     htab_init(&b->channels, HTAB_STR);
     htab_init(&b->conn_ips, HTAB_STR);
+    htab_init(&b->app_conns, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
     if (!b->scratch || !b->wbuf) {
@@ -137,6 +138,9 @@ void brk_destroy(struct brk_broker *b)
     brk_flush_sessions(b);
     free(b->rows);
     limits_destroy(b);
+    for (uint32_t i = 0; i < b->app_conns.cap; i++)
+        if (b->app_conns.slots[i].key) free(b->app_conns.slots[i].val);
+    htab_free(&b->app_conns);
     channels_destroy(b);
     /* Peers outlive nothing: every session's CLOSED ran in lws_context_destroy. */
     for (uint32_t i = 0; i < b->peers.cap; i++) {
@@ -153,6 +157,32 @@ void brk_destroy(struct brk_broker *b)
 }
 
 int brk_session_count(struct brk_broker *b) { return b ? b->n_sessions : 0; }
+
+int app_conns_get(struct brk_broker *b, const char *app)
+{
+    struct app_count *c = htab_get(&b->app_conns, app);
+    return c ? c->n : 0;
+}
+
+int app_conns_add(struct brk_broker *b, const char *app, int delta)
+{
+    struct app_count *c = htab_get(&b->app_conns, app);
+    if (!c) {
+        if (delta <= 0) return 0;
+        if (!(c = calloc(1, sizeof *c))) return RTM_ENOMEM;
+        snprintf(c->app, sizeof c->app, "%s", app);
+        if (htab_put(&b->app_conns, c->app, c)) {
+            free(c);
+            return RTM_ENOMEM;
+        }
+    }
+    c->n += delta;
+    if (c->n <= 0) {
+        htab_del(&b->app_conns, c->app);
+        free(c);
+    }
+    return 0;
+}
 
 /* ---- backend-facing ---- */
 

@@ -376,14 +376,6 @@ static void reject(struct brk_session *s, int code, const char *reason, const ch
     lws_callback_on_writable(s->wsi);
 }
 
-static int app_connections(struct brk_broker *b, const char *app)
-{
-    int n = 0;
-    for (struct brk_session *x = b->sessions; x; x = x->next)
-        if (strcmp(x->app, app) == 0) n++;
-    return n;
-}
-
 static void on_established(struct brk_session *s, struct lws *wsi)
 {
     struct brk_broker *b = broker_of(wsi);
@@ -430,7 +422,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
     int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
     if ((cfg->max_connections > 0 && b->n_sessions >= cfg->max_connections) ||
-        (app_max > 0 && app_connections(b, s->app) >= app_max)) {
+        (app_max > 0 && app_conns_get(b, s->app) >= app_max)) {
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, RTM_CLOSE_OVER_CAPACITY, "server at capacity", s->remote);
@@ -444,7 +436,14 @@ static void on_established(struct brk_session *s, struct lws *wsi)
             sess_close(x, RTM_CLOSE_REPLACED, "replaced by a newer connection");
         }
     }
-    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || peer_attach(s)) {
+    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || app_conns_add(b, s->app, 1)) {
+        free(origin);
+        rtm_claims_free(&s->claims);
+        reject(s, 1011, "internal error", s->remote);
+        return;
+    }
+    if (peer_attach(s)) {
+        app_conns_add(b, s->app, -1);
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, 1011, "internal error", s->remote);
@@ -566,6 +565,7 @@ static void on_closed(struct brk_session *s)
         limits_session_end(s);
         chan_unsubscribe_all(s);
         peer_detach(s);
+        app_conns_add(b, s->app, -1);
         if (s->prev) s->prev->next = s->next;
         else b->sessions = s->next;
         if (s->next) s->next->prev = s->prev;

@@ -192,6 +192,7 @@ struct brk_broker {
 
     int64_t revocations_seen; /* newest revocation row id enforced */
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
+    struct htab app_conns;    /* app -> struct app_count: live sessions per app, for max-connections-per-app */
     lws_sorted_usec_list_t ip_prune_sul;
     int ip_table_full_logged;
     int shutting_down;
@@ -251,6 +252,14 @@ void live_seen(struct brk_session *s);
 void limits_session_end(struct brk_session *s);
 
 /* broker.c */
+struct app_count {
+    char app[65];
+    int n;
+};
+/* Live sessions of an app (0 when none). */
+int app_conns_get(struct brk_broker *b, const char *app);
+/* +1 / -1; 0 or RTM_ENOMEM. */
+int app_conns_add(struct brk_broker *b, const char *app, int delta);
 /* Called at PROTOCOL_INIT: the loop exists, timers can be armed. */
 void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx);
 /* Called at PROTOCOL_DESTROY: cancels the broker's timers; none is armed after. */

@@ -304,3 +304,19 @@ test('a stalled consumer is closed with 1013 while a healthy one receives everyt
     await healthy.close();
   });
 });
+
+test('max-connections-per-app: 4010 for that app only', async () => {
+  await withRtmd({ 'max-connections-per-app': 2 }, async (d) => {
+    const other = rtmJson(['key', 'create', '--db', d.db, '--app', 'other-app']);
+    const a1 = await peer(d, 'pa-1');
+    const a2 = await peer(d, 'pa-2');
+    const r = await expectClose(d, `?token=${await tokenFor(d, 'pa-3')}`);
+    assert.deepEqual([r.code, r.reason], [4010, 'server at capacity']);
+    const o1 = await peer(d, 'po-1', {}, other.secret);
+    assert.equal(o1.welcome.peerId, 'po-1');
+    await a1.close();
+    const a3 = await until(async () => { try { return await peer(d, 'pa-3'); } catch { return null; } });
+    assert.equal(a3.welcome.peerId, 'pa-3');
+    for (const c of [a2, a3, o1]) await c.close();
+  });
+});
