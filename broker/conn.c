@@ -639,10 +639,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* rx_buffer_size: lws keeps one receive buffer of this size per connection
+ * for as long as it lives, so it is kept small; messages larger than it
+ * arrive in pieces and are reassembled in a buffer that exists only until
+ * the message is complete. tx_packet_size: without it lws cuts every send to
+ * the rx size and copies the rest aside, which would undo the coalescing. */
+#define RX_CHUNK 1024
 static const struct lws_protocols protocols[] = {
-    /* rx_buffer_size 0: lws's default per-connection rx buffer; larger
-     * messages arrive in pieces and are reassembled on demand. */
-    {"rtm.v1", callback, sizeof(struct brk_session), 0, 0, NULL, 0},
+    {"rtm.v1", callback, sizeof(struct brk_session), RX_CHUNK, 0, NULL, LWS_PRE + WRITE_BUDGET},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
