@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { startRtmd, sleep } from '../lib/rtmd.mjs';
 import { frameChecker } from '../lib/schema.mjs';
 import { claimsOf } from './broker_util.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../lib/rtmd.mjs';
 
 const ALL = ['publish', 'subscribe', 'presence', 'send'];
 let d;
@@ -335,6 +338,44 @@ describe('bad frames close the connection, others untouched', () => {
     assert.equal((await b.next('message')).data.length, 20000);
     await a.close();
     await b.close();
+  });
+});
+
+describe('the public listener\'s HTTP', () => {
+  test('serves web_root at / (index.html) and /sdk/rtm.js; 404 for unknown paths and /demo/token when off', async () => {
+    let r = await fetch(`${d.publicUrl}/`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /text\/html/);
+    assert.equal(await r.text(), readFileSync(join(ROOT, 'web', 'index.html'), 'utf8'));
+    r = await fetch(`${d.publicUrl}/sdk/rtm.js`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /javascript/);
+    assert.equal(await r.text(), readFileSync(join(ROOT, 'web', 'sdk', 'rtm.js'), 'utf8'));
+    for (const p of ['/no-such-file.html', '/demo/token?room=a&name=b']) {
+      r = await fetch(`${d.publicUrl}${p}`);
+      await r.text();
+      assert.equal(r.status, 404, p);
+    }
+  });
+
+  test('GET /demo/token answers JSON with no-store when demo-token is on', async () => {
+    const keyFile = join(d.dir, 'dev-key.json');
+    writeFileSync(keyFile, JSON.stringify(d.key));
+    const e = await startRtmd({ key: d.key, dir: d.dir, keepDir: true, config: { db: d.db, 'demo-token': true, 'demo-key-file': keyFile, 'rate-connects-per-ip-per-minute': 0 } });
+    try {
+      const r = await fetch(`${e.publicUrl}/demo/token?room=lobby&name=Ann`);
+      assert.equal(r.status, 200, await r.clone().text());
+      assert.equal(r.headers.get('cache-control'), 'no-store');
+      const j = await r.json();
+      assert.equal(typeof j.token, 'string');
+      const c = await e.connect(j.token);
+      assert.equal(c.welcome.peerId, j.peerId);
+      await c.close();
+      const bad = await fetch(`${e.publicUrl}/demo/token?room=${encodeURIComponent('a b')}&name=x`);
+      assert.ok(bad.status >= 400 && bad.status < 500, String(bad.status));
+      assert.match(bad.headers.get('content-type'), /json/);
+      await bad.text();
+    } finally { await e.stop(); }
   });
 });
 
