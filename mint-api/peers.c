@@ -1,13 +1,16 @@
 /* peers.c: the broker's live state seen from the backend: GET /v1/peers
  * [?channel=], DELETE /v1/peers/{peerId} (close with 4020), POST /v1/publish
  * {channel, data} (from "_server"). These call into the broker in the same
- * process; with --role mint there is none and they answer 503. */
+ * process; with --role mint there is none and they answer 503. Kicks and
+ * publishes act in the calling key's app; the listing is filtered to it. */
 #include "api.h"
 
 #include "broker.h"
 #include "pattern.h"
 #include "protocol.h"
 #include "server.h"
+
+#include <string.h>
 
 static int need_broker(struct mint_req *rq)
 {
@@ -23,11 +26,20 @@ void mint_peers_get(struct mint_req *rq)
         mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
         return;
     }
-    json_t *peers = brk_peers(rq->srv->broker, rq->q_channel);
-    if (!peers) {
+    json_t *all = brk_peers(rq->srv->broker, rq->q_channel);
+    if (!all) {
         mint_reply_error(rq, 500, "internal_error", "the broker did not answer");
         return;
     }
+    /* The broker spans every app; a key sees its own app's peers only. */
+    json_t *peers = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p) {
+        const char *app = json_string_value(json_object_get(p, "app"));
+        if (!app || strcmp(app, rq->key->app) == 0) json_array_append(peers, p);
+    }
+    json_decref(all);
     mint_reply_json(rq, 200, json_pack("{s:o}", "peers", peers), 0);
 }
 

@@ -349,6 +349,30 @@ test('sessions: listed for the key, filtered by peerId, arguments checked', asyn
   await expectError(await d.api('GET', '/v1/sessions', undefined, { auth: null }), 401, 'unauthorized');
 });
 
+test('sessions: a closed connection is listed for its app only', async () => {
+  const { token } = await d.mint({ peerId: 'sess-peer' });
+  const decoded = decodeJwt(token).claims;
+  const c = await d.connect(token);
+  await c.close();
+  let rows = [];
+  for (let i = 0; i < 30 && !rows.some((r) => r.closedAt); i++) { // the broker batches its writes
+    await sleep(100);
+    rows = (await d.api('GET', '/v1/sessions?peerId=sess-peer')).json.sessions;
+  }
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  assert.equal(rows[0].peerId, 'sess-peer');
+  assert.equal(rows[0].jti, decoded.jti);
+  assert.equal(rows[0].app, d.app);
+  assert.ok(rows[0].closedAt >= rows[0].connectedAt);
+  const other = rtmJson(['key', 'create', '--db', d.db, '--app', 'another-app']);
+  const o = await d.api('GET', '/v1/sessions?peerId=sess-peer', undefined, { auth: other.secret });
+  assert.equal(o.status, 200, o.text);
+  assert.deepEqual(o.json.sessions, [], 'another app sees none of it');
+  const lim = await d.api('GET', '/v1/sessions?limit=1');
+  assert.equal(lim.status, 200);
+  assert.ok(lim.json.sessions.length <= 1);
+});
+
 test('peers, kick and server publish answer with the broker in the process', async () => {
   const p = await d.api('GET', '/v1/peers');
   assert.equal(p.status, 200, p.text);
@@ -366,6 +390,36 @@ test('peers, kick and server publish answer with the broker in the process', asy
   await expectError(await d.api('POST', '/v1/publish', { channel: '', data: 1 }), 400, 'invalid_request');
   await expectError(await d.api('DELETE', '/v1/peers/nobody', undefined, { auth: null }), 401, 'unauthorized');
   await expectError(await d.api('GET', '/v1/peers', undefined, { auth: null }), 401, 'unauthorized');
+});
+
+test('peers, server publish and kick act on live sessions of the key\'s app', async () => {
+  const { token } = await d.mint({ peerId: 'live-peer', peerMetadata: { name: 'Live' } });
+  const c = await d.connect(token);
+  assert.equal((await c.request({ type: 'subscribe', channel: 'lobby' })).type, 'ack');
+  const p = await d.api('GET', '/v1/peers?channel=lobby');
+  assert.equal(p.status, 200, p.text);
+  const me = p.json.peers.find((x) => x.peerId === 'live-peer');
+  assert.ok(me, p.text);
+  assert.deepEqual(me.peerMetadata, { name: 'Live' });
+  assert.deepEqual(me.channels, ['lobby']);
+  assert.equal(me.connections, 1);
+  const other = rtmJson(['key', 'create', '--db', d.db, '--app', 'elsewhere']);
+  const o = await d.api('GET', '/v1/peers', undefined, { auth: other.secret });
+  assert.equal(o.status, 200, o.text);
+  assert.ok(!o.json.peers.some((x) => x.peerId === 'live-peer'), 'another app does not see it');
+  assert.equal((await d.api('DELETE', '/v1/peers/live-peer', undefined, { auth: other.secret })).json.closed, 0);
+
+  const pub = await d.api('POST', '/v1/publish', { channel: 'lobby', data: { hi: 1 } });
+  assert.equal(pub.status, 200, pub.text);
+  assert.equal(pub.json.recipients, 1);
+  const m = await c.next('message');
+  assert.equal(m.from, '_server');
+  assert.deepEqual(m.data, { hi: 1 });
+
+  const k = await d.api('DELETE', '/v1/peers/live-peer');
+  assert.equal(k.status, 200, k.text);
+  assert.equal(k.json.closed, 1);
+  assert.equal((await c.closed).code, 4020);
 });
 
 test('with --role mint the broker views answer 503 broker_unavailable', async () => {
