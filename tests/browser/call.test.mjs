@@ -212,7 +212,9 @@ test('the demo token endpoint is off unless the config turns it on', async () =>
   assert.ok(!(await r.text()).includes('token"'));
 });
 
-test('4002: the token provider is asked again at once, the subscription comes back, no false presence', async () => {
+// The core protocol's expiry path. (With the extensions, on by default, the
+// SDK refreshes in-band instead: tests/browser/refresh.test.mjs.)
+test('4002 (extensions off): the token provider is asked again at once, the subscription comes back, no false presence', async () => {
   const page = await newPage(browser, d.publicUrl);
   let minted = 0;
   // The page's token provider calls back into the test, which mints through the real API:
@@ -227,7 +229,7 @@ test('4002: the token provider is asked again at once, the subscription comes ba
   await page.evaluate(async () => {
     const { RtmClient } = await import('/sdk/rtm.js');
     const ev = window.__ev = [];
-    const c = window.__c = new RtmClient({ url: location.origin, token: () => window.mintToken() });
+    const c = window.__c = new RtmClient({ url: location.origin, token: () => window.mintToken(), extensions: false });
     c.on('close', (e) => ev.push({ t: 'close', code: e.code, retryInMs: e.retryInMs, at: performance.now() }));
     c.on('connected', (w) => ev.push({ t: 'connected', reconnect: w.reconnect, at: performance.now() }));
     c.on('presence', (p) => ev.push({ t: 'presence', joined: p.joined.map((j) => j.peerId), left: p.left.map((l) => l.peerId) }));

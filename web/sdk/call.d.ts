@@ -7,7 +7,7 @@ export interface CallMeshOptions {
   /** Local media; its tracks are added to every connection. */
   localStream?: MediaStream | null;
   /** Extra RTCConfiguration (e.g. iceTransportPolicy: 'relay'); iceServers come from the welcome
-   *  and bundlePolicy is always 'max-bundle'. */
+   *  (then from each in-band refresh) and bundlePolicy is always 'max-bundle'. */
   rtcConfig?: RTCConfiguration;
   /** Label of a negotiated data channel (id 0) opened to every peer. */
   dataChannel?: string | null;
@@ -37,6 +37,9 @@ export interface CallEvents {
   connectionstatechange: { peerId: string; state: RTCPeerConnectionState };
   icecandidateerror: { peerId: string; errorCode: number; errorText: string; url: string; address: string | null; port: number | null };
   icerestart: { peerId: string };
+  /** The client's refresh brought new iceServers; every connection got them (setConfiguration)
+   *  for its next ICE restart. */
+  iceservers: { iceServers: RTCIceServer[]; peers: string[] };
   full: { peerId: string };
   error: RtmError | Error;
 }

@@ -11,8 +11,13 @@
 // the welcome's fresh iceServers and the impolite side restarts ICE. Every
 // signal carries the sender's connection id (`pc`), so an offer from a peer
 // that rebuilt its connection (reload, teardown) replaces ours cleanly instead
-// of being fed to a stale one. The application supplies the local media and
-// receives remote streams; nothing here touches the DOM.
+// of being fed to a stale one. When the client refreshes its token in-band
+// (its `iceServers` event), every connection gets the new servers through
+// setConfiguration, so the next ICE restart allocates with live TURN
+// credentials instead of the first token's, which may have expired. After a
+// resumed session (the broker held our place) the peers are known to be
+// there, so the impolite side restarts ICE at once. The application supplies
+// the local media and receives remote streams; nothing here touches the DOM.
 //
 //   const call = new CallMesh(rtm, { channel: 'room-42', localStream, dataChannel: 'chat' });
 //   call.on('stream', ({ peerId, stream }) => { video.srcObject = stream; });
@@ -84,6 +89,7 @@ export class CallMesh extends Emitter {
       c.on('presence', (p) => this._onPresence(p)),
       c.on('direct', (d) => this._onDirect(d)),
       c.on('connected', (w) => { if (w.reconnect) this._onReconnect(w); }),
+      c.on('iceServers', (e) => this._onIceServers(e.iceServers)),
       c.on('sync', (s) => { if (s.channel === this.channel) this._onSync(s); }),
     );
     if (!c.channels().includes(this.channel)) await c.subscribe(this.channel);
@@ -134,7 +140,24 @@ export class CallMesh extends Emitter {
       if (!p.pc) continue;
       try { p.pc.setConfiguration(this._config(w.iceServers)); } catch (e) { this.emit('error', e); }
       p.restartPending = true;
+      // Resumed: no snapshot (and so no sync) follows; the member list is the
+      // held one and signals to a peer still in its own gap are queued for it.
+      if (w.resumed && !p.polite) this._restartIce(p);
     }
+  }
+
+  // Fresh servers from an in-band refresh: the current connections keep
+  // their allocations; the servers are for the next gathering (ICE restart).
+  _onIceServers(iceServers) {
+    for (const p of this.peers.values()) {
+      if (!p.pc || p.pc.signalingState === 'closed') continue;
+      try {
+        p.pc.setConfiguration({ ...p.pc.getConfiguration(), iceServers });
+      } catch (e) {
+        this.emit('error', new RtmError('configuration', `new iceServers for ${p.peerId} refused: ${e.message}`));
+      }
+    }
+    this.emit('iceservers', { iceServers, peers: [...this.peers.keys()] });
   }
 
   _restartIce(p) {

@@ -25,7 +25,8 @@ export declare class Emitter<E extends Record<string, unknown>> {
   emit<K extends keyof E>(event: K, arg: E[K]): void;
 }
 
-/** Called before every connect and reconnect; may fetch a token from your backend. */
+/** Called before every connect and reconnect, and before each in-band refresh; may fetch a token
+ *  from your backend. */
 export type TokenProvider = () => string | Promise<string>;
 
 export interface RtmClientOptions {
@@ -51,6 +52,16 @@ export interface RtmClientOptions {
    *  that is down never makes the browser print the socket URL (and token) in the console. */
   probe?: boolean;
   probeTimeoutMs?: number;       // 5000
+  /** true (default): ask for the protocol extensions (`&ext=1`, docs/EXTENSIONS.md): in-band token
+   *  refresh, session resume after a drop, per-sender `seq` on direct messages. A broker without
+   *  them ignores the request and the client speaks the core protocol. */
+  extensions?: boolean;
+  /** 60000: refresh this long before expiresAt if the broker's token_expiring has not come first.
+   *  Needs a token provider (a fixed token string is never refreshed; 4002 ends its session). */
+  refreshBeforeExpiryMs?: number;
+  /** 5000: one more try after a refresh failed for a transient reason (provider error, timeout);
+   *  at most 3 tries per token, a refused refresh is not retried (4002 and a reconnect follow). */
+  refreshRetryMs?: number;
 }
 
 export interface Member { peerId: string; metadata?: Record<string, unknown>; }
@@ -65,6 +76,11 @@ export interface Connected {
   iceServers: RTCIceServer[];
   /** true on every welcome after the first. */
   reconnect: boolean;
+  /** Extension sessions: the broker's id for this session's place (null otherwise). */
+  sessionId: string | null;
+  /** true when this welcome took back a held session (after a drop, within the resume window):
+   *  subscriptions, member lists and seq counters carried on; nothing was resubscribed. */
+  resumed: boolean;
 }
 
 export interface CloseEvent_ {
@@ -81,21 +97,41 @@ export interface RtmEvents {
   connecting: { attempt: number };
   connected: Connected;
   message: { channel: string; from: string; data: unknown; fromMetadata?: Record<string, unknown> };
-  direct: { from: string; data: unknown; fromMetadata?: Record<string, unknown> };
+  /** seq (extension sessions): counts per sender from 1, continuous across a resume. */
+  direct: { from: string; data: unknown; fromMetadata?: Record<string, unknown>; seq?: number };
   /** Real joins and leaves only (reconnects are reconciled); members is the list after the change. */
   presence: { channel: string; joined: Member[]; left: { peerId: string }[]; members: Member[] };
   /** After each subscribe's snapshot, and when a peer missing from a post-reconnect snapshot comes
    *  back within the grace: the full list, and peers still inside the grace. */
   sync: { channel: string; members: Member[]; returning: string[] };
   close: CloseEvent_;
+  /** A refresh that was refused arrives as error with the broker's code (e.g. 'invalid_token') and a
+   *  message starting 'refresh refused:'. */
   error: RtmError;
+  /** The broker's token_expiring: a refresh through the token provider starts now. */
+  expiring: { expiresAt: number | null };
+  /** A refresh was acknowledged: the session continues on the new token. */
+  refreshed: { expiresAt: number; metadata: Record<string, unknown> };
+  /** A refresh brought metadata.iceServers (fresh TURN credentials); CallMesh applies them. */
+  iceServers: { iceServers: RTCIceServer[]; expiresAt: number };
+  /** A direct from `from` skipped seq numbers: expected..got-1 were lost (e.g. over the broker's
+   *  resume queue bound). Emitted just before the direct that revealed it. */
+  gap: { from: string; expected: number; got: number };
 }
 
 export declare class RtmClient extends Emitter<RtmEvents> {
   constructor(opts: RtmClientOptions);
   readonly state: 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
   readonly peerId: string | null;
+  /** The latest iceServers: the welcome's, then each refresh's. */
   readonly iceServers: RTCIceServer[];
+  /** The token in force's expiry (unix s; updated by each refresh), null for publishable keys. */
+  readonly expiresAt: number | null;
+  /** The token in force's metadata (welcome, then each refresh). */
+  readonly metadata: Record<string, unknown>;
+  /** Extension sessions: the id a reconnect asks to resume with; null otherwise. */
+  readonly sessionId: string | null;
+  /** The latest welcome frame as received. */
   readonly welcome: Record<string, unknown> | null;
   /** Resolves with the first welcome; rejects if the broker closes with a terminal code first. */
   connect(): Promise<Connected>;

@@ -8,6 +8,13 @@
 // sees real joins and leaves. The token never appears in an error message or
 // a log line this module produces.
 //
+// Protocol extensions (docs/EXTENSIONS.md) are asked for by default (`&ext=1`):
+// the token is renewed in-band before it expires (`refresh`, answered with the
+// new expiry and fresh iceServers: the `iceServers` event), a dropped
+// connection comes back with `&resume=<sessionId>` and, when the broker still
+// held the place, keeps its member lists and subscriptions untouched, and each
+// `direct` carries a per-sender `seq` whose jumps are reported as `gap`.
+//
 //   import { RtmClient } from '/sdk/rtm.js';
 //   const rtm = new RtmClient({ url: 'ws://127.0.0.1:8080', token: () => fetchToken() });
 //   rtm.on('connected', (w) => console.log(w.peerId, w.iceServers));
@@ -43,7 +50,22 @@ const DEFAULTS = {
   tokenTransport: 'query',
   probe: true,          // see _open(): check the host answers before opening the socket
   probeTimeoutMs: 5000,
+  extensions: true,     // ask for refresh, resume and seq (&ext=1)
+  // Refresh this long before expiresAt if the broker's token_expiring has not
+  // come first (it normally does, token-expiring-notice-sec before expiry).
+  refreshBeforeExpiryMs: 60000,
+  refreshRetryMs: 5000, // after a refresh that failed for a transient reason
 };
+
+// Refresh attempts per token (per expiresAt): a provider that keeps handing
+// out a token the broker refuses, or the same token again, cannot make the
+// client loop; past this the 4002 close and a reconnect take over.
+const REFRESH_TRIES_MAX = 3;
+// Senders whose last seq is remembered; past this the least recently heard is
+// forgotten, and a later jump from a forgotten sender is not reported.
+const SEQ_SENDERS_MAX = 4096;
+// setTimeout's largest delay (about 24.8 days); longer waits are re-armed.
+const TIMER_MAX_MS = 2 ** 31 - 1;
 
 // An error from the broker (code is the wire code, e.g. 'channel_not_authorized')
 // or from the SDK ('timeout', 'disconnected', 'closed', 'queue_full', 'not_connected').
@@ -81,8 +103,8 @@ export class Emitter {
   }
 }
 
-function withToken(url, token) {
-  return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token);
+function withArg(url, name, value) {
+  return url + (url.includes('?') ? '&' : '?') + name + '=' + encodeURIComponent(value);
 }
 
 function toWsUrl(url) {
@@ -90,7 +112,7 @@ function toWsUrl(url) {
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   if (u.pathname === '' || u.pathname === '/') u.pathname = '/v1';
-  for (const k of ['token', 'key']) u.searchParams.delete(k);
+  for (const k of ['token', 'key', 'ext', 'resume']) u.searchParams.delete(k);
   return u.toString();
 }
 
@@ -107,6 +129,7 @@ class Channel {
     this.snapshotTimer = null;
     this.subscribed = false;    // acknowledged on the current connection
     this.reconciling = false;   // the awaited snapshot follows a reconnect
+    this.unsure = false;        // a (re)subscribe was lost with its connection: the broker may not have it
   }
 }
 
@@ -122,6 +145,18 @@ export class RtmClient extends Emitter {
     this.peerId = null;
     this.welcome = null;
     this.iceServers = [];
+    this.expiresAt = null;     // unix seconds of the token in force (null: a publishable key's session)
+    this.metadata = {};        // the token in force's metadata (welcome, then each refresh)
+    this.sessionId = null;     // extension sessions: the place a resume asks for
+    this._ext = false;         // the current session speaks the extensions
+    this._resumeWindowMs = 0;
+    this._skewMs = 0;          // broker clock minus ours, from the welcome's serverTime
+    this._refreshTimer = null;
+    this._refreshing = false;
+    this._refreshFor = null;   // the expiresAt the refresh tries below count for
+    this._refreshTries = 0;
+    this._lastSeq = new Map(); // sender peerId -> last seq seen in this session (LRU order)
+    this._seqForgot = false;   // a sender was evicted from _lastSeq in this session
     this._ws = null;
     this._seq = 0;
     this._pending = new Map(); // requestId -> {resolve, reject, timer}
@@ -151,6 +186,7 @@ export class RtmClient extends Emitter {
   close(code = CLOSE.NORMAL, reason = 'client closed') {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.sessionId = null;
     this._clearTimers();
     clearTimeout(this._retryTimer);
     const ws = this._ws;
@@ -222,11 +258,17 @@ export class RtmClient extends Emitter {
     }
     if (this.state === 'closed') return;
     const WS = this.opts.WebSocket || globalThis.WebSocket;
+    let url = this.url;
+    if (this.opts.extensions) {
+      url = withArg(url, 'ext', '1');
+      // Harmless when the place is gone: the broker then starts a new session.
+      if (this.sessionId && this._resumeWindowMs > 0) url = withArg(url, 'resume', this.sessionId);
+    }
     let ws;
     try {
       ws = this.opts.tokenTransport === 'subprotocol'
-        ? new WS(this.url, ['rtm.v1', 'token.' + token])
-        : new WS(withToken(this.url, token), ['rtm.v1']);
+        ? new WS(url, ['rtm.v1', 'token.' + token])
+        : new WS(withArg(url, 'token', token), ['rtm.v1']);
     } catch (e) {
       this.emit('error', new RtmError('connect_failed', 'cannot open WebSocket: ' + redact(e && e.message)));
       this._scheduleReconnect({ code: 0, reason: 'cannot open WebSocket' });
@@ -280,7 +322,8 @@ export class RtmClient extends Emitter {
 
   _clearTimers() {
     clearTimeout(this._idleTimer); clearInterval(this._pingTimer); clearTimeout(this._connectTimer);
-    this._idleTimer = this._pingTimer = this._connectTimer = null;
+    clearTimeout(this._refreshTimer);
+    this._idleTimer = this._pingTimer = this._connectTimer = this._refreshTimer = null;
   }
 
   _onFrame(ws, ev) {
@@ -300,7 +343,16 @@ export class RtmClient extends Emitter {
       }
       case 'presence': return this._onPresence(f);
       case 'message': return this.emit('message', { channel: f.channel, from: f.from, data: f.data, fromMetadata: f.fromMetadata });
-      case 'direct': return this.emit('direct', { from: f.from, data: f.data, fromMetadata: f.fromMetadata });
+      case 'direct':
+        if (this._ext && Number.isInteger(f.seq) && typeof f.from === 'string') this._checkSeq(f.from, f.seq);
+        return this.emit('direct', { from: f.from, data: f.data, fromMetadata: f.fromMetadata, seq: f.seq });
+      case 'token_expiring':
+        if (!this._ext) return undefined;
+        // A notice for a token a refresh has already replaced is stale.
+        if (Number.isFinite(f.expiresAt) && this.expiresAt !== null && f.expiresAt < this.expiresAt) return undefined;
+        if (Number.isFinite(f.expiresAt)) this.expiresAt = f.expiresAt;
+        this.emit('expiring', { expiresAt: this.expiresAt });
+        return this._maybeRefresh();
       case 'pong': return undefined;
       case 'going_away':
         if (Number.isFinite(f.retryAfterMs)) this._nextDelay = Math.max(0, f.retryAfterMs);
@@ -312,8 +364,9 @@ export class RtmClient extends Emitter {
   _welcomeInfo(reconnect) {
     const w = this.welcome;
     return {
-      peerId: w.peerId, expiresAt: w.expiresAt, serverTime: w.serverTime,
-      maxMessageSize: w.maxMessageSize, metadata: w.metadata, iceServers: this.iceServers, reconnect,
+      peerId: w.peerId, expiresAt: this.expiresAt, serverTime: w.serverTime,
+      maxMessageSize: w.maxMessageSize, metadata: this.metadata, iceServers: this.iceServers, reconnect,
+      sessionId: this.sessionId, resumed: this._ext && w.resumed === true,
     };
   }
 
@@ -327,14 +380,37 @@ export class RtmClient extends Emitter {
     this.state = 'open';
     this.welcome = f;
     this.peerId = f.peerId;
-    const ice = f.metadata && Array.isArray(f.metadata.iceServers) ? f.metadata.iceServers : [];
+    this.expiresAt = Number.isFinite(f.expiresAt) ? f.expiresAt : null;
+    this.metadata = f.metadata && typeof f.metadata === 'object' ? f.metadata : {};
+    const ice = Array.isArray(this.metadata.iceServers) ? this.metadata.iceServers : [];
     this.iceServers = ice;
+    if (Number.isFinite(f.serverTime)) this._skewMs = f.serverTime - Date.now();
+    // An extension welcome carries sessionId; a broker without the extensions
+    // ignores &ext=1 and the client then speaks the core protocol only.
+    this._ext = !!this.opts.extensions && typeof f.sessionId === 'string' && f.sessionId.length > 0;
+    this.sessionId = this._ext ? f.sessionId : null;
+    this._resumeWindowMs = this._ext && Number.isFinite(f.resumeWindowMs) ? f.resumeWindowMs : 0;
+    const resumed = this._ext && f.resumed === true;
+    this._refreshFor = null;
+    this._refreshTries = 0;
     clearInterval(this._pingTimer);
     this._pingTimer = setInterval(() => { if (this._ws === ws) this._raw({ type: 'ping' }); }, this.opts.pingIntervalMs);
-    // Replay subscriptions first, so member lists are back before queued work.
-    for (const ch of this._channels.values()) {
-      if (ch.subscribed) this._resubscribe(ch);
+    if (resumed) {
+      // The broker kept the session: subscriptions, member lists and seq
+      // counters carry on. Only a subscribe that was lost in flight is redone.
+      for (const ch of this._channels.values()) {
+        if (ch.subscribed && ch.unsure) this._resubscribe(ch);
+      }
+    } else {
+      // A new session: seq counts from 1 again; replay subscriptions first,
+      // so member lists are back before queued work.
+      this._lastSeq.clear();
+      this._seqForgot = false;
+      for (const ch of this._channels.values()) {
+        if (ch.subscribed) this._resubscribe(ch);
+      }
     }
+    this._armRefresh();
     const q = this._queue.splice(0);
     for (const item of q) this._raw(item.frame);
     const info = this._welcomeInfo(reconnect);
@@ -347,10 +423,12 @@ export class RtmClient extends Emitter {
     ch.subscribed = false;
     ch.awaitSnapshot = true;
     ch.reconciling = true;
+    ch.unsure = false;
     const frame = { type: 'subscribe', channel: ch.name };
     if (ch.opts.includeSenderMetadata) frame.includeSenderMetadata = true;
     this._request(frame).then(() => { ch.subscribed = true; this._armSnapshotTimer(ch); }, (e) => {
-      if (e.code === 'disconnected' || e.code === 'closed') { ch.subscribed = true; return; } // retried on the next welcome
+      // Retried on the next welcome (a resumed one too: the broker may never have seen it).
+      if (e.code === 'disconnected' || e.code === 'closed') { ch.subscribed = true; ch.unsure = true; return; }
       // The new token no longer allows this channel: everyone in it is gone for us.
       this._dropChannelTimers(ch);
       this._channels.delete(ch.name);
@@ -454,6 +532,7 @@ export class RtmClient extends Emitter {
     reason = redact(reason || '');
     if (TERMINAL.has(code)) {
       this.state = 'closed';
+      this.sessionId = null;
       clearTimeout(this._retryTimer);
       for (const ch of this._channels.values()) this._dropChannelTimers(ch);
       this._failQueue('closed', `closed by broker: ${code} ${reason}`);
@@ -488,7 +567,126 @@ export class RtmClient extends Emitter {
     for (const w of this._firstWaiters.splice(0)) w.reject(err);
   }
 
+  // ---- extensions: refresh and seq ----
+
+  // Arms the fallback refresh for the token in force: refreshBeforeExpiryMs
+  // before expiresAt (by the broker's clock), at once if that has passed.
+  _armRefresh() {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    if (!this._refreshable()) return;
+    const dueMs = this.expiresAt * 1000 - this._skewMs - this.opts.refreshBeforeExpiryMs;
+    const delay = Math.max(0, dueMs - Date.now());
+    const ws = this._ws;
+    this._refreshTimer = setTimeout(() => {
+      this._refreshTimer = null;
+      if (this._ws !== ws) return;
+      if (delay > TIMER_MAX_MS) this._armRefresh(); else this._maybeRefresh();
+    }, Math.min(delay, TIMER_MAX_MS));
+  }
+
+  // A fixed token string cannot be renewed: such a client relies on 4002 and
+  // a reconnect (which fails without a provider, as before).
+  _refreshable() {
+    return this._ext && this.state === 'open' && this.expiresAt !== null && typeof this.opts.token === 'function';
+  }
+
+  // Starts a refresh unless one is in flight or this token's tries are spent.
+  _maybeRefresh() {
+    if (this._refreshing || !this._refreshable()) return;
+    if (this._refreshFor !== this.expiresAt) { this._refreshFor = this.expiresAt; this._refreshTries = 0; }
+    if (this._refreshTries >= REFRESH_TRIES_MAX) return;
+    this._refreshTries++;
+    this._refresh();
+  }
+
+  async _refresh() {
+    const ws = this._ws;
+    this._refreshing = true;
+    let transient = false;
+    try {
+      let token;
+      try {
+        token = await this.opts.token();
+        if (typeof token !== 'string' || token.length === 0) throw new Error('token provider returned no token');
+      } catch (e) {
+        transient = true;
+        this.emit('error', new RtmError('token_provider', 'token provider failed: ' + redact(e && e.message)));
+        return;
+      }
+      // Reconnected meanwhile: that welcome already came with a fresh token.
+      if (this._ws !== ws || this.state !== 'open') return;
+      const ack = await this._call({ type: 'refresh', token });
+      token = null;
+      if (this._ws === ws) this._onRefreshed(ack);
+    } catch (e) {
+      if (e.code === 'timeout') transient = true;
+      else if (e.code !== 'disconnected' && e.code !== 'closed') {
+        // Refused: the session stays as it was. Asking the provider again
+        // would most likely be refused again; 4002 and a reconnect follow.
+        this._refreshTries = REFRESH_TRIES_MAX;
+        this.emit('error', new RtmError(e.code, 'refresh refused: ' + redact(e.message)));
+      }
+    } finally {
+      this._refreshing = false;
+      if (transient && this._ws === ws) this._retryRefresh();
+    }
+  }
+
+  // One more try after refreshRetryMs, if the token has that much life left.
+  _retryRefresh() {
+    if (this.expiresAt === null) return;
+    const leftMs = this.expiresAt * 1000 - this._skewMs - Date.now();
+    if (leftMs <= this.opts.refreshRetryMs) return;
+    clearTimeout(this._refreshTimer);
+    const ws = this._ws;
+    this._refreshTimer = setTimeout(() => {
+      this._refreshTimer = null;
+      if (this._ws === ws) this._maybeRefresh();
+    }, this.opts.refreshRetryMs);
+  }
+
+  _onRefreshed(ack) {
+    if (Number.isFinite(ack.expiresAt)) this.expiresAt = ack.expiresAt;
+    if (ack.metadata && typeof ack.metadata === 'object') this.metadata = ack.metadata;
+    const ice = Array.isArray(this.metadata.iceServers) ? this.metadata.iceServers : null;
+    if (ice) this.iceServers = ice;
+    this.emit('refreshed', { expiresAt: this.expiresAt, metadata: this.metadata });
+    if (ice) this.emit('iceServers', { iceServers: ice, expiresAt: this.expiresAt });
+    this._armRefresh();
+  }
+
+  // seq counts per sender from 1 within one broker session; a jump means the
+  // messages in between were lost (dropped from a resume queue, say).
+  _checkSeq(from, seq) {
+    const known = this._lastSeq.has(from);
+    const last = known ? this._lastSeq.get(from) : 0;
+    if (known) this._lastSeq.delete(from); // re-inserted last: Map order is recency
+    else if (this._lastSeq.size >= SEQ_SENDERS_MAX) {
+      this._lastSeq.delete(this._lastSeq.keys().next().value);
+      this._seqForgot = true;
+    }
+    this._lastSeq.set(from, Math.max(last, seq));
+    if (seq > last + 1 && (known || !this._seqForgot)) this.emit('gap', { from, expected: last + 1, got: seq });
+  }
+
   // ---- requests ----
+
+  // Sends a request on the open connection only (never queued for a later
+  // one) and resolves with its ack; rejects like _request.
+  _call(frame) {
+    if (this.state !== 'open') return Promise.reject(new RtmError('disconnected', 'not connected'));
+    const requestId = 'r' + (++this._seq);
+    frame = { ...frame, requestId };
+    return new Promise((resolve, reject) => {
+      if (!this._raw(frame)) { reject(new RtmError('disconnected', 'not connected')); return; }
+      const timer = setTimeout(() => {
+        this._pending.delete(requestId);
+        reject(new RtmError('timeout', `${frame.type} timed out`));
+      }, this.opts.requestTimeoutMs);
+      this._pending.set(requestId, { resolve, reject, timer });
+    });
+  }
 
   _raw(frame) {
     const ws = this._ws;
