@@ -384,7 +384,9 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     s->b = b;
     outq_init(&s->q);
     htab_init(&s->subs, HTAB_PTR);
-    lws_get_peer_simple(wsi, s->remote, sizeof s->remote);
+    /* lws writes its error text into the buffer when the socket is already gone. */
+    if (!lws_get_peer_simple(wsi, s->remote, sizeof s->remote) || strchr(s->remote, ' '))
+        snprintf(s->remote, sizeof s->remote, "unknown");
 
     if (b->shutting_down) {
         reject(s, RTM_CLOSE_GOING_AWAY, "server shutting down", s->remote);
