@@ -54,6 +54,8 @@ for _ in $(seq 100); do
 done
 curl -sf "http://127.0.0.1:$back/healthz" >/dev/null || { echo "rtm-bench.sh: rtmd did not start:"; cat "$dir/rtmd.log"; exit 1; }
 
+# the figures mean little on a busy machine: say how busy it was
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 rc=0
 run() { echo "--- rtm bench $*"; $pin_g "$B/rtm" bench "$@" --pid "$pid" || rc=1; }
 run fanout --pubs 1 --subs 1000 --size 256 --msgs "${RTM_BENCH_FANOUT_MSGS:-1000}"

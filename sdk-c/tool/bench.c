@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -27,12 +28,14 @@
 #define DRAIN_MS 3000
 
 struct bench;
+struct cshard;
 
 struct bclient {
     struct bench *b;
     rtm_client *c;
     int idx;
     int welcomed, failed, subscribed;
+    struct cshard *sh; /* connect mode */
     /* pairs */
     int64_t sent_at;
     long done;
@@ -43,10 +46,14 @@ struct bench {
     struct tool_conn tc;
     long subs, pubs, msgs, size, rate, pairs, conns, window;
     int pid;
-    struct lws_context *ctx;
+    /* lws keeps each context's timers in one sorted list (O(n) per insert),
+     * so large runs spread their clients over several contexts */
+    struct lws_context *ctxs[64];
+    int nctx;
     struct bclient *cl;
     long ncl;
-    long welcomed, failed, subscribed;
+    long welcomed, failed, subscribed; /* atomics in connect mode */
+    int stop_shards;
     /* samples in microseconds */
     uint32_t *lat;
     size_t nlat;
@@ -55,6 +62,26 @@ struct bench {
     char *payload_pad;
     lws_sorted_usec_list_t tick;
 };
+
+#define CLIENTS_PER_CTX 500
+
+static struct lws_context *ctx_for(struct bench *b, long idx)
+{
+    return b->ctxs[(idx / CLIENTS_PER_CTX) % b->nctx];
+}
+
+/* One loop turn. A single context waits in poll (bounded by the 1 ms tick);
+ * several are polled without waiting, with a short sleep per round. */
+static void service(struct bench *b)
+{
+    if (b->nctx == 1) {
+        lws_service(b->ctxs[0], 0);
+        return;
+    }
+    for (int i = 0; i < b->nctx; i++) lws_service(b->ctxs[i], -1);
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+}
 
 static int64_t mono_us(void)
 {
@@ -208,7 +235,7 @@ static void send_ping(struct bclient *k)
 static void tick_cb(lws_sorted_usec_list_t *s)
 {
     struct bench *b = lws_container_of(s, struct bench, tick);
-    lws_sul_schedule(b->ctx, 0, &b->tick, tick_cb, 1000); /* bounds each lws_service wait to ~1 ms */
+    lws_sul_schedule(b->ctxs[0], 0, &b->tick, tick_cb, 1000); /* bounds each lws_service wait to ~1 ms */
 }
 
 static int make_ctx(struct bench *b, long nconns)
@@ -217,18 +244,21 @@ static int make_ctx(struct bench *b, long nconns)
     struct lws_context_creation_info info;
     protos[0] = *rtm_lws_protocol();
     memset(&protos[1], 0, sizeof protos[1]);
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protos;
-    info.gid = -1;
-    info.uid = -1;
-    info.fd_limit_per_thread = (unsigned)(nconns + 64);
-    info.max_http_header_data = 8192;
-    info.pt_serv_buf_size = 8192;
-    info.timeout_secs = 30;
-    b->ctx = lws_create_context(&info);
-    if (!b->ctx) return -1;
-    lws_sul_schedule(b->ctx, 0, &b->tick, tick_cb, 1000);
+    b->nctx = nconns > 2 * CLIENTS_PER_CTX ? (int)((nconns + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX) : 1;
+    if (b->nctx > 64) b->nctx = 64;
+    for (int i = 0; i < b->nctx; i++) {
+        memset(&info, 0, sizeof info);
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = protos;
+        info.gid = -1;
+        info.uid = -1;
+        info.fd_limit_per_thread = (unsigned)(nconns / b->nctx + 64);
+        info.max_http_header_data = 8192;
+        info.pt_serv_buf_size = 8192;
+        info.timeout_secs = 30;
+        if (!(b->ctxs[i] = lws_create_context(&info))) return -1;
+    }
+    lws_sul_schedule(b->ctxs[0], 0, &b->tick, tick_cb, 1000);
     return 0;
 }
 
@@ -241,7 +271,7 @@ static rtm_client *new_client(struct bench *b, struct bclient *k, const char *pe
     rtm_options_set_url(o, b->tc.url);
     rtm_options_set_token(o, t);
     rtm_options_set_callbacks(o, cb, k);
-    rtm_options_set_lws_context(o, b->ctx);
+    rtm_options_set_lws_context(o, ctx_for(b, k->idx));
     rtm_options_set_raw_messages(o, 1);
     rtm_options_set_queue_limits(o, 4096, 16u << 20);
     rtm_options_set_request_timeout(o, 30000);
@@ -256,7 +286,7 @@ static rtm_client *new_client(struct bench *b, struct bclient *k, const char *pe
 
 static void service_for(struct bench *b, int64_t until_us, int (*done)(struct bench *))
 {
-    while (!tool_interrupted && mono_us() < until_us && !(done && done(b))) lws_service(b->ctx, 0);
+    while (!tool_interrupted && mono_us() < until_us && !(done && done(b))) service(b);
 }
 
 static int all_welcomed(struct bench *b) { return b->welcomed + b->failed >= b->ncl; }
@@ -276,8 +306,8 @@ static void teardown(struct bench *b)
 {
     for (long i = 0; i < b->ncl; i++)
         if (b->cl[i].c) rtm_client_free(b->cl[i].c);
-    lws_sul_schedule(b->ctx, 0, &b->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
-    lws_context_destroy(b->ctx);
+    lws_sul_schedule(b->ctxs[0], 0, &b->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    for (int i = 0; i < b->nctx; i++) lws_context_destroy(b->ctxs[i]);
     free(b->cl);
 }
 
@@ -330,7 +360,7 @@ static int run_fanout(struct bench *b)
     }
     int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
     while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->subs) {
-        lws_service(b->ctx, 0);
+        service(b);
         progress(b, "subscribing", b->subscribed, b->subs);
     }
     service_for(b, mono_us() + 200000, all_welcomed);
@@ -368,7 +398,7 @@ static int run_fanout(struct bench *b)
             else if (st != RTM_ERR_QUEUE_FULL)
                 b->errors++;
         }
-        lws_service(b->ctx, 0);
+        service(b);
         int64_t now = mono_us();
         if (now - last_prog > 1000000) {
             last_prog = now;
@@ -380,7 +410,7 @@ static int run_fanout(struct bench *b)
     int64_t last_change = mono_us();
     long last_delivered = -1;
     while (!tool_interrupted && b->delivered < b->sent * b->subs && mono_us() - last_change < DRAIN_MS * 1000LL) {
-        lws_service(b->ctx, 0);
+        service(b);
         if (b->delivered != last_delivered) {
             last_delivered = b->delivered;
             last_change = mono_us();
@@ -429,7 +459,7 @@ static int run_pairs(struct bench *b)
     }
     int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
     while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->ncl) {
-        lws_service(b->ctx, 0);
+        service(b);
         progress(b, "subscribing", b->subscribed, b->ncl);
     }
     if (b->subscribed < b->ncl) {
@@ -441,7 +471,7 @@ static int run_pairs(struct bench *b)
     long want = b->pairs * b->msgs, last_ex = 0;
     for (long i = 0; i < b->ncl; i += 2) send_ping(&b->cl[i]);
     while (!tool_interrupted && b->exchanges < want && mono_us() - last_change < DRAIN_MS * 1000LL) {
-        lws_service(b->ctx, 0);
+        service(b);
         int64_t now = mono_us();
         if (b->exchanges != last_ex) {
             last_ex = b->exchanges;
@@ -470,78 +500,184 @@ static int run_pairs(struct bench *b)
     return RTM_EXIT_OK;
 }
 
-/* ---- connect ---- */
+/* ---- connect ----
+ * Shards of CLIENTS_PER_CTX clients, each on its own lws context in its own
+ * thread (lws keeps a context's timers in one sorted list, so one context
+ * with 10,000 clients spends its time inserting timers). Counters shared
+ * with the main thread are atomics; everything else stays in the shard. */
 
-static int run_connect(struct bench *b)
+struct cshard {
+    struct bench *b;
+    struct lws_context *ctx;
+    long first, count, done;
+    char **tokens;
+    int64_t limit_us;
+    int finished;
+    lws_sorted_usec_list_t tick;
+    pthread_t th;
+};
+
+static void on_connected_c(rtm_client *c, const struct rtm_welcome *w, void *ud)
 {
-    struct rtm_callbacks cbs = {.connected = on_connected, .closed = on_closed};
-    b->ncl = b->conns;
-    if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || make_ctx(b, b->ncl)) return RTM_EXIT_FAIL;
-    long rss0 = b->pid ? rss_kb(b->pid) : -1;
-    /* tokens first, so signing does not count as connect time */
-    char **tokens = calloc((size_t)b->ncl, sizeof *tokens);
-    if (!tokens) return RTM_EXIT_FAIL;
-    char peer[32];
-    for (long i = 0; i < b->ncl; i++) {
-        snprintf(peer, sizeof peer, "conn-%ld", i);
-        if (!(tokens[i] = bench_token(b, peer, 0))) return RTM_EXIT_FAIL;
-    }
-    const long inflight_max = 200; /* connects in progress at once */
-    /* a bound on the whole ramp: 2 minutes, or 20 ms per connection */
-    const int64_t ramp_limit_us = b->ncl * 20000LL > 120000000LL ? b->ncl * 20000LL : 120000000LL;
-    int64_t t0 = mono_us(), last_prog = t0;
+    struct bclient *k = ud;
+    (void)c;
+    (void)w;
+    if (k->welcomed || k->failed) return;
+    k->welcomed = 1;
+    k->sh->done++;
+    __atomic_fetch_add(&k->b->welcomed, 1, __ATOMIC_RELAXED);
+}
+
+static void on_closed_c(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
+{
+    struct bclient *k = ud;
+    (void)c;
+    (void)again;
+    (void)in_ms;
+    if (k->welcomed || k->failed) return;
+    k->failed = 1;
+    k->sh->done++;
+    if (__atomic_fetch_add(&k->b->failed, 1, __ATOMIC_RELAXED) < 3)
+        fprintf(stderr, "\nrtm bench: client %d closed: %d %s\n", k->idx, code, reason);
+}
+
+static void shard_tick(lws_sorted_usec_list_t *s)
+{
+    struct cshard *sh = lws_container_of(s, struct cshard, tick);
+    lws_sul_schedule(sh->ctx, 0, &sh->tick, shard_tick, 20000); /* socket events wake poll anyway */
+}
+
+static void *shard_main(void *arg)
+{
+    struct cshard *sh = arg;
+    struct bench *b = sh->b;
+    static const struct rtm_callbacks cbs = {.connected = on_connected_c, .closed = on_closed_c};
+    const long inflight_max = 50; /* connects in progress at once, per shard */
     long started = 0;
-    while (!tool_interrupted && b->welcomed + b->failed < b->ncl) {
-        while (started < b->ncl && started - b->welcomed - b->failed < inflight_max) {
-            struct bclient *k = &b->cl[started];
+    int64_t t0 = mono_us();
+    lws_sul_schedule(sh->ctx, 0, &sh->tick, shard_tick, 20000); /* socket events wake poll anyway */
+    while (!tool_interrupted && sh->done < sh->count && mono_us() - t0 < sh->limit_us) {
+        while (started < sh->count && started - sh->done < inflight_max) {
+            struct bclient *k = &b->cl[sh->first + started];
             k->b = b;
-            k->idx = (int)started;
+            k->sh = sh;
+            k->idx = (int)(sh->first + started);
             rtm_options *o = rtm_options_new();
             rtm_options_set_url(o, b->tc.url);
-            rtm_options_set_token(o, tokens[started]);
+            rtm_options_set_token(o, sh->tokens[sh->first + started]);
             rtm_options_set_callbacks(o, &cbs, k);
-            rtm_options_set_lws_context(o, b->ctx);
-            if (rtm_client_new(o, &k->c)) {
+            rtm_options_set_lws_context(o, sh->ctx);
+            if (!o || rtm_client_new(o, &k->c)) {
+                k->c = NULL;
                 k->failed = 1;
-                b->failed++;
+                sh->done++;
+                __atomic_fetch_add(&b->failed, 1, __ATOMIC_RELAXED);
             }
             rtm_options_free(o);
             started++;
         }
-        lws_service(b->ctx, 0);
+        lws_service(sh->ctx, 0);
+    }
+    __atomic_store_n(&sh->finished, 1, __ATOMIC_RELEASE);
+    /* keep the connections open until the main thread has read the broker's memory */
+    while (!__atomic_load_n(&b->stop_shards, __ATOMIC_ACQUIRE)) lws_service(sh->ctx, 0);
+    for (long i = 0; i < sh->count; i++)
+        if (b->cl[sh->first + i].c) rtm_client_free(b->cl[sh->first + i].c);
+    lws_sul_schedule(sh->ctx, 0, &sh->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    lws_context_destroy(sh->ctx);
+    return NULL;
+}
+
+static int run_connect(struct bench *b)
+{
+    static struct lws_protocols protos[2];
+    b->ncl = b->conns;
+    int nsh = (int)((b->ncl + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX);
+    struct cshard *sh = calloc((size_t)nsh, sizeof *sh);
+    char **tokens = calloc((size_t)b->ncl, sizeof *tokens);
+    int rc = RTM_EXIT_FAIL, started_threads = 0;
+    if (!sh || !tokens || !(b->cl = calloc((size_t)b->ncl, sizeof *b->cl))) goto out;
+    long rss0 = b->pid ? rss_kb(b->pid) : -1;
+    /* tokens first, so signing does not count as connect time */
+    char peer[32];
+    for (long i = 0; i < b->ncl; i++) {
+        snprintf(peer, sizeof peer, "conn-%ld", i);
+        if (!(tokens[i] = bench_token(b, peer, 0))) goto out;
+    }
+    protos[0] = *rtm_lws_protocol();
+    memset(&protos[1], 0, sizeof protos[1]);
+    /* a bound on the whole ramp: 2 minutes, or 20 ms per connection */
+    int64_t limit = b->ncl * 20000LL > 120000000LL ? b->ncl * 20000LL : 120000000LL;
+    for (int i = 0; i < nsh; i++) {
+        struct lws_context_creation_info info;
+        memset(&info, 0, sizeof info);
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = protos;
+        info.gid = -1;
+        info.uid = -1;
+        info.fd_limit_per_thread = CLIENTS_PER_CTX + 64;
+        info.timeout_secs = 30;
+        sh[i].b = b;
+        sh[i].first = (long)i * CLIENTS_PER_CTX;
+        sh[i].count = b->ncl - sh[i].first < CLIENTS_PER_CTX ? b->ncl - sh[i].first : CLIENTS_PER_CTX;
+        sh[i].tokens = tokens;
+        sh[i].limit_us = limit;
+        if (!(sh[i].ctx = lws_create_context(&info))) goto out;
+    }
+    int64_t t0 = mono_us(), last_prog = t0;
+    for (; started_threads < nsh; started_threads++)
+        if (pthread_create(&sh[started_threads].th, NULL, shard_main, &sh[started_threads])) goto out;
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < nsh; i++) all &= __atomic_load_n(&sh[i].finished, __ATOMIC_ACQUIRE);
+        if (all) break;
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
         int64_t now = mono_us();
         if (now - last_prog > 1000000) {
             last_prog = now;
-            fprintf(stderr, "\rconnect: %ld connected, %ld failed   ", b->welcomed, b->failed);
+            fprintf(stderr, "\rconnect: %ld connected, %ld failed   ", __atomic_load_n(&b->welcomed, __ATOMIC_RELAXED),
+                    __atomic_load_n(&b->failed, __ATOMIC_RELAXED));
         }
-        if (now - t0 > ramp_limit_us) break;
     }
     double secs = (double)(mono_us() - t0) / 1e6;
     fprintf(stderr, "\n");
-    service_for(b, mono_us() + 1000000, NULL); /* let the broker settle */
+    struct timespec settle = {1, 0}; /* let the broker settle */
+    nanosleep(&settle, NULL);
     long rss1 = b->pid ? rss_kb(b->pid) : -1;
-    for (long i = 0; i < b->ncl; i++) {
-        if (tokens[i]) memset(tokens[i], 0, strlen(tokens[i]));
-        free(tokens[i]);
-    }
-    free(tokens);
+    long welcomed = __atomic_load_n(&b->welcomed, __ATOMIC_RELAXED), failed = __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
     json_t *j = json_object();
     json_object_set_new(j, "bench", json_string("connect"));
     json_object_set_new(j, "conns", json_integer(b->conns));
-    json_object_set_new(j, "connected", json_integer(b->welcomed));
-    json_object_set_new(j, "failures", json_integer(b->failed));
-    json_object_set_new(j, "unfinished", json_integer(b->ncl - b->welcomed - b->failed));
+    json_object_set_new(j, "connected", json_integer(welcomed));
+    json_object_set_new(j, "failures", json_integer(failed));
+    json_object_set_new(j, "unfinished", json_integer(b->ncl - welcomed - failed));
     json_object_set_new(j, "seconds", json_real(secs));
-    json_object_set_new(j, "connects_per_sec", json_real(secs > 0 ? b->welcomed / secs : 0));
+    json_object_set_new(j, "connects_per_sec", json_real(secs > 0 ? welcomed / secs : 0));
     if (b->pid && rss0 > 0 && rss1 > 0) {
         json_object_set_new(j, "broker_rss_kb_before", json_integer(rss0));
         json_object_set_new(j, "broker_rss_kb_after", json_integer(rss1));
         json_object_set_new(j, "broker_bytes_per_conn",
-                            json_real(b->welcomed ? (double)(rss1 - rss0) * 1024.0 / b->welcomed : 0));
+                            json_real(welcomed ? (double)(rss1 - rss0) * 1024.0 / welcomed : 0));
     }
     print_results(b, "connect results", j);
     json_decref(j);
-    return b->welcomed == b->ncl ? RTM_EXIT_OK : RTM_EXIT_FAIL;
+    rc = welcomed == b->ncl ? RTM_EXIT_OK : RTM_EXIT_FAIL;
+out:
+    __atomic_store_n(&b->stop_shards, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < started_threads; i++) pthread_join(sh[i].th, NULL);
+    for (int i = started_threads; sh && i < nsh; i++)
+        if (sh[i].ctx) lws_context_destroy(sh[i].ctx);
+    for (long i = 0; tokens && i < b->ncl; i++) {
+        if (tokens[i]) memset(tokens[i], 0, strlen(tokens[i]));
+        free(tokens[i]);
+    }
+    free(tokens);
+    free(sh);
+    free(b->cl);
+    b->cl = NULL;
+    b->ncl = 0;
+    return rc;
 }
 
 static void usage(FILE *out)
@@ -634,7 +770,7 @@ int tool_bench_main(int argc, char **argv)
     tool_install_signals();
     if (!(b.lat = malloc(MAX_SAMPLES * sizeof *b.lat))) return RTM_EXIT_FAIL;
     int rc = !strcmp(b.mode, "fanout") ? run_fanout(&b) : !strcmp(b.mode, "pairs") ? run_pairs(&b) : run_connect(&b);
-    if (b.ctx) teardown(&b);
+    if (b.nctx) teardown(&b);
     free(b.lat);
     return rc;
 }
