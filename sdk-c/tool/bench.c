@@ -46,9 +46,7 @@ struct bench {
     struct tool_conn tc;
     long subs, pubs, msgs, size, rate, pairs, conns, window;
     int pid;
-    /* lws keeps each context's timers in one sorted list (O(n) per insert),
-     * so large runs spread their clients over several contexts */
-    struct lws_context *ctxs[64];
+    struct lws_context *ctxs[1]; /* fanout, pairs (connect: one per shard) */
     int nctx;
     struct bclient *cl;
     long ncl;
@@ -67,21 +65,12 @@ struct bench {
 
 static struct lws_context *ctx_for(struct bench *b, long idx)
 {
-    return b->ctxs[(idx / CLIENTS_PER_CTX) % b->nctx];
+    (void)idx;
+    return b->ctxs[0];
 }
 
-/* One loop turn. A single context waits in poll (bounded by the 1 ms tick);
- * several are polled without waiting, with a short sleep per round. */
-static void service(struct bench *b)
-{
-    if (b->nctx == 1) {
-        lws_service(b->ctxs[0], 0);
-        return;
-    }
-    for (int i = 0; i < b->nctx; i++) lws_service(b->ctxs[i], -1);
-    struct timespec ts = {0, 100000};
-    nanosleep(&ts, NULL);
-}
+/* One loop turn: waits in poll, bounded by the 1 ms tick. */
+static void service(struct bench *b) { lws_service(b->ctxs[0], 0); }
 
 static int64_t mono_us(void)
 {
@@ -244,15 +233,16 @@ static int make_ctx(struct bench *b, long nconns)
     struct lws_context_creation_info info;
     protos[0] = *rtm_lws_protocol();
     memset(&protos[1], 0, sizeof protos[1]);
-    b->nctx = nconns > 2 * CLIENTS_PER_CTX ? (int)((nconns + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX) : 1;
-    if (b->nctx > 64) b->nctx = 64;
+    /* fanout and pairs: one context, so a delivery is never delayed by a
+     * round over other contexts (connect mode shards instead, see below) */
+    b->nctx = 1;
     for (int i = 0; i < b->nctx; i++) {
         memset(&info, 0, sizeof info);
         info.port = CONTEXT_PORT_NO_LISTEN;
         info.protocols = protos;
         info.gid = -1;
         info.uid = -1;
-        info.fd_limit_per_thread = (unsigned)(nconns / b->nctx + 64);
+        info.fd_limit_per_thread = (unsigned)(nconns + 64);
         info.max_http_header_data = 8192;
         info.pt_serv_buf_size = 8192;
         info.timeout_secs = 30;
