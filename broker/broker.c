@@ -29,6 +29,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->channels, HTAB_STR);
     htab_init(&b->conn_ips, HTAB_STR);
     htab_init(&b->app_conns, HTAB_STR);
+    htab_init(&b->places, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
     if (!b->scratch || !b->wbuf) {
@@ -123,6 +124,7 @@ void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx)
 void broker_loop_gone(struct brk_broker *b)
 {
     if (!b->ctx) return;
+    resume_destroy(b); /* held places have timers on this loop; their leaves go in the flush below */
     lws_sul_cancel(&b->presence_sul);
     lws_sul_cancel(&b->flush_sul);
     lws_sul_cancel(&b->ip_prune_sul);
@@ -138,6 +140,8 @@ void brk_destroy(struct brk_broker *b)
     brk_flush_sessions(b);
     free(b->rows);
     limits_destroy(b);
+    resume_destroy(b);
+    htab_free(&b->places);
     for (uint32_t i = 0; i < b->app_conns.cap; i++)
         if (b->app_conns.slots[i].key) free(b->app_conns.slots[i].val);
     htab_free(&b->app_conns);
@@ -228,6 +232,10 @@ int brk_kick(struct brk_broker *b, const char *app, const char *peer_id)
     struct brk_peer *p = peer_find(b, app, peer_id);
     int n = 0;
     for (struct brk_session *s = p ? p->sessions : NULL; s; s = s->peer_next) {
+        if (s->state == SESS_HELD) {
+            sess_close(s, RTM_CLOSE_KICKED, "kicked"); /* a held place goes too */
+            continue;
+        }
         if (s->state != SESS_OPEN) continue;
         log_info("ws: kicked sid=%s peer=%s", s->sid, s->claims.sub);
         s->close_now = 1;

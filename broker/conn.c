@@ -61,6 +61,10 @@ full:
 
 void sess_close(struct brk_session *s, int code, const char *reason)
 {
+    if (s->state == SESS_HELD) {
+        resume_discard_soon(s); /* no socket: the place goes instead */
+        return;
+    }
     if (s->state == SESS_CLOSING) return;
     s->state = SESS_CLOSING;
     s->close_code = code;
@@ -193,6 +197,17 @@ static void expiry_cb(lws_sorted_usec_list_t *sul)
     sess_close(s, RTM_CLOSE_TOKEN_EXPIRED, "token expired");
 }
 
+void sess_arm_expiry(struct brk_session *s)
+{
+    lws_sul_cancel(&s->expiry_sul);
+    if (!s->publishable && s->claims.exp > 0) {
+        int64_t at = s->claims.exp * 1000 - s->b->cfg->expiry_margin_ms - rtm_now_ms();
+        if (at < 0) at = 0;
+        lws_sul_schedule(s->b->ctx, 0, &s->expiry_sul, expiry_cb, (lws_usec_t)at * LWS_US_PER_MS);
+    }
+    ext_arm_notice(s);
+}
+
 /* Finds the credential: ?token=, ?key=, Authorization: Bearer, else
  * "token.<jwt>" in the subprotocol list.
  * Returns a pointer into b->scratch, or NULL. */
@@ -245,7 +260,7 @@ static char *hdr_dup(struct lws *wsi, enum lws_token_indexes h, size_t max)
     return s;
 }
 
-static int origin_allowed(const struct rtm_key *key, const char *origin)
+int conn_origin_allowed(const struct rtm_key *key, const char *origin)
 {
     if (key->n_origins == 0) return 1;
     if (!origin) return 0;
@@ -334,7 +349,14 @@ static int authenticate(struct brk_broker *b, const char *cred, int publishable,
     return 0;
 }
 
-static void welcome(struct brk_session *s)
+int conn_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
+                      const char **reason)
+{
+    int code;
+    return authenticate(b, token, 0, key, c, &code, reason);
+}
+
+static void welcome(struct brk_session *s, int resumed)
 {
     const struct rtm_config *cfg = s->b->cfg;
     struct mb m;
@@ -351,6 +373,14 @@ static void welcome(struct brk_session *s)
     mb_lit(&m, ",\"metadata\":");
     if (s->claims.metadata) mb_json(&m, s->claims.metadata);
     else mb_lit(&m, "{}");
+    if (s->ext) {
+        /* docs/EXTENSIONS.md: only for clients that asked (&ext=1). */
+        mb_lit(&m, ",\"sessionId\":");
+        mb_str(&m, s->rsid);
+        mb_lit(&m, ",\"resumeWindowMs\":");
+        mb_int(&m, s->resume_window_ms);
+        mb_lit(&m, resumed ? ",\"resumed\":true" : ",\"resumed\":false");
+    }
     mb_lit(&m, "}");
     struct brk_msg *w = mb_finish(&m);
     if (!w) {
@@ -409,7 +439,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     }
     s->publishable = publishable;
     char *origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN, 512);
-    if (!origin_allowed(&key, origin)) {
+    if (!conn_origin_allowed(&key, origin)) {
         free(origin);
         rtm_key_free(&key);
         rtm_claims_free(&s->claims);
@@ -421,10 +451,29 @@ static void on_established(struct brk_session *s, struct lws *wsi)
 
     struct rtm_app app;
     memset(&app, 0, sizeof app);
+    app.resume_window_ms = -1;
     if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
+
+    /* Extensions (docs/EXTENSIONS.md): a resume takes a place that already
+     * counts toward the caps, so it is not refused for capacity. */
+    struct brk_session *take = NULL;
+    /* The scratch buffer (the credential is no longer needed): lws stops
+     * looking at the first argument longer than the buffer, the token. */
+    const char *ext = lws_get_urlarg_by_name(wsi, "ext=", b->scratch, BRK_SCRATCH - 1);
+    s->ext = ext && strcmp(ext, "1") == 0;
+    if (s->ext && !s->publishable) {
+        s->resume_window_ms = app.resume_window_ms >= 0 ? app.resume_window_ms : cfg->resume_window_ms;
+        const char *rs = lws_get_urlarg_by_name(wsi, "resume=", b->scratch, BRK_SCRATCH - 1);
+        if (rs && *rs && s->resume_window_ms > 0) {
+            take = resume_find(b, rs, s->app, s->claims.sub);
+            if (!take) log_info("ws: resume not granted peer=%s app=%s (unknown, expired or not this peer's)",
+                                s->claims.sub, s->app);
+        }
+    }
+
     int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
-    if ((cfg->max_connections > 0 && b->n_sessions >= cfg->max_connections) ||
-        (app_max > 0 && app_conns_get(b, s->app) >= app_max)) {
+    if (!take && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
+                  (app_max > 0 && app_conns_get(b, s->app) >= app_max))) {
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, RTM_CLOSE_OVER_CAPACITY, "server at capacity", s->remote);
@@ -434,18 +483,23 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     if (app.duplicate_replace) {
         struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
         for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
+            if (x == take) continue;
             log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
             sess_close(x, RTM_CLOSE_REPLACED, "replaced by a newer connection");
         }
     }
-    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || app_conns_add(b, s->app, 1)) {
+    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, 1011, "internal error", s->remote);
         return;
     }
-    if (peer_attach(s)) {
-        app_conns_add(b, s->app, -1);
+    if (take ? resume_take(s, take) : (peer_attach(s) || (s->ext && resume_register(s)))) {
+        if (!take) {
+            htab_del(&b->places, s->rsid);
+            peer_detach(s);
+            app_conns_add(b, s->app, -1);
+        }
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, 1011, "internal error", s->remote);
@@ -464,12 +518,9 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
     log_info("ws: open sid=%s peer=%s app=%s remote=%s", s->sid, s->claims.sub, s->app, s->remote);
 
-    welcome(s);
-    if (!s->publishable && s->claims.exp > 0) {
-        int64_t at = s->claims.exp * 1000 - cfg->expiry_margin_ms - rtm_now_ms();
-        if (at < 0) at = 0;
-        lws_sul_schedule(b->ctx, 0, &s->expiry_sul, expiry_cb, (lws_usec_t)at * LWS_US_PER_MS);
-    }
+    welcome(s, take != NULL);
+    if (take) resume_finish(s, take);
+    sess_arm_expiry(s);
     live_start(s);
     rows_add(b, s, 0);
 }
@@ -564,15 +615,8 @@ static void on_closed(struct brk_session *s)
     if (!b) return;
     if (s->attached) {
         lws_sul_cancel(&s->expiry_sul);
+        lws_sul_cancel(&s->notice_sul);
         limits_session_end(s);
-        chan_unsubscribe_all(s);
-        peer_detach(s);
-        app_conns_add(b, s->app, -1);
-        if (s->prev) s->prev->next = s->next;
-        else b->sessions = s->next;
-        if (s->next) s->next->prev = s->prev;
-        b->n_sessions--;
-        s->attached = 0;
         if (!s->sent_close) {
             if (s->peer_close_code) {
                 s->close_code = s->peer_close_code;
@@ -585,9 +629,22 @@ static void on_closed(struct brk_session *s)
         rows_add(b, s, 1);
         log_info("ws: closed sid=%s peer=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->close_code,
                  (unsigned long long)s->frames_in, (unsigned long long)s->frames_out);
+        /* An extension session that dropped uncleanly keeps its place (peer,
+         * subscriptions, app count) in a held copy for the resume window. */
+        if (!resume_on_close(s)) {
+            chan_unsubscribe_all(s);
+            peer_detach(s);
+            app_conns_add(b, s->app, -1);
+        }
+        if (s->prev) s->prev->next = s->next;
+        else b->sessions = s->next;
+        if (s->next) s->next->prev = s->prev;
+        b->n_sessions--;
+        s->attached = 0;
     }
     outq_clear(&s->q);
     htab_free(&s->subs);
+    seq_free(s);
     free(s->rx);
     free(s->origin);
     free(s->user_agent);

@@ -285,8 +285,12 @@ static void do_send(struct req *r)
         fail(r, "internal_error", "out of memory");
         return;
     }
-    for (struct brk_session *x = p->sessions; x; x = x->peer_next)
-        if (x != s) sess_enqueue(x, msg);
+    for (struct brk_session *x = p->sessions; x; x = x->peer_next) {
+        if (x == s) continue;
+        /* Extension sessions get their own copy numbered per (sender, receiver). */
+        if (x->ext) ext_deliver_direct(x, s->claims.sub, msg);
+        else sess_enqueue(x, msg);
+    }
     msg_unref(msg);
     sess_ack(s, r->rid);
 }
@@ -304,12 +308,24 @@ static void do_ping(struct req *r)
     sess_ack(r->s, r->rid);
 }
 
+static void do_refresh(struct req *r)
+{
+    json_t *tv = json_object_get(r->root, "token");
+    const char *t = json_is_string(tv) ? json_string_value(tv) : NULL;
+    if (!t || !*t || strlen(t) != json_string_length(tv)) {
+        fail(r, "malformed_message", "token must be a non-empty string");
+        return;
+    }
+    ext_refresh(r->s, t, r->rid);
+}
+
 static const struct {
     const char *type;
     void (*fn)(struct req *r);
+    int ext; /* only for sessions that asked for the extensions; unknown_type for the others */
 } handlers[] = {
-    {"subscribe", do_subscribe}, {"unsubscribe", do_unsubscribe}, {"publish", do_publish},
-    {"send", do_send},           {"ping", do_ping},
+    {"subscribe", do_subscribe, 0}, {"unsubscribe", do_unsubscribe, 0}, {"publish", do_publish, 0},
+    {"send", do_send, 0},           {"ping", do_ping, 0},               {"refresh", do_refresh, 1},
 };
 
 void frame_handle(struct brk_session *s, const char *text, size_t len)
@@ -337,7 +353,7 @@ void frame_handle(struct brk_session *s, const char *text, size_t len)
     }
     const char *t = json_string_value(type);
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
-        if (strcmp(t, handlers[i].type) == 0) {
+        if (strcmp(t, handlers[i].type) == 0 && (!handlers[i].ext || s->ext)) {
             handlers[i].fn(&r);
             goto done;
         }

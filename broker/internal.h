@@ -76,6 +76,7 @@ enum sess_state {
     SESS_NEW = 0,  /* upgraded, not yet verified */
     SESS_OPEN,     /* welcomed, in the tables */
     SESS_CLOSING,  /* close decided: detached, waiting for WRITEABLE to send the code */
+    SESS_HELD,     /* resume.c: a held place, no socket; heap-allocated, in b->places only */
 };
 
 struct brk_channel;
@@ -141,6 +142,16 @@ struct brk_session {
     int64_t last_rx_ms;    /* monotonic: any frame or pong */
     int64_t ping_sent_ms;  /* 0 = no ping outstanding */
     lws_sorted_usec_list_t live_sul;
+
+    /* protocol extensions (&ext=1; resume.c, refresh.c). A held place is a
+     * heap copy of this struct with wsi NULL and state SESS_HELD: its
+     * expiry_sul is the resume window and q holds the queued directs. */
+    unsigned ext : 1;
+    char rsid[48];            /* the place's id (wire sessionId); "" for core sessions */
+    int resume_window_ms;     /* 0 = not resumable */
+    struct htab seqs;         /* sender peerId -> struct seq_entry*: direct seq numbers; empty until used */
+    lws_sorted_usec_list_t notice_sul; /* token_expiring */
+    int64_t held_since_ms;    /* monotonic, when held */
 };
 
 struct brk_peer {
@@ -197,6 +208,9 @@ struct brk_broker {
     int ip_table_full_logged;
     int shutting_down;
 
+    struct htab places;       /* rsid -> brk_session (live or held) of resumable extension sessions */
+    int n_held;               /* held places: they count toward max-connections */
+
     /* loop-thread scratch: token extraction and write coalescing */
     char *scratch;          /* BRK_SCRATCH bytes */
     unsigned char *wbuf;    /* LWS_PRE + BRK_SCRATCH bytes */
@@ -215,6 +229,13 @@ void sess_close(struct brk_session *s, int code, const char *reason);
 void sess_error(struct brk_session *s, const char *code, const char *message, const char *request_id);
 void sess_ack(struct brk_session *s, const char *request_id);
 void sess_send_going_away(struct brk_session *s, int retry_after_ms);
+/* Arms the 4002 close (and, for extension sessions, token_expiring) for s->claims.exp. */
+void sess_arm_expiry(struct brk_session *s);
+/* The connect path's verifier for a secret-key token (key lookup, signature,
+ * expiry, claims, revocation). 0 or negative with *reason; fills key and c. */
+int conn_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
+                      const char **reason);
+int conn_origin_allowed(const struct rtm_key *key, const char *origin);
 
 /* frames.c: one complete inbound text message */
 void frame_handle(struct brk_session *s, const char *data, size_t len);
@@ -250,6 +271,36 @@ void limits_destroy(struct brk_broker *b);
 void live_start(struct brk_session *s);
 void live_seen(struct brk_session *s);
 void limits_session_end(struct brk_session *s);
+
+/* resume.c: the resume window and per-pair seq (docs/EXTENSIONS.md) */
+/* A held or live resumable place of this app and peer with that id, or NULL. */
+struct brk_session *resume_find(struct brk_broker *b, const char *rsid, const char *app, const char *peer_id);
+/* Moves the place (peer, subscriptions, seq numbers, id) from take into the
+ * new session s; s keeps its own (new) claims. 0 or RTM_ENOMEM (nothing moved). */
+int resume_take(struct brk_session *s, struct brk_session *take);
+/* After the welcome: queued frames to s, then take is freed (held) or closed with 4009 (live). */
+void resume_finish(struct brk_session *s, struct brk_session *take);
+/* A new resumable session: gives it its id and registers it. 0 or RTM_ENOMEM. */
+int resume_register(struct brk_session *s);
+/* From CLOSED, while s is still attached: 1 when the place is now held
+ * (subscriptions, peer and app count moved to the held copy), else 0 (s
+ * unregistered; the caller detaches as usual). */
+int resume_on_close(struct brk_session *s);
+/* A held place asked to close (kick, replace): discarded on the next loop turn. */
+void resume_discard_soon(struct brk_session *s);
+/* Discards every held place (loop going away). */
+void resume_destroy(struct brk_broker *b);
+/* A direct to an extension session: numbered for (from, s), queued when held. */
+void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg *m);
+void seq_free(struct brk_session *s);
+
+/* refresh.c */
+/* The in-band refresh request (extension sessions only). */
+void ext_refresh(struct brk_session *s, const char *token, const char *request_id);
+/* Drops subscriptions the session's claims no longer allow (others see it leave). */
+void ext_narrow_subs(struct brk_session *s);
+/* Schedules token_expiring for s->claims.exp (extension, token sessions). */
+void ext_arm_notice(struct brk_session *s);
 
 /* broker.c */
 struct app_count {

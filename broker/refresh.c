@@ -1,0 +1,151 @@
+/* refresh.c: in-band token refresh and the token_expiring notice, for
+ * extension sessions (docs/EXTENSIONS.md).
+ *
+ * A refresh token goes through the connect path's own verifier (key, pinned
+ * algorithm, signature, expiry, claims, revocation, the key's Origins) and
+ * must name the same peer of the same app. Everything is checked before
+ * anything changes, so a refusal leaves the session exactly as it was; on
+ * success the new claims replace the old ones in one step, subscriptions the
+ * new token does not allow are dropped (presence tells the others), and the
+ * expiry timers are re-armed for the new exp. */
+#include "internal.h"
+#include "msgbuild.h"
+
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "pattern.h"
+#include "protocol.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- token_expiring ---- */
+
+static void notice_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_session *s = lws_container_of(sul, struct brk_session, notice_sul);
+    if (s->state != SESS_OPEN) return;
+    struct mb m;
+    mb_init(&m, 64);
+    mb_lit(&m, "{\"type\":\"token_expiring\",\"expiresAt\":");
+    mb_int(&m, s->claims.exp);
+    mb_lit(&m, "}");
+    struct brk_msg *msg = mb_finish(&m);
+    if (!msg) return;
+    sess_enqueue(s, msg);
+    msg_unref(msg);
+}
+
+void ext_arm_notice(struct brk_session *s)
+{
+    lws_sul_cancel(&s->notice_sul);
+    int notice = s->b->cfg->token_expiring_notice_sec;
+    if (!s->ext || s->publishable || s->claims.exp <= 0 || notice <= 0) return;
+    int64_t at = (s->claims.exp - notice) * 1000 - rtm_now_ms();
+    if (at < 1) at = 1; /* less left than the notice: at once (after the welcome) */
+    lws_sul_schedule(s->b->ctx, 0, &s->notice_sul, notice_cb, (lws_usec_t)at * LWS_US_PER_MS);
+}
+
+/* ---- narrowing ---- */
+
+static int sub_allowed(const struct brk_session *s, const char *channel)
+{
+    return (s->perms & RTM_PERM_SUBSCRIBE) &&
+           rtm_pattern_match_any(s->claims.channels, s->claims.n_channels, channel);
+}
+
+void ext_narrow_subs(struct brk_session *s)
+{
+    if (!s->subs.n) return;
+    uint32_t n = 0;
+    struct brk_channel **drop = malloc(s->subs.n * sizeof *drop);
+    if (!drop) {
+        /* Cannot collect: drop everything rather than keep what is not allowed. */
+        log_error("broker: out of memory narrowing subscriptions of sid=%s: dropping all", s->sid);
+        chan_unsubscribe_all(s);
+        return;
+    }
+    for (uint32_t i = 0; i < s->subs.cap; i++) {
+        struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
+        if (sub && !sub_allowed(s, sub->ch->name)) drop[n++] = sub->ch;
+    }
+    /* Each channel is touched once and may be freed by its own unsubscribe. */
+    for (uint32_t i = 0; i < n; i++) chan_unsubscribe(s, drop[i]->name);
+    free(drop);
+}
+
+/* ---- refresh ---- */
+
+static void refuse(struct brk_session *s, const char *reason, const char *rid)
+{
+    rtm_metric_inc(RTM_M_REFRESH_REFUSED, 1);
+    log_info("ws: refresh refused sid=%s peer=%s reason=\"%s\"", s->sid, s->claims.sub, reason);
+    sess_error(s, "invalid_token", reason, rid);
+}
+
+void ext_refresh(struct brk_session *s, const char *token, const char *rid)
+{
+    struct brk_broker *b = s->b;
+    struct rtm_key key;
+    struct rtm_claims c;
+    const char *reason = "invalid token";
+    memset(&key, 0, sizeof key);
+    memset(&c, 0, sizeof c);
+    if (s->publishable) {
+        refuse(s, "publishable key sessions do not expire", rid);
+        return;
+    }
+    if (conn_verify_token(b, token, &key, &c, &reason)) {
+        rtm_key_free(&key);
+        refuse(s, reason, rid);
+        return;
+    }
+    if (strcmp(key.app, s->app) != 0) reason = "app mismatch";
+    else if (strcmp(c.sub, s->claims.sub) != 0) reason = "peer mismatch";
+    else if (!conn_origin_allowed(&key, s->origin)) reason = "origin not allowed";
+    else reason = NULL;
+    rtm_key_free(&key);
+    if (reason) {
+        rtm_claims_free(&c);
+        refuse(s, reason, rid);
+        return;
+    }
+
+    json_t *meta = c.metadata;
+    c.metadata = NULL; /* kept only for the ack: an idle session holds no private metadata */
+    rtm_claims_free(&s->claims);
+    s->claims = c;
+    s->perms = c.perms;
+    if (s->peer) {
+        json_t *pm = s->claims.peer_metadata;
+        if (pm) json_incref(pm);
+        json_decref(s->peer->peer_metadata);
+        s->peer->peer_metadata = pm;
+    }
+    ext_narrow_subs(s);
+    sess_arm_expiry(s);
+    rtm_metric_inc(RTM_M_REFRESH_OK, 1);
+    log_info("ws: refreshed sid=%s peer=%s exp=%lld", s->sid, s->claims.sub, (long long)s->claims.exp);
+
+    if (rid) {
+        struct mb m;
+        mb_init(&m, 256 + strlen(rid));
+        mb_lit(&m, "{\"type\":\"ack\",\"requestId\":");
+        mb_str(&m, rid);
+        mb_lit(&m, ",\"expiresAt\":");
+        mb_int(&m, s->claims.exp);
+        mb_lit(&m, ",\"metadata\":");
+        if (meta) mb_json(&m, meta);
+        else mb_lit(&m, "{}");
+        mb_lit(&m, "}");
+        struct brk_msg *ack = mb_finish(&m);
+        if (ack) {
+            sess_enqueue(s, ack);
+            msg_unref(ack);
+        }
+    }
+    json_decref(meta);
+}

@@ -1,0 +1,363 @@
+/* resume.c: the resume window and per-pair sequence numbers (issue 7,
+ * docs/EXTENSIONS.md), for sessions that asked for the extensions (&ext=1).
+ *
+ * A *place* is what a session holds at the broker beyond its socket: its
+ * peer membership (presence), its subscriptions, its seq counters and its id
+ * (rsid, the wire sessionId). lws owns the session struct and frees it after
+ * CLOSED, so when an extension session drops without a clean close its place
+ * is moved into a heap copy of the struct (state SESS_HELD, wsi NULL): the
+ * tables now point at the copy, nobody sees a leave, and the copy's outq
+ * collects the directs sent to it, bounded by resume-queue-messages and
+ * resume-queue-bytes (the oldest dropped and counted). A reconnect with the
+ * id and a token for the same peer moves the place into the new session; a
+ * window that runs out discards it (leave, queue dropped, counted).
+ *
+ * Bounds: held places count toward max-connections (and the app's cap, since
+ * the app count is kept while held); with max-connections off they are
+ * capped at HELD_MAX, past which a drop is an ordinary close. A held place
+ * owns no socket buffers: lws has freed the connection, rx is freed, the
+ * outq holds only the queued directs. seq counters: at most SEQ_MAX senders
+ * per receiving session; past that the counters restart at 1 (documented:
+ * the receiver sees a lower seq, never a false gap). */
+#include "internal.h"
+
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HELD_MAX 65536
+#define SEQ_MAX 4096
+
+struct seq_entry {
+    uint32_t n;
+    char from[]; /* key of s->seqs */
+};
+
+/* ---- seq ---- */
+
+void seq_free(struct brk_session *s)
+{
+    for (uint32_t i = 0; i < s->seqs.cap; i++)
+        if (s->seqs.slots[i].key) free(s->seqs.slots[i].val);
+    htab_free(&s->seqs);
+}
+
+static uint32_t seq_next(struct brk_session *s, const char *from)
+{
+    struct seq_entry *e = htab_get(&s->seqs, from);
+    if (e) return ++e->n;
+    if (s->seqs.n >= SEQ_MAX) seq_free(s);
+    size_t n = strlen(from) + 1;
+    e = malloc(sizeof *e + n);
+    if (!e) return 0;
+    memcpy(e->from, from, n);
+    e->n = 1;
+    if (htab_put(&s->seqs, e->from, e)) {
+        free(e);
+        return 0;
+    }
+    return 1;
+}
+
+/* The shared direct frame with ,"seq":N spliced in before its closing brace. */
+static struct brk_msg *with_seq(const struct brk_msg *m, uint32_t seq)
+{
+    char tail[32];
+    int tn = snprintf(tail, sizeof tail, ",\"seq\":%u}", seq);
+    struct brk_msg *o = msg_alloc(m->len - 1 + (size_t)tn);
+    if (!o) return NULL;
+    memcpy(o->buf + LWS_PRE, m->buf + LWS_PRE, m->len - 1);
+    memcpy(o->buf + LWS_PRE + m->len - 1, tail, (size_t)tn);
+    msg_seal(o);
+    return o;
+}
+
+/* Appends to a held place's queue; over either bound the oldest go first. */
+static void held_push(struct brk_session *h, struct brk_msg *m)
+{
+    const struct rtm_config *cfg = h->b->cfg;
+    /* Both bounds are at least 1 (the config table's minimums). */
+    uint32_t max_n = cfg->resume_queue_messages > 0 ? (uint32_t)cfg->resume_queue_messages : 1;
+    size_t max_b = cfg->resume_queue_bytes > 0 ? (size_t)cfg->resume_queue_bytes : 1024;
+    size_t len = msg_frame_len(m);
+    if (len > max_b) {
+        rtm_metric_inc(RTM_M_DIRECT_DROPPED, 1);
+        return;
+    }
+    uint32_t dropped = 0;
+    while (h->q.count && (h->q.count + 1 > max_n || h->q.bytes + len > max_b)) {
+        outq_pop(&h->q, 1);
+        dropped++;
+    }
+    if (outq_push(&h->q, m)) dropped++;
+    else rtm_metric_inc(RTM_M_DIRECT_QUEUED, 1);
+    if (dropped) {
+        /* One line when a place starts dropping, not one per drop. */
+        if (!h->close_now) log_warn("ws: resume queue full, dropping oldest directs rsid-owner=%s", h->claims.sub);
+        h->close_now = 1;
+        rtm_metric_inc(RTM_M_DIRECT_DROPPED, dropped);
+    }
+}
+
+void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg *m)
+{
+    if (s->state != SESS_OPEN && s->state != SESS_HELD) return;
+    uint32_t seq = seq_next(s, from);
+    struct brk_msg *o = seq ? with_seq(m, seq) : NULL;
+    if (!o) {
+        log_error("broker: out of memory numbering a direct for sid=%s", s->sid);
+        return;
+    }
+    if (s->state == SESS_HELD) held_push(s, o);
+    else sess_enqueue(s, o);
+    msg_unref(o);
+}
+
+/* ---- places ---- */
+
+int resume_register(struct brk_session *s)
+{
+    if (rtm_random_id("rs_", 18, s->rsid, sizeof s->rsid)) return RTM_ENOMEM;
+    if (s->resume_window_ms <= 0) return 0;
+    return htab_put(&s->b->places, s->rsid, s);
+}
+
+struct brk_session *resume_find(struct brk_broker *b, const char *rsid, const char *app, const char *peer_id)
+{
+    if (!rsid || !*rsid) return NULL;
+    struct brk_session *p = htab_get(&b->places, rsid);
+    if (!p || (p->state != SESS_OPEN && p->state != SESS_HELD)) return NULL;
+    /* The id alone is worth nothing: the token must be for the same app and peer. */
+    if (strcmp(p->app, app) != 0 || !p->claims.sub || strcmp(p->claims.sub, peer_id) != 0) return NULL;
+    return p;
+}
+
+/* Moves peer links, subscriptions and seq counters from src to dst.
+ * Transactional: on ENOMEM nothing has moved. */
+static int place_move(struct brk_session *dst, struct brk_session *src)
+{
+    uint32_t done = 0, i;
+    /* The channels index subscribers by session pointer: add dst first
+     * (the only step that can fail), then remove src. */
+    for (i = 0; i < src->subs.cap; i++) {
+        struct brk_sub *sub = src->subs.slots[i].key ? src->subs.slots[i].val : NULL;
+        if (!sub) continue;
+        if (htab_put(&sub->ch->subs, dst, sub)) goto undo;
+        done++;
+    }
+    for (i = 0; i < src->subs.cap; i++) {
+        struct brk_sub *sub = src->subs.slots[i].key ? src->subs.slots[i].val : NULL;
+        if (!sub) continue;
+        htab_del(&sub->ch->subs, src);
+        sub->s = dst;
+    }
+    dst->subs = src->subs;
+    htab_init(&src->subs, HTAB_PTR);
+    dst->seqs = src->seqs;
+    htab_init(&src->seqs, HTAB_STR);
+
+    struct brk_peer *p = src->peer;
+    dst->peer = p;
+    dst->peer_prev = src->peer_prev;
+    dst->peer_next = src->peer_next;
+    if (dst->peer_prev) dst->peer_prev->peer_next = dst;
+    else if (p) p->sessions = dst;
+    if (dst->peer_next) dst->peer_next->peer_prev = dst;
+    src->peer = NULL;
+    src->peer_prev = src->peer_next = NULL;
+
+    memcpy(dst->rsid, src->rsid, sizeof dst->rsid);
+    dst->ext = src->ext;
+    return 0;
+undo:
+    for (i = 0; i < src->subs.cap && done; i++) {
+        struct brk_sub *sub = src->subs.slots[i].key ? src->subs.slots[i].val : NULL;
+        if (!sub) continue;
+        htab_del(&sub->ch->subs, dst);
+        done--;
+    }
+    return RTM_ENOMEM;
+}
+
+/* Re-points b->places at dst (the key is borrowed from the struct). */
+static void places_repoint(struct brk_broker *b, struct brk_session *src, struct brk_session *dst)
+{
+    htab_del(&b->places, src->rsid);
+    if (dst && htab_put(&b->places, dst->rsid, dst))
+        log_error("broker: out of memory indexing rsid of peer=%s: not resumable", dst->claims.sub);
+}
+
+/* Leave + discard: the end of a held place that was not taken back. */
+static void held_discard(struct brk_session *h)
+{
+    struct brk_broker *b = h->b;
+    lws_sul_cancel(&h->expiry_sul);
+    htab_del(&b->places, h->rsid);
+    b->n_held--;
+    if (h->q.count) rtm_metric_inc(RTM_M_DIRECT_DROPPED, h->q.count);
+    chan_unsubscribe_all(h);
+    peer_detach(h);
+    app_conns_add(b, h->app, -1);
+    outq_clear(&h->q);
+    htab_free(&h->subs);
+    seq_free(h);
+    rtm_claims_free(&h->claims);
+    free(h);
+}
+
+static void held_expire_cb(lws_sorted_usec_list_t *sul)
+{
+    struct brk_session *h = lws_container_of(sul, struct brk_session, expiry_sul);
+    if (!h->close_code) {
+        rtm_metric_inc(RTM_M_RESUME_EXPIRED, 1);
+        log_info("ws: resume window passed rsid-owner=%s queued=%u", h->claims.sub, h->q.count);
+    }
+    held_discard(h);
+}
+
+void resume_discard_soon(struct brk_session *h)
+{
+    if (h->state != SESS_HELD || h->close_code) return;
+    h->close_code = RTM_CLOSE_KICKED; /* marks "discarded on purpose", not an expiry */
+    lws_sul_schedule(h->b->ctx, 0, &h->expiry_sul, held_expire_cb, 1);
+}
+
+/* The unsent frames of a dead connection worth keeping: its directs. */
+static void keep_directs(struct brk_session *h, struct outq *q)
+{
+    static const char prefix[] = "{\"type\":\"direct\"";
+    for (uint32_t i = 0; i < q->count; i++) {
+        struct brk_msg *m = outq_peek(q, i);
+        if (m->len >= sizeof prefix - 1 && memcmp(m->buf + LWS_PRE, prefix, sizeof prefix - 1) == 0)
+            held_push(h, m);
+    }
+    outq_clear(q);
+}
+
+int resume_on_close(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    if (!s->rsid[0] || s->resume_window_ms <= 0) return 0;
+    if (htab_get(&b->places, s->rsid) != s) return 0;
+    /* Clean closes end the place: a close frame 1000/1001 from the client, or
+     * a close the broker decided (kick, revocation, expiry, limits,
+     * shutdown) other than a dead peer (ping timeout). */
+    int unclean = s->drop || (!s->sent_close && s->peer_close_code != 1000 && s->peer_close_code != 1001);
+    int max = b->cfg->max_connections > 0 ? b->cfg->max_connections : HELD_MAX;
+    if (!unclean || b->shutting_down || !b->ctx || b->n_held >= max) goto end;
+    struct brk_session *h = calloc(1, sizeof *h);
+    if (!h) goto end;
+    h->b = b;
+    h->state = SESS_HELD;
+    memcpy(h->sid, s->sid, sizeof h->sid);
+    memcpy(h->app, s->app, sizeof h->app);
+    outq_init(&h->q);
+    htab_init(&h->subs, HTAB_PTR);
+    htab_init(&h->seqs, HTAB_STR);
+    if (place_move(h, s)) {
+        free(h);
+        goto end;
+    }
+    h->claims = s->claims;
+    memset(&s->claims, 0, sizeof s->claims);
+    h->publishable = s->publishable;
+    h->perms = s->perms;
+    h->resume_window_ms = s->resume_window_ms;
+    h->held_since_ms = rtm_mono_ms();
+    keep_directs(h, &s->q);
+    places_repoint(b, s, h);
+    b->n_held++;
+    lws_sul_schedule(b->ctx, 0, &h->expiry_sul, held_expire_cb, (lws_usec_t)h->resume_window_ms * LWS_US_PER_MS);
+    log_info("ws: held sid=%s peer=%s for %d ms", h->sid, h->claims.sub, h->resume_window_ms);
+    return 1;
+end:
+    htab_del(&b->places, s->rsid);
+    return 0;
+}
+
+/* ---- taking a place back ---- */
+
+int resume_take(struct brk_session *s, struct brk_session *take)
+{
+    struct brk_broker *b = s->b;
+    if (place_move(s, take)) return RTM_ENOMEM;
+    places_repoint(b, take, s);
+    if (take->state == SESS_HELD) {
+        lws_sul_cancel(&take->expiry_sul);
+        b->n_held--;
+    } else {
+        /* The old socket is still open (the drop went unnoticed): it stops
+         * being a session now; its row closes with 4009. */
+        lws_sul_cancel(&take->expiry_sul);
+        lws_sul_cancel(&take->notice_sul);
+        limits_session_end(take);
+        if (take->prev) take->prev->next = take->next;
+        else b->sessions = take->next;
+        if (take->next) take->next->prev = take->prev;
+        take->next = take->prev = NULL;
+        b->n_sessions--;
+        take->attached = 0;
+        take->close_code = RTM_CLOSE_REPLACED;
+        snprintf(take->close_reason, sizeof take->close_reason, "session resumed elsewhere");
+        take->sent_close = 1;
+        rows_add(b, take, 1);
+    }
+    s->perms = s->claims.perms; /* the new token's scope decides what stays */
+    /* The new token speaks for the peer now, as for a new connection. */
+    if (s->peer) {
+        json_t *pm = s->claims.peer_metadata;
+        if (pm) json_incref(pm);
+        json_decref(s->peer->peer_metadata);
+        s->peer->peer_metadata = pm;
+    }
+    ext_narrow_subs(s);
+    return 0;
+}
+
+void resume_finish(struct brk_session *s, struct brk_session *take)
+{
+    uint32_t n = take->q.count;
+    for (uint32_t i = 0; i < n; i++) sess_enqueue(s, outq_peek(&take->q, i));
+    outq_clear(&take->q);
+    rtm_metric_inc(RTM_M_RESUME_HIT, 1);
+    if (take->state == SESS_HELD) {
+        rtm_metric_inc(RTM_M_DIRECT_DELIVERED, n);
+        rtm_histogram_observe(RTM_H_RESUME_GAP, (double)(rtm_mono_ms() - take->held_since_ms) / 1000.0);
+        log_info("ws: resumed sid=%s peer=%s from held sid=%s delivered=%u", s->sid, s->claims.sub, take->sid, n);
+        htab_free(&take->subs);
+        seq_free(take);
+        rtm_claims_free(&take->claims);
+        free(take);
+        return;
+    }
+    log_info("ws: resumed sid=%s peer=%s taking over open sid=%s", s->sid, s->claims.sub, take->sid);
+    take->close_now = 1;
+    sess_close(take, RTM_CLOSE_REPLACED, "session resumed elsewhere");
+}
+
+void resume_destroy(struct brk_broker *b)
+{
+    if (!b->places.n) {
+        htab_free(&b->places);
+        return;
+    }
+    uint32_t n = 0;
+    struct brk_session **list = malloc(b->places.n * sizeof *list);
+    if (list) {
+        for (uint32_t i = 0; i < b->places.cap; i++) {
+            struct brk_session *p = b->places.slots[i].key ? b->places.slots[i].val : NULL;
+            if (p && p->state == SESS_HELD) list[n++] = p;
+        }
+        for (uint32_t i = 0; i < n; i++) held_discard(list[i]);
+        free(list);
+    } else {
+        log_error("broker: out of memory discarding held places");
+    }
+    if (!b->places.n) htab_free(&b->places);
+}
