@@ -174,7 +174,7 @@ static int on_writeable(struct brk_session *s)
         outq_pop(&s->q, k);
         budget = total >= budget ? 0 : budget - total;
     }
-    if (s->q.count) {
+    if (s->q.count || s->want_ping) {
         lws_callback_on_writable(s->wsi);
         return 0;
     }
