@@ -66,6 +66,9 @@ export async function startRtmd(opts = {}) {
       backend: `127.0.0.1:${d.backendPort}`,
       db,
       'web-root': join(ROOT, 'web'),
+      // Every test connects from 127.0.0.1: the per-IP accept limit would make
+      // unrelated suites flaky. Tests of the limit set it explicitly.
+      'rate-connects-per-ip-per-minute': 0,
       ...d.config,
     };
     const cfgFile = join(dir, 'rtm.json');
