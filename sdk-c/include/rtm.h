@@ -118,6 +118,9 @@ struct rtm_welcome {
     const char *metadata;    /* the raw metadata object as JSON text ("{}" when absent) */
     const struct rtm_ice_server *ice_servers; /* parsed metadata.iceServers */
     size_t n_ice_servers;
+    /* extensions (docs/EXTENSIONS.md): 1 when this connection took back the
+     * held session (subscriptions and presence continued; nothing replayed) */
+    int resumed;
 };
 
 struct rtm_message {
@@ -169,6 +172,13 @@ struct rtm_callbacks {
                    void *ud);
     /* Every text frame as received (rtm listen). Called before the typed callback. */
     void (*frame)(rtm_client *c, const char *json, size_t len, void *ud);
+    /* Extensions: the token was refreshed in-band (on the broker's
+     * token_expiring notice, with a token from the provider): the new expiry
+     * and metadata, with fresh iceServers for the next ICE restart. */
+    void (*refreshed)(rtm_client *c, int64_t expires_at, const char *metadata, const struct rtm_ice_server *ice,
+                      size_t n_ice, void *ud);
+    /* Extensions: direct messages from `from` were missed (seq jumped). */
+    void (*gap)(rtm_client *c, const char *from, uint64_t expected, uint64_t got, void *ud);
 };
 
 /* ---- options (copied by rtm_client_new) ---- */
@@ -196,6 +206,13 @@ rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms);
  * shorten these; production code should leave them alone. */
 rtm_status rtm_options_set_liveness(rtm_options *o, int ping_ms, int idle_ms);
 rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int cap_ms);
+/* Protocol extensions (docs/EXTENSIONS.md; &ext=1 on the connect URL), on by
+ * default: in-band token refresh through the token provider (no 4002
+ * disconnect), resuming the held session after a drop (others see no
+ * leave/join, direct messages sent meanwhile are delivered), and per-sender
+ * sequence numbers on direct messages (the gap callback). A broker without
+ * them ignores the request. */
+rtm_status rtm_options_set_extensions(rtm_options *o, int on);
 /* Ask the broker for fromMetadata on channel messages (includeSenderMetadata). */
 rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
 

@@ -142,6 +142,10 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
         stop_for_good(c, code, reason);
         return;
     }
+    /* an extension session that dropped is held by the broker for a while:
+     * the next attempt within that window asks for it back */
+    if (c->o.ext && c->session_id && c->resume_window_ms > 0 && c->state == ST_OPEN)
+        c->resume_until = client_mono_ms() + c->resume_window_ms;
     int64_t delay;
     if (code == RTM_CLOSE_TOKEN_EXPIRED) {
         delay = 0; /* the provider is asked for a fresh token on every attempt */
@@ -174,6 +178,27 @@ static char *get_token(struct rtm_client *c)
     return c->o.token ? strdup(c->o.token) : NULL;
 }
 
+/* path?[name value][&ext=1][&resume=<sessionId>], malloc'd */
+static char *build_path(struct rtm_client *c, const char *name, const char *value)
+{
+    int resume = c->o.ext && c->session_id && !c->o.pk && client_mono_ms() < c->resume_until;
+    size_t n = strlen(c->path) + (value ? strlen(value) + strlen(name) : 0) + (resume ? strlen(c->session_id) : 0) + 32;
+    char *p = malloc(n);
+    if (!p) return NULL;
+    int k = snprintf(p, n, "%s", c->path);
+    char sep = strchr(c->path, '?') ? '&' : '?';
+    if (value) {
+        k += snprintf(p + k, n - (size_t)k, "%c%s%s", sep, name, value);
+        sep = '&';
+    }
+    if (c->o.ext) {
+        k += snprintf(p + k, n - (size_t)k, "%cext=1", sep);
+        sep = '&';
+    }
+    if (resume) snprintf(p + k, n - (size_t)k, "%cresume=%s", sep, c->session_id);
+    return p;
+}
+
 static void sul_connect_cb(lws_sorted_usec_list_t *s)
 {
     struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
@@ -194,20 +219,17 @@ static void sul_connect_cb(lws_sorted_usec_list_t *s)
             /* lws 4.1.6 caps the client request line at 2048 bytes and its
              * server refuses subprotocol lists over 127 bytes, so the query
              * is the one place a short token fits everywhere */
-            size_t pn = strlen(c->path) + strlen(token) + 16;
-            if ((path = malloc(pn)))
-                snprintf(path, pn, "%s%stoken=%s", c->path, strchr(c->path, '?') ? "&" : "?", token);
+            path = build_path(c, "token=", token);
         } else {
             /* longer tokens go in an Authorization header (appended in
              * CLIENT_APPEND_HANDSHAKE_HEADER), which has no such cap */
-            path = strdup(c->path);
+            path = build_path(c, NULL, NULL);
             size_t an = strlen(token) + 8;
             if ((c->auth_hdr = malloc(an))) snprintf(c->auth_hdr, an, "Bearer %s", token);
             if (!c->auth_hdr) goto fail_local;
         }
     } else {
-        size_t n = strlen(c->path) + strlen(c->o.pk) + 8;
-        if ((path = malloc(n))) snprintf(path, n, "%s%skey=%s", c->path, strchr(c->path, '?') ? "&" : "?", c->o.pk);
+        path = build_path(c, "key=", c->o.pk);
         protos = strdup("rtm.v1");
     }
     if (!path || !protos) goto fail_local;
@@ -508,6 +530,8 @@ static void do_free(struct rtm_client *c)
     }
     if (c->own_ctx) lws_context_destroy(c->ctx);
     auth_clear(c);
+    free(c->session_id);
+    seqs_clear(c);
     chans_free(c);
     free(c->rx);
     free(c->peer_id);

@@ -342,11 +342,50 @@ static struct req *take_inflight(struct rtm_client *c, const char *rid)
     return NULL;
 }
 
+/* metadata.iceServers as borrowed pointers into meta; *srv and *urls are
+ * malloc'd (caller frees both). Entries that are not objects are skipped. */
+static size_t parse_ice(json_t *meta, struct rtm_ice_server **srv_out, const char ***urls_out)
+{
+    json_t *ice = json_is_object(meta) ? json_object_get(meta, "iceServers") : NULL;
+    *srv_out = NULL;
+    *urls_out = NULL;
+    if (!json_is_array(ice) || json_array_size(ice) == 0 || json_array_size(ice) > 64) return 0;
+    size_t n = json_array_size(ice), total = 0, m = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *u = json_object_get(json_array_get(ice, i), "urls");
+        total += json_is_array(u) ? json_array_size(u) : 1;
+    }
+    struct rtm_ice_server *srv = calloc(n, sizeof *srv);
+    const char **urls = calloc(total ? total : 1, sizeof *urls);
+    if (!srv || !urls) {
+        free(srv);
+        free(urls);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(ice, i), *u = json_object_get(e, "urls");
+        if (!json_is_object(e)) continue;
+        srv[m].urls = urls + k;
+        if (json_is_string(u)) {
+            urls[k++] = json_string_value(u);
+        } else if (json_is_array(u)) {
+            for (size_t j = 0; j < json_array_size(u); j++)
+                if (json_is_string(json_array_get(u, j))) urls[k++] = json_string_value(json_array_get(u, j));
+        }
+        srv[m].n_urls = (size_t)(urls + k - srv[m].urls);
+        srv[m].username = jstr(e, "username");
+        srv[m].credential = jstr(e, "credential");
+        m++;
+    }
+    *srv_out = srv;
+    *urls_out = urls;
+    return m;
+}
+
 static void on_welcome(struct rtm_client *c, json_t *f)
 {
     const char *peer = jstr(f, "peerId");
     json_t *meta = json_object_get(f, "metadata");
-    json_t *ice = json_is_object(meta) ? json_object_get(meta, "iceServers") : NULL;
     struct rtm_welcome w = {0};
     struct rtm_ice_server *srv = NULL;
     const char **urls = NULL;
@@ -357,8 +396,19 @@ static void on_welcome(struct rtm_client *c, json_t *f)
     json_int_t mm = json_integer_value(json_object_get(f, "maxMessageSize"));
     if (mm > 0) c->max_msg = (size_t)mm;
     int reconnect = c->welcomed_once;
+    int resumed = c->o.ext && json_is_true(json_object_get(f, "resumed"));
+    if (c->o.ext) {
+        const char *sid = jstr(f, "sessionId");
+        free(c->session_id);
+        c->session_id = sid && strlen(sid) <= 128 ? strdup(sid) : NULL;
+        c->resume_window_ms = json_integer_value(json_object_get(f, "resumeWindowMs"));
+    }
+    c->resume_until = 0;
+    /* a new session numbers direct messages from 1 again; a resumed one continues */
+    if (!resumed) seqs_clear(c);
     client_welcomed(c);
-    if (reconnect) frames_replay_subscriptions(c);
+    /* resumed: the broker kept the subscriptions (and presence did not change) */
+    if (reconnect && !resumed) frames_replay_subscriptions(c);
     client_request_write(c);
     if (!c->o.cb.connected) return;
 
@@ -367,39 +417,30 @@ static void on_welcome(struct rtm_client *c, json_t *f)
     w.server_time_ms = json_integer_value(json_object_get(f, "serverTime"));
     w.max_message_size = c->max_msg;
     w.reconnect = reconnect;
+    w.resumed = resumed;
     meta_text = json_is_object(meta) ? dump(meta) : NULL;
     w.metadata = meta_text ? meta_text : "{}";
-    if (json_is_array(ice) && json_array_size(ice) > 0 && json_array_size(ice) <= 64) {
-        size_t n = json_array_size(ice), total = 0;
-        for (size_t i = 0; i < n; i++) {
-            json_t *u = json_object_get(json_array_get(ice, i), "urls");
-            total += json_is_array(u) ? json_array_size(u) : 1;
-        }
-        srv = calloc(n, sizeof *srv);
-        urls = calloc(total ? total : 1, sizeof *urls);
-        if (srv && urls) {
-            size_t k = 0, m = 0;
-            for (size_t i = 0; i < n; i++) {
-                json_t *e = json_array_get(ice, i), *u = json_object_get(e, "urls");
-                if (!json_is_object(e)) continue;
-                srv[m].urls = urls + k;
-                if (json_is_string(u)) {
-                    urls[k++] = json_string_value(u);
-                } else if (json_is_array(u)) {
-                    for (size_t j = 0; j < json_array_size(u); j++)
-                        if (json_is_string(json_array_get(u, j))) urls[k++] = json_string_value(json_array_get(u, j));
-                }
-                srv[m].n_urls = (size_t)(urls + k - srv[m].urls);
-                srv[m].username = jstr(e, "username");
-                srv[m].credential = jstr(e, "credential");
-                m++;
-            }
-            w.ice_servers = srv;
-            w.n_ice_servers = m;
-        }
-    }
+    w.n_ice_servers = parse_ice(meta, &srv, &urls);
+    w.ice_servers = srv;
     CB_ENTER(c);
     c->o.cb.connected(c, &w, c->o.cb_ud);
+    CB_LEAVE(c);
+    free(srv);
+    free(urls);
+    free(meta_text);
+}
+
+static void on_refreshed(struct rtm_client *c, json_t *f)
+{
+    if (!c->o.cb.refreshed) return;
+    json_t *meta = json_object_get(f, "metadata");
+    struct rtm_ice_server *srv = NULL;
+    const char **urls = NULL;
+    char *meta_text = json_is_object(meta) ? dump(meta) : NULL;
+    size_t n = parse_ice(meta, &srv, &urls);
+    CB_ENTER(c);
+    c->o.cb.refreshed(c, json_integer_value(json_object_get(f, "expiresAt")), meta_text ? meta_text : "{}", srv, n,
+                      c->o.cb_ud);
     CB_LEAVE(c);
     free(srv);
     free(urls);
@@ -428,7 +469,72 @@ static void on_answer(struct rtm_client *c, json_t *f, int ok)
             ch->awaiting_snapshot = 1;
         }
     }
+    if (ok && r->kind == REQ_REFRESH) on_refreshed(c, f);
     complete(c, r, ok ? RTM_STATUS_OK : RTM_ERR_SERVER, ok ? NULL : jstr(f, "code"), ok ? NULL : jstr(f, "message"));
+}
+
+void seqs_clear(struct rtm_client *c)
+{
+    for (size_t i = 0; i < c->n_seqs; i++) free(c->seqs[i].peer);
+    free(c->seqs);
+    c->seqs = NULL;
+    c->n_seqs = 0;
+}
+
+/* Records seq from `from`; reports a jump through the gap callback. */
+static void seq_check(struct rtm_client *c, const char *from, json_t *jseq)
+{
+    if (!c->o.ext || !from || !json_is_integer(jseq) || json_integer_value(jseq) <= 0) return;
+    uint64_t seq = (uint64_t)json_integer_value(jseq), expected = 0;
+    size_t i;
+    for (i = 0; i < c->n_seqs && strcmp(c->seqs[i].peer, from); i++) {
+    }
+    if (i < c->n_seqs) {
+        expected = c->seqs[i].last + 1;
+        c->seqs[i].last = seq;
+    } else {
+        char *p = strdup(from);
+        if (!p) return;
+        if (c->n_seqs == RTM_SEQ_PEERS) { /* forget the oldest sender */
+            free(c->seqs[0].peer);
+            memmove(c->seqs, c->seqs + 1, (RTM_SEQ_PEERS - 1) * sizeof *c->seqs);
+            c->n_seqs--;
+        } else {
+            struct seqent *n = realloc(c->seqs, (c->n_seqs + 1) * sizeof *n);
+            if (!n) {
+                free(p);
+                return;
+            }
+            c->seqs = n;
+        }
+        c->seqs[c->n_seqs++] = (struct seqent){p, seq};
+        expected = 1;
+    }
+    if (seq > expected && c->o.cb.gap) {
+        CB_ENTER(c);
+        c->o.cb.gap(c, from, expected, seq, c->o.cb_ud);
+        CB_LEAVE(c);
+    }
+}
+
+/* token_expiring: refresh in-band with a token from the provider; without a
+ * provider (or a token) the broker's 4002 close follows and reconnects. */
+static void on_token_expiring(struct rtm_client *c)
+{
+    if (!c->o.provider) return;
+    CB_ENTER(c);
+    char *t = c->o.provider(c->o.provider_ud);
+    CB_LEAVE(c);
+    if (!t) return;
+    json_t *tok = json_string(t);
+    char *q = tok ? json_dumps(tok, JSON_ENCODE_ANY) : NULL;
+    json_decref(tok);
+    memset(t, 0, strlen(t));
+    free(t);
+    if (!q) return;
+    enqueue(c, REQ_REFRESH, NULL, "{\"type\":\"refresh\",\"token\":%s%s%s}", q, NULL, NULL, NULL, 1, 1);
+    memset(q, 0, strlen(q));
+    free(q);
 }
 
 static void on_message(struct rtm_client *c, json_t *f, int direct)
@@ -492,7 +598,10 @@ int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
     } else if (!strcmp(type, "message")) {
         on_message(c, f, 0);
     } else if (!strcmp(type, "direct")) {
+        seq_check(c, jstr(f, "from"), json_object_get(f, "seq"));
         on_message(c, f, 1);
+    } else if (!strcmp(type, "token_expiring")) {
+        if (c->o.ext) on_token_expiring(c);
     } else if (!strcmp(type, "presence")) {
         const char *chn = jstr(f, "channel");
         struct chan *ch = chn ? chan_find(c, chn) : NULL;

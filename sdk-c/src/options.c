@@ -39,6 +39,7 @@ rtm_options *rtm_options_new(void)
     o->idle_ms = RTM_DEFAULT_IDLE_MS;
     o->backoff_ms = RTM_DEFAULT_BACKOFF_MS;
     o->backoff_cap_ms = RTM_DEFAULT_BACKOFF_CAP_MS;
+    o->ext = 1;
     return o;
 }
 
@@ -139,7 +140,9 @@ rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms)
 
 rtm_status rtm_options_set_liveness(rtm_options *o, int ping_ms, int idle_ms)
 {
-    if (!o || ping_ms <= 0 || idle_ms <= ping_ms) return RTM_ERR_INVALID_ARG;
+    /* idle_ms below ping_ms closes every quiet session: allowed (tests use it
+     * to cut a socket), but not what production code wants */
+    if (!o || ping_ms <= 0 || idle_ms <= 0) return RTM_ERR_INVALID_ARG;
     o->ping_ms = ping_ms;
     o->idle_ms = idle_ms;
     return RTM_STATUS_OK;
@@ -157,6 +160,13 @@ rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on)
 {
     if (!o) return RTM_ERR_INVALID_ARG;
     o->sender_metadata = !!on;
+    return RTM_STATUS_OK;
+}
+
+rtm_status rtm_options_set_extensions(rtm_options *o, int on)
+{
+    if (!o) return RTM_ERR_INVALID_ARG;
+    o->ext = !!on;
     return RTM_STATUS_OK;
 }
 

@@ -48,10 +48,11 @@ struct rtm_options {
     int timeout_ms, ping_ms, idle_ms, backoff_ms, backoff_cap_ms;
     int sender_metadata;
     int raw_messages;
+    int ext;
     struct lws_context *ctx;
 };
 
-enum req_kind { REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_PUBLISH, REQ_SEND };
+enum req_kind { REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_PUBLISH, REQ_SEND, REQ_REFRESH };
 
 /* One request: queued (outq) until written, then in flight (inflight) until
  * its ack/error/timeout/disconnect. Fire-and-forget requests are freed once written. */
@@ -72,6 +73,13 @@ struct reqlist {
     struct req *head, *tail;
     size_t n, bytes;
 };
+
+/* Last seq seen from one sender (extensions). */
+struct seqent {
+    char *peer;
+    uint64_t last;
+};
+#define RTM_SEQ_PEERS 1024 /* senders tracked; beyond, the oldest is forgotten */
 
 struct member {
     char *peer_id;
@@ -111,6 +119,12 @@ struct rtm_client {
     int ping_due;
     int stop_requested;
     char *auth_hdr;       /* "Bearer <jwt>" for a long token, until the handshake is sent */
+    /* extensions */
+    char *session_id;     /* from the last welcome; offered as &resume= after a drop */
+    int64_t resume_until; /* monotonic ms: the broker holds the session until then */
+    int64_t resume_window_ms;
+    struct seqent *seqs;  /* last direct seq per sender (bounded, RTM_SEQ_PEERS) */
+    size_t n_seqs;
     uint64_t seq;
     uint64_t rng;
 
@@ -150,6 +164,7 @@ int frames_write(struct rtm_client *c, struct lws *wsi);
 void frames_replay_subscriptions(struct rtm_client *c);
 int frames_dispatch(struct rtm_client *c, const char *text, size_t len);
 int reqs_arm_timeout(struct rtm_client *c);
+void seqs_clear(struct rtm_client *c);
 
 /* members.c */
 struct chan *chan_find(struct rtm_client *c, const char *name);

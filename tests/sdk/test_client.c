@@ -2,6 +2,7 @@
  * call and callback, the exactly-once completion rule, the bounded queue,
  * terminal close codes, 4002 with a token provider, a daemon restart with
  * resubscription and member-list reconciliation, and long tokens. */
+#define _GNU_SOURCE
 #include "../unit/testlib.h"
 #include "harness.h"
 #include "rtm.h"
@@ -37,6 +38,10 @@ struct app {
     int n_members;
     int dup_join, bogus_leave, joins, leaves;
     int free_in_close, free_in_message;
+    int refreshed, resumed, gaps;
+    int64_t refreshed_exp;
+    int refreshed_has_cred;
+    char directs_seen[1024];
     rtm_client *self;
 };
 
@@ -60,6 +65,7 @@ static void on_connected(rtm_client *c, const struct rtm_welcome *w, void *ud)
     (void)c;
     a->connected++;
     if (w->reconnect) a->reconnects++;
+    if (w->resumed) a->resumed++;
     a->w = *w;
     snprintf(a->peer, sizeof a->peer, "%s", w->peer_id ? w->peer_id : "");
     snprintf(a->metadata, sizeof a->metadata, "%s", w->metadata);
@@ -80,10 +86,13 @@ static void on_message(rtm_client *c, const struct rtm_message *m, void *ud)
 {
     struct app *a = ud;
     (void)c;
-    if (m->channel)
+    if (m->channel) {
         a->messages++;
-    else
+    } else {
         a->directs++;
+        size_t l = strlen(a->directs_seen);
+        snprintf(a->directs_seen + l, sizeof a->directs_seen - l, "%s,", m->data);
+    }
     snprintf(a->last_data, sizeof a->last_data, "%s", m->data);
     snprintf(a->last_from, sizeof a->last_from, "%s", m->from ? m->from : "");
     snprintf(a->last_channel, sizeof a->last_channel, "%s", m->channel ? m->channel : "");
@@ -135,7 +144,31 @@ static void on_closed(rtm_client *c, int code, const char *reason, int again, in
     }
 }
 
-static const struct rtm_callbacks CBS = {.connected = on_connected,
+static void on_refreshed(rtm_client *c, int64_t exp, const char *meta, const struct rtm_ice_server *ice, size_t n,
+                         void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    (void)meta;
+    a->refreshed++;
+    a->refreshed_exp = exp;
+    for (size_t i = 0; i < n; i++)
+        if (ice[i].username && ice[i].credential) a->refreshed_has_cred = 1;
+}
+
+static void on_gap(rtm_client *c, const char *from, uint64_t expected, uint64_t got, void *ud)
+{
+    struct app *a = ud;
+    (void)c;
+    (void)from;
+    (void)expected;
+    (void)got;
+    a->gaps++;
+}
+
+static const struct rtm_callbacks CBS = {.refreshed = on_refreshed,
+                                         .gap = on_gap,
+                                         .connected = on_connected,
                                          .message = on_message,
                                          .direct = on_message,
                                          .presence = on_presence,
@@ -529,6 +562,7 @@ TEST(expiry_4002_reconnects_with_a_fresh_token)
     struct prov pv = {0};
     rtm_options *o = rtm_options_new();
     rtm_options_set_token_provider(o, provider, &pv);
+    rtm_options_set_extensions(o, 0); /* the core protocol: 4002, then a new connection */
     rtm_client *c = client_with(NULL, &a, o);
     CHECK(PUMP_UNTIL(a.connected == 1, 5000, c));
     CHECK(pv.calls == 1);
@@ -758,6 +792,115 @@ TEST(free_inside_a_message_callback_stops_all_other_callbacks)
     CHECK(b.closed == closed_before);
     CHECK(late.count == 1);
     rtm_client_free(ca);
+}
+
+/* The extension tests need a broker that implements docs/EXTENSIONS.md; one
+ * that does not ignores &ext=1 and sends a welcome without sessionId. */
+static void sniff_welcome(rtm_client *c, const char *json, size_t len, void *ud)
+{
+    (void)c;
+    if (memmem(json, len, "\"type\":\"welcome\"", 16) && memmem(json, len, "\"sessionId\"", 11)) *(int *)ud = 1;
+}
+
+static int broker_has_extensions(void)
+{
+    int has = 0, connected = 0;
+    struct rtm_callbacks cb = {.frame = sniff_welcome};
+    char *t = mint("ext-probe", NULL, 0, NULL, 0, 0, NULL, NULL);
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_url(o, D.ws_url);
+    rtm_options_set_token(o, t);
+    rtm_options_set_callbacks(o, &cb, &has);
+    rtm_client *c = NULL;
+    rtm_client_new(o, &c);
+    rtm_options_free(o);
+    free(t);
+    long end = h_now_ms() + 3000;
+    while (c && !has && !(connected = rtm_client_is_connected(c)) && h_now_ms() < end) rtm_client_service(c, 5);
+    if (c) rtm_client_service(c, 5);
+    rtm_client_free(c);
+    if (!has) printf("# SKIP: this rtmd has no protocol extensions (issue 7)\n");
+    return has;
+}
+
+static char *provider_3s(void *ud)
+{
+    struct prov *p = ud;
+    p->calls++;
+    return mint("refresher", NULL, 0, NULL, 0, 3, NULL, NULL);
+}
+
+TEST(extensions_refresh_in_band_past_the_first_expiry)
+{
+    if (!broker_has_extensions()) return;
+    struct app a = {0};
+    struct prov pv = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_token_provider(o, provider_3s, &pv);
+    rtm_client *c = client_with(NULL, &a, o);
+    CHECK(PUMP_UNTIL(a.connected == 1, 5000, c));
+    int64_t first_exp = a.w.expires_at;
+    /* the notice comes at once (less than 60 s left): refreshed before the 3 s run out */
+    CHECK(PUMP_UNTIL(a.refreshed >= 1, 3000, c));
+    CHECK(pv.calls >= 2);
+    CHECK(a.refreshed_exp >= first_exp);
+    CHECK(a.refreshed_has_cred); /* fresh iceServers */
+    /* well past the first token's expiry: still the same connection */
+    PUMP_UNTIL(0, 4500, c);
+    CHECK(a.closed == 0);
+    CHECK(a.connected == 1);
+    CHECK(a.refreshed >= 2);
+    rtm_client_free(c);
+}
+
+TEST(extensions_resume_hides_a_drop_and_keeps_direct_messages)
+{
+    if (!broker_has_extensions()) return;
+    struct app a = {0}, b = {0};
+    /* alice's liveness is made hair-trigger so her socket drops (4000, an
+     * unclean close for the broker, which then holds her session) */
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_liveness(o, 60000, 1500);
+    char *t = mint("resumer", NULL, 0, NULL, 0, 0, NULL, NULL);
+    rtm_client *ca = client_with(t, &a, o);
+    free(t);
+    rtm_client *cb = client_for("watcher", &b);
+    struct done s1 = {0}, s2 = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    rtm_subscribe(ca, "held", on_done, &s1);
+    rtm_subscribe(cb, "held", on_done, &s2);
+    CHECK(PUMP_UNTIL(s1.count && s2.count && b.joins == 1, 3000, ca, cb));
+    int joins = b.joins, leaves = b.leaves;
+    /* bob sends while alice is cut off (her socket closes with 4000 first) */
+    CHECK(PUMP_UNTIL(a.closed >= 1, 5000, ca, cb));
+    CHECK(a.last_code == 4000);
+    for (int i = 1; i <= 3; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "%d", i);
+        struct done sd = {0};
+        rtm_send(cb, "resumer", d, on_done, &sd);
+        PUMP_UNTIL(sd.count, 2000, cb);
+    }
+    CHECK(PUMP_UNTIL(a.resumed >= 1, 5000, ca, cb));
+    CHECK(PUMP_UNTIL(a.directs >= 3, 3000, ca, cb));
+    CHECK(strncmp(a.directs_seen, "1,2,3,", 6) == 0);
+    CHECK(a.gaps == 0);
+    /* bob saw no leave and no join of alice */
+    CHECK(b.joins == joins && b.leaves == leaves);
+    if (b.joins != joins || b.leaves != leaves)
+        fprintf(stderr, "  bob joins %d->%d leaves %d->%d; alice closed %d resumed %d reconnects %d last %d %s\n", joins,
+                b.joins, leaves, b.leaves, a.closed, a.resumed, a.reconnects, a.last_code, a.last_reason);
+    /* and alice's subscription came back without a subscribe: bob's publishes
+     * reach her (channel messages are not queued while she is held, and her
+     * hair-trigger liveness keeps dropping her, so bob repeats) */
+    int before = a.messages;
+    for (int i = 0; i < 20 && a.messages == before; i++) {
+        rtm_publish(cb, "held", "\"still here\"", NULL, NULL);
+        PUMP_UNTIL(a.messages > before, 300, ca, cb);
+    }
+    CHECK(a.messages > before);
+    rtm_client_free(ca);
+    rtm_client_free(cb);
 }
 
 int main(void)
