@@ -51,7 +51,9 @@ static struct lws_vhost *listen_on(struct rtm_server *srv, const char *name, con
     info.mounts = mounts;
     /* Without DISABLE_IPV6 lws ignores iface and listens on every address. */
     if (!strchr(host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* Browser security headers belong on what browsers load; the backend
+     * API's callers are servers, and every reply there would carry ~450 bytes. */
+    if (mounts) info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.keepalive_timeout = 30;
     info.timeout_secs = 20; /* a client that stalls mid-request is dropped */
     struct lws_vhost *vh = lws_create_vhost(srv->lws, &info);
