@@ -203,10 +203,12 @@ json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel
         struct htab seen;
         htab_init(&seen, HTAB_PTR);
         int in_channel = channel == NULL;
-        int live = 0;
+        int live = 0, held = 0;
         for (struct brk_session *s = p->sessions; s; s = s->peer_next) {
-            if (s->state != SESS_OPEN) continue;
-            live++;
+            /* A held place (resume window) is still in presence, not a connection. */
+            if (s->state == SESS_HELD) held++;
+            else if (s->state == SESS_OPEN) live++;
+            else continue;
             for (uint32_t j = 0; j < s->subs.cap; j++) {
                 struct brk_sub *sub = s->subs.slots[j].key ? s->subs.slots[j].val : NULL;
                 if (!sub || htab_get(&seen, sub->ch)) continue;
@@ -216,7 +218,7 @@ json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel
             }
         }
         htab_free(&seen);
-        if (!live || !in_channel) {
+        if ((!live && !held) || !in_channel) {
             json_decref(chans);
             continue;
         }
@@ -234,6 +236,7 @@ int brk_kick(struct brk_broker *b, const char *app, const char *peer_id)
     for (struct brk_session *s = p ? p->sessions : NULL; s; s = s->peer_next) {
         if (s->state == SESS_HELD) {
             sess_close(s, RTM_CLOSE_KICKED, "kicked"); /* a held place goes too */
+            n++;
             continue;
         }
         if (s->state != SESS_OPEN) continue;

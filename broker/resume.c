@@ -84,6 +84,7 @@ static void held_push(struct brk_session *h, struct brk_msg *m)
     const struct rtm_config *cfg = h->b->cfg;
     /* Both bounds are at least 1 (the config table's minimums). */
     uint32_t max_n = cfg->resume_queue_messages > 0 ? (uint32_t)cfg->resume_queue_messages : 1;
+    if (max_n > OUTQ_MAX_FRAMES) max_n = OUTQ_MAX_FRAMES; /* the queue's own cap */
     size_t max_b = cfg->resume_queue_bytes > 0 ? (size_t)cfg->resume_queue_bytes : 1024;
     size_t len = msg_frame_len(m);
     if (len > max_b) {
@@ -98,8 +99,9 @@ static void held_push(struct brk_session *h, struct brk_msg *m)
     if (outq_push(&h->q, m)) dropped++;
     else rtm_metric_inc(RTM_M_DIRECT_QUEUED, 1);
     if (dropped) {
-        /* One line when a place starts dropping, not one per drop. */
-        if (!h->close_now) log_warn("ws: resume queue full, dropping oldest directs rsid-owner=%s", h->claims.sub);
+        /* One line when a place starts dropping, not one per drop (close_now
+         * means nothing else on a held place: it marks "logged"). */
+        if (!h->close_now) log_warn("ws: resume queue full, dropping the oldest directs sid=%s peer=%s", h->sid, h->claims.sub);
         h->close_now = 1;
         rtm_metric_inc(RTM_M_DIRECT_DROPPED, dropped);
     }
@@ -133,6 +135,7 @@ struct brk_session *resume_find(struct brk_broker *b, const char *rsid, const ch
     if (!rsid || !*rsid) return NULL;
     struct brk_session *p = htab_get(&b->places, rsid);
     if (!p || (p->state != SESS_OPEN && p->state != SESS_HELD)) return NULL;
+    if (p->state == SESS_HELD && p->close_code) return NULL; /* kicked or replaced: being discarded */
     /* The id alone is worth nothing: the token must be for the same app and peer. */
     if (strcmp(p->app, app) != 0 || !p->claims.sub || strcmp(p->claims.sub, peer_id) != 0) return NULL;
     return p;
@@ -216,7 +219,7 @@ static void held_expire_cb(lws_sorted_usec_list_t *sul)
     struct brk_session *h = lws_container_of(sul, struct brk_session, expiry_sul);
     if (!h->close_code) {
         rtm_metric_inc(RTM_M_RESUME_EXPIRED, 1);
-        log_info("ws: resume window passed rsid-owner=%s queued=%u", h->claims.sub, h->q.count);
+        log_info("ws: resume window passed sid=%s peer=%s dropped=%u", h->sid, h->claims.sub, h->q.count);
     }
     held_discard(h);
 }

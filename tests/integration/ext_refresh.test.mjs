@@ -24,6 +24,7 @@ after(async () => {
     frames.assertValid();
     for (const t of used) assert.ok(!d.log.includes(t.split('.')[2]), 'a token signature appears in the log');
   } finally { await d.cleanup(); }
+  assert.doesNotMatch(d.log, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
 });
 
 async function mint(claims) {

@@ -24,6 +24,8 @@ let d;
 before(async () => { d = await daemon(); });
 after(async () => {
   try { frames.assertValid(); } finally { for (const x of daemons) await x.cleanup(); }
+  // An ASan build reports at the error or at exit (leaks): either fails here.
+  for (const x of daemons) assert.doesNotMatch(x.log, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
 });
 
 async function metrics(dd) {
@@ -94,6 +96,11 @@ test('a socket killed mid-call and resumed within the window: no presence change
     }
   }
   assert.equal((await b.request({ type: 'publish', channel: 'call', data: 'gap publish' })).type, 'ack');
+  // The backend sees alice in the channel still, with no connection.
+  const peers = (await d.api('GET', '/v1/peers?channel=call')).json;
+  const held = (peers.peers || peers).find((p) => p.peerId === 'alice');
+  assert.ok(held, 'held peer listed');
+  assert.equal(held.connections, 0);
 
   const a2 = await resume(d, 'alice', a.welcome.sessionId);
   assert.equal(a2.welcome.resumed, true);
@@ -215,7 +222,7 @@ test('a bounded queue under a flood: the newest are kept in order, the oldest dr
 test('held places count toward max-connections; a resume is not refused for capacity', async () => {
   const dd = await daemon({ 'max-connections': 3 });
   const a = await member(dd, 'h1', []);
-  await member(dd, 'h2', []);
+  const h2 = await member(dd, 'h2', ['kept']);
   await kill(dd, a); // 1 open + 1 held
   const third = await member(dd, 'h3', []);
   const over = await dd.open(`?token=${encodeURIComponent((await dd.mint({ peerId: 'h4' })).token)}&ext=1`);
@@ -225,6 +232,7 @@ test('held places count toward max-connections; a resume is not refused for capa
   assert.equal(a2.welcome.resumed, true);
   await a2.close();
   await third.close();
+  await kill(dd, h2); // left held when the daemon stops: freed at shutdown (leak-checked under ASan/valgrind)
 });
 
 test('a resume while the old socket is still open takes it over: the old one closes with 4009', async () => {
@@ -254,4 +262,17 @@ test('without the extensions (or with a clean close) a drop is an ordinary leave
   const gone = await resume(d, 'lee', e.welcome.sessionId);
   assert.equal(gone.welcome.resumed, false);
   for (const x of [w, gone]) await x.close();
+});
+
+test('kicking a peer whose place is held ends the place: the others see it leave, and it cannot be resumed', async () => {
+  const a = await member(d, 'max', ['dock']);
+  const b = await member(d, 'ned', ['dock']);
+  await kill(d, a);
+  const r = await d.api('DELETE', '/v1/peers/max');
+  assert.ok(r.status < 300, r.text);
+  const left = await b.next('presence', 2000 * SLOW);
+  assert.deepEqual(left.left, [{ peerId: 'max' }]);
+  const a2 = await resume(d, 'max', a.welcome.sessionId);
+  assert.equal(a2.welcome.resumed, false);
+  for (const x of [a2, b]) await x.close();
 });
