@@ -304,7 +304,7 @@ TEST(extensions_seq_gap_when_the_held_queue_overflows)
         CHECK(PUMP_UNTIL(a.closed >= 1, 5000, ca, cb));
         CHECK(a.last_code == 4000);
         for (int i = 1; i <= 5; i++) {
-            char dta[8];
+            char dta[16];
             int sent = 0;
             snprintf(dta, sizeof dta, "%d", i);
             rtm_send(cb, "held-peer", dta, on_done, &sent);
