@@ -9,7 +9,7 @@ if [ "$want" = run ]; then
     pkgs="$pkgs coturn openssl"
 fi
 if [ "$want" = test ] || [ "$want" = bench ]; then
-    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps"
+    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3"
 fi
 missing=""
 for p in $pkgs; do
