@@ -7,7 +7,8 @@
  * collect per channel (a join and a leave of one peer in the same turn cancel
  * out) and a zero-delay timer flushes every changed channel once per loop
  * turn, one frame per channel. Snapshots for new subscribers are built at the
- * same flush, so a subscriber never sees a member twice.
+ * same flush, so a subscriber never sees a member twice. A held place
+ * (resume.c) is a subscriber too: its frames go to its resume queue.
  *
  * Fan-out never mutates the tables it walks: sess_enqueue() only marks a
  * session for closing, the detach happens later in its own callback. */
@@ -268,6 +269,14 @@ static struct brk_msg *build_snapshot(struct brk_channel *ch, const struct brk_p
     return mb_finish(&m);
 }
 
+/* A held place (resume.c) keeps its presence frames for the resume, in the
+ * same queue and order as its directs; the frame is the shared one. */
+static void presence_send(struct brk_session *s, struct brk_msg *m)
+{
+    if (s->state == SESS_HELD) resume_hold(s, m);
+    else sess_enqueue(s, m);
+}
+
 static void flush_channel(struct brk_channel *ch)
 {
     struct brk_msg *delta = ch->pending.n ? build_delta(ch) : NULL;
@@ -280,7 +289,7 @@ static void flush_channel(struct brk_channel *ch)
             sub->needs_snapshot = 0;
             struct brk_msg *snap = build_snapshot(ch, s->peer);
             if (snap) {
-                sess_enqueue(s, snap);
+                presence_send(s, snap);
                 msg_unref(snap);
             }
             continue;
@@ -289,13 +298,25 @@ static void flush_channel(struct brk_channel *ch)
         /* A peer never hears about itself (its own join or leave is in the delta
          * only when all its connections are new, and those get snapshots). */
         if (htab_get(&ch->pending, s->peer->peer_id)) continue;
-        sess_enqueue(s, delta);
+        presence_send(s, delta);
     }
     ch->n_snapshot = 0;
     msg_unref(delta);
     for (uint32_t i = 0; i < ch->pending.cap; i++)
         if (ch->pending.slots[i].key) pending_free(ch->pending.slots[i].val);
     htab_free(&ch->pending);
+}
+
+void chan_resnapshot(struct brk_session *s)
+{
+    if (!(s->perms & RTM_PERM_PRESENCE)) return;
+    for (uint32_t i = 0; i < s->subs.cap; i++) {
+        struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
+        if (!sub || sub->needs_snapshot) continue;
+        sub->needs_snapshot = 1;
+        sub->ch->n_snapshot++;
+        mark_dirty(s->b, sub->ch);
+    }
 }
 
 void presence_flush(struct brk_broker *b)

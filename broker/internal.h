@@ -145,13 +145,15 @@ struct brk_session {
 
     /* protocol extensions (&ext=1; resume.c, refresh.c). A held place is a
      * heap copy of this struct with wsi NULL and state SESS_HELD: its
-     * expiry_sul is the resume window and q holds the queued directs. */
+     * expiry_sul is the resume window and q holds the queued directs and
+     * presence frames. */
     unsigned ext : 1;
     char rsid[48];            /* the place's id (wire sessionId); "" for core sessions */
     int resume_window_ms;     /* 0 = not resumable */
     struct htab seqs;         /* sender peerId -> struct seq_entry*: direct seq numbers; empty until used */
     lws_sorted_usec_list_t notice_sul; /* token_expiring */
     int64_t held_since_ms;    /* monotonic, when held */
+    unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
 };
 
 struct brk_peer {
@@ -252,6 +254,9 @@ int chan_publish(struct brk_broker *b, const char *app, const char *name, struct
                  const char *data, size_t dlen);
 struct brk_channel *chan_find(struct brk_broker *b, const char *app, const char *name);
 void presence_flush(struct brk_broker *b);
+/* A fresh snapshot of every subscribed channel for s at the next presence
+ * flush, as after a subscribe (presence subscribers only). */
+void chan_resnapshot(struct brk_session *s);
 void channels_destroy(struct brk_broker *b);
 
 /* peers.c */
@@ -290,6 +295,10 @@ int resume_on_close(struct brk_session *s);
 void resume_discard_soon(struct brk_session *s);
 /* Discards every held place (loop going away). */
 void resume_destroy(struct brk_broker *b);
+/* Appends a frame (a direct or a presence frame) to a held place's bounded
+ * queue; over the bound the oldest go (counted; a lost presence frame sets
+ * presence_lost). Takes its own reference. */
+void resume_hold(struct brk_session *h, struct brk_msg *m);
 /* A direct to an extension session: numbered for (from, s), queued when held. */
 void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg *m);
 void seq_free(struct brk_session *s);

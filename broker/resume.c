@@ -7,16 +7,20 @@
  * CLOSED, so when an extension session drops without a clean close its place
  * is moved into a heap copy of the struct (state SESS_HELD, wsi NULL): the
  * tables now point at the copy, nobody sees a leave, and the copy's outq
- * collects the directs sent to it, bounded by resume-queue-messages and
- * resume-queue-bytes (the oldest dropped and counted). A reconnect with the
- * id and a token for the same peer moves the place into the new session; a
- * window that runs out discards it (leave, queue dropped, counted).
+ * collects the directs sent to it and the presence frames of its channels
+ * (the shared frames, in the order they were made), bounded by
+ * resume-queue-messages and resume-queue-bytes (the oldest dropped; directs
+ * counted). A reconnect with the id and a token for the same peer moves the
+ * place into the new session and replays the queue; if a presence frame was
+ * dropped the member lists cannot be patched, so the presence frames are
+ * skipped and each channel gets a fresh snapshot instead. A window that runs
+ * out discards the place (leave, queue dropped, counted).
  *
  * Bounds: held places count toward max-connections (and the app's cap, since
  * the app count is kept while held); with max-connections off they are
  * capped at HELD_MAX, past which a drop is an ordinary close. A held place
  * owns no socket buffers: lws has freed the connection, rx is freed, the
- * outq holds only the queued directs. seq counters: at most SEQ_MAX senders
+ * outq holds only the queued directs and presence frames. seq counters: at most SEQ_MAX senders
  * per receiving session; past that the counters restart at 1 (documented:
  * the receiver sees a lower seq, never a false gap). */
 #include "internal.h"
@@ -78,8 +82,25 @@ static struct brk_msg *with_seq(const struct brk_msg *m, uint32_t seq)
     return o;
 }
 
-/* Appends to a held place's queue; over either bound the oldest go first. */
-static void held_push(struct brk_session *h, struct brk_msg *m)
+/* Frames are told apart by their fixed envelope start (msg.c writes "type"
+ * first): no parsing. */
+static int frame_is(const struct brk_msg *m, const char *prefix, size_t n)
+{
+    return m->len >= n && memcmp(m->buf + LWS_PRE, prefix, n) == 0;
+}
+#define FRAME_IS(m, lit) frame_is((m), (lit), sizeof(lit) - 1)
+static int is_direct(const struct brk_msg *m) { return FRAME_IS(m, "{\"type\":\"direct\""); }
+static int is_presence(const struct brk_msg *m) { return FRAME_IS(m, "{\"type\":\"presence\""); }
+
+/* A frame the held queue could not keep: directs are counted, a presence
+ * frame makes the member lists untrustworthy (snapshots on resume). */
+static void held_lost(struct brk_session *h, const struct brk_msg *m, uint32_t *dropped)
+{
+    if (is_presence(m)) h->presence_lost = 1;
+    else (*dropped)++;
+}
+
+void resume_hold(struct brk_session *h, struct brk_msg *m)
 {
     const struct rtm_config *cfg = h->b->cfg;
     /* Both bounds are at least 1 (the config table's minimums). */
@@ -87,24 +108,33 @@ static void held_push(struct brk_session *h, struct brk_msg *m)
     if (max_n > OUTQ_MAX_FRAMES) max_n = OUTQ_MAX_FRAMES; /* the queue's own cap */
     size_t max_b = cfg->resume_queue_bytes > 0 ? (size_t)cfg->resume_queue_bytes : 1024;
     size_t len = msg_frame_len(m);
-    if (len > max_b) {
-        rtm_metric_inc(RTM_M_DIRECT_DROPPED, 1);
-        return;
-    }
     uint32_t dropped = 0;
-    while (h->q.count && (h->q.count + 1 > max_n || h->q.bytes + len > max_b)) {
-        outq_pop(&h->q, 1);
-        dropped++;
+    int lost = 0;
+    if (len > max_b) {
+        held_lost(h, m, &dropped);
+        lost = 1;
+        goto out;
     }
-    if (outq_push(&h->q, m)) dropped++;
-    else rtm_metric_inc(RTM_M_DIRECT_QUEUED, 1);
-    if (dropped) {
+    while (h->q.count && (h->q.count + 1 > max_n || h->q.bytes + len > max_b)) {
+        held_lost(h, outq_peek(&h->q, 0), &dropped);
+        outq_pop(&h->q, 1);
+        lost = 1;
+    }
+    if (outq_push(&h->q, m)) {
+        held_lost(h, m, &dropped);
+        lost = 1;
+    } else if (is_direct(m)) {
+        rtm_metric_inc(RTM_M_DIRECT_QUEUED, 1);
+    }
+out:
+    if (lost) {
         /* One line when a place starts dropping, not one per drop (close_now
          * means nothing else on a held place: it marks "logged"). */
-        if (!h->close_now) log_warn("ws: resume queue full, dropping the oldest directs sid=%s peer=%s", h->sid, h->claims.sub);
+        if (!h->close_now)
+            log_warn("ws: resume queue full, dropping the oldest frames sid=%s peer=%s", h->sid, h->claims.sub);
         h->close_now = 1;
-        rtm_metric_inc(RTM_M_DIRECT_DROPPED, dropped);
     }
+    if (dropped) rtm_metric_inc(RTM_M_DIRECT_DROPPED, dropped);
 }
 
 void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg *m)
@@ -116,7 +146,7 @@ void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg 
         log_error("broker: out of memory numbering a direct for sid=%s", s->sid);
         return;
     }
-    if (s->state == SESS_HELD) held_push(s, o);
+    if (s->state == SESS_HELD) resume_hold(s, o);
     else sess_enqueue(s, o);
     msg_unref(o);
 }
@@ -203,7 +233,9 @@ static void held_discard(struct brk_session *h)
     lws_sul_cancel(&h->expiry_sul);
     htab_del(&b->places, h->rsid);
     b->n_held--;
-    if (h->q.count) rtm_metric_inc(RTM_M_DIRECT_DROPPED, h->q.count);
+    uint32_t directs = 0;
+    for (uint32_t i = 0; i < h->q.count; i++) directs += is_direct(outq_peek(&h->q, i)) ? 1u : 0u;
+    if (directs) rtm_metric_inc(RTM_M_DIRECT_DROPPED, directs);
     chan_unsubscribe_all(h);
     peer_detach(h);
     app_conns_add(b, h->app, -1);
@@ -231,14 +263,13 @@ void resume_discard_soon(struct brk_session *h)
     lws_sul_schedule(h->b->ctx, 0, &h->expiry_sul, held_expire_cb, 1);
 }
 
-/* The unsent frames of a dead connection worth keeping: its directs. */
-static void keep_directs(struct brk_session *h, struct outq *q)
+/* The unsent frames of a dead connection worth keeping: its directs and
+ * presence (what the others did is news the client has not had). */
+static void keep_unsent(struct brk_session *h, struct outq *q)
 {
-    static const char prefix[] = "{\"type\":\"direct\"";
     for (uint32_t i = 0; i < q->count; i++) {
         struct brk_msg *m = outq_peek(q, i);
-        if (m->len >= sizeof prefix - 1 && memcmp(m->buf + LWS_PRE, prefix, sizeof prefix - 1) == 0)
-            held_push(h, m);
+        if (is_direct(m) || is_presence(m)) resume_hold(h, m);
     }
     outq_clear(q);
 }
@@ -273,7 +304,7 @@ int resume_on_close(struct brk_session *s)
     h->perms = s->perms;
     h->resume_window_ms = s->resume_window_ms;
     h->held_since_ms = rtm_mono_ms();
-    keep_directs(h, &s->q);
+    keep_unsent(h, &s->q);
     places_repoint(b, s, h);
     b->n_held++;
     lws_sul_schedule(b->ctx, 0, &h->expiry_sul, held_expire_cb, (lws_usec_t)h->resume_window_ms * LWS_US_PER_MS);
@@ -325,9 +356,22 @@ int resume_take(struct brk_session *s, struct brk_session *take)
 
 void resume_finish(struct brk_session *s, struct brk_session *take)
 {
-    uint32_t n = take->q.count;
-    for (uint32_t i = 0; i < n; i++) sess_enqueue(s, outq_peek(&take->q, i));
+    /* Presence goes as queued (in order with the directs) unless the queue
+     * lost some of it or the new token no longer allows presence; after a
+     * loss the member lists are rebuilt by snapshots instead. */
+    int presence = (s->perms & RTM_PERM_PRESENCE) && !take->presence_lost;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < take->q.count; i++) {
+        struct brk_msg *m = outq_peek(&take->q, i);
+        if (!presence && is_presence(m)) continue;
+        n += is_direct(m) ? 1u : 0u;
+        sess_enqueue(s, m);
+    }
     outq_clear(&take->q);
+    if (take->presence_lost) {
+        log_info("ws: resumed sid=%s peer=%s lost presence while held: snapshots instead", s->sid, s->claims.sub);
+        chan_resnapshot(s);
+    }
     rtm_metric_inc(RTM_M_RESUME_HIT, 1);
     if (take->state == SESS_HELD) {
         rtm_metric_inc(RTM_M_DIRECT_DELIVERED, n);

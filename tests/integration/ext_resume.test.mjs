@@ -276,3 +276,81 @@ test('kicking a peer whose place is held ends the place: the others see it leave
   assert.equal(a2.welcome.resumed, false);
   for (const x of [a2, b]) await x.close();
 });
+
+// Presence during the gap (issue 7 follow-up): a held place gets the presence
+// frames of its channels in its queue, in the order they were made, between
+// its directs, and they are replayed on resume.
+const ids = (list) => list.map((m) => m.peerId).sort();
+const presenceOf = (c, from = 0) => c.all.slice(from).filter((f) => f.type === 'presence');
+
+test('presence changes in the gap are replayed on resume, in order with the gap directs; the others see no flap', async () => {
+  const m0 = await metrics(d);
+  const a = await member(d, 'pia', ['room']);
+  const b = await member(d, 'quin', ['room']);
+  const w = await member(d, 'sol', ['room'], ''); // a core watcher, there all along
+  const wMark = w.all.length;
+  await kill(d, a);
+  // In the gap: rae joins (she sees pia, whose place is held), sends pia a direct, quin leaves.
+  const c = await member(d, 'rae', ['room']);
+  assert.deepEqual(ids(presenceOf(c)[0].joined), ['pia', 'quin', 'sol'], 'the held peer is still a member');
+  const cMark = c.all.length;
+  assert.deepEqual(ids((await w.next('presence', 2000 * SLOW)).joined), ['rae']);
+  assert.equal((await c.request({ type: 'send', to: 'pia', data: 'offer' })).type, 'ack');
+  await b.close(1000);
+  assert.deepEqual(ids((await w.next('presence', 2000 * SLOW)).left), ['quin']);
+  assert.deepEqual(ids((await c.next('presence', 2000 * SLOW)).left), ['quin']);
+
+  const a2 = await resume(d, 'pia', a.welcome.sessionId);
+  assert.equal(a2.welcome.resumed, true);
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push(await a2.next((f) => f.type === 'presence' || f.type === 'direct', 2000 * SLOW));
+  assert.deepEqual(a2.all.slice(0, 4).map((f) => f.type), ['welcome', 'presence', 'direct', 'presence'], 'replayed first, in gap order');
+  assert.deepEqual([got[0].channel, ids(got[0].joined), got[0].left], ['room', ['rae'], []]);
+  assert.deepEqual([got[1].from, got[1].data, got[1].seq], ['rae', 'offer', 1]);
+  assert.deepEqual([got[2].channel, got[2].joined, ids(got[2].left)], ['room', [], ['quin']]);
+  assert.ok(await a2.none('presence', 300), 'each presence change once, no snapshot');
+  // The others never saw pia leave or join.
+  assert.deepEqual(presenceOf(w, wMark).map((f) => [ids(f.joined), ids(f.left)]), [[['rae'], []], [[], ['quin']]]);
+  assert.deepEqual(presenceOf(c, cMark).map((f) => [ids(f.joined), ids(f.left)]), [[[], ['quin']]]);
+  // Presence frames are not counted as direct messages.
+  const m1 = await metrics(d);
+  assert.equal(m1.queued - m0.queued, 1);
+  assert.equal(m1.delivered - m0.delivered, 1);
+  assert.equal(m1.dropped - m0.dropped, 0);
+  // Live again: a later change reaches pia as usual.
+  await c.close(1000);
+  assert.deepEqual(ids((await a2.next('presence', 2000 * SLOW)).left), ['rae']);
+  for (const x of [a2, w]) await x.close();
+});
+
+test('a presence frame dropped by the held queue\'s bound: on resume one fresh snapshot per channel instead of the replay', async () => {
+  const dd = await daemon({ 'resume-queue-messages': 3 });
+  const m0 = await metrics(dd);
+  const a = await member(dd, 'tess', ['room', 'side']);
+  const b = await member(dd, 'uma', ['room']);
+  const w = await member(dd, 'vic', ['room', 'side'], '');
+  const wMark = w.all.length;
+  await kill(dd, a);
+  // Queue of 3: [joined wes, 1, 2] -> 3 pushes the presence frame out -> ... -> [4, 5, left uma].
+  const c = await member(dd, 'wes', ['room']);
+  assert.deepEqual(ids((await w.next('presence', 2000 * SLOW)).joined), ['wes']);
+  for (let i = 1; i <= 5; i++) assert.equal((await b.request({ type: 'send', to: 'tess', data: i })).type, 'ack');
+  await b.close(1000);
+  assert.deepEqual(ids((await w.next('presence', 2000 * SLOW)).left), ['uma']);
+
+  const a2 = await resume(dd, 'tess', a.welcome.sessionId);
+  assert.equal(a2.welcome.resumed, true);
+  const directs = [await a2.next('direct'), await a2.next('direct')];
+  assert.deepEqual(directs.map((f) => [f.data, f.seq]), [[4, 4], [5, 5]], 'the newest directs, seq shows the gap');
+  const snaps = [await a2.next('presence', 2000 * SLOW), await a2.next('presence', 2000 * SLOW)];
+  const byChannel = Object.fromEntries(snaps.map((f) => [f.channel, [ids(f.joined), f.left]]));
+  assert.deepEqual(byChannel, { room: [['vic', 'wes'], []], side: [['vic'], []] }, 'current members, nothing replayed');
+  assert.deepEqual(a2.all.map((f) => f.type), ['welcome', 'direct', 'direct', 'presence', 'presence']);
+  assert.ok(await a2.none('presence', 300), 'one snapshot per channel');
+  assert.deepEqual(presenceOf(w, wMark).map((f) => [ids(f.joined), ids(f.left)]), [[['wes'], []], [[], ['uma']]], 'no flap');
+  const m1 = await metrics(dd);
+  assert.equal(m1.queued - m0.queued, 5);
+  assert.equal(m1.dropped - m0.dropped, 3, 'only directs are counted');
+  assert.equal(m1.delivered - m0.delivered, 2);
+  for (const x of [a2, c, w]) await x.close();
+});
