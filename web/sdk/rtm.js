@@ -657,7 +657,8 @@ export class RtmClient extends Emitter {
   }
 
   // seq counts per sender from 1 within one broker session; a jump means the
-  // messages in between were lost (dropped from a resume queue, say).
+  // messages in between were lost (dropped from a resume queue, say). A lower
+  // seq is a restart (the broker restarts its counters past 4096 senders).
   _checkSeq(from, seq) {
     const known = this._lastSeq.has(from);
     const last = known ? this._lastSeq.get(from) : 0;
@@ -666,7 +667,7 @@ export class RtmClient extends Emitter {
       this._lastSeq.delete(this._lastSeq.keys().next().value);
       this._seqForgot = true;
     }
-    this._lastSeq.set(from, Math.max(last, seq));
+    this._lastSeq.set(from, seq);
     if (seq > last + 1 && (known || !this._seqForgot)) this.emit('gap', { from, expected: last + 1, got: seq });
   }
 
