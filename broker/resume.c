@@ -20,9 +20,9 @@
  * the app count is kept while held); with max-connections off they are
  * capped at HELD_MAX, past which a drop is an ordinary close. A held place
  * owns no socket buffers: lws has freed the connection, rx is freed, the
- * outq holds only the queued directs and presence frames. seq counters: at most SEQ_MAX senders
- * per receiving session; past that the counters restart at 1 (documented:
- * the receiver sees a lower seq, never a false gap). */
+ * outq holds only the queued directs and presence frames. seq counters: at
+ * most SEQ_MAX senders per receiving session; past that the counters restart
+ * at 1 (documented: the receiver sees a lower seq, never a false gap). */
 #include "internal.h"
 
 #include "errors.h"
