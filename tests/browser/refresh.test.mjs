@@ -352,7 +352,8 @@ test('a dropped page resumes its session: no presence change for two others, the
       const c = window.__c = new RtmClient({ url: location.origin, token: () => token, backoffInitialMs: 2500, backoffJitter: 0 });
       c.on('connected', (w) => ev.push({ t: 'connected', reconnect: w.reconnect, resumed: w.resumed, sessionId: w.sessionId }));
       c.on('close', (e) => ev.push({ t: 'close', code: e.code }));
-      c.on('presence', (p) => ev.push({ t: 'presence', joined: p.joined.map((j) => j.peerId), left: p.left.map((l) => l.peerId) }));
+      // (A snapshot lists members in the broker's table order: sorted here.)
+    c.on('presence', (p) => ev.push({ t: 'presence', joined: p.joined.map((j) => j.peerId).sort(), left: p.left.map((l) => l.peerId).sort() }));
       c.on('direct', (m) => ev.push({ t: 'direct', from: m.from, data: m.data, seq: m.seq }));
       c.on('gap', (g) => ev.push({ t: 'gap', ...g }));
       await c.connect();
