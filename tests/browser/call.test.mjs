@@ -24,6 +24,9 @@ after(async () => {
   await browser?.close();
   await d?.cleanup();
   await coturn?.stop();
+  // After the daemon stopped: an ASan/UBSan build (RTM_BUILD=build-asan-...) reports here.
+  if (d) assert.doesNotMatch(d.log, /ERROR: (Address|Leak)Sanitizer|runtime error:/, `rtmd reported:\n${d.log.slice(-3000)}`);
+  if (d) assert.doesNotMatch(d.log, /eyJ[\w-]+\.[\w-]+\.[\w-]+/, 'a token in rtmd\'s log');
 });
 
 // Runs in the page: connect with the SDK, fake media, join the mesh call with
