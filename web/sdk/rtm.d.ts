@@ -79,7 +79,8 @@ export interface Connected {
   /** Extension sessions: the broker's id for this session's place (null otherwise). */
   sessionId: string | null;
   /** true when this welcome took back a held session (after a drop, within the resume window):
-   *  subscriptions, member lists and seq counters carried on; nothing was resubscribed. */
+   *  subscriptions, member lists and seq counters carried on, nothing was resubscribed, and the
+   *  broker replays the gap's direct messages and presence changes in order. */
   resumed: boolean;
 }
 

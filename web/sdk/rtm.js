@@ -12,8 +12,9 @@
 // the token is renewed in-band before it expires (`refresh`, answered with the
 // new expiry and fresh iceServers: the `iceServers` event), a dropped
 // connection comes back with `&resume=<sessionId>` and, when the broker still
-// held the place, keeps its member lists and subscriptions untouched, and each
-// `direct` carries a per-sender `seq` whose jumps are reported as `gap`.
+// held the place, keeps its member lists and subscriptions untouched (the
+// broker replays the gap's directs and presence deltas, applied as usual), and
+// each `direct` carries a per-sender `seq` whose jumps are reported as `gap`.
 //
 //   import { RtmClient } from '/sdk/rtm.js';
 //   const rtm = new RtmClient({ url: 'ws://127.0.0.1:8080', token: () => fetchToken() });
