@@ -9,7 +9,8 @@
 // one is refused by coturn by then, checked), selects a relay pair again. The
 // call is still up at 90 s on the same session, with no close at all.
 //
-// Also: a refused refresh falls back to the 4002 close and a reconnect; a
+// Also: a refused refresh falls back to the 4002 close and a reconnect; the
+// SDK's own timer refreshes when the broker's notice is not due yet; a
 // dropped connection (a TCP proxy between page and broker cut without a close
 // frame) is resumed with no presence change for two other peers, the direct
 // messages and the presence change of the gap delivered in order with
@@ -313,6 +314,42 @@ test('a refused refresh leaves the session alone; the 4002 close and a reconnect
   assert.equal(ev[4].resumed, false, 'an expired session is not resumed');
   assert.equal(minted.length, 3);
   assert.equal(await page.evaluate(() => window.__c.peerId), 'kim');
+  await page.evaluate(() => window.__c.close());
+  await page.context().close();
+});
+
+test('without token_expiring in time, the SDK refreshes on its own refreshBeforeExpiryMs before expiry', async () => {
+  const page = await newPage(browser, d.publicUrl);
+  const minted = [];
+  await page.exposeFunction('mintToken', async () => {
+    const r = await d.mint({ peerId: 'lee', channels: ['room-l'], expiresInSec: minted.length === 0 ? FIRST_TOKEN_SEC : 3600 });
+    minted.push(r.token);
+    return r.token;
+  });
+  // 26 s before a 30 s token's expiry is 4 s after the welcome, well before
+  // the broker's notice (20 s before expiry, 10 s after the welcome).
+  const t0 = Date.now();
+  await page.evaluate(async () => {
+    const { RtmClient } = await import('/sdk/rtm.js');
+    const ev = window.__ev = [];
+    const at = () => Math.round(performance.now());
+    const c = window.__c = new RtmClient({ url: location.origin, token: () => window.mintToken(), refreshBeforeExpiryMs: 26000 });
+    for (const t of ['expiring', 'iceServers', 'close', 'error']) c.on(t, (e) => ev.push({ t, code: e && e.code, at: at() }));
+    c.on('refreshed', (e) => ev.push({ t: 'refreshed', expiresAt: e.expiresAt, at: at() }));
+    c.on('connected', () => ev.push({ t: 'connected', at: at() }));
+    await c.connect();
+  });
+  await waitInPage(page, () => window.__ev.some((e) => e.t === 'refreshed'), null, { what: 'the fallback refresh', timeout: 10000 });
+  // Past the time the broker would have sent token_expiring for the first token.
+  await until(t0 + (FIRST_TOKEN_SEC - NOTICE_SEC + 2) * 1000);
+  const ev = await page.evaluate(() => window.__ev);
+  assert.deepEqual(ev.map((e) => e.t), ['connected', 'refreshed', 'iceServers'], JSON.stringify(ev));
+  const after = ev[1].at - ev[0].at;
+  const due = (jwtPayload(minted[0]).exp - jwtPayload(minted[0]).iat - 26) * 1000;
+  assert.ok(Math.abs(after - due) < 2500, `refreshed ${after} ms after the welcome, due ${due}`);
+  assert.equal(ev[1].expiresAt, jwtPayload(minted[1]).exp);
+  assert.equal(minted.length, 2);
+  assert.equal(await page.evaluate(() => window.__c.state), 'open');
   await page.evaluate(() => window.__c.close());
   await page.context().close();
 });
