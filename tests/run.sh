@@ -28,8 +28,10 @@ run_suite() { # name, command...
     local name=$1; shift
     local out="$log/$name.out"
     echo "=== $name"
-    "$@" > "$out" 2>&1
+    # a hung suite must not eat CI's 90 minutes: every group has a hard bound
+    timeout -k 10 "${RTM_SUITE_TIMEOUT:-1500}" "$@" > "$out" 2>&1
     local rc=$?
+    [ "$rc" -eq 124 ] && echo "!!! $name timed out after ${RTM_SUITE_TIMEOUT:-1500} s" >> "$out"
     cat "$out"
     read -r p q < <(count "$out")
     if [ "$rc" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; echo "!!! $name exited $rc"; fi
@@ -56,10 +58,10 @@ if want sdk; then
     done
 fi
 if want integration && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
-    run_suite integration node --test --test-concurrency=2 --test-reporter=tap tests/integration/
+    run_suite integration node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=tap tests/integration/
 fi
 if want browser && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
-    run_suite browser node --test --test-concurrency=1 --test-reporter=tap tests/browser/
+    run_suite browser node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap tests/browser/
 fi
 rm -rf "$log"
 echo "$pass passed, $fail failed"
