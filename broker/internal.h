@@ -308,6 +308,9 @@ void seq_free(struct brk_session *s);
 void ext_refresh(struct brk_session *s, const char *token, const char *request_id);
 /* Drops subscriptions the session's claims no longer allow (others see it leave). */
 void ext_narrow_subs(struct brk_session *s);
+/* A session now speaks with s->claims (after a refresh or a resume): takes the
+ * claims' permissions and peerMetadata, then drops what they no longer allow. */
+void ext_adopt_claims(struct brk_session *s);
 /* Schedules token_expiring for s->claims.exp (extension, token sessions). */
 void ext_arm_notice(struct brk_session *s);
 

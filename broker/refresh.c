@@ -57,6 +57,18 @@ static int sub_allowed(const struct brk_session *s, const char *channel)
            rtm_pattern_match_any(s->claims.channels, s->claims.n_channels, channel);
 }
 
+void ext_adopt_claims(struct brk_session *s)
+{
+    s->perms = s->claims.perms;
+    if (s->peer) {
+        json_t *pm = s->claims.peer_metadata;
+        if (pm) json_incref(pm);
+        json_decref(s->peer->peer_metadata);
+        s->peer->peer_metadata = pm;
+    }
+    ext_narrow_subs(s);
+}
+
 void ext_narrow_subs(struct brk_session *s)
 {
     if (!s->subs.n) return;
@@ -118,14 +130,7 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
     c.metadata = NULL; /* kept only for the ack: an idle session holds no private metadata */
     rtm_claims_free(&s->claims);
     s->claims = c;
-    s->perms = c.perms;
-    if (s->peer) {
-        json_t *pm = s->claims.peer_metadata;
-        if (pm) json_incref(pm);
-        json_decref(s->peer->peer_metadata);
-        s->peer->peer_metadata = pm;
-    }
-    ext_narrow_subs(s);
+    ext_adopt_claims(s);
     sess_arm_expiry(s);
     rtm_metric_inc(RTM_M_REFRESH_OK, 1);
     log_info("ws: refreshed sid=%s peer=%s exp=%lld", s->sid, s->claims.sub, (long long)s->claims.exp);

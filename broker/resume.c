@@ -342,15 +342,8 @@ int resume_take(struct brk_session *s, struct brk_session *take)
         take->sent_close = 1;
         rows_add(b, take, 1);
     }
-    s->perms = s->claims.perms; /* the new token's scope decides what stays */
-    /* The new token speaks for the peer now, as for a new connection. */
-    if (s->peer) {
-        json_t *pm = s->claims.peer_metadata;
-        if (pm) json_incref(pm);
-        json_decref(s->peer->peer_metadata);
-        s->peer->peer_metadata = pm;
-    }
-    ext_narrow_subs(s);
+    /* The new token's scope decides what stays; it speaks for the peer now. */
+    ext_adopt_claims(s);
     return 0;
 }
 
