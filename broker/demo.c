@@ -5,7 +5,7 @@
  * at once) and mints through rtm_mint(), the same path as POST /v1/tokens, so
  * the demo's tokens carry exactly what real ones do, TURN iceServers
  * included. The scope is deliberately narrow: one channel, "room-<room>",
- * and a fresh random peerId per call. */
+ * and a fresh random peerId per page (the page passes it back on later calls). */
 #include "demo.h"
 
 #include "config.h"
@@ -98,8 +98,17 @@ static int load_dev_key(struct rtm_server *srv, struct rtm_key *key)
     return 0;
 }
 
-int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, char **json_out,
-                   int *http_status)
+/* Only ids of the shape this endpoint hands out may be asked for again. */
+static int demo_peer_valid(const char *p)
+{
+    if (strncmp(p, "demo-", 5) != 0 || strlen(p) != 5 + 16) return 0;
+    for (p += 5; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, const char *peer,
+                   char **json_out, int *http_status)
 {
     const struct rtm_config *cfg = srv->cfg;
     struct rtm_key key;
@@ -122,13 +131,21 @@ int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, c
         return reply_error(400, "invalid_request", "name must be 1 to 64 bytes of UTF-8 text", json_out,
                            http_status);
 
+    if (peer && *peer && !demo_peer_valid(peer)) {
+        json_decref(peer_meta);
+        return reply_error(400, "invalid_request", "peer must be a peerId this endpoint issued", json_out,
+                           http_status);
+    }
+
     memset(&key, 0, sizeof key);
     if (load_dev_key(srv, &key) != 0) {
         json_decref(peer_meta);
         return reply_error(500, "internal_error", "the development key is not available", json_out, http_status);
     }
     snprintf(channel, sizeof channel, "room-%s", room);
-    if (rtm_random_id("demo-", 8, peer_id, sizeof peer_id) != 0) {
+    if (peer && *peer) {
+        snprintf(peer_id, sizeof peer_id, "%s", peer);
+    } else if (rtm_random_id("demo-", 8, peer_id, sizeof peer_id) != 0) {
         rc = reply_error(500, "internal_error", "no randomness for a peerId", json_out, http_status);
         goto done;
     }

@@ -1,6 +1,6 @@
 /* http.c: the public listener's plain HTTP: static files from web_root at
  * "/" (index.html, /sdk/rtm.js, ...) and, when demo-token is on, the
- * development route GET /demo/token?room=&name= (broker/demo.c). Everything
+ * development route GET /demo/token?room=&name=[&peer=] (broker/demo.c). Everything
  * else falls through to lws's default HTTP handling. */
 #include "internal.h"
 
@@ -55,12 +55,13 @@ static int on_http(struct lws *wsi, struct brk_session *s, const char *path)
         return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ||
                lws_http_transaction_completed(wsi);
     }
-    char room[300], name[300];
+    char room[300], name[300], peer[64];
     const char *r = lws_get_urlarg_by_name(wsi, "room=", room, sizeof room);
     const char *n = lws_get_urlarg_by_name(wsi, "name=", name, sizeof name);
+    const char *pe = lws_get_urlarg_by_name(wsi, "peer=", peer, sizeof peer);
     char *json = NULL;
     int status = 500;
-    if (brk_demo_token(srv, r ? r : "", n ? n : "", &json, &status) || !json) {
+    if (brk_demo_token(srv, r ? r : "", n ? n : "", pe, &json, &status) || !json) {
         free(json);
         json = strdup("{\"error\":\"internal_error\"}");
         if (status < 400) status = 500;

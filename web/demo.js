@@ -111,7 +111,9 @@ function tokenProvider(room, name) {
   return async () => {
     const now = Date.now() / 1000;
     if (cached && cached.expiresAt - now > 60) return cached.token;
-    const r = await fetch(`/demo/token?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`, { cache: 'no-store' });
+    // Ask for the same peerId again, so a refresh or reconnect is the same peer.
+    const peer = cached ? `&peer=${encodeURIComponent(cached.peerId)}` : '';
+    const r = await fetch(`/demo/token?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}${peer}`, { cache: 'no-store' });
     let body = null;
     try { body = await r.json(); } catch { /* not JSON */ }
     if (!r.ok || !body || !body.token) {

@@ -375,6 +375,18 @@ describe('the public listener\'s HTTP', () => {
       assert.ok(bad.status >= 400 && bad.status < 500, String(bad.status));
       assert.match(bad.headers.get('content-type'), /json/);
       await bad.text();
+      // A page asks again for its own peerId (refresh, reconnect): same peer, fresh token.
+      const again = await (await fetch(`${e.publicUrl}/demo/token?room=lobby&name=Ann&peer=${j.peerId}`)).json();
+      assert.equal(again.peerId, j.peerId);
+      assert.notEqual(again.token, j.token);
+      const fresh = await (await fetch(`${e.publicUrl}/demo/token?room=lobby&name=Ann`)).json();
+      assert.notEqual(fresh.peerId, j.peerId);
+      // Only ids of the shape the endpoint issues can be asked for.
+      for (const p of ['alice', 'demo-zz', `${j.peerId}0`]) {
+        const r2 = await fetch(`${e.publicUrl}/demo/token?room=lobby&name=Ann&peer=${encodeURIComponent(p)}`);
+        assert.equal(r2.status, 400, p);
+        await r2.text();
+      }
     } finally { await e.stop(); }
   });
 });
