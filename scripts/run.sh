@@ -59,8 +59,16 @@ CONF
     turnserver -c var/turnserver.conf >/dev/null 2>&1 &
     coturn_pid=$!
 fi
-cleanup() { [ -n "$coturn_pid" ] && kill "$coturn_pid" 2>/dev/null; true; }
-trap cleanup EXIT INT TERM
+rtmd_pid=""
+# Whoever stops us (Ctrl-C, SIGTERM from a supervisor) stops rtmd (it drains
+# its sessions) and the coturn we started, never anything else.
+cleanup() {
+    if [ -n "$rtmd_pid" ]; then kill -TERM "$rtmd_pid" 2>/dev/null; wait "$rtmd_pid" 2>/dev/null; rtmd_pid=""; fi
+    if [ -n "$coturn_pid" ]; then kill "$coturn_pid" 2>/dev/null; coturn_pid=""; fi
+    true
+}
+trap cleanup EXIT
+trap 'cleanup; exit 0' INT TERM
 
 echo
 if [ "$first" = 1 ]; then
@@ -68,13 +76,15 @@ if [ "$first" = 1 ]; then
     cat var/dev-key.json
     echo
 fi
+turn_line="not installed (apt-get install coturn); calls still work between tabs on this machine"
+[ -n "$coturn_pid" ] && turn_line="127.0.0.1:3478 (coturn pid $coturn_pid, log var/turnserver.log)"
 cat <<TXT
 rtm is starting:
   demo (open it in two tabs):  http://127.0.0.1:8080/
   browser SDK:                 http://127.0.0.1:8080/sdk/rtm.js
   WebSocket:                   ws://127.0.0.1:8080/v1?token=...
   backend API (keep private):  http://127.0.0.1:8081/
-  TURN (coturn):               ${coturn_pid:+127.0.0.1:3478 (pid $coturn_pid)}${coturn_pid:-not installed}
+  TURN:                        $turn_line
 
 Mint a token (the key is read from a 0600 file, not from the command line):
   curl -s -H @var/dev-auth.header -H 'content-type: application/json' \\
@@ -82,4 +92,6 @@ Mint a token (the key is read from a 0600 file, not from the command line):
 
 Stop with Ctrl-C.
 TXT
-"$B/rtmd" --config var/rtm.json
+"$B/rtmd" --config var/rtm.json &
+rtmd_pid=$!
+wait "$rtmd_pid"
