@@ -115,10 +115,10 @@ static const char *const stmt_sql[S_COUNT] = {
         "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out",
     [S_SESSION_DANGLING] = "UPDATE sessions SET closed_ms = ?1, close_code = ?2, close_reason = ?3 "
                            "WHERE closed_ms = 0",
-    [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions "
+    [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE (?2 IS NULL OR app = ?2) "
                        "ORDER BY connected_ms DESC, rowid DESC LIMIT ?1",
     [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = ?1 "
-                        "ORDER BY connected_ms DESC, rowid DESC LIMIT ?2",
+                        "AND (?3 IS NULL OR app = ?3) ORDER BY connected_ms DESC, rowid DESC LIMIT ?2",
 };
 
 /* One per process (see store.h); owns the connection and every statement. */
@@ -1049,7 +1049,8 @@ static json_t *session_json(sqlite3_stmt *s)
     return o;
 }
 
-int rtm_store_sessions_query(struct rtm_store *st, const char *peer_id, int limit, json_t **out)
+int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *peer_id, int limit,
+                             json_t **out)
 {
     if (limit <= 0) limit = SESSIONS_QUERY_DEFAULT;
     if (limit > SESSIONS_QUERY_MAX) limit = SESSIONS_QUERY_MAX;
@@ -1060,9 +1061,13 @@ int rtm_store_sessions_query(struct rtm_store *st, const char *peer_id, int limi
         s = stmt(st, S_SESSIONS_PEER);
         sqlite3_bind_text(s, 1, peer_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 2, limit);
+        if (app) sqlite3_bind_text(s, 3, app, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(s, 3);
     } else {
         s = stmt(st, S_SESSIONS_ALL);
         sqlite3_bind_int(s, 1, limit);
+        if (app) sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(s, 2);
     }
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

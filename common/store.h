@@ -114,8 +114,10 @@ int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row 
 /* Closes rows left open by a crash: closed = now, code 1006, reason given. Returns rows changed. */
 int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason);
 /* Newest first, at most limit (<= 0: 100; capped at 1000): JSON array of session
- * objects (camelCase keys); peer_id NULL = all. closedAt, closeCode and closeReason
+ * objects (camelCase keys); app and peer_id filter (NULL = any). The app filter
+ * is applied before the limit, so one app's rows never crowd out another's. closedAt, closeCode and closeReason
  * are null while the session is open; origin and userAgent null when unknown. */
-int rtm_store_sessions_query(struct rtm_store *st, const char *peer_id, int limit, json_t **out);
+int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *peer_id, int limit,
+                             json_t **out);
 
 #endif

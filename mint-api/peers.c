@@ -26,20 +26,12 @@ void mint_peers_get(struct mint_req *rq)
         mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
         return;
     }
-    json_t *all = brk_peers(rq->srv->broker, rq->q_channel);
-    if (!all) {
+    /* The broker spans every app; a key sees its own app's peers only. */
+    json_t *peers = brk_peers_app(rq->srv->broker, rq->key->app, rq->q_channel);
+    if (!peers) {
         mint_reply_error(rq, 500, "internal_error", "the broker did not answer");
         return;
     }
-    /* The broker spans every app; a key sees its own app's peers only. */
-    json_t *peers = json_array();
-    size_t i;
-    json_t *p;
-    json_array_foreach(all, i, p) {
-        const char *app = json_string_value(json_object_get(p, "app"));
-        if (!app || strcmp(app, rq->key->app) == 0) json_array_append(peers, p);
-    }
-    json_decref(all);
     mint_reply_json(rq, 200, json_pack("{s:o}", "peers", peers), 0);
 }
 

@@ -731,7 +731,7 @@ TEST(sessions_write_query_and_close_dangling)
     CHECK(rtm_store_sessions_write(st, rows, 0) == 0);
 
     json_t *all = NULL;
-    CHECK(rtm_store_sessions_query(st, NULL, 10, &all) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, NULL, 10, &all) == 0);
     CHECK(json_array_size(all) == 3);
     CHECK_STR(json_string_value(json_object_get(json_array_get(all, 0), "id")), "s3"); /* newest first */
     CHECK_STR(json_string_value(json_object_get(json_array_get(all, 2), "id")), "s1");
@@ -762,7 +762,7 @@ TEST(sessions_write_query_and_close_dangling)
     snprintf(rows[0].close_reason, sizeof rows[0].close_reason, "replaced");
     CHECK(rtm_store_sessions_write(st, rows, 1) == 0);
     json_t *alice = NULL;
-    CHECK(rtm_store_sessions_query(st, "alice", 10, &alice) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, "alice", 10, &alice) == 0);
     CHECK(json_array_size(alice) == 2);
     json_t *a1 = json_array_get(alice, 1);
     CHECK_STR(json_string_value(json_object_get(a1, "id")), "s1");
@@ -778,17 +778,33 @@ TEST(sessions_write_query_and_close_dangling)
     CHECK(raw_int(p, "SELECT count(*) FROM sessions WHERE id = 's4'") == 0);
 
     json_t *one = NULL;
-    CHECK(rtm_store_sessions_query(st, NULL, 1, &one) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, NULL, 1, &one) == 0);
     CHECK(json_array_size(one) == 1);
     json_decref(one);
-    CHECK(rtm_store_sessions_query(st, "nobody", 10, &one) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, "nobody", 10, &one) == 0);
     CHECK(json_array_size(one) == 0);
+    json_decref(one);
+
+    /* Another app's newer row never crowds this app's rows out of the limit. */
+    struct rtm_session_row other = row("o1", "alice", 9000, 9500);
+    snprintf(other.app, sizeof other.app, "other");
+    CHECK(rtm_store_sessions_write(st, &other, 1) == 0);
+    CHECK(rtm_store_sessions_query(st, "demo", NULL, 1, &one) == 0);
+    CHECK(json_array_size(one) == 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(one, 0), "id")), "s3");
+    json_decref(one);
+    CHECK(rtm_store_sessions_query(st, "other", "alice", 10, &one) == 0);
+    CHECK(json_array_size(one) == 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(one, 0), "id")), "o1");
+    json_decref(one);
+    CHECK(rtm_store_sessions_query(st, "demo", "alice", 10, &one) == 0);
+    CHECK(json_array_size(one) == 2);
     json_decref(one);
 
     /* Only s3 is still open (as after a crash). */
     CHECK(rtm_store_sessions_close_dangling(st, "rtmd restarted") == 1);
     CHECK(rtm_store_sessions_close_dangling(st, "rtmd restarted") == 0);
-    CHECK(rtm_store_sessions_query(st, "alice", 1, &one) == 0);
+    CHECK(rtm_store_sessions_query(st, "demo", "alice", 1, &one) == 0);
     json_t *s3 = json_array_get(one, 0);
     CHECK_STR(json_string_value(json_object_get(s3, "id")), "s3");
     CHECK(json_integer_value(json_object_get(s3, "closeCode")) == 1006);
@@ -827,11 +843,11 @@ TEST(bounded_results)
         many[i] = row(id, "mallory", 1000 + i, 0);
     }
     CHECK(rtm_store_sessions_write(st, many, N) == 0);
-    CHECK(rtm_store_sessions_query(st, NULL, 0, &rows) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, NULL, 0, &rows) == 0);
     CHECK(json_array_size(rows) == 100);
     CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "id")), "m1004");
     json_decref(rows);
-    CHECK(rtm_store_sessions_query(st, "mallory", 100000, &rows) == 0);
+    CHECK(rtm_store_sessions_query(st, NULL, "mallory", 100000, &rows) == 0);
     CHECK(json_array_size(rows) == 1000);
     json_decref(rows);
     CHECK(rtm_store_sessions_close_dangling(st, "restart") == N);
