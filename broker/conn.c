@@ -1,5 +1,6 @@
-/* conn.c: one WebSocket connection's life: upgrade, verification, welcome,
- * inbound reassembly, the outbound queue, and the close.
+/* conn.c: one WebSocket connection's life: upgrade, admission (the
+ * credential itself is checked by auth.c), welcome, inbound reassembly, the
+ * outbound queue, and the close.
  *
  * The token is checked after the upgrade, in ESTABLISHED (never in
  * HTTP_CONFIRM_UPGRADE: CVE-2025-11677), because only a close frame reaches a
@@ -21,12 +22,10 @@
 #include "pattern.h"
 #include "protocol.h"
 #include "server.h"
-#include "turn.h"
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE: one slow reader cannot hog the loop */
 #define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
@@ -208,43 +207,6 @@ void sess_arm_expiry(struct brk_session *s)
     ext_arm_notice(s);
 }
 
-/* Finds the credential: ?token=, ?key=, Authorization: Bearer, else
- * "token.<jwt>" in the subprotocol list.
- * Returns a pointer into b->scratch, or NULL. */
-static const char *find_token(struct brk_broker *b, struct lws *wsi, int *publishable)
-{
-    *publishable = 0;
-    const char *v = lws_get_urlarg_by_name(wsi, "token=", b->scratch, BRK_SCRATCH - 1);
-    if (v && *v) return v;
-    v = lws_get_urlarg_by_name(wsi, "key=", b->scratch, BRK_SCRATCH - 1);
-    if (v && *v) {
-        *publishable = 1;
-        return v;
-    }
-    /* Authorization: Bearer <jwt>: for clients (lws's own) that can send
-     * neither a long request line nor a long subprotocol list. */
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n > 7 && n < BRK_SCRATCH && lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
-        strncasecmp(b->scratch, "Bearer ", 7) == 0) {
-        char *t = b->scratch + 7;
-        while (*t == ' ') t++;
-        if (*t) return t;
-    }
-    n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
-    if (n <= 0 || n >= BRK_SCRATCH) return NULL;
-    if (lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_PROTOCOL) < 0) return NULL;
-    for (char *p = b->scratch; p && *p;) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
-        char *end = strchr(p, ',');
-        if (end) *end = '\0';
-        size_t len = strlen(p);
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = '\0';
-        if (strncmp(p, "token.", 6) == 0 && p[6]) return p + 6;
-        p = end ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
 static char *hdr_dup(struct lws *wsi, enum lws_token_indexes h, size_t max)
 {
     int n = lws_hdr_total_length(wsi, h);
@@ -258,102 +220,6 @@ static char *hdr_dup(struct lws *wsi, enum lws_token_indexes h, size_t max)
         return NULL;
     }
     return s;
-}
-
-int conn_origin_allowed(const struct rtm_key *key, const char *origin)
-{
-    if (key->n_origins == 0) return 1;
-    if (!origin) return 0;
-    for (size_t i = 0; i < key->n_origins; i++)
-        if (strcmp(key->origins[i], origin) == 0) return 1;
-    return 0;
-}
-
-/* A publishable key: the broker is the mint. peerId is random, scope and
- * TURN credentials come from the key and the config. */
-static int claims_from_pk(struct brk_broker *b, const struct rtm_key *key, struct rtm_claims *c,
-                          const char **reason)
-{
-    const struct rtm_config *cfg = b->cfg;
-    char uuid[37];
-    memset(c, 0, sizeof *c);
-    if (rtm_uuid4(uuid)) goto fail;
-    c->sub = strdup(uuid);
-    c->jti = strdup("");
-    c->iat = rtm_now_s();
-    c->exp = 0;
-    c->perms = key->actions;
-    c->channels = calloc(key->n_channels ? key->n_channels : 1, sizeof *c->channels);
-    if (!c->sub || !c->jti || !c->channels) goto fail;
-    for (size_t i = 0; i < key->n_channels; i++) {
-        if (!(c->channels[i] = strdup(key->channels[i]))) goto fail;
-        c->n_channels++;
-    }
-    c->metadata = json_object();
-    if (!c->metadata) goto fail;
-    if (cfg->n_turn_secrets && cfg->n_turn_urls) {
-        int ttl = cfg->turn_ttl > 0 ? cfg->turn_ttl : cfg->token_default_ttl + 3600;
-        json_t *ice = rtm_turn_ice_servers(cfg->turn_secrets[0], (const char *const *)cfg->turn_urls,
-                                           cfg->n_turn_urls, uuid, rtm_now_s() + ttl);
-        if (!ice) goto fail;
-        json_object_set_new(c->metadata, "iceServers", ice);
-    }
-    return 0;
-fail:
-    rtm_claims_free(c);
-    *reason = "internal error";
-    return RTM_ENOMEM;
-}
-
-/* Verifies the credential and fills claims and key. On failure: close code and reason. */
-static int authenticate(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
-                        struct rtm_claims *c, int *code, const char **reason)
-{
-    struct rtm_store *st = b->srv->store;
-    char kid[80];
-    *code = RTM_CLOSE_UNAUTHORIZED;
-    if (publishable) {
-        snprintf(kid, sizeof kid, "%s", cred);
-    } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
-        return RTM_EINVAL;
-    }
-    int rc = rtm_store_key_get(st, kid, key);
-    if (rc == RTM_ENOTFOUND) {
-        *reason = "unknown key";
-        return rc;
-    }
-    if (rc) {
-        *reason = "internal error";
-        *code = 1011;
-        return rc;
-    }
-    if (key->revoked) {
-        *reason = "key revoked";
-        return RTM_EDENIED;
-    }
-    if (publishable != key->publishable) {
-        /* A pk_ id in a token's kid, or a secret key id given as ?key=. */
-        *reason = "unknown key";
-        return RTM_EDENIED;
-    }
-    if (publishable) return claims_from_pk(b, key, c, reason);
-    rc = rtm_token_verify(cred, key, rtm_now_s(), c, reason);
-    if (rc) return rc;
-    rc = rtm_store_is_revoked(st, key->app, c->jti, c->sub, c->iat);
-    if (rc != 0) {
-        *reason = rc > 0 ? "token revoked" : "internal error";
-        if (rc < 0) *code = 1011;
-        rtm_claims_free(c);
-        return rc > 0 ? RTM_EDENIED : rc;
-    }
-    return 0;
-}
-
-int conn_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
-                      const char **reason)
-{
-    int code;
-    return authenticate(b, token, 0, key, c, &code, reason);
 }
 
 static void welcome(struct brk_session *s, int resumed)
@@ -423,7 +289,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         return;
     }
     int publishable;
-    const char *cred = find_token(b, wsi, &publishable);
+    const char *cred = auth_find_credential(b, wsi, &publishable);
     if (!cred) {
         reject(s, RTM_CLOSE_UNAUTHORIZED, "missing token", s->remote);
         return;
@@ -432,14 +298,14 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     memset(&key, 0, sizeof key);
     int code;
     const char *reason = "invalid token";
-    if (authenticate(b, cred, publishable, &key, &s->claims, &code, &reason)) {
+    if (auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason)) {
         rtm_key_free(&key);
         reject(s, code, reason, s->remote);
         return;
     }
     s->publishable = publishable;
     char *origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN, 512);
-    if (!conn_origin_allowed(&key, origin)) {
+    if (!auth_origin_allowed(&key, origin)) {
         free(origin);
         rtm_key_free(&key);
         rtm_claims_free(&s->claims);

@@ -233,11 +233,23 @@ void sess_ack(struct brk_session *s, const char *request_id);
 void sess_send_going_away(struct brk_session *s, int retry_after_ms);
 /* Arms the 4002 close (and, for extension sessions, token_expiring) for s->claims.exp. */
 void sess_arm_expiry(struct brk_session *s);
-/* The connect path's verifier for a secret-key token (key lookup, signature,
- * expiry, claims, revocation). 0 or negative with *reason; fills key and c. */
-int conn_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
+
+/* auth.c: the connect path's authentication (loop thread) */
+/* The credential: ?token=, ?key= (publishable: *publishable = 1),
+ * Authorization: Bearer, else "token.<jwt>" in the subprotocol list.
+ * Returns a pointer into b->scratch (valid until its next use), or NULL. */
+const char *auth_find_credential(struct brk_broker *b, struct lws *wsi, int *publishable);
+/* Verifies a credential: key lookup, key state, and a token's signature,
+ * claims and revocation, or a publishable key's claims. 0 with key and c
+ * filled (the caller frees both); else negative with the close *code and
+ * *reason (key may hold data to free, c is empty). */
+int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
+                 struct rtm_claims *c, int *code, const char **reason);
+/* auth_connect for a secret-key token (in-band refresh). 0 or negative with *reason. */
+int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
                       const char **reason);
-int conn_origin_allowed(const struct rtm_key *key, const char *origin);
+/* 1 when the key has no Origin list or origin is on it. */
+int auth_origin_allowed(const struct rtm_key *key, const char *origin);
 
 /* frames.c: one complete inbound text message */
 void frame_handle(struct brk_session *s, const char *data, size_t len);

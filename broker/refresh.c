@@ -110,14 +110,14 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
         refuse(s, "publishable key sessions do not expire", rid);
         return;
     }
-    if (conn_verify_token(b, token, &key, &c, &reason)) {
+    if (auth_verify_token(b, token, &key, &c, &reason)) {
         rtm_key_free(&key);
         refuse(s, reason, rid);
         return;
     }
     if (strcmp(key.app, s->app) != 0) reason = "app mismatch";
     else if (strcmp(c.sub, s->claims.sub) != 0) reason = "peer mismatch";
-    else if (!conn_origin_allowed(&key, s->origin)) reason = "origin not allowed";
+    else if (!auth_origin_allowed(&key, s->origin)) reason = "origin not allowed";
     else reason = NULL;
     rtm_key_free(&key);
     if (reason) {
