@@ -1,0 +1,50 @@
+/* store_backend.h: what a store backend provides to the front (store.c).
+ *
+ * Private to common/: callers use store.h only. Each backend (sqlite, later
+ * Postgres) fills one const rtm_store_ops with its implementation of every
+ * store.h function and embeds struct rtm_store as the first member of its own
+ * handle, so the front dispatches with one indirect call and no lookup. The
+ * contract of each op is the store.h function of the same name. */
+#ifndef RTM_STORE_BACKEND_H
+#define RTM_STORE_BACKEND_H
+
+#include "store.h"
+
+/* The front's view of a store: one per open store, first member of the
+ * backend's own struct (which owns it). */
+struct rtm_store {
+    const struct rtm_store_ops *ops;
+};
+
+struct rtm_store_ops {
+    const char *name; /* "sqlite", "postgres": for logs */
+    int (*open)(const char *where, struct rtm_store **out, char *err, size_t errlen);
+    void (*close)(struct rtm_store *st);
+    int (*version)(struct rtm_store *st);
+
+    int (*app_ensure)(struct rtm_store *st, const char *name, struct rtm_app *out);
+    int (*app_get)(struct rtm_store *st, const char *name, struct rtm_app *out);
+    int (*app_set)(struct rtm_store *st, const char *name, const char *key, const char *value);
+
+    int (*key_create)(struct rtm_store *st, const struct rtm_key_spec *spec, struct rtm_key *out);
+    int (*key_get)(struct rtm_store *st, const char *id, struct rtm_key *out);
+    int (*key_by_secret)(struct rtm_store *st, const char *secret, struct rtm_key *out);
+    int (*key_list)(struct rtm_store *st, json_t **out);
+    int (*key_revoke)(struct rtm_store *st, const char *id);
+    int (*key_public_list)(struct rtm_store *st, json_t **out);
+
+    int (*revoke_jti)(struct rtm_store *st, const char *app, const char *jti, int64_t expires);
+    int (*revoke_peer)(struct rtm_store *st, const char *app, const char *peer_id, int64_t before);
+    int (*is_revoked)(struct rtm_store *st, const char *app, const char *jti, const char *peer_id,
+                      int64_t iat);
+    int (*revocations_since)(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
+
+    int (*sessions_write)(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
+    int (*sessions_close_dangling)(struct rtm_store *st, const char *reason);
+    int (*sessions_query)(struct rtm_store *st, const char *app, const char *peer_id, int limit,
+                          json_t **out);
+};
+
+extern const struct rtm_store_ops rtm_store_sqlite_ops;
+
+#endif
