@@ -2,13 +2,20 @@
  *
  * Main design choice: the backend is chosen once, at open, from the --db
  * value, and every later call is one indirect call through that backend's ops
- * table (store_backend.h); nothing here knows SQL. Only the sqlite backend
- * exists in this build step; a postgres:// URL is refused with a clear reason
- * rather than being taken for a file name. */
+ * table (store_backend.h). Everything that needs no database happens here,
+ * once for every backend: argument checks, ids and secrets, limits. Nothing
+ * here knows SQL.
+ *
+ * Secret keys are looked up by the SHA-256 of their secret (indexed), then
+ * compared in constant time: an index search over the secret itself would
+ * leak, through its timing, how much of a guess matched. */
 #include "store.h"
 #include "store_backend.h"
+#include "store_rows.h"
 
 #include "errors.h"
+#include "protocol.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +43,29 @@ void rtm_store_close(struct rtm_store *st)
 
 int rtm_store_version(struct rtm_store *st) { return st->ops->version(st); }
 
+/* ---- apps ---- */
+
 int rtm_store_app_ensure(struct rtm_store *st, const char *name, struct rtm_app *out)
 {
+    if (!store_app_name_valid(name)) return RTM_EINVAL;
     return st->ops->app_ensure(st, name, out);
 }
 
 int rtm_store_app_get(struct rtm_store *st, const char *name, struct rtm_app *out)
 {
+    if (!store_app_name_valid(name)) return RTM_EINVAL;
     return st->ops->app_get(st, name, out);
 }
 
 int rtm_store_app_set(struct rtm_store *st, const char *name, const char *key, const char *value)
 {
-    return st->ops->app_set(st, name, key, value);
+    enum store_app_field field;
+    long num = 0;
+    if (!store_app_name_valid(name) || store_app_setting(key, value, &field, &num)) return RTM_EINVAL;
+    return st->ops->app_set(st, name, field, value, num);
 }
+
+/* ---- keys ---- */
 
 void rtm_key_free(struct rtm_key *k)
 {
@@ -66,41 +82,67 @@ void rtm_key_free(struct rtm_key *k)
 
 int rtm_store_key_create(struct rtm_store *st, const struct rtm_key_spec *spec, struct rtm_key *out)
 {
-    return st->ops->key_create(st, spec, out);
+    struct store_key_new nk;
+    int ret = store_key_new_init(&nk, spec);
+    if (ret) return ret;
+    ret = st->ops->key_insert(st, &nk);
+    if (!ret && out) ret = st->ops->key_get(st, nk.id, out);
+    store_key_new_clear(&nk);
+    return ret;
 }
 
 int rtm_store_key_get(struct rtm_store *st, const char *id, struct rtm_key *out)
 {
+    if (!id) return RTM_EINVAL;
     return st->ops->key_get(st, id, out);
 }
 
 int rtm_store_key_by_secret(struct rtm_store *st, const char *secret, struct rtm_key *out)
 {
-    return st->ops->key_by_secret(st, secret, out);
+    char hash[65];
+    if (!secret) return RTM_EINVAL;
+    int ret = store_secret_hash(secret, hash);
+    if (ret || (ret = st->ops->key_by_hash(st, hash, out))) return ret;
+    if (!out->secret || !rtm_streq_ct(out->secret, secret)) { /* a hash collision: never */
+        rtm_key_free(out);
+        return RTM_ENOTFOUND;
+    }
+    return 0;
 }
 
 int rtm_store_key_list(struct rtm_store *st, json_t **out) { return st->ops->key_list(st, out); }
 
-int rtm_store_key_revoke(struct rtm_store *st, const char *id) { return st->ops->key_revoke(st, id); }
+int rtm_store_key_revoke(struct rtm_store *st, const char *id)
+{
+    if (!id) return RTM_EINVAL;
+    return st->ops->key_revoke(st, id);
+}
 
 int rtm_store_key_public_list(struct rtm_store *st, json_t **out)
 {
     return st->ops->key_public_list(st, out);
 }
 
+/* ---- revocations ---- */
+
 int rtm_store_revoke_jti(struct rtm_store *st, const char *app, const char *jti, int64_t expires)
 {
+    /* A jti is any string the signer chose (RFC 7519); only its size is bounded. */
+    if (!store_app_name_valid(app) || !jti || !*jti || strlen(jti) > STORE_MAX_JTI_LEN)
+        return RTM_EINVAL;
     return st->ops->revoke_jti(st, app, jti, expires);
 }
 
 int rtm_store_revoke_peer(struct rtm_store *st, const char *app, const char *peer_id, int64_t before)
 {
+    if (!store_app_name_valid(app) || !peer_id || !rtm_peer_id_valid(peer_id)) return RTM_EINVAL;
     return st->ops->revoke_peer(st, app, peer_id, before);
 }
 
 int rtm_store_is_revoked(struct rtm_store *st, const char *app, const char *jti, const char *peer_id,
                          int64_t iat)
 {
+    if (!app) return RTM_EINVAL;
     return st->ops->is_revoked(st, app, jti, peer_id, iat);
 }
 
@@ -109,18 +151,26 @@ int rtm_store_revocations_since(struct rtm_store *st, int64_t since_id, json_t *
     return st->ops->revocations_since(st, since_id, out, last_id);
 }
 
+/* ---- sessions ---- */
+
 int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row *rows, size_t n)
 {
+    if (n == 0) return 0;
+    if (!rows) return RTM_EINVAL;
+    for (size_t i = 0; i < n; i++) /* all or nothing: a bad row writes none */
+        if (!rows[i].id[0]) return RTM_EINVAL;
     return st->ops->sessions_write(st, rows, n);
 }
 
 int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason)
 {
-    return st->ops->sessions_close_dangling(st, reason);
+    return st->ops->sessions_close_dangling(st, reason ? reason : "");
 }
 
 int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *peer_id, int limit,
                              json_t **out)
 {
+    if (limit <= 0) limit = STORE_SESSIONS_QUERY_DEFAULT;
+    if (limit > STORE_SESSIONS_QUERY_MAX) limit = STORE_SESSIONS_QUERY_MAX;
     return st->ops->sessions_query(st, app, peer_id, limit, out);
 }

@@ -4,11 +4,15 @@
  * Postgres) fills one const rtm_store_ops with its implementation of every
  * store.h function and embeds struct rtm_store as the first member of its own
  * handle, so the front dispatches with one indirect call and no lookup. The
- * contract of each op is the store.h function of the same name. */
+ * contract of each op is the store.h function of the same name, except that
+ * the front has already validated every argument (app names, jti and peer
+ * sizes, key specs, setting values, session ids, query limits) and done
+ * what needs no database (ids, secrets, hashes, encodings: store_rows.h). */
 #ifndef RTM_STORE_BACKEND_H
 #define RTM_STORE_BACKEND_H
 
 #include "store.h"
+#include "store_rows.h"
 
 /* The front's view of a store: one per open store, first member of the
  * backend's own struct (which owns it). */
@@ -24,11 +28,15 @@ struct rtm_store_ops {
 
     int (*app_ensure)(struct rtm_store *st, const char *name, struct rtm_app *out);
     int (*app_get)(struct rtm_store *st, const char *name, struct rtm_app *out);
-    int (*app_set)(struct rtm_store *st, const char *name, const char *key, const char *value);
+    /* value for APP_DUPLICATE_PEER, num for the others; creates the app when missing */
+    int (*app_set)(struct rtm_store *st, const char *name, enum store_app_field field,
+                   const char *value, long num);
 
-    int (*key_create)(struct rtm_store *st, const struct rtm_key_spec *spec, struct rtm_key *out);
+    /* Inserts the key (and its app when missing) in one transaction; RTM_EEXISTS for a taken id. */
+    int (*key_insert)(struct rtm_store *st, const struct store_key_new *nk);
     int (*key_get)(struct rtm_store *st, const char *id, struct rtm_key *out);
-    int (*key_by_secret)(struct rtm_store *st, const char *secret, struct rtm_key *out);
+    /* The HS256 key whose secret hashes to hash (store_secret_hash); RTM_ENOTFOUND when none. */
+    int (*key_by_hash)(struct rtm_store *st, const char *hash, struct rtm_key *out);
     int (*key_list)(struct rtm_store *st, json_t **out);
     int (*key_revoke)(struct rtm_store *st, const char *id);
     int (*key_public_list)(struct rtm_store *st, json_t **out);

@@ -13,20 +13,16 @@
  * run one transaction each under BEGIN IMMEDIATE, reading user_version inside
  * the lock, so two processes opening a new file at once cannot both migrate.
  *
- * Secret keys are looked up by the SHA-256 of their secret (indexed), then
- * compared in constant time: a B-tree search over the secret itself would
- * leak, through its timing, how much of a guess matched. */
+ * Arguments arrive validated by store.c; encodings come from store_rows.c. */
 #include "store.h"
 #include "store_backend.h"
+#include "store_rows.h"
 
 #include "errors.h"
 #include "log.h"
-#include "protocol.h"
 #include "util.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,19 +33,6 @@ extern const char *const rtm_schema_migrations[];
 extern const size_t rtm_schema_migration_count;
 
 #define BUSY_TIMEOUT_MS 2000
-#define MAX_KEY_CHANNELS RTM_MAX_CHANNELS_PER_TOKEN
-#define MAX_KEY_ORIGINS 64
-#define MAX_ORIGIN_LEN 256
-#define MAX_PEM_LEN 16384
-#define MAX_JTI_LEN 256
-/* Bounds on what one call returns; callers page with since_id / limit. */
-#define KEY_LIST_MAX 10000
-#define REVOCATIONS_BATCH 1000
-#define SESSIONS_QUERY_DEFAULT 100
-#define SESSIONS_QUERY_MAX 1000
-#define SESSION_CLOSE_ABNORMAL 1006
-/* jti revocations are kept this long past their token's exp (clock skew). */
-#define REVOCATION_PRUNE_GRACE_S 3600
 
 enum stmt_id {
     S_BEGIN,
@@ -135,9 +118,13 @@ struct sq_store {
 static struct sq_store *sq(struct rtm_store *base) { return (struct sq_store *)base; }
 static void sq_close(struct rtm_store *base);
 
-static const char *const action_names[] = {"publish", "subscribe", "presence", "send"};
-
 /* ---- small helpers ---- */
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(s, i);
+}
 
 /* Returns the cached statement, reset and unbound, ready for binding. */
 static sqlite3_stmt *stmt(struct sq_store *st, enum stmt_id id)
@@ -184,26 +171,8 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return t ? (const char *)t : "";
 }
 
-static int copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap) return RTM_EINVAL;
-    memcpy(dst, src, n + 1);
-    return 0;
-}
 
-static int printable_ascii(const char *s, size_t min, size_t max)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if ((unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7e) return 0;
-    return n >= min && n <= max;
-}
 
-static int app_name_valid(const char *name)
-{
-    return name && printable_ascii(name, 1, sizeof ((struct rtm_app *)0)->name - 1);
-}
 
 /* ---- open, migrate, close ---- */
 
@@ -428,7 +397,7 @@ static int sq_open(const char *path, struct rtm_store **out, char *err, size_t e
         char sql[160];
         snprintf(sql, sizeof sql,
                  "DELETE FROM revocations WHERE jti IS NOT NULL AND expires > 0 AND expires < %lld",
-                 (long long)(rtm_now_s() - REVOCATION_PRUNE_GRACE_S));
+                 (long long)(rtm_now_s() - STORE_REVOCATION_PRUNE_GRACE_S));
         if ((rc = exec_sql(st->db, sql)) != SQLITE_OK) goto sqlfail;
     }
     *out = &st->base;
@@ -465,13 +434,12 @@ static int app_ensure_row(struct sq_store *st, const char *name)
 static int sq_app_get(struct rtm_store *base, const char *name, struct rtm_app *out)
 {
     struct sq_store *st = sq(base);
-    if (!app_name_valid(name)) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_APP_GET);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s), ret = 0;
     if (rc == SQLITE_ROW) {
         memset(out, 0, sizeof *out);
-        copy_str(out->name, sizeof out->name, name);
+        snprintf(out->name, sizeof out->name, "%s", name);
         out->duplicate_replace = strcmp(col_text(s, 0), "replace") == 0;
         out->resume_window_ms = sqlite3_column_int(s, 1);
         out->max_connections = sqlite3_column_int(s, 2);
@@ -485,39 +453,17 @@ static int sq_app_get(struct rtm_store *base, const char *name, struct rtm_app *
 static int sq_app_ensure(struct rtm_store *base, const char *name, struct rtm_app *out)
 {
     struct sq_store *st = sq(base);
-    if (!app_name_valid(name)) return RTM_EINVAL;
     int ret = app_ensure_row(st, name);
     return ret ? ret : sq_app_get(&st->base, name, out);
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return RTM_EINVAL;
-    *out = v;
-    return 0;
-}
-
-static int sq_app_set(struct rtm_store *base, const char *name, const char *key, const char *value)
+static int sq_app_set(struct rtm_store *base, const char *name, enum store_app_field field,
+                      const char *value, long num)
 {
     struct sq_store *st = sq(base);
-    if (!app_name_valid(name) || !key || !value) return RTM_EINVAL;
-    enum stmt_id id;
-    long num = 0;
-    if (strcmp(key, "duplicatePeer") == 0) {
-        if (strcmp(value, "allow") != 0 && strcmp(value, "replace") != 0) return RTM_EINVAL;
-        id = S_APP_SET_DUP;
-    } else if (strcmp(key, "resumeWindowMs") == 0) {
-        if (parse_int(value, -1, 86400000L, &num)) return RTM_EINVAL;
-        id = S_APP_SET_RESUME;
-    } else if (strcmp(key, "maxConnections") == 0) {
-        if (parse_int(value, 0, 100000000L, &num)) return RTM_EINVAL;
-        id = S_APP_SET_MAXCONN;
-    } else {
-        return RTM_EINVAL;
-    }
+    enum stmt_id id = field == APP_DUPLICATE_PEER     ? S_APP_SET_DUP
+                      : field == APP_RESUME_WINDOW_MS ? S_APP_SET_RESUME
+                                                      : S_APP_SET_MAXCONN;
     int ret = begin(st);
     if (ret) return ret;
     if ((ret = app_ensure_row(st, name))) goto fail;
@@ -535,87 +481,27 @@ fail:
 
 /* ---- keys ---- */
 
-/* Parses a JSON array of strings into a heap array of heap strings. */
-static int parse_str_array(const char *text, char ***out, size_t *n)
+static const char *col_text_or_null(sqlite3_stmt *s, int i)
 {
-    json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    int ret = RTM_ESTORE;
-    *out = NULL;
-    *n = 0;
-    if (!json_is_array(a)) goto done;
-    size_t len = json_array_size(a);
-    if (len == 0) {
-        ret = 0;
-        goto done;
-    }
-    char **v = calloc(len, sizeof *v);
-    if (!v) {
-        ret = RTM_ENOMEM;
-        goto done;
-    }
-    *out = v;
-    for (size_t i = 0; i < len; i++) {
-        const char *s = json_string_value(json_array_get(a, i));
-        if (!s) goto done;
-        if (!(v[i] = strdup(s))) {
-            ret = RTM_ENOMEM;
-            goto done;
-        }
-        (*n)++;
-    }
-    ret = 0;
-done:
-    json_decref(a);
-    return ret;
-}
-
-static unsigned parse_actions(const char *text)
-{
-    json_t *a = json_loads(text, 0, NULL);
-    unsigned bits = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (s) bits |= rtm_perm_parse(s);
-    }
-    json_decref(a);
-    return bits;
-}
-
-static json_t *actions_json(unsigned bits)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < sizeof action_names / sizeof action_names[0]; i++)
-        if (bits & (1u << i)) json_array_append_new(a, json_string(action_names[i]));
-    return a;
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? NULL : col_text(s, i);
 }
 
 /* Fills k from a row selected with KEY_COLUMNS. */
 static int row_to_key(sqlite3_stmt *s, struct rtm_key *k)
 {
-    memset(k, 0, sizeof *k);
-    if (copy_str(k->id, sizeof k->id, col_text(s, 0)) || copy_str(k->app, sizeof k->app, col_text(s, 1)) ||
-        copy_str(k->alg, sizeof k->alg, col_text(s, 3)))
-        return RTM_ESTORE;
-    k->publishable = strcmp(col_text(s, 2), "publishable") == 0;
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL && !(k->secret = strdup(col_text(s, 4))))
-        return RTM_ENOMEM;
-    int ret = parse_str_array(col_text(s, 5), &k->channels, &k->n_channels);
-    if (!ret) ret = parse_str_array(col_text(s, 7), &k->origins, &k->n_origins);
-    if (ret) goto fail;
-    if (k->n_channels == 0) { /* the schema's promise: never empty */
-        ret = RTM_ESTORE;
-        goto fail;
-    }
-    k->actions = parse_actions(col_text(s, 6));
-    k->created = sqlite3_column_int64(s, 8);
-    k->revoked = sqlite3_column_int64(s, 9);
-    return 0;
-fail:
-    rtm_key_free(k);
-    return ret;
+    const struct store_key_cols c = {
+        .id = col_text(s, 0),
+        .app = col_text(s, 1),
+        .kind = col_text(s, 2),
+        .alg = col_text(s, 3),
+        .secret = col_text_or_null(s, 4),
+        .channels = col_text(s, 5),
+        .actions = col_text(s, 6),
+        .origins = col_text(s, 7),
+        .created = sqlite3_column_int64(s, 8),
+        .revoked = sqlite3_column_int64(s, 9),
+    };
+    return store_key_from_cols(&c, k);
 }
 
 /* Steps a one-row key query; RTM_ENOTFOUND when it has none. */
@@ -631,155 +517,35 @@ static int key_query(struct sq_store *st, sqlite3_stmt *s, struct rtm_key *out)
 static int sq_key_get(struct rtm_store *base, const char *id, struct rtm_key *out)
 {
     struct sq_store *st = sq(base);
-    if (!id) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_KEY_GET);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     return key_query(st, s, out);
 }
 
-static int sha256_hex(const char *text, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-        return RTM_ECRYPTO;
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-    return 0;
-}
-
-static int sq_key_by_secret(struct rtm_store *base, const char *secret, struct rtm_key *out)
+static int sq_key_by_hash(struct rtm_store *base, const char *hash, struct rtm_key *out)
 {
     struct sq_store *st = sq(base);
-    char hash[65];
-    if (!secret) return RTM_EINVAL;
-    int ret = sha256_hex(secret, hash);
-    if (ret) return ret;
     sqlite3_stmt *s = stmt(st, S_KEY_BY_HASH);
-    sqlite3_bind_text(s, 1, hash, 64, SQLITE_STATIC);
-    if ((ret = key_query(st, s, out))) return ret;
-    if (!out->secret || !rtm_streq_ct(out->secret, secret)) { /* a hash collision: never */
-        rtm_key_free(out);
-        return RTM_ENOTFOUND;
-    }
-    return 0;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    return key_query(st, s, out);
 }
 
-static json_t *str_array_json(const char *const *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(v[i]))) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-/* Checks that pem is a public key of alg's type (RSA; EC on P-256). */
-static int public_pem_valid(const char *alg, const char *pem)
-{
-    if (!pem || strlen(pem) > MAX_PEM_LEN) return 0;
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    int ok = 0;
-    if (pk && strcmp(alg, "RS256") == 0) {
-        ok = EVP_PKEY_is_a(pk, "RSA") && EVP_PKEY_get_bits(pk) >= 2048;
-    } else if (pk && strcmp(alg, "ES256") == 0) {
-        char group[64];
-        size_t glen = 0;
-        ok = EVP_PKEY_is_a(pk, "EC") &&
-             EVP_PKEY_get_group_name(pk, group, sizeof group, &glen) == 1 &&
-             (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0);
-    }
-    EVP_PKEY_free(pk);
-    BIO_free(bio);
-    return ok;
-}
-
-/* Validates a spec; on failure logs why at warn (the caller only sees EINVAL). */
-static int spec_valid(const struct rtm_key_spec *sp, const char **alg)
-{
-    const char *why = NULL;
-    *alg = sp->publishable ? "" : sp->alg ? sp->alg : "HS256";
-    int asym = strcmp(*alg, "RS256") == 0 || strcmp(*alg, "ES256") == 0;
-    if (!app_name_valid(sp->app)) why = "app name must be 1 to 64 printable ASCII characters";
-    else if (sp->publishable && sp->alg && *sp->alg) why = "publishable keys have no algorithm";
-    else if (!sp->publishable && !asym && strcmp(*alg, "HS256") != 0) why = "alg must be HS256, RS256 or ES256";
-    else if (asym && (!sp->kid || !printable_ascii(sp->kid, 1, sizeof ((struct rtm_key *)0)->id - 1)))
-        why = "RS256/ES256 keys need a kid of 1 to 79 printable ASCII characters";
-    else if (asym && (!strncmp(sp->kid, "sk_", 3) || !strncmp(sp->kid, "pk_", 3)))
-        why = "a kid may not start with sk_ or pk_ (reserved for generated ids)";
-    else if (!asym && sp->kid) why = "only RS256/ES256 keys take a kid";
-    else if (asym && !public_pem_valid(*alg, sp->public_pem))
-        why = "the public key is not a PEM public key of that algorithm (RSA >= 2048 bits; EC P-256)";
-    else if (!asym && sp->public_pem) why = "only RS256/ES256 keys take a public key";
-    else if (sp->n_channels > MAX_KEY_CHANNELS) why = "too many channel patterns (at most 100)";
-    else if (sp->n_origins > MAX_KEY_ORIGINS) why = "too many origins (at most 64)";
-    else if (sp->actions & ~(unsigned)RTM_PERM_ALL) why = "unknown action bits";
-    for (size_t i = 0; !why && i < sp->n_channels; i++)
-        if (!sp->channels[i] || !rtm_channel_valid(sp->channels[i]))
-            why = "a channel pattern is empty, over 256 bytes or has control characters";
-    for (size_t i = 0; !why && i < sp->n_origins; i++)
-        if (!sp->origins[i] || !printable_ascii(sp->origins[i], 1, MAX_ORIGIN_LEN))
-            why = "an origin is empty, over 256 bytes or not printable ASCII";
-    if (why) {
-        log_warn("store: key not created: %s", why);
-        return 0;
-    }
-    return 1;
-}
-
-static int sq_key_create(struct rtm_store *base, const struct rtm_key_spec *spec, struct rtm_key *out)
+static int sq_key_insert(struct rtm_store *base, const struct store_key_new *nk)
 {
     struct sq_store *st = sq(base);
-    static const char *const all_channels[] = {"**"};
-    const char *alg;
-    if (!spec || !spec_valid(spec, &alg)) return RTM_EINVAL;
-    char id[80], secret[80], hash[65];
-    char *channels = NULL, *actions = NULL, *origins = NULL;
-    json_t *jc = NULL, *ja = NULL, *jo = NULL;
-    int ret;
-    if (spec->publishable) ret = rtm_random_id("pk_", 16, id, sizeof id);
-    else if (!strcmp(alg, "HS256")) ret = rtm_random_id("sk_id_", 16, id, sizeof id);
-    else ret = copy_str(id, sizeof id, spec->kid);
-    if (!ret && !strcmp(alg, "HS256")) {
-        ret = rtm_random_id("sk_secret_", 32, secret, sizeof secret);
-        if (!ret) ret = sha256_hex(secret, hash);
-    }
+    int ret = begin(st);
     if (ret) return ret;
-
-    ret = RTM_ENOMEM;
-    if (spec->n_channels) jc = str_array_json(spec->channels, spec->n_channels);
-    else jc = str_array_json(all_channels, 1);
-    ja = actions_json(spec->actions ? spec->actions : RTM_PERM_ALL);
-    jo = str_array_json(spec->origins, spec->n_origins);
-    if (!jc || !ja || !jo) goto out;
-    channels = json_dumps(jc, JSON_COMPACT);
-    actions = json_dumps(ja, JSON_COMPACT);
-    origins = json_dumps(jo, JSON_COMPACT);
-    if (!channels || !actions || !origins) goto out;
-
-    if ((ret = begin(st))) goto out;
-    if ((ret = app_ensure_row(st, spec->app))) goto fail;
+    if ((ret = app_ensure_row(st, nk->app))) goto fail;
     sqlite3_stmt *s = stmt(st, S_KEY_INSERT);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, spec->app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, spec->publishable ? "publishable" : "secret", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, alg, -1, SQLITE_STATIC);
-    if (!strcmp(alg, "HS256")) {
-        sqlite3_bind_text(s, 5, secret, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 6, hash, -1, SQLITE_STATIC);
-    } else if (!spec->publishable) {
-        sqlite3_bind_text(s, 5, spec->public_pem, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_text(s, 7, channels, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, actions, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 9, origins, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, nk->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, nk->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, nk->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, nk->alg, -1, SQLITE_STATIC);
+    bind_text_or_null(s, 5, nk->secret);
+    bind_text_or_null(s, 6, nk->secret_hash);
+    sqlite3_bind_text(s, 7, nk->channels, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, nk->actions, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, nk->origins, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 10, rtm_now_s());
     int rc = sqlite3_step(s);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -789,39 +555,10 @@ static int sq_key_create(struct rtm_store *base, const struct rtm_key_spec *spec
     }
     done(s);
     if (ret || (ret = commit(st))) goto fail;
-    ret = out ? sq_key_get(&st->base, id, out) : 0;
-    goto out;
+    return 0;
 fail:
     rollback(st);
-out:
-    OPENSSL_cleanse(secret, sizeof secret);
-    json_decref(jc);
-    json_decref(ja);
-    json_decref(jo);
-    free(channels);
-    free(actions);
-    free(origins);
     return ret;
-}
-
-static json_t *key_json(const struct rtm_key *k)
-{
-    json_t *o = json_object();
-    if (!o) return NULL;
-    int bad = json_object_set_new(o, "id", json_string(k->id)) ||
-              json_object_set_new(o, "app", json_string(k->app)) ||
-              json_object_set_new(o, "kind", json_string(k->publishable ? "publishable" : "secret")) ||
-              json_object_set_new(o, "alg", k->alg[0] ? json_string(k->alg) : json_null()) ||
-              json_object_set_new(o, "channels", str_array_json((const char *const *)k->channels, k->n_channels)) ||
-              json_object_set_new(o, "actions", actions_json(k->actions)) ||
-              json_object_set_new(o, "origins", str_array_json((const char *const *)k->origins, k->n_origins)) ||
-              json_object_set_new(o, "created", json_integer(k->created)) ||
-              json_object_set_new(o, "revoked", json_integer(k->revoked));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
 }
 
 static int sq_key_list(struct rtm_store *base, json_t **out)
@@ -830,12 +567,12 @@ static int sq_key_list(struct rtm_store *base, json_t **out)
     json_t *a = json_array();
     if (!a) return RTM_ENOMEM;
     sqlite3_stmt *s = stmt(st, S_KEY_LIST);
-    sqlite3_bind_int(s, 1, KEY_LIST_MAX);
+    sqlite3_bind_int(s, 1, STORE_KEY_LIST_MAX);
     int rc, ret = 0;
     while (!ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct rtm_key k;
         if ((ret = row_to_key(s, &k))) break;
-        json_t *o = key_json(&k);
+        json_t *o = store_key_json(&k);
         rtm_key_free(&k);
         if (!o || json_array_append_new(a, o)) ret = RTM_ENOMEM;
     }
@@ -852,7 +589,6 @@ static int sq_key_list(struct rtm_store *base, json_t **out)
 static int sq_key_revoke(struct rtm_store *base, const char *id)
 {
     struct sq_store *st = sq(base);
-    if (!id) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_KEY_REVOKE);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, rtm_now_s());
@@ -871,7 +607,7 @@ static int sq_key_public_list(struct rtm_store *base, json_t **out)
     json_t *a = json_array();
     if (!a) return RTM_ENOMEM;
     sqlite3_stmt *s = stmt(st, S_KEY_PUBLIC);
-    sqlite3_bind_int(s, 1, KEY_LIST_MAX);
+    sqlite3_bind_int(s, 1, STORE_KEY_LIST_MAX);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "kid", col_text(s, 0), "alg", col_text(s, 1), "pem",
@@ -896,8 +632,6 @@ static int sq_key_public_list(struct rtm_store *base, json_t **out)
 static int sq_revoke_jti(struct rtm_store *base, const char *app, const char *jti, int64_t expires)
 {
     struct sq_store *st = sq(base);
-    /* A jti is any string the signer chose (RFC 7519); only its size is bounded. */
-    if (!app_name_valid(app) || !jti || !*jti || strlen(jti) > MAX_JTI_LEN) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_REV_JTI);
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, jti, -1, SQLITE_STATIC);
@@ -909,7 +643,6 @@ static int sq_revoke_jti(struct rtm_store *base, const char *app, const char *jt
 static int sq_revoke_peer(struct rtm_store *base, const char *app, const char *peer_id, int64_t before)
 {
     struct sq_store *st = sq(base);
-    if (!app_name_valid(app) || !peer_id || !rtm_peer_id_valid(peer_id)) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_REV_PEER);
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, peer_id, -1, SQLITE_STATIC);
@@ -922,7 +655,6 @@ static int sq_is_revoked(struct rtm_store *base, const char *app, const char *jt
                          int64_t iat)
 {
     struct sq_store *st = sq(base);
-    if (!app) return RTM_EINVAL;
     sqlite3_stmt *s = stmt(st, S_IS_REVOKED);
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     if (jti) sqlite3_bind_text(s, 2, jti, -1, SQLITE_STATIC);
@@ -941,19 +673,13 @@ static int sq_revocations_since(struct rtm_store *base, int64_t since_id, json_t
     if (!a) return RTM_ENOMEM;
     sqlite3_stmt *s = stmt(st, S_REV_SINCE);
     sqlite3_bind_int64(s, 1, since_id);
-    sqlite3_bind_int(s, 2, REVOCATIONS_BATCH);
+    sqlite3_bind_int(s, 2, STORE_REVOCATIONS_BATCH);
     int64_t last = since_id;
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         last = sqlite3_column_int64(s, 0);
-        json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)last, "app", col_text(s, 1));
-        if (o && sqlite3_column_type(s, 2) != SQLITE_NULL) {
-            if (json_object_set_new(o, "jti", json_string(col_text(s, 2)))) json_decref(o), o = NULL;
-        } else if (o) {
-            if (json_object_set_new(o, "peerId", json_string(col_text(s, 3))) ||
-                json_object_set_new(o, "before", json_integer(sqlite3_column_int64(s, 4))))
-                json_decref(o), o = NULL;
-        }
+        json_t *o = store_revocation_json(last, col_text(s, 1), col_text_or_null(s, 2), col_text(s, 3),
+                                          sqlite3_column_int64(s, 4));
         if (!o || json_array_append_new(a, o)) {
             ret = RTM_ENOMEM;
             break;
@@ -972,25 +698,13 @@ static int sq_revocations_since(struct rtm_store *base, int64_t since_id, json_t
 
 /* ---- sessions ---- */
 
-static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
-{
-    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(s, i);
-}
-
 static int sq_sessions_write(struct rtm_store *base, const struct rtm_session_row *rows, size_t n)
 {
     struct sq_store *st = sq(base);
-    if (n == 0) return 0;
-    if (!rows) return RTM_EINVAL;
     int ret = begin(st);
     if (ret) return ret;
     for (size_t i = 0; i < n; i++) {
         const struct rtm_session_row *r = &rows[i];
-        if (!r->id[0]) {
-            ret = RTM_EINVAL;
-            goto fail;
-        }
         sqlite3_stmt *s = stmt(st, S_SESSION_UPSERT);
         sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, r->app, -1, SQLITE_STATIC);
@@ -1022,50 +736,39 @@ static int sq_sessions_close_dangling(struct rtm_store *base, const char *reason
     struct sq_store *st = sq(base);
     sqlite3_stmt *s = stmt(st, S_SESSION_DANGLING);
     sqlite3_bind_int64(s, 1, rtm_now_ms());
-    sqlite3_bind_int(s, 2, SESSION_CLOSE_ABNORMAL);
-    sqlite3_bind_text(s, 3, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, STORE_SESSION_CLOSE_ABNORMAL);
+    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
     int ret = exec_stmt(st, s, "close dangling sessions");
     return ret ? ret : sqlite3_changes(st->db);
 }
 
-/* One session row as the REST API shows it; while open, the close fields are null. */
+/* One session row as the REST API shows it. */
 static json_t *session_json(sqlite3_stmt *s)
 {
-    int open = sqlite3_column_int64(s, 8) == 0;
-    json_t *o = json_object();
-    if (!o) return NULL;
-    int bad = json_object_set_new(o, "id", json_string(col_text(s, 0))) ||
-              json_object_set_new(o, "app", json_string(col_text(s, 1))) ||
-              json_object_set_new(o, "peerId", json_string(col_text(s, 2))) ||
-              json_object_set_new(o, "jti", json_string(col_text(s, 3))) ||
-              json_object_set_new(o, "remoteAddr", json_string(col_text(s, 4))) ||
-              json_object_set_new(o, "origin", sqlite3_column_type(s, 5) == SQLITE_NULL
-                                                   ? json_null()
-                                                   : json_string(col_text(s, 5))) ||
-              json_object_set_new(o, "userAgent", sqlite3_column_type(s, 6) == SQLITE_NULL
-                                                      ? json_null()
-                                                      : json_string(col_text(s, 6))) ||
-              json_object_set_new(o, "connectedAt", json_integer(sqlite3_column_int64(s, 7))) ||
-              json_object_set_new(o, "closedAt", open ? json_null() : json_integer(sqlite3_column_int64(s, 8))) ||
-              json_object_set_new(o, "closeCode", open ? json_null() : json_integer(sqlite3_column_int(s, 9))) ||
-              json_object_set_new(o, "closeReason", open ? json_null() : json_string(col_text(s, 10))) ||
-              json_object_set_new(o, "framesIn", json_integer(sqlite3_column_int64(s, 11))) ||
-              json_object_set_new(o, "framesOut", json_integer(sqlite3_column_int64(s, 12))) ||
-              json_object_set_new(o, "bytesIn", json_integer(sqlite3_column_int64(s, 13))) ||
-              json_object_set_new(o, "bytesOut", json_integer(sqlite3_column_int64(s, 14)));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    const struct store_session_cols c = {
+        .id = col_text(s, 0),
+        .app = col_text(s, 1),
+        .peer_id = col_text(s, 2),
+        .jti = col_text(s, 3),
+        .remote_addr = col_text(s, 4),
+        .origin = col_text_or_null(s, 5),
+        .user_agent = col_text_or_null(s, 6),
+        .connected_ms = sqlite3_column_int64(s, 7),
+        .closed_ms = sqlite3_column_int64(s, 8),
+        .close_code = sqlite3_column_int(s, 9),
+        .close_reason = col_text(s, 10),
+        .frames_in = sqlite3_column_int64(s, 11),
+        .frames_out = sqlite3_column_int64(s, 12),
+        .bytes_in = sqlite3_column_int64(s, 13),
+        .bytes_out = sqlite3_column_int64(s, 14),
+    };
+    return store_session_json(&c);
 }
 
 static int sq_sessions_query(struct rtm_store *base, const char *app, const char *peer_id, int limit,
                              json_t **out)
 {
     struct sq_store *st = sq(base);
-    if (limit <= 0) limit = SESSIONS_QUERY_DEFAULT;
-    if (limit > SESSIONS_QUERY_MAX) limit = SESSIONS_QUERY_MAX;
     json_t *a = json_array();
     if (!a) return RTM_ENOMEM;
     sqlite3_stmt *s;
@@ -1073,13 +776,11 @@ static int sq_sessions_query(struct rtm_store *base, const char *app, const char
         s = stmt(st, S_SESSIONS_PEER);
         sqlite3_bind_text(s, 1, peer_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 2, limit);
-        if (app) sqlite3_bind_text(s, 3, app, -1, SQLITE_STATIC);
-        else sqlite3_bind_null(s, 3);
+        bind_text_or_null(s, 3, app);
     } else {
         s = stmt(st, S_SESSIONS_ALL);
         sqlite3_bind_int(s, 1, limit);
-        if (app) sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
-        else sqlite3_bind_null(s, 2);
+        bind_text_or_null(s, 2, app);
     }
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1107,9 +808,9 @@ const struct rtm_store_ops rtm_store_sqlite_ops = {
     .app_ensure = sq_app_ensure,
     .app_get = sq_app_get,
     .app_set = sq_app_set,
-    .key_create = sq_key_create,
+    .key_insert = sq_key_insert,
     .key_get = sq_key_get,
-    .key_by_secret = sq_key_by_secret,
+    .key_by_hash = sq_key_by_hash,
     .key_list = sq_key_list,
     .key_revoke = sq_key_revoke,
     .key_public_list = sq_key_public_list,
