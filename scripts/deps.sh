@@ -34,7 +34,15 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if { [ "$want" = test ] || [ "$want" = bench ]; } && [ ! -d tests/node_modules/playwright-core ]; then
-    echo "rtm: installing test tools from npm (ws, ajv, playwright-core; no browser download)"
+# Every dependency in tests/package.json must be installed (a new one added
+# since the last install triggers npm ci again).
+npm_missing() {
+    for m in $(node -e 'console.log(Object.keys(require("./tests/package.json").dependencies).join(" "))'); do
+        [ -d "tests/node_modules/$m" ] || return 0
+    done
+    return 1
+}
+if { [ "$want" = test ] || [ "$want" = bench ]; } && npm_missing; then
+    echo "rtm: installing test tools from npm (ws, ajv, yaml, a Prometheus text parser, playwright-core; no browser download)"
     (cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi

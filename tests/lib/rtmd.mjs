@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { checkResponse } from './openapi.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUILD = join(ROOT, process.env.RTM_BUILD || 'build');
@@ -117,6 +118,8 @@ export async function startRtmd(opts = {}) {
     if (body !== undefined && typeof body !== 'string') { h['content-type'] = 'application/json'; body = JSON.stringify(body); }
     const res = await fetch(d.backendUrl + path, { method, headers: h, body });
     const text = await res.text();
+    // Every reply must be the one schema/openapi.yaml documents (throws otherwise).
+    checkResponse(method, path, res.status, res.headers.get('content-type'), text);
     let json = null;
     try { json = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, headers: res.headers, text, json };
