@@ -25,6 +25,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     if (!b) return RTM_ENOMEM;
     b->srv = srv;
     b->cfg = srv->cfg;
+    b->timers = srv->timers;
     htab_init(&b->peers, HTAB_STR);
     htab_init(&b->channels, HTAB_STR);
     htab_init(&b->conn_ips, HTAB_STR);
@@ -32,7 +33,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->places, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
-    if (!b->scratch || !b->wbuf) {
+    if (!b->scratch || !b->wbuf || !b->timers) {
         brk_destroy(b);
         return RTM_ENOMEM;
     }
@@ -57,9 +58,9 @@ void brk_flush_sessions(struct brk_broker *b)
     rows_free(b);
 }
 
-static void flush_cb(lws_sorted_usec_list_t *sul)
+static void flush_cb(struct rtm_timer *t)
 {
-    struct brk_broker *b = lws_container_of(sul, struct brk_broker, flush_sul);
+    struct brk_broker *b = lws_container_of(t, struct brk_broker, flush_t);
     b->flush_armed = 0;
     brk_flush_sessions(b);
 }
@@ -106,7 +107,7 @@ void rows_add(struct brk_broker *b, const struct brk_session *s, int closing)
     if (!b->flush_armed && b->ctx) {
         b->flush_armed = 1;
         int ms = b->cfg->session_flush_ms > 0 ? b->cfg->session_flush_ms : 200;
-        lws_sul_schedule(b->ctx, 0, &b->flush_sul, flush_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+        rtm_timer_in(b->timers, &b->flush_t, flush_cb, ms);
     }
 }
 
@@ -125,9 +126,9 @@ void broker_loop_gone(struct brk_broker *b)
 {
     if (!b->ctx) return;
     resume_destroy(b); /* held places have timers on this loop; their leaves go in the flush below */
-    lws_sul_cancel(&b->presence_sul);
-    lws_sul_cancel(&b->flush_sul);
-    lws_sul_cancel(&b->ip_prune_sul);
+    rtm_timer_cancel(b->timers, &b->presence_t);
+    rtm_timer_cancel(b->timers, &b->flush_t);
+    rtm_timer_cancel(b->timers, &b->ip_prune_t);
     b->flush_armed = 0;
     b->ctx = NULL;
     presence_flush(b); /* frees the channels left dirty by the last closes */

@@ -68,9 +68,9 @@ static void chan_maybe_free(struct brk_broker *b, struct brk_channel *ch)
     chan_free(ch);
 }
 
-static void presence_cb(lws_sorted_usec_list_t *sul)
+static void presence_cb(struct rtm_timer *t)
 {
-    struct brk_broker *b = lws_container_of(sul, struct brk_broker, presence_sul);
+    struct brk_broker *b = lws_container_of(t, struct brk_broker, presence_t);
     presence_flush(b);
 }
 
@@ -80,8 +80,8 @@ static void mark_dirty(struct brk_broker *b, struct brk_channel *ch)
     ch->dirty = 1;
     ch->dirty_next = b->dirty;
     b->dirty = ch;
-    /* 1 us: fires at the start of the next loop turn, after every frame read in this one. */
-    if (b->ctx) lws_sul_schedule(b->ctx, 0, &b->presence_sul, presence_cb, 1);
+    /* Due now: runs at the next loop turn, after every frame read in this one. */
+    if (b->ctx && !rtm_timer_armed(&b->presence_t)) rtm_timer_in(b->timers, &b->presence_t, presence_cb, 0);
 }
 
 static void pending_free(struct brk_pending *p)

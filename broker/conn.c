@@ -189,20 +189,20 @@ static int on_writeable(struct brk_session *s)
 
 /* ---- connect ---- */
 
-static void expiry_cb(lws_sorted_usec_list_t *sul)
+static void expiry_cb(struct rtm_timer *t)
 {
-    struct brk_session *s = lws_container_of(sul, struct brk_session, expiry_sul);
+    struct brk_session *s = lws_container_of(t, struct brk_session, expiry_t);
     log_info("ws: token expired sid=%s peer=%s", s->sid, s->claims.sub);
     sess_close(s, RTM_CLOSE_TOKEN_EXPIRED, "token expired");
 }
 
 void sess_arm_expiry(struct brk_session *s)
 {
-    lws_sul_cancel(&s->expiry_sul);
+    rtm_timer_cancel(s->b->timers, &s->expiry_t);
     if (!s->publishable && s->claims.exp > 0) {
         int64_t at = s->claims.exp * 1000 - s->b->cfg->expiry_margin_ms - rtm_now_ms();
         if (at < 0) at = 0;
-        lws_sul_schedule(s->b->ctx, 0, &s->expiry_sul, expiry_cb, (lws_usec_t)at * LWS_US_PER_MS);
+        rtm_timer_in(s->b->timers, &s->expiry_t, expiry_cb, at);
     }
     ext_arm_notice(s);
 }
@@ -480,8 +480,8 @@ static void on_closed(struct brk_session *s)
     struct brk_broker *b = s->b;
     if (!b) return;
     if (s->attached) {
-        lws_sul_cancel(&s->expiry_sul);
-        lws_sul_cancel(&s->notice_sul);
+        rtm_timer_cancel(b->timers, &s->expiry_t);
+        rtm_timer_cancel(b->timers, &s->notice_t);
         limits_session_end(s);
         if (!s->sent_close) {
             if (s->peer_close_code) {

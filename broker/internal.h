@@ -19,6 +19,7 @@
 #include "config.h"
 #include "htab.h"
 #include "store.h"
+#include "timers.h"
 #include "token.h"
 
 #include <libwebsockets.h>
@@ -127,7 +128,8 @@ struct brk_session {
     unsigned char *rx;  /* reassembly of a fragmented message; NULL when idle */
     size_t rx_len;
 
-    lws_sorted_usec_list_t expiry_sul;
+    /* Timers (the loop's one heap, b->timers): a zeroed struct is a disarmed timer. */
+    struct rtm_timer expiry_t; /* 4002 at exp; for a held place, the end of the resume window */
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
 
     /* limits.c: rate bucket, abuse window, read pause, liveness */
@@ -136,22 +138,22 @@ struct brk_session {
     int64_t win_start_ms;  /* current one-second window */
     int win_frames;        /* frames received in it, dropped ones included */
     int hot_windows;       /* consecutive windows over twice the rate */
-    lws_sorted_usec_list_t resume_sul; /* reading paused while over the rate */
+    struct rtm_timer rx_resume_t; /* reading paused while over the rate */
     unsigned rx_paused : 1;
     unsigned want_ping : 1;
     int64_t last_rx_ms;    /* monotonic: any frame or pong */
     int64_t ping_sent_ms;  /* 0 = no ping outstanding */
-    lws_sorted_usec_list_t live_sul;
+    struct rtm_timer live_t;
 
     /* protocol extensions (&ext=1; resume.c, refresh.c). A held place is a
      * heap copy of this struct with wsi NULL and state SESS_HELD: its
-     * expiry_sul is the resume window and q holds the queued directs and
+     * expiry_t is the resume window and q holds the queued directs and
      * presence frames. */
     unsigned ext : 1;
     char rsid[48];            /* the place's id (wire sessionId); "" for core sessions */
     int resume_window_ms;     /* 0 = not resumable */
     struct htab seqs;         /* sender peerId -> struct seq_entry*: direct seq numbers; empty until used */
-    lws_sorted_usec_list_t notice_sul; /* token_expiring */
+    struct rtm_timer notice_t; /* token_expiring */
     int64_t held_since_ms;    /* monotonic, when held */
     unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
 };
@@ -188,6 +190,7 @@ struct brk_broker {
     struct rtm_server *srv;
     const struct rtm_config *cfg;
     struct lws_context *ctx; /* set at PROTOCOL_INIT */
+    struct rtm_timers *timers; /* the loop's heap (srv->timers): every broker and session timer */
 
     struct htab peers;    /* "app\x1fpeerId" -> brk_peer */
     struct htab channels; /* "app\x1fchannel" -> brk_channel */
@@ -195,18 +198,18 @@ struct brk_broker {
     int n_sessions;       /* welcomed and not yet closed */
 
     struct brk_channel *dirty; /* channels with presence to flush this turn */
-    lws_sorted_usec_list_t presence_sul;
+    struct rtm_timer presence_t;
 
     /* session rows waiting for the batched write */
     struct rtm_session_row *rows;
     size_t n_rows, cap_rows;
-    lws_sorted_usec_list_t flush_sul;
+    struct rtm_timer flush_t;
     int flush_armed;
 
     int64_t revocations_seen; /* newest revocation row id enforced */
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
     struct htab app_conns;    /* app -> struct app_count: live sessions per app, for max-connections-per-app */
-    lws_sorted_usec_list_t ip_prune_sul;
+    struct rtm_timer ip_prune_t;
     int ip_table_full_logged;
     int shutting_down;
 

@@ -22,9 +22,9 @@
 
 /* ---- frame rate ---- */
 
-static void resume_cb(lws_sorted_usec_list_t *sul)
+static void resume_cb(struct rtm_timer *t)
 {
-    struct brk_session *s = lws_container_of(sul, struct brk_session, resume_sul);
+    struct brk_session *s = lws_container_of(t, struct brk_session, rx_resume_t);
     if (s->rx_paused && s->wsi) {
         s->rx_paused = 0;
         lws_rx_flow_control(s->wsi, 1);
@@ -37,7 +37,7 @@ static void pause_reading(struct brk_session *s, int64_t ms)
     if (ms < 10) ms = 10;
     s->rx_paused = 1;
     lws_rx_flow_control(s->wsi, 0);
-    lws_sul_schedule(s->b->ctx, 0, &s->resume_sul, resume_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+    rtm_timer_in(s->b->timers, &s->rx_resume_t, resume_cb, ms);
 }
 
 /* Between the rate and twice the rate, frames are read and dropped (an
@@ -82,9 +82,9 @@ int limit_frame(struct brk_session *s)
 
 /* ---- liveness ---- */
 
-static void live_cb(lws_sorted_usec_list_t *sul)
+static void live_cb(struct rtm_timer *t)
 {
-    struct brk_session *s = lws_container_of(sul, struct brk_session, live_sul);
+    struct brk_session *s = lws_container_of(t, struct brk_session, live_t);
     const struct rtm_config *cfg = s->b->cfg;
     if (s->state != SESS_OPEN) return;
     int64_t now = rtm_mono_ms();
@@ -107,14 +107,14 @@ static void live_cb(lws_sorted_usec_list_t *sul)
     } else {
         next = s->last_rx_ms + cfg->ping_interval_ms - now;
     }
-    lws_sul_schedule(s->b->ctx, 0, &s->live_sul, live_cb, (lws_usec_t)(next > 0 ? next : 1) * LWS_US_PER_MS);
+    rtm_timer_in(s->b->timers, &s->live_t, live_cb, next > 0 ? next : 1);
 }
 
 void live_start(struct brk_session *s)
 {
     s->last_rx_ms = rtm_mono_ms();
     if (s->b->cfg->ping_interval_ms <= 0) return;
-    lws_sul_schedule(s->b->ctx, 0, &s->live_sul, live_cb, (lws_usec_t)s->b->cfg->ping_interval_ms * LWS_US_PER_MS);
+    rtm_timer_in(s->b->timers, &s->live_t, live_cb, s->b->cfg->ping_interval_ms);
 }
 
 void live_seen(struct brk_session *s)
@@ -125,8 +125,8 @@ void live_seen(struct brk_session *s)
 
 void limits_session_end(struct brk_session *s)
 {
-    lws_sul_cancel(&s->live_sul);
-    lws_sul_cancel(&s->resume_sul);
+    rtm_timer_cancel(s->b->timers, &s->live_t);
+    rtm_timer_cancel(s->b->timers, &s->rx_resume_t);
 }
 
 /* ---- connects per IP ---- */
@@ -154,12 +154,12 @@ static void prune(struct brk_broker *b, int64_t now)
     free(old);
 }
 
-static void prune_cb(lws_sorted_usec_list_t *sul)
+static void prune_cb(struct rtm_timer *t)
 {
-    struct brk_broker *b = lws_container_of(sul, struct brk_broker, ip_prune_sul);
+    struct brk_broker *b = lws_container_of(t, struct brk_broker, ip_prune_t);
     prune(b, rtm_mono_ms());
     if (b->conn_ips.n)
-        lws_sul_schedule(b->ctx, 0, &b->ip_prune_sul, prune_cb, (lws_usec_t)IP_WINDOW_MS * LWS_US_PER_MS);
+        rtm_timer_in(b->timers, &b->ip_prune_t, prune_cb, IP_WINDOW_MS);
 }
 
 int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a)
@@ -193,7 +193,7 @@ int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args
             return 0;
         }
         if (b->conn_ips.n == 1 && b->ctx)
-            lws_sul_schedule(b->ctx, 0, &b->ip_prune_sul, prune_cb, (lws_usec_t)IP_WINDOW_MS * LWS_US_PER_MS);
+            rtm_timer_in(b->timers, &b->ip_prune_t, prune_cb, IP_WINDOW_MS);
     }
     if (now - w->start_ms >= IP_WINDOW_MS) {
         w->start_ms = now;

@@ -24,9 +24,9 @@
 
 /* ---- token_expiring ---- */
 
-static void notice_cb(lws_sorted_usec_list_t *sul)
+static void notice_cb(struct rtm_timer *t)
 {
-    struct brk_session *s = lws_container_of(sul, struct brk_session, notice_sul);
+    struct brk_session *s = lws_container_of(t, struct brk_session, notice_t);
     if (s->state != SESS_OPEN) return;
     struct mb m;
     mb_init(&m, 64);
@@ -41,12 +41,12 @@ static void notice_cb(lws_sorted_usec_list_t *sul)
 
 void ext_arm_notice(struct brk_session *s)
 {
-    lws_sul_cancel(&s->notice_sul);
+    rtm_timer_cancel(s->b->timers, &s->notice_t);
     int notice = s->b->cfg->token_expiring_notice_sec;
     if (!s->ext || s->publishable || s->claims.exp <= 0 || notice <= 0) return;
     int64_t at = (s->claims.exp - notice) * 1000 - rtm_now_ms();
     if (at < 1) at = 1; /* less left than the notice: at once (after the welcome) */
-    lws_sul_schedule(s->b->ctx, 0, &s->notice_sul, notice_cb, (lws_usec_t)at * LWS_US_PER_MS);
+    rtm_timer_in(s->b->timers, &s->notice_t, notice_cb, at);
 }
 
 /* ---- narrowing ---- */

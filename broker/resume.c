@@ -230,7 +230,7 @@ static void places_repoint(struct brk_broker *b, struct brk_session *src, struct
 static void held_discard(struct brk_session *h)
 {
     struct brk_broker *b = h->b;
-    lws_sul_cancel(&h->expiry_sul);
+    rtm_timer_cancel(b->timers, &h->expiry_t);
     htab_del(&b->places, h->rsid);
     b->n_held--;
     uint32_t directs = 0;
@@ -246,9 +246,9 @@ static void held_discard(struct brk_session *h)
     free(h);
 }
 
-static void held_expire_cb(lws_sorted_usec_list_t *sul)
+static void held_expire_cb(struct rtm_timer *t)
 {
-    struct brk_session *h = lws_container_of(sul, struct brk_session, expiry_sul);
+    struct brk_session *h = lws_container_of(t, struct brk_session, expiry_t);
     if (!h->close_code) {
         rtm_metric_inc(RTM_M_RESUME_EXPIRED, 1);
         log_info("ws: resume window passed sid=%s peer=%s dropped=%u", h->sid, h->claims.sub, h->q.count);
@@ -260,7 +260,7 @@ void resume_discard_soon(struct brk_session *h)
 {
     if (h->state != SESS_HELD || h->close_code) return;
     h->close_code = RTM_CLOSE_KICKED; /* marks "discarded on purpose", not an expiry */
-    lws_sul_schedule(h->b->ctx, 0, &h->expiry_sul, held_expire_cb, 1);
+    rtm_timer_in(h->b->timers, &h->expiry_t, held_expire_cb, 0);
 }
 
 /* The unsent frames of a dead connection worth keeping: its directs and
@@ -307,7 +307,7 @@ int resume_on_close(struct brk_session *s)
     keep_unsent(h, &s->q);
     places_repoint(b, s, h);
     b->n_held++;
-    lws_sul_schedule(b->ctx, 0, &h->expiry_sul, held_expire_cb, (lws_usec_t)h->resume_window_ms * LWS_US_PER_MS);
+    rtm_timer_in(b->timers, &h->expiry_t, held_expire_cb, h->resume_window_ms);
     log_info("ws: held sid=%s peer=%s for %d ms", h->sid, h->claims.sub, h->resume_window_ms);
     return 1;
 end:
@@ -323,13 +323,13 @@ int resume_take(struct brk_session *s, struct brk_session *take)
     if (place_move(s, take)) return RTM_ENOMEM;
     places_repoint(b, take, s);
     if (take->state == SESS_HELD) {
-        lws_sul_cancel(&take->expiry_sul);
+        rtm_timer_cancel(b->timers, &take->expiry_t);
         b->n_held--;
     } else {
         /* The old socket is still open (the drop went unnoticed): it stops
          * being a session now; its row closes with 4009. */
-        lws_sul_cancel(&take->expiry_sul);
-        lws_sul_cancel(&take->notice_sul);
+        rtm_timer_cancel(b->timers, &take->expiry_t);
+        rtm_timer_cancel(b->timers, &take->notice_t);
         limits_session_end(take);
         if (take->prev) take->prev->next = take->next;
         else b->sessions = take->next;

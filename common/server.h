@@ -12,11 +12,15 @@ struct rtm_config;
 struct rtm_store;
 struct brk_broker;
 struct mint_api;
+struct rtm_loop;
+struct rtm_timers;
 
 struct rtm_server {
     const struct rtm_config *cfg;
     struct rtm_store *store;
     struct lws_context *lws;
+    struct rtm_loop *loop;        /* rtmd/loop.c: the event loop and its signals */
+    struct rtm_timers *timers;    /* the loop's one timer heap: every timer of the process */
     struct lws_vhost *public_vh;  /* NULL with --role mint */
     struct lws_vhost *backend_vh; /* NULL with --role broker */
     struct brk_broker *broker;    /* NULL with --role mint */

@@ -1,31 +1,21 @@
 /* main.c: rtmd, the daemon: the broker (public listener) and the mint API
  * (backend listener) in one process, or either alone with --role.
  *
- * One libwebsockets context on the default poll loop, one vhost per
- * listener, and struct rtm_server as the context's user pointer so every
- * callback reaches the shared state. Signals only set a flag and wake the
- * loop; the drain (going_away, 1001, session rows flushed) runs on the loop. */
+ * One libwebsockets context, one vhost per listener, and struct rtm_server
+ * as the context's user pointer so every callback reaches the shared state.
+ * The loop, its timers, signals and the drain belong to loop.c. */
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "loop.h"
 #include "../mint-api/mint.h" /* not common/mint.h */
 #include "server.h"
 #include "store.h"
 #include "util.h"
 
 #include <libwebsockets.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-
-static volatile sig_atomic_t got_signal;
-static struct lws_context *signal_ctx;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-    if (signal_ctx) lws_cancel_service(signal_ctx);
-}
 
 /* lws's own warnings and errors go through our log, one line each. */
 static void lws_emit(int level, const char *line)
@@ -65,8 +55,6 @@ static struct lws_vhost *listen_on(struct rtm_server *srv, const char *name, con
     return vh;
 }
 
-static void shutdown_tick(struct lws_sorted_usec_list *sul) { (void)sul; }
-
 int main(int argc, char **argv)
 {
     struct rtm_config cfg;
@@ -89,6 +77,10 @@ int main(int argc, char **argv)
     if (cfg.n_turn_secrets == 0) {
         log_error("rtmd: no TURN secret: set RTM_TURN_SECRETS or \"turn-secrets\" in the config file "
                   "(tokens carry TURN credentials signed with it)");
+        goto out;
+    }
+    if (rtm_loop_create(&srv)) {
+        log_error("rtmd: out of memory");
         goto out;
     }
     if (rtm_store_open(cfg.db_path, &srv.store, err, sizeof err)) {
@@ -117,49 +109,17 @@ int main(int argc, char **argv)
     info.max_http_header_data = 49152;
     info.max_http_header_pool = 64; /* concurrent handshakes; others wait */
     info.fd_limit_per_thread = 0;
-    srv.lws = lws_create_context(&info);
-    if (!srv.lws) {
-        log_error("rtmd: cannot create the event loop (libwebsockets)");
-        goto out;
-    }
+    if (rtm_loop_open(&srv, &info)) goto out;
     if (want_broker && !(srv.public_vh = listen_on(&srv, "public", cfg.public_addr, brk_protocols(),
                                                    brk_mounts(&srv))))
         goto out;
     if (want_mint && !(srv.backend_vh = listen_on(&srv, "backend", cfg.backend_addr, mint_protocols(), NULL)))
         goto out;
 
-    signal_ctx = srv.lws;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int64_t deadline = 0;
-    lws_sorted_usec_list_t tick;
-    memset(&tick, 0, sizeof tick);
-    for (;;) {
-        if (lws_service(srv.lws, 0) < 0) break;
-        if (got_signal && !srv.stopping) {
-            srv.stopping = 1;
-            log_info("rtmd: %s received, draining sessions", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
-            deadline = rtm_mono_ms() + cfg.shutdown_grace_ms;
-            if (srv.broker) brk_begin_shutdown(srv.broker, 1000 + cfg.shutdown_grace_ms);
-        }
-        if (srv.stopping) {
-            if (!srv.broker || brk_session_count(srv.broker) == 0 || rtm_mono_ms() >= deadline) break;
-            /* keep the loop turning while sessions drain */
-            lws_sul_schedule(srv.lws, 0, &tick, shutdown_tick, 50 * LWS_US_PER_MS);
-        }
-    }
-    exit_code = 0;
-    lws_sul_cancel(&tick);
-    if (srv.broker) brk_flush_sessions(srv.broker);
+    if (rtm_loop_run(&srv) == 0) exit_code = 0;
     log_info("rtmd: stopped");
 out:
-    signal_ctx = NULL;
-    if (srv.lws) lws_context_destroy(srv.lws);
+    rtm_loop_destroy(&srv);
     if (srv.broker) brk_destroy(srv.broker);
     if (srv.mint) mint_destroy(srv.mint);
     if (srv.store) rtm_store_close(srv.store);
