@@ -132,7 +132,10 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
         return RTM_EDENIED;
     }
     if (publishable) return claims_from_pk(b, key, c, reason);
-    rc = rtm_token_verify(cred, key, rtm_now_s(), c, reason);
+    struct rtm_token_policy pol = {.now = rtm_now_s(),
+                                   .clock_leeway_s = b->cfg->clock_leeway_seconds,
+                                   .max_lifetime_s = b->cfg->max_token_lifetime};
+    rc = rtm_token_verify_policy(cred, key, &pol, c, reason);
     if (rc) return rc;
     rc = rtm_store_is_revoked(st, key->app, c->jti, c->sub, c->iat);
     if (rc != 0) {

@@ -200,8 +200,8 @@ void sess_arm_expiry(struct brk_session *s)
 {
     rtm_timer_cancel(s->b->timers, &s->expiry_t);
     if (!s->publishable && s->claims.exp > 0) {
-        int64_t at = s->claims.exp * 1000 - s->b->cfg->expiry_margin_ms - rtm_now_ms();
-        if (at < 0) at = 0;
+        /* Saturating: whatever exp holds, the timer arithmetic cannot overflow. */
+        int64_t at = rtm_ms_until_s(s->claims.exp, s->b->cfg->expiry_margin_ms);
         rtm_timer_in(s->b->timers, &s->expiry_t, expiry_cb, at);
     }
     ext_arm_notice(s);

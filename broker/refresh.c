@@ -44,7 +44,7 @@ void ext_arm_notice(struct brk_session *s)
     rtm_timer_cancel(s->b->timers, &s->notice_t);
     int notice = s->b->cfg->token_expiring_notice_sec;
     if (!s->ext || s->publishable || s->claims.exp <= 0 || notice <= 0) return;
-    int64_t at = (s->claims.exp - notice) * 1000 - rtm_now_ms();
+    int64_t at = rtm_ms_until_s(s->claims.exp, (int64_t)notice * 1000); /* saturating, never overflows */
     if (at < 1) at = 1; /* less left than the notice: at once (after the welcome) */
     rtm_timer_in(s->b->timers, &s->notice_t, notice_cb, at);
 }

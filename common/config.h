@@ -34,6 +34,8 @@ struct rtm_config {
     /* tokens */
     int token_default_ttl; /* 3600 */
     int token_max_ttl;     /* 86400 */
+    int clock_leeway_seconds; /* 5: nbf/iat may be this far ahead of the broker's clock */
+    int max_token_lifetime;   /* 0 = off: tokens whose exp - iat exceeds it are refused (s) */
 
     /* broker limits (0 = off, where noted in the table) */
     int max_message_size;              /* 65536 */

@@ -6,7 +6,10 @@
  * be exactly the key's (so "none" and HS256-keyed-with-an-RSA-PEM never reach
  * libjwt's keyed decode), then the signature, then every claim's JSON type and
  * bound (read through jansson, since jwt_get_grant_int cannot tell a string
- * from a number), then expiry against the caller's clock, then scope.
+ * from a number), then the time claims against the caller's clock and
+ * policy (all of them here, nowhere else: exp, nbf, iat, lifetime, each
+ * bounded to RTM_TIME_CLAIM_MAX so no caller's arithmetic can overflow),
+ * then scope.
  * Absent channels/permissions mean the key's whole scope, as in the mint API;
  * absent metadata becomes {}. */
 #include "token.h"
@@ -118,7 +121,9 @@ fail:
 /* 1 when token is three base64url segments with a non-empty header and
  * payload. libjwt 1.10.2 writes one byte past a zero-size buffer when it
  * base64-decodes an empty segment (seen under valgrind with ".." and "h.."),
- * so nothing reaches jwt_decode without passing this. */
+ * so nothing reaches jwt_decode without passing this. The signature may be
+ * empty here (the unkeyed decode never decodes it); the keyed decode is
+ * guarded separately in rtm_token_verify_policy. */
 static int well_formed(const char *token)
 {
     size_t seg = 0, len = 0, i;
@@ -199,12 +204,41 @@ static int dup_channels(struct rtm_claims *out, char *const *src, size_t n)
     return 0;
 }
 
-/* Type-checks the claims and fills out. Scope is checked by the caller. */
-static int read_claims(json_t *g, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
+static int time_claim_ok(json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= RTM_TIME_CLAIM_MAX;
+}
+
+/* The registered time claims (RFC 7519 4.1.4-4.1.6) against now: 0, or a
+ * negative rtm_err with the close reason. Types and bounds were checked. */
+static int check_times(json_t *iat, json_t *exp, json_t *nbf, const struct rtm_token_policy *pol,
                        const char **reason)
 {
+    int64_t now = pol->now, leeway = pol->clock_leeway_s > 0 ? pol->clock_leeway_s : 0;
+    int64_t i = json_integer_value(iat), e = json_integer_value(exp);
+    if (e <= now) {
+        *reason = "token expired";
+        return RTM_EDENIED;
+    }
+    /* A token from the future: the signer's clock is off, or it was made to
+     * be used later. Either way not yet. */
+    if ((nbf && json_integer_value(nbf) > now + leeway) || i > now + leeway) {
+        *reason = "token not yet valid";
+        return RTM_EDENIED;
+    }
+    if (pol->max_lifetime_s > 0 && e - i > pol->max_lifetime_s) {
+        *reason = "token lifetime too long";
+        return RTM_EDENIED;
+    }
+    return 0;
+}
+
+/* Type-checks the claims and fills out. Scope is checked by the caller. */
+static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_token_policy *pol,
+                       struct rtm_claims *out, const char **reason)
+{
     json_t *sub = json_object_get(g, "sub"), *iat = json_object_get(g, "iat"),
-           *exp = json_object_get(g, "exp"), *jti = json_object_get(g, "jti"),
+           *exp = json_object_get(g, "exp"), *nbf = json_object_get(g, "nbf"), *jti = json_object_get(g, "jti"),
            *chans = json_object_get(g, "channels"), *perms = json_object_get(g, "permissions"),
            *md = json_object_get(g, "metadata"), *pmd = json_object_get(g, "peerMetadata");
     const char *bad = NULL;
@@ -212,10 +246,12 @@ static int read_claims(json_t *g, const struct rtm_key *key, int64_t now, struct
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
         !rtm_peer_id_valid(json_string_value(sub)))
         bad = "invalid claims: sub";
-    else if (!json_is_integer(iat) || json_integer_value(iat) < 0)
+    else if (!time_claim_ok(iat))
         bad = "invalid claims: iat";
-    else if (!json_is_integer(exp) || json_integer_value(exp) < json_integer_value(iat))
+    else if (!time_claim_ok(exp) || json_integer_value(exp) < json_integer_value(iat))
         bad = "invalid claims: exp";
+    else if (nbf && !time_claim_ok(nbf))
+        bad = "invalid claims: nbf";
     else if (chans && (!json_is_array(chans) || json_array_size(chans) > RTM_MAX_CHANNELS_PER_TOKEN))
         bad = "invalid claims: channels";
     else if (perms && !json_is_array(perms))
@@ -250,10 +286,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, int64_t now, struct
         *reason = bad;
         return RTM_EINVAL;
     }
-    if (json_integer_value(exp) <= now) {
-        *reason = "token expired";
-        return RTM_EDENIED;
-    }
+    int rc = check_times(iat, exp, nbf, pol, reason);
+    if (rc) return rc;
 
     *reason = "internal error";
     out->iat = json_integer_value(iat);
@@ -299,6 +333,13 @@ static int within_key(const struct rtm_claims *c, const struct rtm_key *key, con
 int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
                      const char **reason)
 {
+    struct rtm_token_policy pol = {.now = now, .clock_leeway_s = RTM_CLOCK_LEEWAY_DEFAULT, .max_lifetime_s = 0};
+    return rtm_token_verify_policy(token, key, &pol, out, reason);
+}
+
+int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const struct rtm_token_policy *pol,
+                            struct rtm_claims *out, const char **reason)
+{
     jwt_t *peek = NULL, *j = NULL;
     char *grants = NULL;
     json_t *g = NULL;
@@ -340,6 +381,17 @@ int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, 
         goto fail;
     }
 
+    /* libjwt 1.10.2 base64-decodes an RS/ES signature into malloc(0) and
+     * writes its terminating NUL there (a heap overflow before any check):
+     * an empty signature never reaches the keyed decode. It could not
+     * verify anyway. */
+    const char *sig = strrchr(token, '.');
+    if (!sig || !sig[1]) {
+        *reason = "bad signature";
+        rc = RTM_EDENIED;
+        goto fail;
+    }
+
     /* The token parsed without a key, so a keyed failure is the signature. */
     if (jwt_decode(&j, token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) {
         *reason = "bad signature";
@@ -354,7 +406,7 @@ int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, 
         *reason = "invalid claims: payload";
         goto fail;
     }
-    if ((rc = read_claims(g, key, now, out, reason))) goto fail;
+    if ((rc = read_claims(g, key, pol, out, reason))) goto fail;
     if ((rc = within_key(out, key, reason))) goto fail;
     if (!(out->kid = strdup(kid))) {
         *reason = "internal error";

@@ -14,6 +14,20 @@
 
 struct rtm_key;
 
+/* The largest time claim (exp, iat, nbf) accepted: 9999-12-31T23:59:59Z.
+ * A claim above it is "invalid claims: <name>", so exp * 1000 * 1000 (the
+ * broker's timers work in microseconds) stays far inside int64_t. */
+#define RTM_TIME_CLAIM_MAX 253402300799LL
+/* Clock skew tolerated for nbf and iat (setting clock-leeway-seconds). */
+#define RTM_CLOCK_LEEWAY_DEFAULT 5
+
+/* What a verifier decides beyond the signature: its clock and its limits. */
+struct rtm_token_policy {
+    int64_t now;        /* unix s */
+    int clock_leeway_s; /* nbf and iat may be this far ahead of now */
+    int max_lifetime_s; /* exp - iat above this is refused; 0 = no limit */
+};
+
 struct rtm_claims {
     char *sub;            /* peerId */
     int64_t iat, exp;     /* unix s */
@@ -38,17 +52,23 @@ int rtm_token_sign(const struct rtm_claims *c, const char *alg, const unsigned c
 int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char **reason);
 
 /* Verifies token against key (looked up by kid): key must be a live secret key
- * whose alg matches the header's, signature valid, exp > now, claims well-typed
+ * whose alg matches the header's, signature valid (never empty), exp > now,
+ * nbf and iat no later than now + leeway, exp - iat within the policy's
+ * max lifetime, time claims in 0..RTM_TIME_CLAIM_MAX, claims well-typed
  * and within bounds, channels inside the key's patterns, permissions inside the
  * key's actions. On success fills *out (caller frees with rtm_claims_free).
  * On failure returns a negative rtm_err and a static reason suitable for a close
- * frame: "token expired", "bad signature", "unknown key", "key revoked",
+ * frame: "token expired", "token not yet valid", "token lifetime too long",
+ * "bad signature", "unknown key", "key revoked",
  * "algorithm not allowed", "malformed token", "invalid claims: <what>",
  * "channels outside key scope", "permissions outside key scope".
  * Absent "channels"/"permissions" claims mean the key's whole scope (as the
  * mint API's defaults); "jti" is required (1..79 bytes). Tokens over 64 KB or
  * not shaped as three base64url segments are "malformed token" before libjwt
  * sees them. Thread-safe: no shared state. */
+int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const struct rtm_token_policy *pol,
+                            struct rtm_claims *out, const char **reason);
+/* The same with the default policy: RTM_CLOCK_LEEWAY_DEFAULT, no lifetime limit. */
 int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, struct rtm_claims *out,
                      const char **reason);
 

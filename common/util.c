@@ -26,6 +26,17 @@ int64_t rtm_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t rtm_ms_until_s(int64_t at_s, int64_t early_ms)
+{
+    if (at_s <= 0) return 0;
+    if (at_s > RTM_MS_UNTIL_MAX / 1000) return RTM_MS_UNTIL_MAX;
+    int64_t at_ms = at_s * 1000; /* at most RTM_MS_UNTIL_MAX: no overflow below */
+    if (early_ms < 0) early_ms = 0;
+    if (early_ms >= at_ms) return 0;
+    int64_t d = at_ms - early_ms - rtm_now_ms();
+    return d < 0 ? 0 : d > RTM_MS_UNTIL_MAX ? RTM_MS_UNTIL_MAX : d;
+}
+
 int rtm_random_bytes(void *out, size_t n)
 {
     return RAND_bytes(out, (int)n) == 1 ? 0 : RTM_ECRYPTO;

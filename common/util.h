@@ -8,6 +8,12 @@
 int64_t rtm_now_ms(void);   /* wall clock, unix milliseconds */
 int64_t rtm_now_s(void);    /* wall clock, unix seconds */
 int64_t rtm_mono_ms(void);  /* monotonic milliseconds, for timers and rates */
+/* Milliseconds from now until early_ms before the unix time at_s (a token's
+ * exp), for arming a timer: never negative, and saturated instead of
+ * overflowing whatever at_s is (at most RTM_MS_UNTIL_MAX, which still fits
+ * int64_t when a timer converts it to microseconds). */
+#define RTM_MS_UNTIL_MAX (INT64_MAX / 2000)
+int64_t rtm_ms_until_s(int64_t at_s, int64_t early_ms);
 
 /* Fills out with n cryptographically random bytes (OpenSSL RAND_bytes). 0 or RTM_ECRYPTO. */
 int rtm_random_bytes(void *out, size_t n);

@@ -6,8 +6,9 @@
 //   const c = await d.connect(token);          // waits for welcome
 //   await d.stop();
 //
-// RTM_BUILD picks the build directory (default build/); RTM_VALGRIND=1 runs
-// the daemon under valgrind and fails stop() on any error it reports.
+// RTM_BUILD picks the build directory (default build/); RTM_VALGRIND=1 (or
+// the option valgrind: true, for a test whose defect only valgrind can see)
+// runs the daemon under valgrind and fails stop() on any error it reports.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -54,6 +55,7 @@ export async function startRtmd(opts = {}) {
     turnSecrets: opts.turnSecrets || [turnSecret],
     turnUrls: opts.turnUrls || ['stun:127.0.0.1:3478', 'turn:127.0.0.1:3478?transport=udp', 'turn:127.0.0.1:3478?transport=tcp'],
     config: opts.config || {},
+    valgrind: !!(opts.valgrind || process.env.RTM_VALGRIND),
     proc: null, log: '',
   };
   d.start = async () => {
@@ -76,7 +78,7 @@ export async function startRtmd(opts = {}) {
     writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
     const env = { ...process.env, RTM_TURN_SECRETS: d.turnSecrets.join(','), RTM_TURN_URLS: d.turnUrls.join(',') };
     let cmd = RTMD, args = ['--config', cfgFile, ...(opts.args || [])];
-    if (process.env.RTM_VALGRIND) {
+    if (d.valgrind) {
       args = ['-q', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=definite,indirect',
         '--errors-for-leak-kinds=definite,indirect', cmd, ...args];
       cmd = 'valgrind';
@@ -90,7 +92,7 @@ export async function startRtmd(opts = {}) {
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
     const want = (opts.args || []).includes('broker') ? 1 : (opts.args || []).includes('mint') ? 1 : 2;
-    const deadline = Date.now() + (process.env.RTM_VALGRIND ? 60000 : 10000);
+    const deadline = Date.now() + (d.valgrind ? 60000 : 10000);
     while ((d.log.match(/listener ready/g) || []).length < want) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error('rtmd exited at start:\n' + d.log);
       if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error('rtmd did not become ready:\n' + d.log); }
@@ -105,7 +107,7 @@ export async function startRtmd(opts = {}) {
     const t = setTimeout(() => d.proc.kill('SIGKILL'), 15000);
     const r = await d.exited;
     clearTimeout(t);
-    if (process.env.RTM_VALGRIND && r.code === 99) throw new Error('valgrind reported errors:\n' + d.log);
+    if (d.valgrind && r.code === 99) throw new Error('valgrind reported errors:\n' + d.log);
     return r;
   };
   d.cleanup = async () => { await d.stop(); if (!opts.keepDir) rmSync(dir, { recursive: true, force: true }); };

@@ -658,3 +658,125 @@ TEST(jwk_ec)
 }
 
 int main(void) { return RUN_TESTS(); }
+
+/* ---- issue 11: empty signatures, time claims ---- */
+
+/* header.payload. with the kid of an RS256 or ES256 key: libjwt 1.10.2
+ * decoded the empty signature into malloc(0) and wrote one byte past it
+ * (valgrind: "Invalid write of size 1" in base64_decode_block). Refused
+ * before libjwt; run under valgrind or ASan to see the write if it returns. */
+static void check_empty_signature(const char *type, const char *alg)
+{
+    struct pem_pair p = gen_pair(type);
+    CHECK(p.priv && p.pub);
+    struct rtm_key k = {.id = "asym-key-1", .app = "test", .secret = p.pub, .channels = chan_all,
+                        .n_channels = 1, .actions = RTM_PERM_ALL};
+    snprintf(k.alg, sizeof k.alg, "%s", alg);
+    char header[128];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"asym-key-1\"}", alg);
+    char *pl = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t = forge(header, pl, NULL);
+    struct rtm_claims out;
+    const char *reason = NULL;
+    CHECK(t[strlen(t) - 1] == '.');
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) == RTM_EDENIED);
+    CHECK_STR(reason, "bad signature");
+    free(t);
+    free(pl);
+    free_pair(&p);
+}
+
+TEST(reject_empty_signature_rs256) { check_empty_signature("RSA", "RS256"); }
+TEST(reject_empty_signature_es256) { check_empty_signature("EC", "ES256"); }
+
+TEST(reject_empty_signature_hs256)
+{
+    char *pl = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    char *t = forge(HS_HEADER, pl, NULL);
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    CHECK(rtm_token_verify(t, &k, NOW, &out, &reason) != 0);
+    CHECK_STR(reason, "bad signature");
+    free(t);
+    free(pl);
+}
+
+/* Verifies a forged HS256 token with the given time claims under a policy. */
+static const char *verify_times(const char *iat, const char *exp, const char *extra, int leeway, int max_life)
+{
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    const char *reason = NULL;
+    struct rtm_token_policy pol = {.now = NOW, .clock_leeway_s = leeway, .max_lifetime_s = max_life};
+    char *p = payload_with(OK_SUB, iat, exp, OK_JTI, extra);
+    char *t = forge(HS_HEADER, p, SECRET);
+    int rc = rtm_token_verify_policy(t, &k, &pol, &out, &reason);
+    if (rc == 0) rtm_claims_free(&out);
+    else if (!reason) reason = "(no reason)";
+    free(p);
+    free(t);
+    return rc == 0 ? NULL : reason;
+}
+
+TEST(nbf_in_the_future_is_not_yet_valid)
+{
+    CHECK(verify_times(OK_IAT, OK_EXP, "\"nbf\":1800000000", 5, 0) == NULL);  /* nbf == now */
+    CHECK(verify_times(OK_IAT, OK_EXP, "\"nbf\":1800000005", 5, 0) == NULL);  /* inside the leeway */
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":1800000006", 5, 0), "token not yet valid");
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":1800000001", 0, 0), "token not yet valid");
+    CHECK(verify_times(OK_IAT, OK_EXP, "\"nbf\":1800000060", 60, 0) == NULL);
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":\"1800000000\"", 5, 0), "invalid claims: nbf");
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":1.5", 5, 0), "invalid claims: nbf");
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":-1", 5, 0), "invalid claims: nbf");
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, "\"nbf\":9223372036854775807", 5, 0), "invalid claims: nbf");
+    /* the default policy (rtm_token_verify) has a 5 s leeway */
+    CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"nbf\":1800000006"), "token not yet valid");
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, "\"nbf\":1800000005") == NULL);
+}
+
+TEST(iat_in_the_future_is_not_yet_valid)
+{
+    CHECK(verify_times("1800000005", OK_EXP, NULL, 5, 0) == NULL);
+    CHECK_STR(verify_times("1800000006", OK_EXP, NULL, 5, 0), "token not yet valid");
+    CHECK_STR(verify_times("1900000000", "1900003600", NULL, 5, 0), "token not yet valid");
+    CHECK_STR(verify_forged(OK_SUB, "1800000600", "1800003600", OK_JTI, NULL), "token not yet valid");
+}
+
+TEST(max_token_lifetime)
+{
+    /* iat 1799999990, exp 1800003600: a lifetime of 3610 s */
+    CHECK(verify_times(OK_IAT, OK_EXP, NULL, 5, 0) == NULL);    /* off */
+    CHECK(verify_times(OK_IAT, OK_EXP, NULL, 5, 3610) == NULL); /* exactly the limit */
+    CHECK_STR(verify_times(OK_IAT, OK_EXP, NULL, 5, 3609), "token lifetime too long");
+    CHECK_STR(verify_times("0", OK_EXP, NULL, 5, 86400), "token lifetime too long"); /* iat 0: ancient */
+}
+
+TEST(time_claims_bounded)
+{
+    /* exp around 9.2e15 (issue 11 defect 3) and at the int64 edge: refused as
+     * claims, so no caller multiplies them into an overflow. */
+    CHECK_STR(verify_times(OK_IAT, "9200000000000000", NULL, 5, 0), "invalid claims: exp");
+    CHECK_STR(verify_times(OK_IAT, "9223372036854775807", NULL, 5, 0), "invalid claims: exp");
+    CHECK_STR(verify_times(OK_IAT, "253402300800", NULL, 5, 0), "invalid claims: exp");
+    CHECK(verify_times(OK_IAT, "253402300799", NULL, 5, 0) == NULL); /* 9999-12-31T23:59:59Z */
+    CHECK_STR(verify_times("-5", OK_EXP, NULL, 5, 0), "invalid claims: iat");
+    CHECK_STR(verify_times("9223372036854775807", OK_EXP, NULL, 5, 0), "invalid claims: iat");
+}
+
+TEST(ms_until_saturates)
+{
+    int64_t now = rtm_now_ms();
+    CHECK(rtm_ms_until_s(0, 250) == 0);
+    CHECK(rtm_ms_until_s(-7, 250) == 0);
+    CHECK(rtm_ms_until_s(1, 250) == 0); /* long past */
+    int64_t d = rtm_ms_until_s(now / 1000 + 100, 250);
+    CHECK(d > 98000 && d <= 100000);
+    CHECK(rtm_ms_until_s(9200000000000000LL, 250) == RTM_MS_UNTIL_MAX);
+    CHECK(rtm_ms_until_s(INT64_MAX, 250) == RTM_MS_UNTIL_MAX);
+    CHECK(rtm_ms_until_s(INT64_MAX, INT64_MAX) == RTM_MS_UNTIL_MAX);
+    CHECK(rtm_ms_until_s(now / 1000 + 100, INT64_MAX) == 0);
+    CHECK(rtm_ms_until_s(now / 1000 + 100, INT64_MIN) > 98000);
+    /* a timer in microseconds still fits */
+    CHECK(RTM_MS_UNTIL_MAX <= INT64_MAX / 1000);
+}
