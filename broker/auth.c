@@ -73,7 +73,8 @@ static int claims_from_pk(struct brk_broker *b, const struct rtm_key *key, struc
     const struct rtm_config *cfg = b->cfg;
     char uuid[37];
     memset(c, 0, sizeof *c);
-    if (rtm_uuid4(uuid)) goto fail;
+    /* A UUID is hex and dashes: it never begins with the reserved '_'. */
+    if (rtm_uuid4(uuid) || rtm_peer_id_reserved(uuid)) goto fail;
     c->sub = strdup(uuid);
     c->jti = strdup("");
     c->iat = rtm_now_s();

@@ -257,6 +257,10 @@ static void do_send(struct req *r)
         fail(r, "invalid_peer_id", "to must be a peerId: 1 to 128 printable ASCII characters");
         return;
     }
+    if (rtm_peer_id_reserved(to)) {
+        fail(r, "invalid_peer_id", "peerIds beginning with _ are reserved for the system");
+        return;
+    }
     const char *d;
     size_t dn;
     char *owned;

@@ -207,6 +207,8 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
     }
     if (!rq->peer_id || !rtm_peer_id_valid(rq->peer_id))
         FAIL("invalid_request", "peerId must be 1 to 128 printable ASCII characters");
+    if (rtm_peer_id_reserved(rq->peer_id))
+        FAIL("peer_id_reserved", "peerIds beginning with _ are reserved for the system");
 
     if (rq->channels) {
         if (rq->n_channels > RTM_MAX_CHANNELS_PER_TOKEN)

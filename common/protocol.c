@@ -27,6 +27,8 @@ int rtm_peer_id_valid(const char *s)
     return n >= 1 && n <= RTM_MAX_PEER_ID;
 }
 
+int rtm_peer_id_reserved(const char *s) { return s && s[0] == '_'; }
+
 int rtm_channel_valid(const char *s)
 {
     size_t n = 0;

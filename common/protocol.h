@@ -46,6 +46,10 @@ enum rtm_close {
 
 /* True for peerId rules: 1..128 printable ASCII (0x21..0x7e). */
 int rtm_peer_id_valid(const char *s);
+/* True when a peerId begins with '_': such ids belong to the system (the
+ * broker publishes as "_server"); no token, mint request, publishable-key
+ * session or REST call may name one. */
+int rtm_peer_id_reserved(const char *s);
 /* True for channel-name rules: 1..256 bytes, no control characters. */
 int rtm_channel_valid(const char *s);
 /* True when the channel starts with a reserved prefix (_rtm/, _internal/, _system/). */

@@ -246,6 +246,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
         !rtm_peer_id_valid(json_string_value(sub)))
         bad = "invalid claims: sub";
+    else if (rtm_peer_id_reserved(json_string_value(sub)))
+        bad = "reserved peerId";
     else if (!time_claim_ok(iat))
         bad = "invalid claims: iat";
     else if (!time_claim_ok(exp) || json_integer_value(exp) < json_integer_value(iat))

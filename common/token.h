@@ -61,6 +61,7 @@ int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char *
  * frame: "token expired", "token not yet valid", "token lifetime too long",
  * "bad signature", "unknown key", "key revoked",
  * "algorithm not allowed", "malformed token", "invalid claims: <what>",
+ * "reserved peerId" (a sub beginning with '_'),
  * "channels outside key scope", "permissions outside key scope".
  * Absent "channels"/"permissions" claims mean the key's whole scope (as the
  * mint API's defaults); "jti" is required (1..79 bytes). Tokens over 64 KB or

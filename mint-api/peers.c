@@ -42,6 +42,10 @@ void mint_peer_delete(struct mint_req *rq)
         mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
         return;
     }
+    if (rtm_peer_id_reserved(rq->path_arg)) {
+        mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+        return;
+    }
     int n = brk_kick(rq->srv->broker, rq->key->app, rq->path_arg);
     if (n < 0) {
         mint_reply_error(rq, 500, "internal_error", "the broker could not close the sessions");

@@ -52,6 +52,10 @@ void mint_revocations_post(struct mint_req *rq)
                              "peerId must be 1 to 128 printable ASCII characters");
             goto done;
         }
+        if (rtm_peer_id_reserved(peer)) {
+            mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+            goto done;
+        }
         rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now + 1);
         reply = json_pack("{s:s, s:I}", "peerId", peer, "before", (json_int_t)(rq->now + 1));
     }

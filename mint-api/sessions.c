@@ -29,6 +29,10 @@ void mint_sessions_get(struct mint_req *rq)
         mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
         return;
     }
+    if (rq->q_peer_id && rtm_peer_id_reserved(rq->q_peer_id)) {
+        mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+        return;
+    }
     /* The store spans every app; a key sees its own app's rows only, filtered
      * in the query so the limit counts this app's rows. */
     json_t *rows = NULL;

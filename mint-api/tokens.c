@@ -21,6 +21,7 @@ static const struct mint_field fields[] = {
 static int status_of(const char *code)
 {
     if (strcmp(code, "invalid_request") == 0) return 400;
+    if (strcmp(code, "peer_id_reserved") == 0) return 400;
     if (strcmp(code, "channel_not_authorized") == 0 || strcmp(code, "action_not_permitted") == 0)
         return 403;
     return 500;

@@ -780,3 +780,10 @@ TEST(ms_until_saturates)
     /* a timer in microseconds still fits */
     CHECK(RTM_MS_UNTIL_MAX <= INT64_MAX / 1000);
 }
+
+TEST(reject_reserved_peer_id)
+{
+    CHECK_STR(verify_forged("\"_server\"", OK_IAT, OK_EXP, OK_JTI, NULL), "reserved peerId");
+    CHECK_STR(verify_forged("\"_\"", OK_IAT, OK_EXP, OK_JTI, NULL), "reserved peerId");
+    CHECK(verify_forged("\"a_server\"", OK_IAT, OK_EXP, OK_JTI, NULL) == NULL);
+}
