@@ -11,7 +11,7 @@
 B        ?= build
 PREFIX   ?= /usr/local
 SAN      ?=
-PKGS     := libwebsockets libjwt jansson sqlite3 libcrypto
+PKGS     := libwebsockets libjwt jansson sqlite3 libpq libcrypto
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -32,9 +32,10 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 SDKT_SRC   := $(wildcard tests/sdk/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
 SCHEMA_SQL := $(sort $(wildcard schema/[0-9]*.sql))
+PG_SCHEMA_SQL := $(sort $(wildcard schema/pg/[0-9]*.sql))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
-COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/schema_sql.o
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/schema_sql.o $(B)/obj/schema_pg_sql.o
 RTMD_OBJ   := $(call obj,$(RTMD_SRC))
 SDK_OBJ    := $(call obj,$(SDK_SRC))
 TOOL_OBJ   := $(call obj,$(TOOL_SRC))
@@ -72,7 +73,10 @@ $(B)/obj/%.o: %.c
 $(B)/obj/schema_sql.c: $(SCHEMA_SQL) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh $(SCHEMA_SQL) > $@
-$(B)/obj/schema_sql.o: $(B)/obj/schema_sql.c
+$(B)/obj/schema_pg_sql.c: $(PG_SCHEMA_SQL) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh --name rtm_pg_schema_migrations $(PG_SCHEMA_SQL) > $@
+$(B)/obj/schema_sql.o $(B)/obj/schema_pg_sql.o: $(B)/obj/%.o: $(B)/obj/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libcommon.a: $(COMMON_OBJ)

@@ -4,7 +4,7 @@
  * value, and every later call is one indirect call through that backend's ops
  * table (store_backend.h). Everything that needs no database happens here,
  * once for every backend: argument checks, ids and secrets, limits. Nothing
- * here knows SQL.
+ * here knows SQL or a driver.
  *
  * Secret keys are looked up by the SHA-256 of their secret (indexed), then
  * compared in constant time: an index search over the secret itself would
@@ -13,6 +13,7 @@
 #include "store_backend.h"
 #include "store_rows.h"
 
+#include "dburl.h"
 #include "errors.h"
 #include "protocol.h"
 #include "util.h"
@@ -21,20 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_postgres_url(const char *where)
+int rtm_store_open_opts(const char *where, const struct rtm_store_opts *opts, struct rtm_store **out,
+                        char *err, size_t errlen)
 {
-    return !strncmp(where, "postgres://", 11) || !strncmp(where, "postgresql://", 13);
+    const struct rtm_store_ops *ops = rtm_dburl_is_postgres(where) ? &rtm_store_pg_ops : &rtm_store_sqlite_ops;
+    return ops->open(where, opts, out, err, errlen);
 }
 
 int rtm_store_open(const char *where, struct rtm_store **out, char *err, size_t errlen)
 {
-    if (where && is_postgres_url(where)) {
-        if (err && errlen) snprintf(err, errlen, "store: this rtm was built without the Postgres store");
-        *out = NULL;
-        return RTM_EINVAL;
-    }
-    return rtm_store_sqlite_ops.open(where, out, err, errlen);
+    return rtm_store_open_opts(where, NULL, out, err, errlen);
 }
+
+const char *rtm_store_kind(struct rtm_store *st) { return st->ops->name; }
 
 void rtm_store_close(struct rtm_store *st)
 {

@@ -1,12 +1,23 @@
-/* store.h: the sqlite store (embedded default): apps, keys, revocations, sessions.
+/* store.h: the store: apps, keys, revocations, sessions.
  *
- * One struct rtm_store per process, owned by whoever opened it (rtmd's main or
- * the `rtm key` tool), used from the event-loop thread only. Schema changes are
- * numbered migrations in schema/NNN_*.sql, compiled in and applied at open
- * (PRAGMA user_version), in WAL mode with a busy timeout so `rtm key create`
- * can run beside a live rtmd. Nothing is ever recreated over existing data:
- * a locked, corrupt, unwritable or newer-version file fails open with a reason
- * naming the file and what to do.
+ * Two backends behind one contract, chosen at open by the --db value: a
+ * sqlite file (the embedded default: common/store_sqlite.c) or a Postgres
+ * server given as a postgres:// or postgresql:// URL (common/store_pg.c);
+ * store.c is the front that validates arguments and dispatches. One struct
+ * rtm_store per user, owned by whoever opened it (rtmd's main or the `rtm key`
+ * tool), used from one thread at a time. Schema changes are numbered
+ * migrations (schema/NNN_*.sql for sqlite, schema/pg/NNN_*.sql for Postgres,
+ * the same numbers), compiled in and applied at open. sqlite runs in WAL mode
+ * with a busy timeout so `rtm key create` can run beside a live rtmd; Postgres
+ * migrates under an advisory lock so two processes starting at once cannot
+ * both migrate. Nothing is ever recreated over existing data: a locked,
+ * corrupt, unwritable, foreign or newer-version store fails open with a reason
+ * naming it (a URL's password redacted) and what to do.
+ *
+ * Postgres calls are bounded (connect timeout, statement timeout, TCP
+ * keepalives): a server that is down or gone makes a call fail with
+ * RTM_ESTORE within seconds, never hang or abort, and the next call after
+ * the server is back reconnects (at most one attempt per second).
  *
  * Ownership: every struct filled by a getter owns its heap fields; release
  * them with the matching *_free(). json_t results are new references. */
@@ -19,11 +30,23 @@
 
 struct rtm_store;
 
-/* Opens (creating when missing) and migrates. On failure returns a negative
- * rtm_err and a one-line reason in err. */
-int rtm_store_open(const char *path, struct rtm_store **out, char *err, size_t errlen);
+/* What a network store needs beyond its URL; sqlite ignores it. */
+struct rtm_store_opts {
+    /* Postgres: a file whose first line is the password (never argv). NULL:
+     * libpq's own sources (PGPASSWORD, PGPASSFILE, ~/.pgpass). */
+    const char *password_file;
+};
+
+/* Opens (creating a missing sqlite file) and migrates. `where` is a sqlite
+ * path or a Postgres URL. On failure returns a negative rtm_err and a
+ * one-line reason in err. rtm_store_open is rtm_store_open_opts(.., NULL, ..). */
+int rtm_store_open(const char *where, struct rtm_store **out, char *err, size_t errlen);
+int rtm_store_open_opts(const char *where, const struct rtm_store_opts *opts, struct rtm_store **out,
+                        char *err, size_t errlen);
+/* "sqlite" or "postgres". */
+const char *rtm_store_kind(struct rtm_store *st);
 void rtm_store_close(struct rtm_store *st);
-/* Schema version the file is at after open (== number of migrations). */
+/* Schema version the store is at after open (== number of migrations). */
 int rtm_store_version(struct rtm_store *st);
 
 /* ---- apps ---- */

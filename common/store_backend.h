@@ -22,7 +22,8 @@ struct rtm_store {
 
 struct rtm_store_ops {
     const char *name; /* "sqlite", "postgres": for logs */
-    int (*open)(const char *where, struct rtm_store **out, char *err, size_t errlen);
+    int (*open)(const char *where, const struct rtm_store_opts *opts, struct rtm_store **out, char *err,
+                size_t errlen);
     void (*close)(struct rtm_store *st);
     int (*version)(struct rtm_store *st);
 
@@ -54,5 +55,6 @@ struct rtm_store_ops {
 };
 
 extern const struct rtm_store_ops rtm_store_sqlite_ops;
+extern const struct rtm_store_ops rtm_store_pg_ops;
 
 #endif

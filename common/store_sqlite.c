@@ -328,7 +328,8 @@ static int migrate(sqlite3 *db, const char *path, int *version, char *err, size_
     }
 }
 
-static int sq_open(const char *path, struct rtm_store **out, char *err, size_t errlen)
+static int sq_open(const char *path, const struct rtm_store_opts *opts, struct rtm_store **out, char *err,
+                   size_t errlen)
 {
     char scratch[8];
     if (!err || !errlen) err = scratch, errlen = sizeof scratch;

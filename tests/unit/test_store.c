@@ -1,9 +1,15 @@
-/* test_store.c: the sqlite store against real files in a temporary directory.
+/* test_store.c: the store on both backends: sqlite files in a temporary
+ * directory, and a real Postgres server this test starts (tests/lib/pg.sh:
+ * initdb into a temporary directory, loopback port, stopped by PID at the end).
  *
- * Covers open (new, existing, empty, and every refusal: missing directory,
- * a directory, garbage bytes, a newer schema, a foreign database, a locked
- * file, an unwritable file) with the promise that a refused file is left
- * byte-for-byte as it was; then keys, apps, revocations and sessions.
+ * Covers sqlite's open (new, existing, empty, and every refusal: missing
+ * directory, a directory, garbage bytes, a newer schema, a foreign database,
+ * a locked file, an unwritable file) with the promise that a refused file is
+ * left byte-for-byte as it was; Postgres's open (new database, newer schema,
+ * foreign tables, concurrent first opens, passwords kept out of errors and
+ * logs, a lock that would hang, the server stopped and back); then keys,
+ * apps, revocations and sessions: every STORE_TEST runs once per backend
+ * (the _pg twin on Postgres), with the same assertions.
  * The unwritable case drops to uid nobody in a child, since root ignores
  * file modes. The two locked cases each wait out the store's busy timeout. */
 #define _GNU_SOURCE /* nftw */
@@ -18,7 +24,10 @@
 #include <ftw.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <libpq-fe.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -27,6 +36,8 @@
 
 extern const char *const rtm_schema_migrations[];
 extern const size_t rtm_schema_migration_count;
+extern const char *const rtm_pg_schema_migrations[];
+extern const size_t rtm_pg_schema_migration_count;
 
 static char tmpdir[64];
 
@@ -73,9 +84,97 @@ static int exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* ---- the Postgres server (started on first use, stopped by zz_cleanup) ---- */
+
+static char pg_dir[80], pg_url[256], pg_password_file[256];
+static int pg_failed;
+
+static int is_url(const char *where) { return !strncmp(where, "postgresql://", 13); }
+
+/* Runs tests/lib/pg.sh with args; copies its first output line (or the value
+ * of the line starting with `want`) into out. Returns the exit status. */
+static int pg_sh(const char *args, const char *want, char *out, size_t outlen)
+{
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "tests/lib/pg.sh %s", args);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    if (out && outlen) out[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!out) continue;
+        const char *v = want ? (!strncmp(line, want, strlen(want)) ? line + strlen(want) : NULL)
+                             : (out[0] ? NULL : line);
+        if (v && strlen(v) < outlen) memcpy(out, v, strlen(v) + 1);
+    }
+    return pclose(f);
+}
+
+static int pg_ready(void)
+{
+    if (pg_url[0]) return 1;
+    if (pg_failed) {
+        CHECK(!"the Postgres test server did not start (see above)");
+        return 0;
+    }
+    snprintf(pg_dir, sizeof pg_dir, "/tmp/rtm-store-pg.%d", (int)getpid());
+    char args[128];
+    snprintf(args, sizeof args, "start %s", pg_dir);
+    if (pg_sh(args, "RTM_PG_URL=", pg_url, sizeof pg_url) != 0 || !pg_url[0]) {
+        fprintf(stderr, "  tests/lib/pg.sh start failed: is the postgresql package installed?\n");
+        pg_url[0] = '\0';
+        pg_failed = 1;
+        CHECK(!"the Postgres test server did not start");
+        return 0;
+    }
+    snprintf(pg_password_file, sizeof pg_password_file, "%s/password", pg_dir);
+    return 1;
+}
+
+/* A fresh Postgres database; returns its URL (static ring of buffers). */
+static const char *pg_newdb(const char *name)
+{
+    static char buf[8][256];
+    static int next;
+    char *u = buf[next++ % 8], args[256];
+    snprintf(args, sizeof args, "createdb %s %s", pg_dir, name);
+    if (pg_sh(args, NULL, u, 256) != 0) u[0] = '\0';
+    CHECK(u[0] != '\0');
+    return u;
+}
+
+static char *read_password(void)
+{
+    static char pw[128];
+    FILE *f = fopen(pg_password_file, "r");
+    pw[0] = '\0';
+    if (f) {
+        if (!fgets(pw, sizeof pw, f)) pw[0] = '\0';
+        fclose(f);
+    }
+    pw[strcspn(pw, "\n")] = '\0';
+    return pw;
+}
+
+static PGconn *pg_raw(const char *url)
+{
+    const char *keys[] = {"dbname", "password", NULL}, *vals[] = {url, read_password(), NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) fprintf(stderr, "  raw connect: %s", PQerrorMessage(c));
+    return c;
+}
+
 /* Runs SQL on a raw connection (outside the store) and returns an int result. */
 static int raw_int(const char *path, const char *sql)
 {
+    if (is_url(path)) {
+        PGconn *c = pg_raw(path);
+        PGresult *r = PQexec(c, sql);
+        int v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : -12345;
+        PQclear(r);
+        PQfinish(c);
+        return v;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     int v = -12345;
@@ -89,6 +188,17 @@ static int raw_int(const char *path, const char *sql)
 
 static void raw_exec(const char *path, const char *sql)
 {
+    if (is_url(path)) {
+        PGconn *c = pg_raw(path);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "raw_exec: %s\n", PQresultErrorMessage(r));
+            abort();
+        }
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
     sqlite3 *db = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "raw_exec: %s\n", sqlite3_errmsg(db));
@@ -97,11 +207,18 @@ static void raw_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+/* Opens a sqlite path, or a Postgres URL with the test server's password file. */
+static int open_where(const char *where, struct rtm_store **st, char *err, size_t errlen)
+{
+    struct rtm_store_opts o = {.password_file = is_url(where) ? pg_password_file : NULL};
+    return rtm_store_open_opts(where, &o, st, err, errlen);
+}
+
 static struct rtm_store *open_ok(const char *path)
 {
     struct rtm_store *st = NULL;
     char err[512] = "";
-    int rc = rtm_store_open(path, &st, err, sizeof err);
+    int rc = open_where(path, &st, err, sizeof err);
     if (rc) fprintf(stderr, "  open %s: %d %s\n", path, rc, err);
     CHECK(rc == 0 && st != NULL);
     return st;
@@ -363,17 +480,48 @@ out:
     rtm_store_close(b);
 }
 
-/* ---- keys ---- */
+/* ---- both backends ---- */
 
-static struct rtm_store *shared;
+/* The backend the current STORE_TEST runs on: 0 sqlite, 1 Postgres. */
+static int pg_mode;
+
+/* Registers the test twice: on sqlite as `name`, on Postgres as `name_pg`. */
+#define STORE_TEST(name)                                                                           \
+    static void body_##name(void);                                                                 \
+    TEST(name)                                                                                     \
+    {                                                                                              \
+        pg_mode = 0;                                                                               \
+        body_##name();                                                                             \
+    }                                                                                              \
+    TEST(name##_pg)                                                                                \
+    {                                                                                              \
+        pg_mode = 1;                                                                               \
+        if (pg_ready()) body_##name();                                                             \
+    }                                                                                              \
+    static void body_##name(void)
+
+/* A fresh, empty store location on the current backend. */
+static const char *db_at(const char *name)
+{
+    if (!pg_mode) {
+        char file[64];
+        snprintf(file, sizeof file, "%s.db", name);
+        return tpath(file);
+    }
+    return pg_newdb(name);
+}
+
+static struct rtm_store *shared[2];
 
 static struct rtm_store *store(void)
 {
-    if (!shared) shared = open_ok(tpath("main.db"));
-    return shared;
+    if (!shared[pg_mode]) shared[pg_mode] = open_ok(db_at("main"));
+    return shared[pg_mode];
 }
 
-TEST(secret_key_defaults_and_formats)
+/* ---- keys ---- */
+
+STORE_TEST(secret_key_defaults_and_formats)
 {
     struct rtm_store *st = store();
     struct rtm_key k;
@@ -416,7 +564,7 @@ TEST(secret_key_defaults_and_formats)
     rtm_key_free(&k);
 }
 
-TEST(publishable_key_with_scope)
+STORE_TEST(publishable_key_with_scope)
 {
     struct rtm_store *st = store();
     const char *channels[] = {"room-*", "lobby/**"};
@@ -454,7 +602,7 @@ static char *public_pem(EVP_PKEY *pk)
     return out;
 }
 
-TEST(asymmetric_keys_and_public_list)
+STORE_TEST(asymmetric_keys_and_public_list)
 {
     struct rtm_store *st = store();
     EVP_PKEY *ec = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(2048);
@@ -511,7 +659,7 @@ TEST(asymmetric_keys_and_public_list)
     EVP_PKEY_free(rsa);
 }
 
-TEST(key_spec_refusals)
+STORE_TEST(key_spec_refusals)
 {
     struct rtm_store *st = store();
     const char *empty[] = {""};
@@ -545,7 +693,7 @@ TEST(key_spec_refusals)
     json_decref(after);
 }
 
-TEST(key_list_hides_secrets_and_revoke)
+STORE_TEST(key_list_hides_secrets_and_revoke)
 {
     struct rtm_store *st = store();
     struct rtm_key k;
@@ -594,7 +742,7 @@ TEST(key_list_hides_secrets_and_revoke)
 
 /* ---- apps ---- */
 
-TEST(app_settings)
+STORE_TEST(app_settings)
 {
     struct rtm_store *st = store();
     struct rtm_app app;
@@ -624,7 +772,7 @@ TEST(app_settings)
 
 /* ---- revocations ---- */
 
-TEST(revocations_by_jti_and_peer)
+STORE_TEST(revocations_by_jti_and_peer)
 {
     struct rtm_store *st = store();
     int64_t start = 0;
@@ -676,9 +824,9 @@ TEST(revocations_by_jti_and_peer)
     json_decref(rows);
 }
 
-TEST(expired_jti_revocations_are_pruned_at_open)
+STORE_TEST(expired_jti_revocations_are_pruned_at_open)
 {
-    const char *p = tpath("prune.db");
+    const char *p = db_at("prune");
     struct rtm_store *st = open_ok(p);
     if (!st) return;
     CHECK(rtm_store_revoke_jti(st, "demo", "old", 1000) == 0);       /* long expired */
@@ -712,9 +860,9 @@ static struct rtm_session_row row(const char *id, const char *peer, int64_t conn
     return r;
 }
 
-TEST(sessions_write_query_and_close_dangling)
+STORE_TEST(sessions_write_query_and_close_dangling)
 {
-    const char *p = tpath("sessions.db");
+    const char *p = db_at("sessions");
     struct rtm_store *st = open_ok(p);
     if (!st) return;
     struct rtm_session_row rows[3] = {
@@ -814,10 +962,10 @@ TEST(sessions_write_query_and_close_dangling)
     rtm_store_close(st);
 }
 
-TEST(bounded_results)
+STORE_TEST(bounded_results)
 {
     /* Each call returns a bounded batch; callers page (revocations) or ask less. */
-    const char *p = tpath("bounds.db");
+    const char *p = db_at("bounds");
     struct rtm_store *st = open_ok(p);
     if (!st) return;
     enum { N = 1005 };
@@ -856,8 +1004,15 @@ TEST(bounded_results)
 
 TEST(zz_cleanup)
 {
-    rtm_store_close(shared);
-    shared = NULL;
+    for (int i = 0; i < 2; i++) {
+        rtm_store_close(shared[i]);
+        shared[i] = NULL;
+    }
+    if (pg_dir[0]) {
+        char args[128];
+        snprintf(args, sizeof args, "stop %s", pg_dir);
+        CHECK(pg_sh(args, NULL, NULL, 0) == 0);
+    }
     CHECK(nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS) == 0);
 }
 
