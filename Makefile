@@ -6,6 +6,8 @@
 #   sdk-c/src/*.c -> $(B)/librtm.so.1 + $(B)/librtm.a ; sdk-c/tool/*.c -> $(B)/rtm
 #   tests/unit/test_*.c -> $(B)/tests/test_*   (each links libcommon + librtm.a)
 #   tests/sdk/test_*.c  -> $(B)/tests/sdk_test_*
+#   tests/fuzz/fuzz_*.c -> $(B)/fuzz/replay_* (gcc: replays tests/fuzz/corpus/*/ in make test)
+#                          build-fuzz/fuzz/fuzz_* (clang libFuzzer + ASan/UBSan: make fuzz)
 # B (the build directory) lets several builds live side by side: `make B=build-asan SAN=1`.
 
 B        ?= build
@@ -16,6 +18,9 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -fPIC -Icommon -Ibroker -Imint-api -Isdk-c/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifeq ($(FUZZ),1)
+CFLAGS_BASE += -fsanitize=fuzzer-no-link
+endif
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN    := -fsanitize=address,undefined
@@ -31,6 +36,8 @@ TOOL_SRC   := $(wildcard sdk-c/tool/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 SDKT_SRC   := $(wildcard tests/sdk/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 SCHEMA_SQL := $(sort $(wildcard schema/[0-9]*.sql))
 PG_SCHEMA_SQL := $(sort $(wildcard schema/pg/[0-9]*.sql))
 
@@ -41,13 +48,19 @@ SDK_OBJ    := $(call obj,$(SDK_SRC))
 TOOL_OBJ   := $(call obj,$(TOOL_SRC))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 SDKT_BIN   := $(patsubst tests/sdk/%.c,$(B)/tests/sdk_%,$(SDKT_SRC))
+# The daemon's objects without its main(), for the fuzz harnesses.
+DAEMON_OBJ := $(filter-out $(B)/obj/rtmd/%,$(RTMD_OBJ))
+FUZZ_SUPPORT := $(B)/obj/tests/fuzz/support.o
+FUZZ_REPLAY := $(addprefix $(B)/fuzz/replay_,$(FUZZ_NAMES))
+# sdk_* harnesses link librtm (its internals share names with the broker's).
+fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a)
 
 SDK_SONAME := librtm.so.1
 
-.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint
+.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint fuzz fuzz-build
 # Targets that install packages run the build in a sub-make, because the
 # pkg-config flags above are read when make starts (before apt-get ran).
-all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
+all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(FUZZ_REPLAY) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
 
 help:
 	@echo "make          build everything into $(B)/ (-Wall -Wextra -Werror, debug symbols)"
@@ -55,6 +68,7 @@ help:
 	@echo "make test     run every test (unit, integration, sdk-c, coturn, Chromium)"
 	@echo "make asan     build with ASan+UBSan into build-asan/ and run the tests on it"
 	@echo "make valgrind run the unit and sdk-c tests, and the daemon in the integration tests, under valgrind"
+	@echo "make fuzz FUZZ_SECONDS=60   run every libFuzzer target (clang, ASan+UBSan) N seconds each; fails on a finding"
 	@echo "make bench    mint, fan-out, pairs and connect benchmarks (prints figures, no thresholds)"
 	@echo "make install PREFIX=/usr/local   install librtm (shared+static), rtm.h, rtm.pc, rtm, rtmd"
 
@@ -100,6 +114,31 @@ $(B)/rtm.pc: sdk-c/rtm.pc.in
 $(B)/rtm: $(TOOL_OBJ) $(B)/librtm.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/librtm.a $(LDLIBS)
 
+$(B)/librtmd.a: $(DAEMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# broker_env.o (a broker without sockets) as an archive: linked only where used.
+$(B)/fuzz/libbenv.a: $(B)/obj/tests/fuzz/broker_env.o
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(B)/librtm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(B)/obj/tests/fuzz/replay.o $(FUZZ_SUPPORT) $(call fuzz_libs,$*) $(LDLIBS)
+
+# The SDK harness reads librtm's private header.
+$(B)/obj/tests/fuzz/%.o: CFLAGS += -Isdk-c/src
+
+# Kept between builds (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_SUPPORT) $(B)/obj/tests/fuzz/replay.o $(B)/obj/tests/fuzz/broker_env.o $(patsubst %,$(B)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
+
+# libFuzzer binaries: only in a build made with FUZZ=1 (see the fuzz target).
+$(B)/fuzz/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(B)/librtm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(call fuzz_libs,$*) $(LDLIBS)
+
 $(B)/rtm-bench-raw: $(call obj,$(BENCH_SRC)) $(B)/librtm.a
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(BENCH_SRC)) $(B)/librtm.a $(LDLIBS)
 
@@ -131,6 +170,14 @@ bench: test-deps
 	@$(MAKE) --no-print-directory all
 	@RTM_BUILD=$(B) bench/run.sh
 
+# Every libFuzzer target FUZZ_SECONDS seconds, one after another (2 shared
+# cores), with ASan+UBSan; new inputs go to build-fuzz/, findings fail the run.
+FUZZ_SECONDS ?= 60
+fuzz-build: test-deps
+	$(MAKE) --no-print-directory B=build-fuzz CC=clang SAN=1 FUZZ=1 OPT=-O1 $(addprefix build-fuzz/fuzz/fuzz_,$(FUZZ_NAMES))
+fuzz: fuzz-build
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 install: deps
 	@$(MAKE) --no-print-directory all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
@@ -146,6 +193,6 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icommon -Isdk-c/include common broker mint-api rtmd sdk-c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -38,6 +38,14 @@ struct brk_broker *broker_of(struct lws *wsi)
 
 /* ---- outbound ---- */
 
+/* Asks lws for WRITEABLE. A session without a socket (the fuzz harness in
+ * tests/fuzz drives frame_handle() on sessions it builds itself) keeps its
+ * frames queued, where the harness reads them. */
+static void want_writeable(struct brk_session *s)
+{
+    if (s->wsi) lws_callback_on_writable(s->wsi);
+}
+
 int sess_enqueue(struct brk_session *s, struct brk_msg *m)
 {
     if (s->state != SESS_OPEN) return RTM_ELIMIT;
@@ -46,7 +54,7 @@ int sess_enqueue(struct brk_session *s, struct brk_msg *m)
     int rc = outq_push(&s->q, m);
     if (rc) goto full;
     rtm_metric_inc(RTM_M_FRAMES_OUT, 1);
-    lws_callback_on_writable(s->wsi);
+    want_writeable(s);
     return 0;
 full:
     /* A consumer that stopped reading: close it rather than let memory grow
@@ -68,7 +76,7 @@ void sess_close(struct brk_session *s, int code, const char *reason)
     s->state = SESS_CLOSING;
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
-    lws_callback_on_writable(s->wsi);
+    want_writeable(s);
 }
 
 /* A frame queued even to a closing session: its own error and goodbye frames

@@ -4,8 +4,9 @@
 #   sdk-c:       $B/tests/sdk_test_*        (C, against a real rtmd)
 #   integration: tests/integration/*.test.mjs (node --test, real rtmd over real sockets)
 #   browser:     tests/browser/*.test.mjs   (node --test, Chromium + coturn + rtmd)
+#   fuzz:        $B/fuzz/replay_* over tests/fuzz/corpus/*/ (every seed and past crash)
 # RTM_VALGRIND=1 runs the C test binaries and every rtmd the tests start under valgrind.
-# RTM_ONLY=unit|sdk|integration|browser runs one group.
+# RTM_ONLY=unit|fuzz|sdk|integration|browser runs one group.
 set -u
 cd "$(dirname "$0")/.."
 B=${RTM_BUILD:-build}
@@ -49,6 +50,13 @@ if want unit; then
     for t in "$B"/tests/test_*; do
         [ -x "$t" ] || continue
         run_suite "unit-$(basename "$t")" $VG "$t"
+    done
+fi
+if want fuzz; then
+    for t in "$B"/fuzz/replay_*; do
+        [ -x "$t" ] || continue
+        name=${t##*/replay_}
+        run_suite "fuzz-corpus-$name" $VG "$t" "tests/fuzz/corpus/$name"
     done
 fi
 if want sdk; then

@@ -1,0 +1,85 @@
+/* broker_env.c: see broker_env.h. */
+#include "broker_env.h"
+#include "support.h"
+
+#include "config.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rtm_config benv_cfg;
+struct rtm_server benv_srv;
+static int ready;
+
+void benv_init(const char *db_name)
+{
+    char err[256], db[160];
+    char *args[] = {"rtmd", NULL};
+    if (ready) return;
+    ready = 1;
+    if (rtm_config_load(&benv_cfg, 1, args, err, sizeof err)) abort();
+    snprintf(db, sizeof db, "%s/%s", fuzz_tmpdir(), db_name);
+    free(benv_cfg.db_path);
+    benv_cfg.db_path = strdup(db);
+    rtm_log_level = RTM_LOG_ERROR;
+    if (rtm_store_open(db, &benv_srv.store, err, sizeof err)) abort();
+    benv_srv.cfg = &benv_cfg;
+}
+
+struct brk_broker *benv_broker(void)
+{
+    struct brk_broker *b;
+    if (brk_create(&benv_srv, &b)) abort();
+    benv_srv.broker = b;
+    broker_loop_ready(b, fuzz_lws_context());
+    return b;
+}
+
+void benv_broker_free(struct brk_broker *b)
+{
+    presence_flush(b); /* frees the channels the closes left */
+    brk_destroy(b);
+    benv_srv.broker = NULL;
+}
+
+struct brk_session *benv_session_open(struct brk_broker *b, const struct benv_session *sp, int i)
+{
+    struct brk_session *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->b = b;
+    outq_init(&s->q);
+    htab_init(&s->subs, HTAB_PTR);
+    snprintf(s->sid, sizeof s->sid, "ses_fuzz%d", i);
+    snprintf(s->app, sizeof s->app, "fuzz");
+    snprintf(s->remote, sizeof s->remote, "127.0.0.1");
+    s->claims.sub = strdup(sp->peer);
+    s->claims.jti = strdup("jti");
+    s->claims.exp = rtm_now_s() + 3600;
+    s->claims.channels = calloc(sp->n, sizeof *s->claims.channels);
+    for (size_t k = 0; k < sp->n; k++) s->claims.channels[k] = strdup(sp->chans[k]);
+    s->claims.n_channels = sp->n;
+    s->claims.perms = s->perms = sp->perms;
+    if (sp->peer_meta) s->claims.peer_metadata = json_loads(sp->peer_meta, 0, NULL);
+    s->ext = sp->ext;
+    if (peer_attach(s) || app_conns_add(b, s->app, 1)) abort();
+    s->state = SESS_OPEN;
+    s->attached = 1;
+    s->next = b->sessions;
+    if (b->sessions) b->sessions->prev = s;
+    b->sessions = s;
+    b->n_sessions++;
+    return s;
+}
+
+void benv_session_close(struct brk_broker *b, struct brk_session *s)
+{
+    /* The real close path: the broker protocol's CLOSED (it never touches
+     * the wsi), then what lws does after it, freeing the per-session data. */
+    brk_protocols()[0].callback(NULL, LWS_CALLBACK_CLOSED, s, NULL, 0);
+    free(s);
+}
