@@ -123,21 +123,37 @@ fail:
  * base64-decodes an empty segment (seen under valgrind with ".." and "h.."),
  * so nothing reaches jwt_decode without passing this. The signature may be
  * empty here (the unkeyed decode never decodes it); the keyed decode is
- * guarded separately in rtm_token_verify_policy. */
+ * guarded separately in rtm_token_verify_policy.
+ * The header and payload must not decode to a NUL byte: libjwt reads them as
+ * C strings, so it would verify the signature over every byte and then
+ * parse only the JSON before the NUL, accepting a signed payload that is
+ * not valid JSON, which other verifiers refuse (found by tests/fuzz). */
 static int well_formed(const char *token)
 {
     size_t seg = 0, len = 0, i;
+    unsigned acc = 0, bits = 0; /* base64url decoding of the current segment */
     for (i = 0; token[i]; i++) {
         char ch = token[i];
+        unsigned v;
         if (i >= TOKEN_MAX) return 0;
         if (ch == '.') {
             if (len == 0 || ++seg > 2) return 0;
             len = 0;
-        } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                   ch == '-' || ch == '_') {
-            len++;
-        } else {
-            return 0;
+            acc = bits = 0;
+            continue;
+        }
+        if (ch >= 'A' && ch <= 'Z') v = (unsigned)(ch - 'A');
+        else if (ch >= 'a' && ch <= 'z') v = (unsigned)(ch - 'a') + 26;
+        else if (ch >= '0' && ch <= '9') v = (unsigned)(ch - '0') + 52;
+        else if (ch == '-') v = 62;
+        else if (ch == '_') v = 63;
+        else return 0;
+        len++;
+        acc = (acc << 6 | v) & 0xfffu;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (seg < 2 && ((acc >> bits) & 0xffu) == 0) return 0;
         }
     }
     return seg == 2; /* the signature may be empty (alg none), refused later */
