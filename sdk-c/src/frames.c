@@ -548,7 +548,9 @@ static void on_message(struct rtm_client *c, json_t *f, int direct)
     m.from = jstr(f, "from");
     m.data = data ? data : "null";
     m.from_metadata = fm;
-    if (direct || m.channel) {
+    /* A frame without a sender is not a message: the callback's contract
+     * promises a peerId (a hostile or broken broker must not hand it NULL). */
+    if (m.from && (direct || m.channel)) {
         CB_ENTER(c);
         fn(c, &m, c->o.cb_ud);
         CB_LEAVE(c);
