@@ -396,6 +396,11 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
     *cfg = c;
     return 0;
 fail:
+    /* The reason may quote an argument or a key: keep it one printable line
+     * (a newline in argv or in a JSON key would split the log line; found by
+     * tests/fuzz). */
+    for (char *p = err; errlen && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     rtm_config_free(&c);
     return -1;
 }
