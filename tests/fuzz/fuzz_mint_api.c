@@ -44,11 +44,11 @@ static const struct benv_session specs[N_SESS] = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    /* TURN through the config's own route for secrets (the environment) */
+    setenv("RTM_TURN_SECRETS", "fuzz-turn-secret", 1);
+    setenv("RTM_TURN_URLS", "turn:127.0.0.1:3478?transport=udp", 1);
     benv_init("mint.db");
-    benv_cfg.turn_secrets[0] = strdup("fuzz-turn-secret");
-    benv_cfg.n_turn_secrets = 1;
-    benv_cfg.turn_urls[0] = strdup("turn:127.0.0.1:3478?transport=udp");
-    benv_cfg.n_turn_urls = 1;
+    FUZZ_CHECK(benv_cfg.n_turn_secrets == 1 && benv_cfg.n_turn_urls == 1, "TURN settings not taken");
     struct rtm_key_spec spec = {.app = "fuzz", .channels = key_chans, .n_channels = 2,
                                 .actions = RTM_PERM_PUBLISH | RTM_PERM_SUBSCRIBE | RTM_PERM_PRESENCE};
     if (rtm_store_key_create(benv_srv.store, &spec, &key)) abort();
