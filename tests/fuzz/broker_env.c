@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "store.h"
+#include "timers.h"
 #include "util.h"
 
 #include <libwebsockets.h>
@@ -15,6 +16,7 @@
 struct rtm_config benv_cfg;
 struct rtm_server benv_srv;
 static int ready;
+static struct rtm_timers timers; /* armed by the broker, never run */
 
 void benv_init(const char *db_name)
 {
@@ -29,6 +31,8 @@ void benv_init(const char *db_name)
     rtm_log_level = RTM_LOG_ERROR;
     if (rtm_store_open(db, &benv_srv.store, err, sizeof err)) abort();
     benv_srv.cfg = &benv_cfg;
+    rtm_timers_init(&timers, NULL, NULL);
+    benv_srv.timers = &timers;
 }
 
 struct brk_broker *benv_broker(void)

@@ -2,8 +2,8 @@
  * the broker (fuzz_frames) or the mint API on top of it (fuzz_mint_api).
  *
  * One environment per process: the default config, a real sqlite store in a
- * scratch directory, and support.c's lws context (timers need a loop to be
- * armed on; nothing runs it). Sessions are built as conn.c's
+ * scratch directory, a real timer heap (armed, never run) and support.c's
+ * lws context (nothing runs it). Sessions are built as conn.c's
  * welcome leaves them, with wsi NULL: their outbound frames stay queued
  * (conn.c's want_writeable() seam), where the harness reads them. */
 #ifndef FUZZ_BROKER_ENV_H

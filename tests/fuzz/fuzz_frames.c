@@ -3,7 +3,7 @@
  * the outbound queues, with no socket.
  *
  * The harness builds a real broker on broker_env.c's environment (real
- * store, real lws context without a listener) and three open sessions whose
+ * store and timer heap, nothing running them) and three open sessions whose
  * wsi is NULL, as conn.c's welcome leaves them:
  * alice (patterns room-* and team/ + globstar, every permission,
  * peerMetadata), bob (a globstar, an extension session) and a second
