@@ -182,9 +182,12 @@ static const char usage_create[] =
     "  --db PATH        the sqlite store (default: $RTM_DB, else var/rtm.db); created if missing\n"
     "  --app NAME       the app the key belongs to (1 to 64 printable ASCII characters)\n"
     "  --channels P,... channel patterns the key may grant ('*' one segment, '**' any); default **\n"
-    "  --actions A,...  of publish, subscribe, presence, send; default all four\n"
-    "  --origins O,...  allowed browser Origins; default any\n"
-    "  --publishable    a publishable key (pk_...) instead of a secret key\n"
+    "  --actions A,...  of publish, subscribe, presence, send; default all four, except\n"
+    "                   publishable keys: publish, subscribe, presence (send only when asked)\n"
+    "  --origins O,...  allowed browser Origins; default any (a publishable key without a list\n"
+    "                   gets a warning: anyone's page could use it)\n"
+    "  --publishable    a publishable key (pk_...) instead of a secret key: it is public, so it\n"
+    "                   belongs in browser code with an Origin list\n"
     "  --alg ALG        RS256 or ES256: register a public key whose private half you keep\n"
     "  --kid KID        the key id tokens carry in their header (required with --alg)\n"
     "  --public-key F   PEM file with the public key (required with --alg)\n";
@@ -260,6 +263,9 @@ static int key_create(int argc, char **argv)
         bits |= bit;
     }
     if (pubfile && !(pem = read_file(pubfile))) goto out;
+    /* A publishable key is public (it ships in page source): direct sends to
+     * any peer are opt-in, and a key any site can use deserves a warning. */
+    if (publishable && !la.n) bits = RTM_PERM_PUBLISH | RTM_PERM_SUBSCRIBE | RTM_PERM_PRESENCE;
 
     if ((rc = open_store("rtm key create", db, &st))) goto out;
     rc = RTM_EXIT_FAIL;
@@ -286,6 +292,9 @@ static int key_create(int argc, char **argv)
         json_decref(j), j = NULL;
     rc = print_json(j);
     json_decref(j);
+    if (rc == RTM_EXIT_OK && publishable && !lo.n)
+        fprintf(stderr, "rtm key create: warning: publishable key %s has no --origins list: any web page "
+                        "can connect with it (add --origins https://your.site)\n", key.id);
 out:
     rtm_key_free(&key);
     rtm_store_close(st);
