@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "server.h"
 #include "util.h"
@@ -85,6 +86,7 @@ void rows_add(struct brk_broker *b, const struct brk_session *s, int closing)
         log_error("broker: no room for the session row of sid=%s", s->sid);
         return;
     }
+    if (b->n_rows == 0) b->rows_oldest_ms = rtm_mono_ms();
     struct rtm_session_row *r = &b->rows[b->n_rows++];
     memset(r, 0, sizeof *r);
     snprintf(r->id, sizeof r->id, "%s", s->sid);
@@ -190,6 +192,25 @@ int app_conns_add(struct brk_broker *b, const char *app, int delta)
 }
 
 /* ---- backend-facing ---- */
+
+void brk_metrics_gauges(struct brk_broker *b)
+{
+    double subs = 0, queued = 0;
+    for (struct brk_session *s = b->sessions; s; s = s->next) {
+        subs += s->subs.n;
+        queued += (double)s->q.bytes;
+    }
+    for (uint32_t i = 0; i < b->places.cap; i++) { /* held places keep their frames too */
+        struct brk_session *h = b->places.slots[i].key ? b->places.slots[i].val : NULL;
+        if (h && h->state == SESS_HELD) queued += (double)h->q.bytes;
+    }
+    rtm_gauges[RTM_G_SESSIONS] = b->n_sessions;
+    rtm_gauges[RTM_G_HELD_PLACES] = b->n_held;
+    rtm_gauges[RTM_G_CHANNELS] = b->channels.n;
+    rtm_gauges[RTM_G_SUBSCRIPTIONS] = subs;
+    rtm_gauges[RTM_G_QUEUE_BYTES] = queued;
+    rtm_gauges[RTM_G_STORE_WRITE_LAG] = b->n_rows ? (double)(rtm_mono_ms() - b->rows_oldest_ms) / 1e3 : 0;
+}
 
 json_t *brk_peers(struct brk_broker *b, const char *channel) { return brk_peers_app(b, NULL, channel); }
 

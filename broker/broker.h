@@ -37,6 +37,9 @@ void brk_revocations_changed(struct brk_broker *b);
 void brk_begin_shutdown(struct brk_broker *b, int retry_after_ms);
 /* Number of live sessions (for shutdown: main waits until 0 or the grace time). */
 int brk_session_count(struct brk_broker *b);
+/* Sets the broker's gauges in rtm_gauges (common/metrics.h) from its tables:
+ * O(sessions + channels), called once per scrape. */
+void brk_metrics_gauges(struct brk_broker *b);
 /* Writes every pending session row to the store (main calls it before exit). */
 void brk_flush_sessions(struct brk_broker *b);
 

@@ -137,6 +137,19 @@ static int close_with_code(struct brk_session *s)
     return -1;
 }
 
+/* The first k queued frames were just written: their timings end now (one
+ * clock read per write, and only when one of them is timed). */
+static void written_timed(const struct outq *q, uint32_t k)
+{
+    int64_t now = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        const struct brk_msg *m = outq_peek(q, i);
+        if (!m->timer) continue;
+        if (!now) now = rtm_mono_ns();
+        msg_written(m, now);
+    }
+}
+
 static int on_writeable(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
@@ -178,6 +191,7 @@ static int on_writeable(struct brk_session *s)
         }
         if (n < 0) return -1;
         s->frames_out += k;
+        written_timed(&s->q, k);
         outq_pop(&s->q, k);
         budget = total >= budget ? 0 : budget - total;
     }
@@ -261,6 +275,7 @@ static void welcome(struct brk_session *s, int resumed)
         sess_close(s, 1011, "internal error");
         return;
     }
+    msg_time(w, RTM_H_WELCOME, s->upgraded_ns);
     sess_enqueue(s, w);
     msg_unref(w);
     /* The private metadata was for the welcome only: an idle session keeps
@@ -284,6 +299,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
 {
     struct brk_broker *b = broker_of(wsi);
     const struct rtm_config *cfg = b->cfg;
+    s->upgraded_ns = rtm_mono_ns(); /* rtm_ws_welcome_seconds starts here */
     s->wsi = wsi;
     s->b = b;
     outq_init(&s->q);

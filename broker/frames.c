@@ -9,8 +9,10 @@
 #include "msgbuild.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "pattern.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,7 @@ struct req {
     const char *rid;
     const char *text;
     size_t len;
+    int64_t rx_ns; /* rtm_mono_ns() when the frame was taken up: a direct's latency starts there */
 };
 
 static void fail(struct req *r, const char *code, const char *message)
@@ -289,6 +292,7 @@ static void do_send(struct req *r)
         fail(r, "internal_error", "out of memory");
         return;
     }
+    msg_time(msg, RTM_H_DIRECT_SEND, r->rx_ns);
     for (struct brk_session *x = p->sessions; x; x = x->peer_next) {
         if (x == s) continue;
         /* Extension sessions get their own copy numbered per (sender, receiver). */
@@ -334,7 +338,7 @@ static const struct {
 
 void frame_handle(struct brk_session *s, const char *text, size_t len)
 {
-    struct req r = {s, NULL, NULL, text, len};
+    struct req r = {s, NULL, NULL, text, len, rtm_mono_ns()};
     json_error_t jerr;
     r.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!r.root || !json_is_object(r.root)) {

@@ -35,7 +35,9 @@ struct rtm_server;
 struct brk_msg {
     uint32_t refs;
     uint32_t len;   /* payload bytes */
+    int64_t t0_ns;  /* with timer: when the work this frame answers began (rtm_mono_ns) */
     uint8_t hdrlen; /* WebSocket header bytes before buf[LWS_PRE] */
+    uint8_t timer;  /* 0, or 1 + the histogram (common/metrics.h) that each write of it observes */
     unsigned char buf[];
 };
 
@@ -50,6 +52,17 @@ static inline const unsigned char *msg_frame(const struct brk_msg *m) { return m
 static inline size_t msg_frame_len(const struct brk_msg *m) { return (size_t)m->hdrlen + m->len; }
 static inline void msg_ref(struct brk_msg *m) { m->refs++; }
 void msg_unref(struct brk_msg *m);
+/* Times the frame: every write of it to a socket observes now - t0_ns in the
+ * histogram h (once per recipient). Copies of a frame take the timing with
+ * msg_time_copy. */
+void msg_time(struct brk_msg *m, int h, int64_t t0_ns);
+static inline void msg_time_copy(struct brk_msg *to, const struct brk_msg *from)
+{
+    to->t0_ns = from->t0_ns;
+    to->timer = from->timer;
+}
+/* Observes the timing of a frame just written (no-op for untimed frames). */
+void msg_written(const struct brk_msg *m, int64_t now_ns);
 
 #define OUTQ_INLINE 4
 /* A bounded FIFO of frame pointers: a few inline slots (no allocation for
@@ -114,6 +127,7 @@ struct brk_session {
     char remote[64];
     char *origin, *user_agent; /* malloc'd, may be NULL */
     int64_t connected_ms;
+    int64_t upgraded_ns;       /* rtm_mono_ns() at ESTABLISHED: the welcome's latency starts there */
     struct rtm_claims claims;  /* owned; claims.sub is the peerId */
     int publishable;           /* connected with ?key=pk_ (expiresAt null) */
     unsigned perms;
@@ -215,6 +229,7 @@ struct brk_broker {
 
     struct htab places;       /* rsid -> brk_session (live or held) of resumable extension sessions */
     int n_held;               /* held places: they count toward max-connections */
+    int64_t rows_oldest_ms;   /* rtm_mono_ms() when the oldest row in rows was added (store write lag) */
 
     /* loop-thread scratch: token extraction and write coalescing */
     char *scratch;          /* BRK_SCRATCH bytes */

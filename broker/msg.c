@@ -10,6 +10,7 @@
 #include "msgbuild.h"
 
 #include "errors.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,20 @@ struct brk_msg *msg_alloc(size_t len)
     m->refs = 1;
     m->len = (uint32_t)len;
     m->hdrlen = 0;
+    m->t0_ns = 0;
+    m->timer = 0;
     return m;
+}
+
+void msg_time(struct brk_msg *m, int h, int64_t t0_ns)
+{
+    m->t0_ns = t0_ns;
+    m->timer = (uint8_t)(h + 1);
+}
+
+void msg_written(const struct brk_msg *m, int64_t now_ns)
+{
+    if (m->timer) rtm_histogram_observe((enum rtm_histogram_id)(m->timer - 1), (double)(now_ns - m->t0_ns) / 1e9);
 }
 
 void msg_seal(struct brk_msg *m)

@@ -146,8 +146,12 @@ void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg 
         log_error("broker: out of memory numbering a direct for sid=%s", s->sid);
         return;
     }
-    if (s->state == SESS_HELD) resume_hold(s, o);
-    else sess_enqueue(s, o);
+    if (s->state == SESS_HELD) {
+        resume_hold(s, o); /* untimed: a resume gap is not the broker's latency */
+    } else {
+        msg_time_copy(o, m);
+        sess_enqueue(s, o);
+    }
     msg_unref(o);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 uint64_t rtm_counters[RTM_M_COUNT];
+double rtm_gauges[RTM_G_COUNT];
 
 /* Buckets in seconds: 100 µs to 60 s covers both HTTP latency and resume gaps. */
 static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -31,6 +32,7 @@ void rtm_histogram_observe(enum rtm_histogram_id id, double seconds)
 struct out {
     char *s;
     size_t len, cap;
+    int oom; /* a line could not be added: the whole rendering fails (no partial scrape) */
 };
 
 static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,13 +51,16 @@ static void put(struct out *o, const char *fmt, ...)
         size_t cap = o->cap ? o->cap * 2 : 4096;
         while (cap < o->len + (size_t)n + 1) cap *= 2;
         char *s = realloc(o->s, cap);
-        if (!s) return;
+        if (!s) {
+            o->oom = 1;
+            return;
+        }
         o->s = s;
         o->cap = cap;
     }
 }
 
-char *rtm_metrics_render(const struct rtm_gauge *gauges, int n_gauges)
+char *rtm_metrics_render(void)
 {
     struct out o = {0};
     const char *last = "";
@@ -78,9 +83,13 @@ char *rtm_metrics_render(const struct rtm_gauge *gauges, int n_gauges)
         (unsigned long long)histograms[RTM_H_##id].count);
     RTM_HISTOGRAMS(RTM_X)
 #undef RTM_X
-    for (int i = 0; i < n_gauges; i++)
-        put(&o, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", gauges[i].name, gauges[i].help,
-            gauges[i].name, gauges[i].name, gauges[i].value);
-    if (!o.s) o.s = calloc(1, 1);
+#define RTM_X(id, name, help)                                                                      \
+    put(&o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, rtm_gauges[RTM_G_##id]);
+    RTM_GAUGES(RTM_X)
+#undef RTM_X
+    if (o.oom) {
+        free(o.s);
+        return NULL;
+    }
     return o.s;
 }

@@ -1,9 +1,12 @@
-/* metrics.h: process-wide counters and histograms, rendered as Prometheus text
- * at GET /metrics on the backend listener.
+/* metrics.h: process-wide counters, gauges and histograms, rendered as
+ * Prometheus text at GET /metrics on the backend listener.
  *
  * The set is fixed at compile time (the X-macro lists below): adding a metric
- * is one line here, no registration at run time. Loop thread only: counters
- * are plain integers, not atomics. */
+ * is one line here, no registration at run time, and one row in
+ * docs/metrics.md (tests/integration/metrics_reference.test.mjs compares the
+ * two). Loop thread only: values are plain numbers, not atomics. Gauges are
+ * set by their owner just before rendering (brk_metrics_gauges), so nothing
+ * on a hot path keeps them current. */
 #ifndef RTM_METRICS_H
 #define RTM_METRICS_H
 
@@ -31,7 +34,18 @@
 
 #define RTM_HISTOGRAMS(X)                                                                          \
     X(MINT_LATENCY, "rtm_http_request_duration_seconds", "Backend API request latency")            \
-    X(RESUME_GAP, "rtm_resume_gap_seconds", "Disconnection gaps covered by resumes")
+    X(RESUME_GAP, "rtm_resume_gap_seconds", "Disconnection gaps covered by resumes")               \
+    X(WELCOME, "rtm_ws_welcome_seconds", "From the WebSocket upgrade to the welcome frame written") \
+    X(DIRECT_SEND, "rtm_direct_send_seconds", "From a send frame read to the direct frame written to a recipient")
+
+/* X(id, prometheus name, help) */
+#define RTM_GAUGES(X)                                                                              \
+    X(SESSIONS, "rtm_ws_sessions", "WebSocket sessions open")                                      \
+    X(HELD_PLACES, "rtm_held_places", "Resume places held for dropped extension sessions")         \
+    X(CHANNELS, "rtm_channels", "Channels with at least one subscriber or pending presence")       \
+    X(SUBSCRIPTIONS, "rtm_subscriptions", "Channel subscriptions of open sessions")                \
+    X(QUEUE_BYTES, "rtm_queue_bytes", "Bytes queued to clients and not yet written")               \
+    X(STORE_WRITE_LAG, "rtm_store_write_lag_seconds", "Age of the oldest session row not yet written to the store")
 
 enum rtm_counter_id {
 #define RTM_X(id, name, labels, help) RTM_M_##id,
@@ -47,20 +61,22 @@ enum rtm_histogram_id {
     RTM_H_COUNT
 };
 
+enum rtm_gauge_id {
+#define RTM_X(id, name, help) RTM_G_##id,
+    RTM_GAUGES(RTM_X)
+#undef RTM_X
+    RTM_G_COUNT
+};
+
 extern uint64_t rtm_counters[RTM_M_COUNT];
+extern double rtm_gauges[RTM_G_COUNT]; /* set by their owners before rendering; 0 when absent */
 
 static inline void rtm_metric_inc(enum rtm_counter_id id, uint64_t by) { rtm_counters[id] += by; }
 /* Records one observation in seconds. */
 void rtm_histogram_observe(enum rtm_histogram_id id, double seconds);
 
-/* Gauges a module wants exported are passed in at render time. */
-struct rtm_gauge {
-    const char *name, *help;
-    double value;
-};
-
-/* Renders every metric (and the given gauges) as Prometheus text 0.0.4.
- * Returns a malloc'd NUL-terminated string; the caller frees it. */
-char *rtm_metrics_render(const struct rtm_gauge *gauges, int n_gauges);
+/* Renders every metric as Prometheus text 0.0.4. Returns a malloc'd
+ * NUL-terminated string (NULL when out of memory); the caller frees it. */
+char *rtm_metrics_render(void);
 
 #endif

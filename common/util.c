@@ -17,6 +17,13 @@ int64_t rtm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t rtm_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t rtm_now_s(void) { return (int64_t)time(NULL); }
 
 int64_t rtm_mono_ms(void)

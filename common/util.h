@@ -8,6 +8,7 @@
 int64_t rtm_now_ms(void);   /* wall clock, unix milliseconds */
 int64_t rtm_now_s(void);    /* wall clock, unix seconds */
 int64_t rtm_mono_ms(void);  /* monotonic milliseconds, for timers and rates */
+int64_t rtm_mono_ns(void);  /* monotonic nanoseconds, for latency histograms */
 /* Milliseconds from now until early_ms before the unix time at_s (a token's
  * exp), for arming a timer: never negative, and saturated instead of
  * overflowing whatever at_s is (at most RTM_MS_UNTIL_MAX, which still fits

@@ -28,12 +28,8 @@ void mint_healthz_get(struct mint_req *rq)
 
 void mint_metrics_get(struct mint_req *rq)
 {
-    struct rtm_gauge g[1];
-    int n = 0;
-    if (rq->srv->broker)
-        g[n++] = (struct rtm_gauge){"rtm_ws_sessions", "WebSocket sessions open",
-                                    (double)brk_session_count(rq->srv->broker)};
-    char *s = rtm_metrics_render(g, n);
+    if (rq->srv->broker) brk_metrics_gauges(rq->srv->broker);
+    char *s = rtm_metrics_render();
     if (!s) {
         mint_reply_error(rq, 500, "internal_error", "out of memory");
         return;

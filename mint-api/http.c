@@ -84,13 +84,6 @@ struct conn {
     const char *allow;         /* for 405 */
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- replies ---- */
 
 void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype,
@@ -326,7 +319,7 @@ static void count_status(int status, int64_t t0_ns)
     if (status < 300) rtm_metric_inc(RTM_M_HTTP_2XX, 1);
     else if (status < 500) rtm_metric_inc(RTM_M_HTTP_4XX, 1);
     else rtm_metric_inc(RTM_M_HTTP_5XX, 1);
-    rtm_histogram_observe(RTM_H_MINT_LATENCY, (double)(mono_ns() - t0_ns) / 1e9);
+    rtm_histogram_observe(RTM_H_MINT_LATENCY, (double)(rtm_mono_ns() - t0_ns) / 1e9);
 }
 
 #define HDR_ROOM 512
@@ -390,7 +383,7 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
 {
     if (c->draining) return -1; /* bytes after a refused request: nothing more to say */
     conn_reset(c);
-    c->t0_ns = mono_ns();
+    c->t0_ns = rtm_mono_ns();
 
     int method = method_of(wsi);
     const char *allow;
