@@ -13,6 +13,12 @@
  * run one transaction each under BEGIN IMMEDIATE, reading user_version inside
  * the lock, so two processes opening a new file at once cannot both migrate.
  *
+ * Durability: the connection runs synchronous = NORMAL (WAL: a commit is not
+ * fsynced, so a power cut may lose the last ones; cheap for session rows).
+ * Writes that are acknowledged as security decisions (a key created, a key
+ * revoked, a revocation) run under synchronous = FULL instead, so their
+ * commit fsyncs the WAL before the caller answers (durable_begin/_end).
+ *
  * Arguments arrive validated by store.c; encodings come from store_rows.c. */
 #include "store.h"
 #include "store_backend.h"
@@ -163,6 +169,36 @@ static int commit(struct sq_store *st) { return exec_stmt(st, stmt(st, S_COMMIT)
 static void rollback(struct sq_store *st)
 {
     if (!sqlite3_get_autocommit(st->db)) exec_stmt(st, stmt(st, S_ROLLBACK), "rollback");
+}
+
+/* Around a write that must reach the disk before it is acknowledged: the
+ * commit (or autocommit statement) between the two fsyncs the WAL. Not a
+ * prepared statement from the table: sqlite applies PRAGMA synchronous when
+ * the pragma is compiled, not when it is stepped, so a persistent prepared
+ * copy would change nothing after its first preparation. */
+static int durable_begin(struct sq_store *st)
+{
+    return sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : store_fail(st, "synchronous full");
+}
+static void durable_end(struct sq_store *st)
+{
+    if (sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+        store_fail(st, "synchronous normal");
+}
+
+/* One statement, autocommitted durably. */
+static int durable_exec(struct sq_store *st, sqlite3_stmt *s, const char *what)
+{
+    int ret = durable_begin(st);
+    if (ret) {
+        done(s);
+        return ret;
+    }
+    ret = exec_stmt(st, s, what);
+    durable_end(st);
+    return ret;
 }
 
 static const char *col_text(sqlite3_stmt *s, int i)
@@ -534,8 +570,8 @@ static int sq_key_by_hash(struct rtm_store *base, const char *hash, struct rtm_k
 static int sq_key_insert(struct rtm_store *base, const struct store_key_new *nk)
 {
     struct sq_store *st = sq(base);
-    int ret = begin(st);
-    if (ret) return ret;
+    int ret = durable_begin(st);
+    if (ret || (ret = begin(st))) goto out;
     if ((ret = app_ensure_row(st, nk->app))) goto fail;
     sqlite3_stmt *s = stmt(st, S_KEY_INSERT);
     sqlite3_bind_text(s, 1, nk->id, -1, SQLITE_STATIC);
@@ -556,9 +592,11 @@ static int sq_key_insert(struct rtm_store *base, const struct store_key_new *nk)
     }
     done(s);
     if (ret || (ret = commit(st))) goto fail;
-    return 0;
+    goto out;
 fail:
     rollback(st);
+out:
+    durable_end(st);
     return ret;
 }
 
@@ -593,7 +631,7 @@ static int sq_key_revoke(struct rtm_store *base, const char *id)
     sqlite3_stmt *s = stmt(st, S_KEY_REVOKE);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, rtm_now_s());
-    int ret = exec_stmt(st, s, "key revoke");
+    int ret = durable_exec(st, s, "key revoke");
     if (ret || sqlite3_changes(st->db) > 0) return ret;
     /* Nothing changed: absent, or revoked already (which keeps its first time). */
     struct rtm_key k;
@@ -638,7 +676,7 @@ static int sq_revoke_jti(struct rtm_store *base, const char *app, const char *jt
     sqlite3_bind_text(s, 2, jti, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, expires);
     sqlite3_bind_int64(s, 4, rtm_now_s());
-    return exec_stmt(st, s, "revoke jti");
+    return durable_exec(st, s, "revoke jti");
 }
 
 static int sq_revoke_peer(struct rtm_store *base, const char *app, const char *peer_id, int64_t before)
@@ -649,7 +687,7 @@ static int sq_revoke_peer(struct rtm_store *base, const char *app, const char *p
     sqlite3_bind_text(s, 2, peer_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, before);
     sqlite3_bind_int64(s, 4, rtm_now_s());
-    return exec_stmt(st, s, "revoke peer");
+    return durable_exec(st, s, "revoke peer");
 }
 
 static int sq_is_revoked(struct rtm_store *base, const char *app, const char *jti, const char *peer_id,
