@@ -1,25 +1,43 @@
 /* htab.c: open-addressing hash table (see htab.h). Linear probing keeps a
  * lookup to one or two cache lines; backward-shift deletion keeps probe
  * chains short without tombstones, so a table that churns (channels joined
- * and left all day) never degrades. */
+ * and left all day) never degrades.
+ *
+ * String keys are names clients choose (channels, peerIds, IPs), and linear
+ * probing turns colliding names into one long run that every lookup walks:
+ * they are hashed with SipHash-2-4 under a key drawn from getrandom(2) once
+ * per process, so no client can compute a set of colliding names. */
 #include "htab.h"
 
 #include "errors.h"
+#include "siphash.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define MIN_CAP 8u
 
+static uint8_t hash_key[16];
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+    size_t got = 0;
+    while (got < sizeof hash_key) {
+        ssize_t n = getrandom(hash_key + got, sizeof hash_key - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) abort(); /* no system randomness: refusing to run beats predictable tables */
+        got += (size_t)n;
+    }
+}
+
 static uint32_t hash_str(const char *s)
 {
-    /* FNV-1a, then a final mix so the low bits (the index) depend on every byte. */
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    h ^= h >> 16;
-    h *= 0x7feb352dU;
-    h ^= h >> 15;
-    return h;
+    pthread_once(&hash_key_once, hash_key_init);
+    return (uint32_t)rtm_siphash24(hash_key, s, strlen(s));
 }
 
 static uint32_t hash_ptr(const void *p)

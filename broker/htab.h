@@ -1,4 +1,6 @@
-/* htab.h: the broker's one hash table: open addressing, linear probing,
+/* htab.h: the broker's one hash table: string keys hashed with SipHash-2-4
+ * under a per-process random key (client-chosen names cannot be made to
+ * collide), open addressing, linear probing,
  * backward-shift deletion (no tombstones), power-of-two capacity that grows
  * at 3/4 load and shrinks at 1/8. Keys are borrowed: a string key must live
  * as long as its entry (it is normally a field of the value), a pointer key
