@@ -6,6 +6,7 @@
  * only swapped in when all of them are valid. */
 #include "config.h"
 
+#include "dburl.h"
 #include "log.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 enum opt_type { T_INT, T_STR, T_BOOL, T_LIST, T_LOGLEVEL };
 
 #define F_SECRET 1 /* never from argv: it would show in ps and shell history */
+#define F_URL_PASSWORD 2 /* a database URL: from argv only without a password in it */
 
 struct opt {
     const char *key;
@@ -41,7 +43,11 @@ static const struct opt opts[] = {
      "public listener HOST:PORT (WebSocket /v1, browser files)"},
     {"backend", T_STR, O(backend_addr), 0, 0, 0, 0, "127.0.0.1:8081", 0, NULL,
      "backend listener HOST:PORT (REST API for your servers; keep it private)"},
-    {"db", T_STR, O(db_path), 0, 0, 0, 0, "var/rtm.db", 0, "RTM_DB", "sqlite database file (created if missing)"},
+    {"db", T_STR, O(db_path), 0, 0, 0, 0, "var/rtm.db", F_URL_PASSWORD, "RTM_DB",
+     "the store: a sqlite database file (created if missing), or a postgres:// URL whose password "
+     "comes from PGPASSWORD or db-password-file (never the command line)"},
+    {"db-password-file", T_STR, O(db_password_file), 0, 0, 0, 0, NULL, 0, "RTM_DB_PASSWORD_FILE",
+     "Postgres store: file whose first line is the database password"},
     {"web-root", T_STR, O(web_root), 0, 0, 0, 0, "web", 0, NULL,
      "directory served at / on the public listener (demo, /sdk/rtm.js)"},
     {"log-level", T_LOGLEVEL, O(log_level), 0, 0, 0, 0, "info", 0, "RTM_LOG_LEVEL", "error | warn | info | debug"},
@@ -361,6 +367,13 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
                 goto fail;
             }
             val = argv[++i];
+        }
+        if ((o->flags & F_URL_PASSWORD) && rtm_dburl_has_password(val)) {
+            snprintf(err, errlen,
+                     "--%s: a password in the URL is not accepted on the command line (it would be "
+                     "visible in ps); use PGPASSWORD, db-password-file or the config file",
+                     key);
+            goto fail;
         }
         if (set_value(&c, o, val, "command line", err, errlen)) goto fail;
     }

@@ -20,7 +20,8 @@ struct rtm_config {
     char *role;         /* "all" | "broker" | "mint" */
     char *public_addr;  /* HOST:PORT, default 127.0.0.1:8080 */
     char *backend_addr; /* HOST:PORT, default 127.0.0.1:8081 */
-    char *db_path;      /* default var/rtm.db */
+    char *db_path;      /* sqlite file or postgres:// URL; default var/rtm.db */
+    char *db_password_file; /* Postgres password, first line; NULL = libpq's PGPASSWORD/.pgpass */
     char *web_root;     /* directory served at / and /sdk/ on the public listener, default "web" */
     int log_level;      /* RTM_LOG_* */
 

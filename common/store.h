@@ -33,7 +33,7 @@ struct rtm_store;
 /* What a network store needs beyond its URL; sqlite ignores it. */
 struct rtm_store_opts {
     /* Postgres: a file whose first line is the password (never argv). NULL:
-     * libpq's own sources (PGPASSWORD, PGPASSFILE, ~/.pgpass). */
+     * or "": libpq's own sources (PGPASSWORD, PGPASSFILE, ~/.pgpass). */
     const char *password_file;
 };
 

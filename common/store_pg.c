@@ -521,7 +521,8 @@ static int pg_open(const char *url, const struct rtm_store_opts *opts, struct rt
     st->base.ops = &rtm_store_pg_ops;
     rtm_dburl_redact(url, st->where, sizeof st->where);
     int ret = 0;
-    if (opts && opts->password_file) ret = read_password_file(st, opts->password_file, err, errlen);
+    if (opts && opts->password_file && *opts->password_file)
+        ret = read_password_file(st, opts->password_file, err, errlen);
     if (!ret) ret = connect_db(st, url, err, errlen);
     if (!ret) ret = session_setup(st, err, errlen); /* the timeouts bound the migration too */
     if (!ret) ret = migrate(st, err, errlen);

@@ -12,6 +12,7 @@
  * cannot deliver it) is answered at once, unread, and the connection closed
  * after a short linger (refuse_now says why). */
 #include "api.h"
+#include "dburl.h"
 #include "keycache.h"
 
 #include "errors.h"
@@ -549,7 +550,9 @@ int mint_create(struct rtm_server *srv, struct mint_api **out)
     m->pol.n_turn_urls = cfg->n_turn_urls;
     m->pol.turn_ttl = cfg->turn_ttl;
     if (!m->pol.turn_secret) log_warn("mint: no TURN secret configured: tokens carry no iceServers");
-    mint_keycache_open(cfg->db_path, &m->keys); /* NULL on failure: logged, lookups still work */
+    /* The cache watches a sqlite file's data_version; on Postgres every lookup is a query. */
+    if (!rtm_dburl_is_postgres(cfg->db_path))
+        mint_keycache_open(cfg->db_path, &m->keys); /* NULL on failure: logged, lookups still work */
     *out = m;
     return 0;
 }

@@ -83,7 +83,8 @@ int main(int argc, char **argv)
         log_error("rtmd: out of memory");
         goto out;
     }
-    if (rtm_store_open(cfg.db_path, &srv.store, err, sizeof err)) {
+    struct rtm_store_opts store_opts = {.password_file = cfg.db_password_file};
+    if (rtm_store_open_opts(cfg.db_path, &store_opts, &srv.store, err, sizeof err)) {
         log_error("rtmd: %s", err);
         goto out;
     }

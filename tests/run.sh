@@ -5,8 +5,10 @@
 #   integration: tests/integration/*.test.mjs (node --test, real rtmd over real sockets)
 #   browser:     tests/browser/*.test.mjs   (node --test, Chromium + coturn + rtmd)
 #   fuzz:        $B/fuzz/replay_* over tests/fuzz/corpus/*/ (every seed and past crash)
+#   pg:          the mint/broker integration files again, each rtmd on a Postgres
+#                store the test starts (RTM_TEST_DB=postgres, tests/lib/postgres.mjs)
 # RTM_VALGRIND=1 runs the C test binaries and every rtmd the tests start under valgrind.
-# RTM_ONLY=unit|fuzz|sdk|integration|browser runs one group.
+# RTM_ONLY=unit|fuzz|sdk|integration|pg|browser runs one group.
 set -u
 cd "$(dirname "$0")/.."
 B=${RTM_BUILD:-build}
@@ -67,6 +69,11 @@ if want sdk; then
 fi
 if want integration && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
     run_suite integration node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=tap tests/integration/
+fi
+if want pg; then
+    RTM_TEST_DB=postgres run_suite integration-pg node --test --test-concurrency=2 --test-timeout=300000 \
+        --test-reporter=tap tests/integration/mint_api.test.mjs tests/integration/broker_auth.test.mjs \
+        tests/integration/broker_sessions.test.mjs
 fi
 if want browser && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
     run_suite browser node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap tests/browser/

@@ -6,9 +6,12 @@
  * operator reads a precise message; the store checks again, being the
  * authority. Output is one JSON document on stdout, errors one line on
  * stderr, exit codes as tool.h says: 2 for usage, 1 for a refused operation.
- * Secrets never come from argv: an RS256/ES256 public key is read from a file. */
+ * Secrets never come from argv: an RS256/ES256 public key is read from a file,
+ * and a Postgres store's password from PGPASSWORD or the file named by
+ * $RTM_DB_PASSWORD_FILE (a --db URL with a password in it is refused). */
 #include "tool.h"
 
+#include "dburl.h"
 #include "errors.h"
 #include "log.h"
 #include "protocol.h"
@@ -91,7 +94,16 @@ static int parse_args(const char *prog, int argc, char **argv, int first, const 
 static int open_store(const char *prog, const char *db, struct rtm_store **st)
 {
     char err[512];
-    if (rtm_store_open(db, st, err, sizeof err) == 0) return 0;
+    if (db != db_default() && rtm_dburl_has_password(db)) { /* from argv, visible in ps */
+        fprintf(stderr,
+                "%s: --db: a password in the URL is not accepted on the command line; use PGPASSWORD "
+                "or RTM_DB_PASSWORD_FILE\n",
+                prog);
+        return RTM_EXIT_USAGE;
+    }
+    const char *pwfile = getenv("RTM_DB_PASSWORD_FILE");
+    struct rtm_store_opts o = {.password_file = pwfile && *pwfile ? pwfile : NULL};
+    if (rtm_store_open_opts(db, &o, st, err, sizeof err) == 0) return 0;
     fprintf(stderr, "%s: %s\n", prog, err);
     return RTM_EXIT_FAIL;
 }
@@ -170,7 +182,7 @@ static int app_name_ok(const char *s)
 }
 
 static const char usage_create[] =
-    "usage: rtm key create [--db PATH] --app NAME [--channels P,...] [--actions A,...]\n"
+    "usage: rtm key create [--db DB] --app NAME [--channels P,...] [--actions A,...]\n"
     "                      [--origins O,...] [--publishable]\n"
     "                      [--alg RS256|ES256 --kid KID --public-key FILE]\n"
     "\n"
@@ -179,7 +191,9 @@ static const char usage_create[] =
     "  {\"id\": \"pk_...\"}                               with --publishable\n"
     "  {\"id\": KID}                                     with --alg RS256|ES256 (public key only)\n"
     "\n"
-    "  --db PATH        the sqlite store (default: $RTM_DB, else var/rtm.db); created if missing\n"
+    "  --db DB          the store: a sqlite file (created if missing) or a postgres:// URL\n"
+    "                   (default: $RTM_DB, else var/rtm.db); a URL's password comes from\n"
+    "                   PGPASSWORD or the file $RTM_DB_PASSWORD_FILE names, never from --db\n"
     "  --app NAME       the app the key belongs to (1 to 64 printable ASCII characters)\n"
     "  --channels P,... channel patterns the key may grant ('*' one segment, '**' any); default **\n"
     "  --actions A,...  of publish, subscribe, presence, send; default all four, except\n"
@@ -304,13 +318,13 @@ out:
 }
 
 static const char usage_list[] =
-    "usage: rtm key list [--db PATH]\n"
+    "usage: rtm key list [--db DB]\n"
     "\n"
     "Prints the keys as a JSON array, without secrets:\n"
     "  [{\"id\", \"app\", \"kind\": \"secret\"|\"publishable\", \"alg\", \"channels\", \"actions\",\n"
     "    \"origins\" ([] = any), \"created\" (unix s), \"revoked\" (unix s, 0 = live)}]\n"
     "\n"
-    "  --db PATH   the sqlite store (default: $RTM_DB, else var/rtm.db)\n";
+    "  --db DB     the store: a sqlite file or a postgres:// URL (default: $RTM_DB, else var/rtm.db)\n";
 
 static int key_list(int argc, char **argv)
 {
@@ -336,12 +350,12 @@ static int key_list(int argc, char **argv)
 }
 
 static const char usage_revoke[] =
-    "usage: rtm key revoke [--db PATH] ID\n"
+    "usage: rtm key revoke [--db DB] ID\n"
     "\n"
     "Revokes a key: it mints no more tokens, and the broker closes sessions whose tokens it\n"
     "signed. Prints {\"id\": ID, \"revoked\": <unix s>} (revoking twice keeps the first time).\n"
     "\n"
-    "  --db PATH   the sqlite store (default: $RTM_DB, else var/rtm.db)\n";
+    "  --db DB     the store: a sqlite file or a postgres:// URL (default: $RTM_DB, else var/rtm.db)\n";
 
 static int key_revoke(int argc, char **argv)
 {
@@ -352,7 +366,7 @@ static int key_revoke(int argc, char **argv)
     if (rc) return rc;
     if (a.help) return fputs(usage_revoke, stdout), RTM_EXIT_OK;
     if (a.npos != 1) {
-        fprintf(stderr, "rtm key revoke: which key? (usage: rtm key revoke [--db PATH] ID)\n");
+        fprintf(stderr, "rtm key revoke: which key? (usage: rtm key revoke [--db DB] ID)\n");
         return RTM_EXIT_USAGE;
     }
     const char *id = a.pos[0];
@@ -409,8 +423,8 @@ static json_t *app_json(const struct rtm_app *app)
 }
 
 static const char usage_app[] =
-    "usage: rtm app get [--db PATH] NAME\n"
-    "       rtm app set [--db PATH] NAME SETTING VALUE\n"
+    "usage: rtm app get [--db DB] NAME\n"
+    "       rtm app set [--db DB] NAME SETTING VALUE\n"
     "\n"
     "Shows or changes an app's settings (set creates the app when new) and prints them:\n"
     "  {\"name\", \"duplicatePeer\", \"resumeWindowMs\", \"maxConnections\"}\n"
@@ -421,7 +435,7 @@ static const char usage_app[] =
     "  resumeWindowMs  -1 (the daemon's default) to 86400000\n"
     "  maxConnections  0 (no per-app cap) to 100000000\n"
     "\n"
-    "  --db PATH   the sqlite store (default: $RTM_DB, else var/rtm.db)\n";
+    "  --db DB     the store: a sqlite file or a postgres:// URL (default: $RTM_DB, else var/rtm.db)\n";
 
 int tool_app_main(int argc, char **argv)
 {

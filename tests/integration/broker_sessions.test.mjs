@@ -1,9 +1,8 @@
-// broker_sessions.test.mjs: one sqlite row per connection, written in
+// broker_sessions.test.mjs: one store row per connection, written in
 // batches off the message path, readable through GET /v1/sessions and in the
-// database file itself.
+// database itself (also run on Postgres: RTM_TEST_DB=postgres, tests/run.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { startRtmd } from '../lib/rtmd.mjs';
 import { frameChecker } from '../lib/schema.mjs';
 import { claimsOf, until } from './broker_util.mjs';
@@ -76,13 +75,12 @@ test('one row per connection, with the close code the broker sent', async () => 
   await d.open('?token=garbage').then((c) => c.closed);
 });
 
-test('rows are in the sqlite file itself', async () => {
+test('rows are in the store itself (the sqlite file, or the Postgres database)', async () => {
   const { token } = await d.mint({ peerId: 'sess-c' });
   const c = await d.connect(token);
   await c.close();
   await rowsFor('sess-c', (r) => r.length === 1 && r[0].closeCode);
-  const out = execFileSync('sqlite3', ['-json', d.db, "SELECT * FROM sessions WHERE peer_id = 'sess-c'"], { encoding: 'utf8' });
-  const rows = JSON.parse(out);
+  const rows = d.sqlJson("SELECT * FROM sessions WHERE peer_id = 'sess-c'");
   assert.equal(rows.length, 1);
   assert.ok(Object.values(rows[0]).includes(1000), JSON.stringify(rows[0]));
 });

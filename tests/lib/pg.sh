@@ -6,6 +6,8 @@
 #       RTM_PG_PASSWORD_FILE=DIR/password                      (first line: the password)
 #       RTM_PG_PID=PID                                         (the postmaster)
 #   tests/lib/pg.sh createdb DIR NAME   # a fresh database; prints its URL
+#   tests/lib/pg.sh halt DIR       # stops the server (by PID), keeps its data and port
+#   tests/lib/pg.sh resume DIR     # starts a halted server again on the same port
 #   tests/lib/pg.sh stop DIR       # stops the server by the PID it recorded, removes DIR
 #
 # The server: initdb into DIR/data (user rtm, a random password, scram-sha-256
@@ -43,7 +45,32 @@ free_port() {
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: pg.sh start|createdb|stop DIR [NAME]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: pg.sh start|createdb|halt|resume|stop DIR [NAME]" >&2; exit 2; }
+
+server_start() { # port: starts the server in $dir on that port; records its PID
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o \
+        "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories=$dir/sock -c fsync=off" \
+        start > /dev/null 2>&1 || return 1
+    head -1 "$dir/data/postmaster.pid" > "$dir/pid"
+    echo "$1" > "$dir/port"
+}
+
+server_stop() { # stops the recorded PID: fast shutdown, then immediate after 10 s
+    [ -f "$dir/pid" ] || return 0
+    local pid
+    pid=$(cat "$dir/pid")
+    # SIGINT is Postgres's "fast" shutdown: sessions are cut, the server exits
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -QUIT "$pid" 2>/dev/null || true # immediate shutdown
+        sleep 1
+    fi
+    rm -f "$dir/pid"
+}
 
 case "$cmd" in
 start)
@@ -62,15 +89,10 @@ start)
     fi
     for attempt in 1 2 3; do
         port=$(free_port)
-        if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o \
-            "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock -c fsync=off" \
-            start > /dev/null 2>&1; then
-            pid=$(head -1 "$dir/data/postmaster.pid")
-            echo "$pid" > "$dir/pid"
-            echo "$port" > "$dir/port"
+        if server_start "$port"; then
             echo "RTM_PG_URL=postgresql://rtm@127.0.0.1:$port/postgres"
             echo "RTM_PG_PASSWORD_FILE=$dir/password"
-            echo "RTM_PG_PID=$pid"
+            echo "RTM_PG_PID=$(cat "$dir/pid")"
             exit 0
         fi
     done
@@ -86,19 +108,14 @@ createdb)
         -c "CREATE DATABASE \"$name\"" > /dev/null
     echo "postgresql://rtm@127.0.0.1:$port/$name"
     ;;
+halt)
+    server_stop
+    ;;
+resume)
+    server_start "$(cat "$dir/port")" || { echo "pg.sh: the server did not start again:" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
+    ;;
 stop)
-    [ -f "$dir/pid" ] || { rm -rf "$dir"; exit 0; }
-    pid=$(cat "$dir/pid")
-    # SIGINT is Postgres's "fast" shutdown: sessions are cut, the server exits
-    kill -INT "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -QUIT "$pid" 2>/dev/null || true # immediate shutdown
-        sleep 1
-    fi
+    server_stop
     rm -rf "$dir"
     ;;
 *)

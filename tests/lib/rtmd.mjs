@@ -9,6 +9,11 @@
 // RTM_BUILD picks the build directory (default build/); RTM_VALGRIND=1 (or
 // the option valgrind: true, for a test whose defect only valgrind can see)
 // runs the daemon under valgrind and fails stop() on any error it reports.
+// RTM_TEST_DB=postgres (or the option postgres: true) gives each daemon a
+// fresh database on a Postgres server this process starts (postgres.mjs)
+// instead of a sqlite file: d.db is then its URL (no password in it; the
+// password reaches rtmd and the rtm tool through RTM_DB_PASSWORD_FILE), and
+// d.sqlJson(sql) reads rows from whichever store it is.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -17,6 +22,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { checkResponse } from './openapi.mjs';
+import { startPostgres } from './postgres.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUILD = join(ROOT, process.env.RTM_BUILD || 'build');
@@ -43,9 +49,20 @@ export function rtmJson(args, opts = {}) {
   return JSON.parse(out);
 }
 
+export const ON_POSTGRES = process.env.RTM_TEST_DB === 'postgres';
+
+// A fresh store location: a sqlite file in dir, or a new Postgres database.
+export function freshDb(dir, { postgres = ON_POSTGRES } = {}) {
+  if (!postgres) return join(dir, 'rtm.db');
+  const pg = startPostgres();
+  // the rtm tool and rtmd inherit it; only a file name, never the password
+  process.env.RTM_DB_PASSWORD_FILE = pg.passwordFile;
+  return pg.createDb();
+}
+
 export async function startRtmd(opts = {}) {
   const dir = opts.dir || mkdtempSync(join(tmpdir(), 'rtmd-test-'));
-  const db = join(dir, 'rtm.db');
+  const db = opts.db || freshDb(dir, { postgres: opts.postgres ?? ON_POSTGRES });
   const app = opts.app || 'test';
   const turnSecret = opts.turnSecret || 'turn-secret-' + Math.random().toString(36).slice(2);
   const keyArgs = ['key', 'create', '--db', db, '--app', app, ...(opts.keyArgs || [])];
@@ -112,6 +129,10 @@ export async function startRtmd(opts = {}) {
   };
   d.cleanup = async () => { await d.stop(); if (!opts.keepDir) rmSync(dir, { recursive: true, force: true }); };
   d.restart = async () => { await d.stop(); return d.start(); };
+  // Rows of a query on the daemon's store, as JSON objects.
+  d.sqlJson = (sql) => (db.startsWith('postgresql://')
+    ? startPostgres().psqlJson(db, sql)
+    : JSON.parse(execFileSync('sqlite3', ['-json', db, sql], { encoding: 'utf8' }) || '[]'));
 
   // Backend API helpers.
   d.api = async (method, path, body, { auth = d.key.secret, headers = {} } = {}) => {
