@@ -164,11 +164,14 @@ static struct pg_store *pg(struct rtm_store *base) { return (struct pg_store *)b
 /* Copies libpq's message into out: one line, without the password. */
 static void clean_message(const struct pg_store *st, const char *msg, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s", msg ? msg : "");
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-    size_t n = strlen(out);
-    while (n && out[n - 1] == ' ') out[--n] = '\0';
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < outlen; p++) {
+        int space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (space && (n == 0 || out[n - 1] == ' ')) continue; /* one line, single spaces */
+        out[n++] = space ? ' ' : *p;
+    }
+    while (n && out[n - 1] == ' ') n--;
+    out[n] = '\0';
     size_t pwlen = strlen(st->password);
     if (!pwlen) return;
     for (char *p = strstr(out, st->password); p; p = strstr(p + 3, st->password)) {
@@ -430,7 +433,7 @@ static int read_version(struct pg_store *st, int *version, char *err, size_t err
                      "store: %s holds tables but no rtm schema version: it is not an rtm database; "
                      "pass another --db",
                      st->where);
-            ret = RTM_EINVAL;
+            ret = RTM_ESTORE;
         } else {
             ret = exec_text(st, "CREATE TABLE rtm_schema (version INTEGER NOT NULL); "
                                 "INSERT INTO rtm_schema VALUES (0)",
@@ -466,13 +469,17 @@ static int migrate(struct pg_store *st, char *err, size_t errlen)
                  "store: %s has schema version %d but this rtm knows only %d: upgrade rtm "
                  "(or pass another --db)",
                  st->where, v, known);
-        ret = RTM_EINVAL;
+        ret = RTM_ESTORE;
         goto fail;
     }
     for (int next = v; next < known; next++) {
         char what[48];
         snprintf(what, sizeof what, "migration %d", next + 1);
-        if ((ret = exec_text(st, rtm_pg_schema_migrations[next], err, errlen, what))) goto fail;
+        if ((ret = exec_text(st, rtm_pg_schema_migrations[next], err, errlen, what))) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, ": nothing was changed");
+            goto fail;
+        }
     }
     if (v < known) {
         char num[16];
@@ -483,7 +490,8 @@ static int migrate(struct pg_store *st, char *err, size_t errlen)
         ret = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : RTM_ESTORE;
         PQclear(r);
         if (ret) {
-            snprintf(err, errlen, "store: %s: recording the schema version failed", st->where);
+            snprintf(err, errlen, "store: %s: recording the schema version failed: nothing was changed",
+                     st->where);
             goto fail;
         }
     }
@@ -493,10 +501,6 @@ static int migrate(struct pg_store *st, char *err, size_t errlen)
     return 0;
 fail:
     rollback(st);
-    if (v < known && ret != RTM_EINVAL) {
-        size_t n = strlen(err);
-        snprintf(err + n, errlen - n, ": nothing was changed");
-    }
     return ret;
 }
 

@@ -1002,6 +1002,210 @@ STORE_TEST(bounded_results)
     rtm_store_close(st);
 }
 
+/* ---- Postgres only: open, migrations, passwords, bounded waits, reconnect ---- */
+
+static void halt_or_resume(const char *cmd)
+{
+    char args[160];
+    snprintf(args, sizeof args, "%s %s", cmd, pg_dir);
+    CHECK(pg_sh(args, NULL, NULL, 0) == 0);
+}
+
+TEST(pg_new_database_is_migrated_in_step_with_sqlite)
+{
+    if (!pg_ready()) return;
+    /* The two migration lists are numbered alike: version N means the same schema. */
+    CHECK(rtm_pg_schema_migration_count == rtm_schema_migration_count);
+    CHECK(strstr(rtm_pg_schema_migrations[0], "CREATE TABLE sessions (\n") != NULL);
+    CHECK(strstr(rtm_pg_schema_migrations[0], "DEFAULT '[\"**\"]'") != NULL);
+    const char *u = pg_newdb("fresh");
+    struct rtm_store *st = open_ok(u);
+    if (!st) return;
+    CHECK(rtm_store_version(st) == (int)rtm_pg_schema_migration_count);
+    CHECK_STR(rtm_store_kind(st), "postgres");
+    rtm_store_close(st);
+    CHECK(raw_int(u, "SELECT version FROM rtm_schema") == (int)rtm_pg_schema_migration_count);
+    CHECK(raw_int(u, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
+                     "('apps', 'keys', 'revocations', 'sessions')") == 4);
+    /* reopening changes nothing */
+    st = open_ok(u);
+    if (st) CHECK(rtm_store_version(st) == (int)rtm_pg_schema_migration_count);
+    rtm_store_close(st);
+    CHECK(raw_int(u, "SELECT count(*) FROM rtm_schema") == 1);
+}
+
+TEST(pg_newer_schema_is_refused_and_left_alone)
+{
+    if (!pg_ready()) return;
+    const char *u = pg_newdb("newer");
+    rtm_store_close(open_ok(u));
+    raw_exec(u, "UPDATE rtm_schema SET version = 999; CREATE TABLE future (x int); INSERT INTO future VALUES (42)");
+    struct rtm_store *st = NULL;
+    char err[512] = "";
+    CHECK(open_where(u, &st, err, sizeof err) == RTM_ESTORE);
+    CHECK(st == NULL);
+    CHECK(strstr(err, u) != NULL);
+    CHECK(strstr(err, "schema version 999") != NULL);
+    CHECK(strstr(err, "upgrade rtm") != NULL);
+    CHECK(raw_int(u, "SELECT version FROM rtm_schema") == 999);
+    CHECK(raw_int(u, "SELECT x FROM future") == 42);
+}
+
+TEST(pg_foreign_database_is_refused)
+{
+    if (!pg_ready()) return;
+    const char *u = pg_newdb("foreign");
+    raw_exec(u, "CREATE TABLE theirs (x int)");
+    struct rtm_store *st = NULL;
+    char err[512] = "";
+    CHECK(open_where(u, &st, err, sizeof err) == RTM_ESTORE);
+    CHECK(strstr(err, "not an rtm database") != NULL);
+    CHECK(raw_int(u, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 1);
+}
+
+TEST(pg_concurrent_first_opens_migrate_once)
+{
+    if (!pg_ready()) return;
+    const char *u = pg_newdb("race");
+    enum { N = 4 };
+    pid_t kids[N];
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            struct rtm_store *st = NULL;
+            char err[512];
+            int rc = open_where(u, &st, err, sizeof err);
+            if (rc) fprintf(stderr, "  child %d: %s\n", i, err);
+            int ok = rc == 0 && rtm_store_version(st) == (int)rtm_pg_schema_migration_count;
+            rtm_store_close(st);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int status = -1;
+        CHECK(kids[i] > 0 && waitpid(kids[i], &status, 0) == kids[i]);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK(raw_int(u, "SELECT count(*) FROM rtm_schema") == 1);
+    CHECK(raw_int(u, "SELECT version FROM rtm_schema") == (int)rtm_pg_schema_migration_count);
+}
+
+/* Runs fn with stderr going to a file; returns what was written (static). */
+static const char *capture_stderr(void (*fn)(void))
+{
+    static char text[16384];
+    const char *path = tpath("stderr.txt");
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved < 0 || fd < 0) abort();
+    dup2(fd, 2);
+    close(fd);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = read_file(path, (unsigned char *)text, sizeof text - 1);
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
+static char pw_err1[512], pw_err2[512];
+static int pw_rc1, pw_rc2, pw_rc3;
+
+static void open_with_bad_passwords(void)
+{
+    int saved = rtm_log_level;
+    rtm_log_level = RTM_LOG_DEBUG;
+    struct rtm_store *st = NULL;
+    char url[300];
+    /* a wrong password inside the URL */
+    const char *at = strchr(pg_url + 13, '@');
+    snprintf(url, sizeof url, "postgresql://rtm:wrong-pw-1234%s", at ? at : "");
+    pw_rc1 = rtm_store_open(url, &st, pw_err1, sizeof pw_err1);
+    /* a wrong password from a file */
+    const char *file = tpath("wrong-password");
+    write_file(file, "wrong-pw-5678\n", 14);
+    struct rtm_store_opts o = {.password_file = file};
+    pw_rc2 = rtm_store_open_opts(pg_url, &o, &st, pw_err2, sizeof pw_err2);
+    /* the right one, with every debug line on */
+    o.password_file = pg_password_file;
+    pw_rc3 = rtm_store_open_opts(pg_newdb("logged"), &o, &st, NULL, 0);
+    if (st) {
+        struct rtm_key k;
+        rtm_store_key_get(st, "absent", &k);
+    }
+    rtm_store_close(st);
+    rtm_log_level = saved;
+}
+
+TEST(pg_password_never_in_errors_or_logs)
+{
+    if (!pg_ready()) return;
+    const char *log = capture_stderr(open_with_bad_passwords);
+    CHECK(pw_rc1 == RTM_ESTORE && pw_rc2 == RTM_ESTORE && pw_rc3 == 0);
+    CHECK(strstr(pw_err1, "rtm:***@127.0.0.1") != NULL);
+    CHECK(strstr(pw_err1, "password authentication failed") != NULL);
+    CHECK(strstr(pw_err2, "password authentication failed") != NULL);
+    const char *leaks[] = {"wrong-pw-1234", "wrong-pw-5678", read_password()};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK(strstr(pw_err1, leaks[i]) == NULL);
+        CHECK(strstr(pw_err2, leaks[i]) == NULL);
+        CHECK(strstr(log, leaks[i]) == NULL);
+    }
+    CHECK(strstr(log, "migrated to schema version") != NULL); /* the debug log did run */
+}
+
+TEST(pg_a_held_lock_fails_the_call_instead_of_hanging)
+{
+    if (!pg_ready()) return;
+    const char *u = pg_newdb("locked");
+    struct rtm_store *st = open_ok(u);
+    if (!st) return;
+    PGconn *other = pg_raw(u);
+    PGresult *r = PQexec(other, "BEGIN; LOCK TABLE keys IN ACCESS EXCLUSIVE MODE");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    struct rtm_key k;
+    /* lock_timeout ends the wait with an error, not a hang */
+    CHECK(rtm_store_key_get(st, "sk_id_x", &k) == RTM_ESTORE);
+    r = PQexec(other, "ROLLBACK");
+    PQclear(r);
+    PQfinish(other);
+    CHECK(rtm_store_key_get(st, "sk_id_x", &k) == RTM_ENOTFOUND); /* the same connection goes on */
+    rtm_store_close(st);
+}
+
+/* Last before cleanup: it stops the shared server and starts it again. */
+TEST(pg_server_stopped_and_back)
+{
+    if (!pg_ready()) return;
+    struct rtm_store *st = open_ok(pg_newdb("restart"));
+    if (!st) return;
+    struct rtm_key k, g;
+    struct rtm_key_spec spec = {.app = "demo"};
+    CHECK(rtm_store_key_create(st, &spec, &k) == 0);
+    halt_or_resume("halt");
+    CHECK(rtm_store_key_get(st, k.id, &g) == RTM_ESTORE);
+    CHECK(rtm_store_key_get(st, k.id, &g) == RTM_ESTORE); /* no abort, no hang: a clean error each time */
+    CHECK(rtm_store_revoke_jti(st, "demo", "while-down", 4102444800) == RTM_ESTORE);
+    halt_or_resume("resume");
+    int rc = RTM_ESTORE;
+    for (int i = 0; i < 50 && rc == RTM_ESTORE; i++) { /* reconnects at most once a second */
+        rc = rtm_store_key_get(st, k.id, &g);
+        if (rc == RTM_ESTORE) nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    }
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK_STR(g.id, k.id);
+        rtm_key_free(&g);
+    }
+    /* every statement works again, not just the first (they were prepared again) */
+    CHECK(rtm_store_revoke_jti(st, "demo", "after", 4102444800) == 0);
+    CHECK(rtm_store_is_revoked(st, "demo", "after", NULL, 0) == 1);
+    rtm_key_free(&k);
+    rtm_store_close(st);
+}
+
 TEST(zz_cleanup)
 {
     for (int i = 0; i < 2; i++) {
