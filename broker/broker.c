@@ -312,6 +312,16 @@ void brk_revocations_changed(struct brk_broker *b)
             s->close_now = 1;
             sess_close(s, RTM_CLOSE_UNAUTHORIZED, "token revoked");
         }
+        /* A held place (its connection just dropped) is the same token: it
+         * ends now, so the peer leaves presence at once instead of at the end
+         * of the resume window. Discarding is deferred to a timer, so the
+         * table does not change under this loop. */
+        for (uint32_t k = 0; k < b->places.cap; k++) {
+            struct brk_session *h = b->places.slots[k].key ? b->places.slots[k].val : NULL;
+            if (!h || h->state != SESS_HELD || !revocation_matches(h, row)) continue;
+            log_info("ws: revoked held place sid=%s peer=%s", h->sid, h->claims.sub);
+            sess_close(h, RTM_CLOSE_UNAUTHORIZED, "token revoked");
+        }
     }
     json_decref(rows);
 }

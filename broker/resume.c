@@ -286,7 +286,12 @@ int resume_on_close(struct brk_session *s)
     /* Clean closes end the place: a close frame 1000/1001 from the client, or
      * a close the broker decided (kick, revocation, expiry, limits,
      * shutdown) other than a dead peer (ping timeout). */
-    int unclean = s->drop || (!s->sent_close && s->peer_close_code != 1000 && s->peer_close_code != 1001);
+    /* A close the broker had decided (state CLOSING: a kick, a revocation)
+     * whose connection dropped before the close frame went out is still that
+     * decision: no place is held for it. */
+    int decided = s->state == SESS_CLOSING && !s->drop;
+    int unclean = !decided && (s->drop || (!s->sent_close && s->peer_close_code != 1000 &&
+                                           s->peer_close_code != 1001));
     int max = b->cfg->max_connections > 0 ? b->cfg->max_connections : HELD_MAX;
     if (!unclean || b->shutting_down || !b->ctx || b->n_held >= max) goto end;
     struct brk_session *h = calloc(1, sizeof *h);
