@@ -14,6 +14,7 @@
 #include "protocol.h"
 #include "server.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -273,7 +274,7 @@ int brk_kick(struct brk_broker *b, const char *app, const char *peer_id)
 int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, json_t *data)
 {
     if (!data || !rtm_channel_valid(channel)) return RTM_EINVAL;
-    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = rtm_json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) return RTM_ENOMEM;
     int n = chan_publish(b, app, channel, NULL, text, strlen(text));
     free(text);

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "store.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ static int reply_error(int status, const char *code, const char *msg, char **jso
 {
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
     *http_status = status;
-    *json_out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    *json_out = o ? rtm_json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return *json_out ? 0 : RTM_ENOMEM;
 }
@@ -174,7 +175,7 @@ int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, c
     }
     out = json_pack("{s:s, s:I, s:s, s:s, s:s}", "token", token, "expiresAt", (json_int_t)expires_at, "peerId",
                     peer_id, "room", room, "channel", channel);
-    *json_out = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    *json_out = out ? rtm_json_dumps(out, JSON_COMPACT) : NULL;
     *http_status = 200;
     rc = *json_out ? 0 : RTM_ENOMEM;
     if (rc == 0) log_info("demo: token for peer=%s channel=%s", peer_id, channel);

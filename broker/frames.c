@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pattern.h"
 #include "protocol.h"
+#include "json_dump.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -186,7 +187,7 @@ static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
         return -1;
     }
     if (raw_member(r->text, r->len, "data", dp, dn) == 0) return 0;
-    *owned = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+    *owned = rtm_json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!*owned) {
         fail(r, "internal_error", "out of memory");
         return -1;

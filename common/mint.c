@@ -21,6 +21,7 @@
 #include "token.h"
 #include "turn.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -141,7 +142,7 @@ static int header_b64(const char *kid, const char **out, size_t *outlen)
         return 0;
     }
     json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ", "JWT", "kid", kid);
-    char *h = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+    char *h = hdr ? rtm_json_dumps(hdr, JSON_COMPACT) : NULL;
     json_decref(hdr);
     if (!h) return RTM_ENOMEM;
     int n = rtm_base64url((const unsigned char *)h, strlen(h), enc, sizeof enc);
@@ -163,7 +164,7 @@ static int sign_hs256(const struct rtm_claims *c, const char *secret, char **out
     if (rc) return rc;
     rc = RTM_ENOMEM;
     json_t *cl = claims_json(c);
-    char *p = cl ? json_dumps(cl, JSON_COMPACT) : NULL;
+    char *p = cl ? rtm_json_dumps(cl, JSON_COMPACT) : NULL;
     char *t = NULL;
     if (!p) goto fail;
     size_t pl = strlen(p);

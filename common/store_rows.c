@@ -10,6 +10,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -264,7 +265,7 @@ static int spec_valid(const struct rtm_key_spec *sp, const char **alg)
 /* Dumps a list as compact JSON text (heap), taking the reference. */
 static char *dump_list(json_t *a)
 {
-    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    char *text = a ? rtm_json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return text;
 }

@@ -19,6 +19,7 @@
 #include "protocol.h"
 #include "store.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <jwt.h>
 #include <openssl/bn.h>
@@ -100,7 +101,7 @@ int rtm_token_sign(const struct rtm_claims *c, const char *alg, const unsigned c
     if (!c->kid || !*c->kid) return RTM_EINVAL;
     if (!(claims = claims_to_json(c))) return RTM_EINVAL;
     rc = RTM_ENOMEM;
-    if (!(body = json_dumps(claims, JSON_COMPACT))) goto fail;
+    if (!(body = rtm_json_dumps(claims, JSON_COMPACT))) goto fail;
     if (jwt_new(&j)) goto fail;
     rc = RTM_EINVAL;
     if (jwt_add_header(j, "kid", c->kid) || jwt_add_grants_json(j, body)) goto fail;
@@ -203,7 +204,7 @@ static const char *check_object(json_t *v, size_t max, const char *what)
 {
     if (!v) return NULL;
     if (!json_is_object(v)) return what;
-    char *s = json_dumps(v, JSON_COMPACT);
+    char *s = rtm_json_dumps(v, JSON_COMPACT);
     size_t n = s ? strlen(s) : SIZE_MAX;
     free(s);
     return n > max ? what : NULL;

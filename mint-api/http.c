@@ -23,6 +23,7 @@
 #include "config.h"
 #include "protocol.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -100,7 +101,7 @@ void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, con
 
 void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store)
 {
-    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *s = v ? rtm_json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s) {
         mint_reply_error(rq, 500, "internal_error", "could not build the reply");
@@ -112,7 +113,7 @@ void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store)
 void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg)
 {
     json_t *v = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *s = v ? rtm_json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s) { /* out of memory: a static reply still tells the client */
         static const char oom[] = "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";

@@ -7,6 +7,7 @@
  * new requests (or free the client, deferred) without invalidating the walk.
  * That is what makes "exactly once" hold. */
 #include "rtm_internal.h"
+#include "json_dump.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,7 @@ int reqs_arm_timeout(struct rtm_client *c)
 static char *json_quote(const char *s)
 {
     json_t *j = json_string(s);
-    char *out = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    char *out = j ? rtm_json_dumps(j, JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     return out;
 }
@@ -324,7 +325,7 @@ static const char *jstr(json_t *o, const char *k) { return json_string_value(jso
 
 static char *dump(json_t *v)
 {
-    return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    return v ? rtm_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 }
 
 static struct req *take_inflight(struct rtm_client *c, const char *rid)
@@ -527,7 +528,7 @@ static void on_token_expiring(struct rtm_client *c)
     CB_LEAVE(c);
     if (!t) return;
     json_t *tok = json_string(t);
-    char *q = tok ? json_dumps(tok, JSON_ENCODE_ANY) : NULL;
+    char *q = tok ? rtm_json_dumps(tok, JSON_ENCODE_ANY) : NULL;
     json_decref(tok);
     memset(t, 0, strlen(t));
     free(t);

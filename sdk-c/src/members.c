@@ -8,6 +8,7 @@
  * list and only the difference is reported: the application never sees a
  * peer leave and rejoin because we reconnected. */
 #include "rtm_internal.h"
+#include "json_dump.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,7 @@ static size_t collect(json_t *arr, struct member *out, size_t max)
         if (!p) continue;
         json_t *md = json_object_get(e, "metadata");
         out[k].peer_id = (char *)p;
-        out[k].metadata = md ? json_dumps(md, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        out[k].metadata = md ? rtm_json_dumps(md, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
         k++;
     }
     return k;

@@ -10,6 +10,7 @@
 #include "protocol.h"
 #include "store.h"
 #include "util.h"
+#include "json_dump.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,7 @@ rtm_status rtm_fetch_token(const char *mint_url, const char *key_secret, const s
     if (meta) json_object_set(body, "metadata", meta);
     if (pmeta) json_object_set(body, "peerMetadata", pmeta);
     st = RTM_ERR_NOMEM;
-    if (!(text = json_dumps(body, JSON_COMPACT))) goto out;
+    if (!(text = rtm_json_dumps(body, JSON_COMPACT))) goto out;
     size_t n = strlen(mint_url) + 16;
     if (!(url = malloc(n))) goto out;
     /* tolerate a trailing slash on the base URL */
