@@ -150,7 +150,13 @@ void mb_json(struct mb *b, const json_t *v)
         return;
     }
     if (mb_reserve(b, need)) return;
-    json_dumpb(v, (char *)b->m->buf + LWS_PRE + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* The second dump allocates too (jansson's cycle check) and can fail
+     * after the first succeeded: counting its bytes anyway sent the
+     * buffer's stale heap bytes to clients (found by tests/fault). */
+    if (json_dumpb(v, (char *)b->m->buf + LWS_PRE + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY) != need) {
+        b->oom = 1;
+        return;
+    }
     b->len += need;
 }
 
