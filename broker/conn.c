@@ -83,7 +83,13 @@ void sess_close(struct brk_session *s, int code, const char *reason)
  * go out before the close code. */
 static void enqueue_own(struct brk_session *s, struct brk_msg *m)
 {
-    if (!m) return;
+    if (!m) {
+        /* Out of memory building an answer: a request must not go unanswered
+         * on a session that stays open, so the session ends (1011) and the
+         * client retries on a new one (found by tests/fault). */
+        sess_close(s, 1011, "internal error");
+        return;
+    }
     enum sess_state st = s->state;
     if (st == SESS_CLOSING && !s->close_now) s->state = SESS_OPEN;
     sess_enqueue(s, m);
