@@ -6,6 +6,7 @@
 #   sdk-c/src/*.c -> $(B)/librtm.so.1 + $(B)/librtm.a ; sdk-c/tool/*.c -> $(B)/rtm
 #   tests/unit/test_*.c -> $(B)/tests/test_*   (each links libcommon + librtm.a)
 #   tests/sdk/test_*.c  -> $(B)/tests/sdk_test_*
+#   tests/fault/test_*.c -> $(B)/tests/test_* (with the allocation-failure hook; run as unit tests)
 #   tests/fuzz/fuzz_*.c -> $(B)/fuzz/replay_* (gcc: replays tests/fuzz/corpus/*/ in make test)
 #                          build-fuzz/fuzz/fuzz_* (clang libFuzzer + ASan/UBSan: make fuzz)
 # B (the build directory) lets several builds live side by side: `make B=build-asan SAN=1`.
@@ -36,6 +37,7 @@ TOOL_SRC   := $(wildcard sdk-c/tool/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 SDKT_SRC   := $(wildcard tests/sdk/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
+FAULT_SRC  := $(wildcard tests/fault/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 SCHEMA_SQL := $(sort $(wildcard schema/[0-9]*.sql))
@@ -52,6 +54,9 @@ SDKT_BIN   := $(patsubst tests/sdk/%.c,$(B)/tests/sdk_%,$(SDKT_SRC))
 DAEMON_OBJ := $(filter-out $(B)/obj/rtmd/%,$(RTMD_OBJ))
 FUZZ_SUPPORT := $(B)/obj/tests/fuzz/support.o
 FUZZ_REPLAY := $(addprefix $(B)/fuzz/replay_,$(FUZZ_NAMES))
+FAULT_BIN  := $(patsubst tests/fault/%.c,$(B)/tests/%,$(FAULT_SRC))
+# Allocations of rtm's own objects go through tests/fault/failalloc.c.
+FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 # sdk_* harnesses link librtm (its internals share names with the broker's).
 fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a)
 
@@ -60,7 +65,7 @@ SDK_SONAME := librtm.so.1
 .PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint fuzz fuzz-build
 # Targets that install packages run the build in a sub-make, because the
 # pkg-config flags above are read when make starts (before apt-get ran).
-all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(FUZZ_REPLAY) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
+all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(FUZZ_REPLAY) $(FAULT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
 
 help:
 	@echo "make          build everything into $(B)/ (-Wall -Wextra -Werror, debug symbols)"
@@ -130,9 +135,14 @@ $(B)/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o $(
 
 # The SDK harness reads librtm's private header.
 $(B)/obj/tests/fuzz/%.o: CFLAGS += -Isdk-c/src
+$(B)/obj/tests/fault/%.o: CFLAGS += -Itests/fuzz
 
 # Kept between builds (make would delete them as intermediates).
 .SECONDARY: $(FUZZ_SUPPORT) $(B)/obj/tests/fuzz/replay.o $(B)/obj/tests/fuzz/broker_env.o $(patsubst %,$(B)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
+
+$(FAULT_BIN): $(B)/tests/%: $(B)/obj/tests/fault/%.o $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(FAULT_WRAP) -o $@ $< $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(LDLIBS)
 
 # libFuzzer binaries: only in a build made with FUZZ=1 (see the fuzz target).
 $(B)/fuzz/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(B)/librtm.a

@@ -13,7 +13,8 @@
  * carry a string error and message; every minted token verifies against the
  * key (rtm_token_verify) and lies within its scope by the independent matcher
  * (channels) and the key's actions, for the peerId asked, with expiresAt = exp
- * inside 1..token-max-ttl from now and the asked lifetime when given; a 201
+ * inside 1..token-max-ttl from now and the asked lifetime when given, never
+ * for a reserved peerId (leading _); a 201
  * revocation is in force in the store; a publish reaches exactly the
  * subscribers it reports, each with the data sent, from "_server"; a kick
  * reports exactly the peer's open sessions. */
@@ -89,6 +90,7 @@ static void check_token(struct mint_req *rq, json_t *reply, json_t *body)
     int rc = rtm_token_verify(token, &key, rq->now, &c, &reason);
     FUZZ_CHECK(rc == 0, "a minted token does not verify: %s", reason);
     FUZZ_CHECK(!strcmp(c.sub, json_string_value(json_object_get(body, "peerId"))), "minted for another peerId");
+    FUZZ_CHECK(c.sub[0] != '_', "minted for the reserved peerId %s", c.sub);
     FUZZ_CHECK(c.exp == json_integer_value(exp_at), "expiresAt differs from exp");
     FUZZ_CHECK(c.exp - rq->now >= 1 && c.exp - rq->now <= api->pol.max_ttl, "lifetime %lld outside the policy",
                (long long)(c.exp - rq->now));
@@ -120,6 +122,7 @@ static void check_reply(struct run *r, int route, struct mint_req *rq, json_t *b
     } else if (route == R_REVOKE) {
         const char *jti = json_string_value(json_object_get(body, "jti"));
         const char *peer = json_string_value(json_object_get(body, "peerId"));
+        /* a token issued when the revocation was made (later ones are valid again) */
         int rev = jti ? rtm_store_is_revoked(benv_srv.store, "fuzz", jti, "someone-else", rq->now)
                       : rtm_store_is_revoked(benv_srv.store, "fuzz", "other-jti", peer, rq->now);
         FUZZ_CHECK(rq->status == 201 && rev == 1, "an acknowledged revocation is not in force (%d)", rev);
