@@ -51,6 +51,7 @@ static const struct route routes[] = {
     {"/v1/revocations", 0, M_POST, 1, mint_revocations_post},
     {"/v1/sessions", 0, M_GET, 1, mint_sessions_get},
     {"/v1/peers", 0, M_GET, 1, mint_peers_get},
+    {"/v1/peers", 0, M_DELETE, 1, mint_peer_delete}, /* ?peerId=: exact for any id (see route_find) */
     {"/v1/peers/", 1, M_DELETE, 1, mint_peer_delete},
     {"/v1/publish", 0, M_POST, 1, mint_publish_post},
     {"/.well-known/jwks.json", 0, M_GET, 0, mint_jwks_get},
@@ -225,19 +226,28 @@ static int method_of(struct lws *wsi)
 }
 
 /* Finds the route; on a known path with the wrong method returns NULL and
- * sets *allow to the method the path takes (every path takes one). */
+ * sets *allow to the methods the path takes (every path takes one or two).
+ *
+ * A prefix route's argument is the whole rest of the path, '/' included: lws
+ * has already percent-decoded it, so "evil%2Fpeer" arrives as "evil/peer"
+ * and a '/' there is part of the id. lws also normalizes the decoded path
+ * ("//" to "/", "." and ".." segments, '+' to ' '), and what it rewrote cannot
+ * be told apart afterwards: ids with such sequences go in the query instead
+ * (DELETE /v1/peers?peerId=), which lws decodes exactly. */
 static const struct route *route_find(const char *path, int method, const char **allow)
 {
+    unsigned takes = 0;
     *allow = NULL;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
-        int match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] && !strchr(path + n, '/')
-                              : strcmp(path, r->path) == 0;
+        int match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] : strcmp(path, r->path) == 0;
         if (!match) continue;
         if (r->method & (unsigned)method) return r;
-        *allow = r->method == M_GET ? "GET" : r->method == M_POST ? "POST" : "DELETE";
+        takes |= r->method;
     }
+    if (takes == (M_GET | M_DELETE)) *allow = "GET, DELETE";
+    else if (takes) *allow = takes == M_GET ? "GET" : takes == M_POST ? "POST" : "DELETE";
     return NULL;
 }
 

@@ -38,20 +38,23 @@ void mint_peers_get(struct mint_req *rq)
 void mint_peer_delete(struct mint_req *rq)
 {
     if (need_broker(rq)) return;
-    if (!rq->path_arg || !rtm_peer_id_valid(rq->path_arg)) {
+    /* DELETE /v1/peers/{peerId} or DELETE /v1/peers?peerId= (exact for ids
+     * lws would normalize in a path: see mint-api/http.c route_find). */
+    const char *id = rq->path_arg ? rq->path_arg : rq->q_peer_id;
+    if (!id || !rtm_peer_id_valid(id)) {
         mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
         return;
     }
-    if (rtm_peer_id_reserved(rq->path_arg)) {
+    if (rtm_peer_id_reserved(id)) {
         mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
         return;
     }
-    int n = brk_kick(rq->srv->broker, rq->key->app, rq->path_arg);
+    int n = brk_kick(rq->srv->broker, rq->key->app, id);
     if (n < 0) {
         mint_reply_error(rq, 500, "internal_error", "the broker could not close the sessions");
         return;
     }
-    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "peerId", rq->path_arg, "closed", n), 0);
+    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "peerId", id, "closed", n), 0);
 }
 
 static const struct mint_field publish_fields[] = {

@@ -143,7 +143,7 @@ int tool_kick_main(int argc, char **argv)
     if (rc >= 0) return rc;
     if (tc.help) {
         rest_help("rtm kick PEER [--backend URL] [--key SK_SECRET]",
-                  "Closes every session of PEER with 4020 (DELETE /v1/peers/PEER); exit 1 if PEER was not online.");
+                  "Closes every session of PEER with 4020 (DELETE /v1/peers?peerId=PEER); exit 1 if PEER was not online.");
         return RTM_EXIT_OK;
     }
     if (!peer) {
@@ -152,7 +152,9 @@ int tool_kick_main(int argc, char **argv)
     }
     char *e = enc(peer), path[1024];
     if (!e) return RTM_EXIT_FAIL;
-    snprintf(path, sizeof path, "/v1/peers/%s", e);
+    /* The query form: exact for any peerId (lws normalizes "//" and dot
+     * segments of a decoded path; see docs/api.md). */
+    snprintf(path, sizeof path, "/v1/peers?peerId=%s", e);
     free(e);
     return call(&tc, "rtm kick", "DELETE", path, NULL);
 }

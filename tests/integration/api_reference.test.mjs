@@ -182,6 +182,9 @@ test('every documented operation and status that a test can cause is seen, and v
   await d.api('DELETE', '/v1/peers/ref-a');
   await d.api('DELETE', '/v1/peers/' + encodeURIComponent('bad peer'));
   await d.api('DELETE', '/v1/peers/x', undefined, { auth: null });
+  await d.api('DELETE', '/v1/peers?peerId=' + encodeURIComponent('ref/b'));
+  await d.api('DELETE', '/v1/peers');
+  await d.api('DELETE', '/v1/peers?peerId=x', undefined, { auth: null });
   await c.closed;
   await d.api('GET', '/v1/sessions');
   await d.api('GET', '/v1/sessions?peerId=ref-a&limit=5');
@@ -194,6 +197,7 @@ test('every documented operation and status that a test can cause is seen, and v
   // without a broker in the process
   await mintOnly.api('GET', '/v1/peers');
   await mintOnly.api('DELETE', '/v1/peers/x');
+  await mintOnly.api('DELETE', '/v1/peers?peerId=x');
   await mintOnly.api('POST', '/v1/publish', { channel: 'c', data: 1 });
   // routing
   await d.api('GET', '/v1/nothing-here');
