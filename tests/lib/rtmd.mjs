@@ -51,13 +51,17 @@ export function rtmJson(args, opts = {}) {
 
 export const ON_POSTGRES = process.env.RTM_TEST_DB === 'postgres';
 
-// A fresh store location: a sqlite file in dir, or a new Postgres database.
+// The store of a daemon directory: the sqlite file in dir, or on Postgres
+// one database per dir (created on first use), so daemons started with the
+// same dir share a store on either backend, as processes on one file do.
+const pgDbOfDir = new Map();
 export function freshDb(dir, { postgres = ON_POSTGRES } = {}) {
   if (!postgres) return join(dir, 'rtm.db');
   const pg = startPostgres();
   // the rtm tool and rtmd inherit it; only a file name, never the password
   process.env.RTM_DB_PASSWORD_FILE = pg.passwordFile;
-  return pg.createDb();
+  if (!pgDbOfDir.has(dir)) pgDbOfDir.set(dir, pg.createDb());
+  return pgDbOfDir.get(dir);
 }
 
 export async function startRtmd(opts = {}) {
