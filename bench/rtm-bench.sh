@@ -43,7 +43,7 @@ pin_d=""; pin_g=""
 if [ "$(nproc)" -ge 2 ]; then pin_d="taskset -c 0"; pin_g="taskset -c 1"; fi
 cat > "$dir/rtm.json" <<JSON
 {"public": "127.0.0.1:$pub", "backend": "127.0.0.1:$back", "db": "$dir/rtm.db",
- "rate-frames-per-second": 0, "rate-connects-per-ip-per-minute": 0, "log-level": "warn"}
+ "rate-frames-per-second": 0, "rate-connects-per-ip-per-minute": 0, "max-handshakes-per-ip": 1000, "log-level": "warn"}
 JSON
 RTM_TURN_SECRETS=$(openssl rand -hex 16) RTM_TURN_URLS="stun:127.0.0.1:3478,turn:127.0.0.1:3478?transport=udp" \
     $pin_d "$B/rtmd" --config "$dir/rtm.json" > "$dir/rtmd.log" 2>&1 &

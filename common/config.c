@@ -76,6 +76,13 @@ static const struct opt opts[] = {
      "burst allowance of the per-connection frame rate"},
     {"rate-connects-per-ip-per-minute", T_INT, O(rate_connects_per_ip_per_minute), 0, 0, 0, 1000000, "60", 0,
      NULL, "new connections per client IP per minute, refused at TCP accept beyond (0 = off)"},
+    {"max-handshakes", T_INT, O(max_handshakes), 0, 0, 1, 1000, "1000", 0, NULL,
+     "public connections not yet WebSocket sessions (request heads, plain HTTP) at once; more are refused at "
+     "accept. Below the header pool (1024), so the backend listener always has header space"},
+    {"max-handshakes-per-ip", T_INT, O(max_handshakes_per_ip), 0, 0, 1, 1000, "32", 0, NULL,
+     "the same, per client address (refused at accept beyond)"},
+    {"handshake-timeout-sec", T_INT, O(handshake_timeout_sec), 0, 0, 1, 60, "5", 0, NULL,
+     "seconds a public connection has to send a complete request head"},
     {"max-connections", T_INT, O(max_connections), 0, 0, 0, 10000000, "0", 0, NULL,
      "WebSocket sessions overall; beyond: close 4010 (0 = off)"},
     {"max-connections-per-app", T_INT, O(max_connections_per_app), 0, 0, 0, 10000000, "0", 0, NULL,

@@ -44,6 +44,9 @@ struct rtm_config {
     int rate_frames_per_second;        /* 100 */
     int rate_frames_burst;             /* 200 */
     int rate_connects_per_ip_per_minute; /* 60 */
+    int max_handshakes;                  /* 1000: public connections not yet WebSocket sessions (rtmd/listen.c) */
+    int max_handshakes_per_ip;           /* 32 */
+    int handshake_timeout_sec;           /* 5: for a complete request head on the public listener */
     int max_connections;               /* 0 = off */
     int max_connections_per_app;       /* 0 = off */
     int queue_bytes;                   /* 1 MiB */

@@ -30,7 +30,10 @@
     X(RESUME_EXPIRED, "rtm_resume_total", "result=\"expired\"", "")                                \
     X(DIRECT_QUEUED, "rtm_resume_direct_total", "event=\"queued\"", "Direct messages held for a resuming peer") \
     X(DIRECT_DELIVERED, "rtm_resume_direct_total", "event=\"delivered\"", "")                      \
-    X(DIRECT_DROPPED, "rtm_resume_direct_total", "event=\"dropped\"", "")
+    X(DIRECT_DROPPED, "rtm_resume_direct_total", "event=\"dropped\"", "")                         \
+    X(HANDSHAKES_REFUSED_PER_IP, "rtm_handshakes_refused_total", "reason=\"per_ip\"",              \
+      "Public connections refused at accept by the handshake budget")                              \
+    X(HANDSHAKES_REFUSED_TOTAL, "rtm_handshakes_refused_total", "reason=\"total\"", "")
 
 #define RTM_HISTOGRAMS(X)                                                                          \
     X(MINT_LATENCY, "rtm_http_request_duration_seconds", "Backend API request latency")            \
@@ -45,7 +48,8 @@
     X(CHANNELS, "rtm_channels", "Channels with at least one subscriber or pending presence")       \
     X(SUBSCRIPTIONS, "rtm_subscriptions", "Channel subscriptions of open sessions")                \
     X(QUEUE_BYTES, "rtm_queue_bytes", "Bytes queued to clients and not yet written")               \
-    X(STORE_WRITE_LAG, "rtm_store_write_lag_seconds", "Age of the oldest session row not yet written to the store")
+    X(STORE_WRITE_LAG, "rtm_store_write_lag_seconds", "Age of the oldest session row not yet written to the store") \
+    X(HANDSHAKES, "rtm_public_handshakes", "Public connections not yet WebSocket sessions (counted against max-handshakes)")
 
 enum rtm_counter_id {
 #define RTM_X(id, name, labels, help) RTM_M_##id,

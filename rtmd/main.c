@@ -1,11 +1,12 @@
 /* main.c: rtmd, the daemon: the broker (public listener) and the mint API
  * (backend listener) in one process, or either alone with --role.
  *
- * One libwebsockets context, one vhost per listener, and struct rtm_server
- * as the context's user pointer so every callback reaches the shared state.
- * The loop, its timers, signals and the drain belong to loop.c. */
+ * One libwebsockets context, one vhost per listener (listen.c), and struct
+ * rtm_server as the context's user pointer so every callback reaches the
+ * shared state. The loop, its timers, signals and the drain belong to loop.c. */
 #include "broker.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "../mint-api/mint.h" /* not common/mint.h */
@@ -23,36 +24,6 @@ static void lws_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
     rtm_log(level == LLL_ERR ? RTM_LOG_ERROR : RTM_LOG_WARN, "lws: %.*s", (int)n, line);
-}
-
-static struct lws_vhost *listen_on(struct rtm_server *srv, const char *name, const char *addr,
-                                   const struct lws_protocols *protocols,
-                                   const struct lws_http_mount *mounts)
-{
-    char host[256];
-    int port;
-    if (rtm_config_split_addr(addr, host, sizeof host, &port)) return NULL;
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.vhost_name = name;
-    info.port = port;
-    info.iface = host;
-    info.protocols = protocols;
-    info.mounts = mounts;
-    /* Without DISABLE_IPV6 lws ignores iface and listens on every address. */
-    if (!strchr(host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    /* Browser security headers belong on what browsers load; the backend
-     * API's callers are servers, and every reply there would carry ~450 bytes. */
-    if (mounts) info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
-    info.keepalive_timeout = 30;
-    info.timeout_secs = 20; /* a client that stalls mid-request is dropped */
-    struct lws_vhost *vh = lws_create_vhost(srv->lws, &info);
-    if (!vh) {
-        log_error("rtmd: cannot listen on %s %s (port taken, or not a local address)", name, addr);
-        return NULL;
-    }
-    log_info("rtmd: %s listener ready on http://%s", name, addr);
-    return vh;
 }
 
 int main(int argc, char **argv)
@@ -108,19 +79,19 @@ int main(int argc, char **argv)
     /* Tokens of 16 KB and more travel in the request line or the subprotocol
      * header; lws's default of ~4 KB drops such requests without a response. */
     info.max_http_header_data = 49152;
-    info.max_http_header_pool = 64; /* concurrent handshakes; others wait */
+    /* Concurrent request heads, both listeners; others wait. The public
+     * listener may hold at most max-handshakes of them (rtmd/listen.c). */
+    info.max_http_header_pool = RTM_HEADER_POOL;
     info.fd_limit_per_thread = 0;
     if (rtm_loop_open(&srv, &info)) goto out;
-    if (want_broker && !(srv.public_vh = listen_on(&srv, "public", cfg.public_addr, brk_protocols(),
-                                                   brk_mounts(&srv))))
-        goto out;
-    if (want_mint && !(srv.backend_vh = listen_on(&srv, "backend", cfg.backend_addr, mint_protocols(), NULL)))
-        goto out;
+    if (want_broker && rtm_listen_public(&srv)) goto out;
+    if (want_mint && rtm_listen_backend(&srv)) goto out;
 
     if (rtm_loop_run(&srv) == 0) exit_code = 0;
     log_info("rtmd: stopped");
 out:
     rtm_loop_destroy(&srv);
+    rtm_listen_free();
     if (srv.broker) brk_destroy(srv.broker);
     if (srv.mint) mint_destroy(srv.mint);
     if (srv.store) rtm_store_close(srv.store);

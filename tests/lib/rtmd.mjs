@@ -93,6 +93,9 @@ export async function startRtmd(opts = {}) {
       // Every test connects from 127.0.0.1: the per-IP accept limit would make
       // unrelated suites flaky. Tests of the limit set it explicitly.
       'rate-connects-per-ip-per-minute': 0,
+      // Likewise the public handshake budget per address (bursts of connects
+      // from 127.0.0.1); listener_budget.test.mjs sets its own.
+      'max-handshakes-per-ip': 1000,
       ...d.config,
     };
     const cfgFile = join(dir, 'rtm.json');
