@@ -13,6 +13,8 @@ const char *rtm_err_str(int err)
     case RTM_EDENIED: return "denied";
     case RTM_ECRYPTO: return "crypto error";
     case RTM_ELIMIT: return "limit reached";
+    case RTM_EFULL: return "store full";
+    case RTM_EBUSY: return "store locked";
     }
     return "unknown error";
 }

@@ -13,6 +13,8 @@ enum rtm_err {
     RTM_EDENIED = -6,   /* not allowed (revoked, outside the key's scope) */
     RTM_ECRYPTO = -7,
     RTM_ELIMIT = -8,    /* a configured bound was hit */
+    RTM_EFULL = -9,     /* the store's disk is full: nothing was written, retry later */
+    RTM_EBUSY = -10,    /* the store is locked by another writer: nothing was written, retry later */
 };
 
 const char *rtm_err_str(int err);

@@ -149,9 +149,14 @@ static void done(sqlite3_stmt *s)
     sqlite3_clear_bindings(s);
 }
 
+/* A full disk and another writer's lock are told apart (the mint API
+ * answers 503 with the reason); both leave nothing written. */
 static int store_fail(struct sq_store *st, const char *what)
 {
+    int code = sqlite3_errcode(st->db) & 0xff;
     log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
+    if (code == SQLITE_FULL) return RTM_EFULL;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return RTM_EBUSY;
     return RTM_ESTORE;
 }
 

@@ -59,6 +59,10 @@ void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, con
 /* Replies {"error": code, "message": msg}; msg is copied. */
 void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg);
 
+/* Replies to a failed store write: 503 store_full / store_locked (nothing
+ * was recorded, the client may retry), else 500; what names the write. */
+void mint_reply_store_error(struct mint_req *rq, int rc, const char *what);
+
 /* Parses the body as one JSON object; on failure replies 400 and returns NULL. */
 json_t *mint_body_object(struct mint_req *rq);
 

@@ -125,6 +125,23 @@ void mint_reply_error(struct mint_req *rq, int status, const char *code, const c
     mint_reply_raw(rq, status, s, s ? strlen(s) : 0, "application/json", 0);
 }
 
+void mint_reply_store_error(struct mint_req *rq, int rc, const char *what)
+{
+    char msg[160];
+    if (rc == RTM_EFULL) {
+        snprintf(msg, sizeof msg, "%s was not recorded: the store's disk is full; retry later", what);
+        mint_reply_error(rq, 503, "store_full", msg);
+        return;
+    }
+    if (rc == RTM_EBUSY) {
+        snprintf(msg, sizeof msg, "%s was not recorded: the store is locked by another writer; retry later", what);
+        mint_reply_error(rq, 503, "store_locked", msg);
+        return;
+    }
+    snprintf(msg, sizeof msg, "%s could not be stored", what);
+    mint_reply_error(rq, 500, "internal_error", msg);
+}
+
 json_t *mint_body_object(struct mint_req *rq)
 {
     json_error_t e;

@@ -61,7 +61,7 @@ void mint_revocations_post(struct mint_req *rq)
     }
     if (rc != 0) {
         json_decref(reply);
-        mint_reply_error(rq, 500, "internal_error", "the revocation could not be stored");
+        mint_reply_store_error(rq, rc, "the revocation");
         goto done;
     }
     if (rq->srv->broker) brk_revocations_changed(rq->srv->broker);

@@ -212,8 +212,11 @@ test('every documented operation and status that a test can cause is seen, and v
 
   // Statuses no test can cause on a healthy daemon: a failing store, signer or
   // allocator (500, 503 on /healthz), or a daemon without a TURN secret, which
-  // rtmd refuses to start (503 turn_unavailable). Fault injection owns those.
-  const unreachable = (m, p, s) => s === '500' || (p === '/healthz' && s === '503') || (p === '/v1/turn-credentials' && s === '503');
+  // rtmd refuses to start (503 turn_unavailable), or a full or locked store
+  // (503 on /v1/revocations: tests/integration/fault_store.test.mjs). Fault
+  // injection owns those.
+  const unreachable = (m, p, s) => s === '500' || (p === '/healthz' && s === '503') ||
+    (p === '/v1/turn-credentials' && s === '503') || (p === '/v1/revocations' && s === '503');
   const missing = [];
   for (const [p, item] of Object.entries(doc.paths))
     for (const [m, op] of Object.entries(item))
