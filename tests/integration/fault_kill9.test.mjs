@@ -36,7 +36,8 @@ test('kill -9 under load: acknowledged revocations survive, integrity_check ok',
         cs[i].send({ type: 'publish', channel: `room-${i % CHANNELS}`, data: { n: sent++, pad: 'x'.repeat(64) } });
       }
     }, PUBLISH_MS);
-    await sleep(500); // load established
+    // Load established: 1,500 publishes out before the first revocation.
+    for (const t0 = Date.now(); sent < 1500 && Date.now() - t0 < 20000;) await sleep(20);
 
     // Revocations, four at a time, until the kill cuts them off.
     const acked = [];
@@ -61,7 +62,7 @@ test('kill -9 under load: acknowledged revocations survive, integrity_check ok',
     clearInterval(publishing);
     publishing = null;
     assert.equal(exit.signal, 'SIGKILL');
-    assert.ok(sent > 1000, `load before the kill: ${sent} publishes`);
+    assert.ok(sent >= 1500, `load before the kill: ${sent} publishes`);
     assert.ok(acked.length >= 20, `acknowledged revocations before the kill: ${acked.length}`);
     await Promise.all(clients.map((c) => c.terminate()));
     t.diagnostic(`${sent} publishes, ${acked.length} revocations acknowledged before the kill`);
