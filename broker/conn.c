@@ -523,7 +523,7 @@ static void on_closed(struct brk_session *s)
             }
         }
         rows_add(b, s, 1);
-        log_info("ws: closed sid=%s peer=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->close_code,
+        log_info("ws: closed sid=%s peer=%s app=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->app, s->close_code,
                  (unsigned long long)s->frames_in, (unsigned long long)s->frames_out);
         /* An extension session that dropped uncleanly keeps its place (peer,
          * subscriptions, app count) in a held copy for the resume window. */

@@ -51,6 +51,8 @@ static const struct opt opts[] = {
     {"web-root", T_STR, O(web_root), 0, 0, 0, 0, "web", 0, NULL,
      "directory served at / on the public listener (demo, /sdk/rtm.js)"},
     {"log-level", T_LOGLEVEL, O(log_level), 0, 0, 0, 0, "info", 0, "RTM_LOG_LEVEL", "error | warn | info | debug"},
+    {"log-format", T_STR, O(log_format), 0, 0, 0, 0, "text", 0, "RTM_LOG_FORMAT",
+     "text | json (one object per line: ts, level, msg and the line's fields such as sid, peer, app, code)"},
     {"turn-secrets", T_LIST, O(turn_secrets), O(n_turn_secrets), RTM_MAX_TURN_SECRETS, 0, 0, NULL, F_SECRET,
      "RTM_TURN_SECRETS", "TURN shared secrets, comma-separated; the first signs, all are valid (rotation). "
                          "Config file or environment only"},
@@ -387,6 +389,10 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
 
     if (strcmp(c.role, "all") && strcmp(c.role, "broker") && strcmp(c.role, "mint")) {
         snprintf(err, errlen, "role must be all, broker or mint (got \"%.20s\")", c.role);
+        goto fail;
+    }
+    if (rtm_log_format_parse(c.log_format) < 0) {
+        snprintf(err, errlen, "log-format must be text or json");
         goto fail;
     }
     char host[256];

@@ -24,6 +24,7 @@ struct rtm_config {
     char *db_password_file; /* Postgres password, first line; NULL = libpq's PGPASSWORD/.pgpass */
     char *web_root;     /* directory served at / and /sdk/ on the public listener, default "web" */
     int log_level;      /* RTM_LOG_* */
+    char *log_format;   /* "text" | "json" (one JSON object per line, for log shippers) */
 
     /* TURN (coturn REST scheme); secrets[0] signs, every one is listed for coturn */
     char *turn_secrets[RTM_MAX_TURN_SECRETS];

@@ -1,4 +1,5 @@
-/* log.h: one line per event on stderr, level-gated.
+/* log.h: one line per event on stderr, level-gated, as text or as one JSON
+ * object per line (log-format json) with the same fields.
  *
  * The macros do not evaluate their arguments when the level is off, so a
  * debug line on a hot path costs one integer compare. Lines about a
@@ -12,6 +13,11 @@
 enum rtm_log_level { RTM_LOG_ERROR = 0, RTM_LOG_WARN, RTM_LOG_INFO, RTM_LOG_DEBUG };
 
 extern int rtm_log_level; /* default RTM_LOG_INFO */
+
+enum rtm_log_format { RTM_LOG_TEXT = 0, RTM_LOG_JSON };
+extern int rtm_log_format; /* default RTM_LOG_TEXT */
+/* Parses "text" or "json"; -1 when unknown. */
+int rtm_log_format_parse(const char *name);
 
 void rtm_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

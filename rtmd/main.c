@@ -37,6 +37,7 @@ int main(int argc, char **argv)
         return 2;
     }
     rtm_log_level = cfg.log_level;
+    rtm_log_format = rtm_log_format_parse(cfg.log_format);
 
     int want_broker = strcmp(cfg.role, "mint") != 0;
     int want_mint = strcmp(cfg.role, "broker") != 0;
