@@ -61,6 +61,9 @@ extern const size_t rtm_pg_schema_migration_count;
 #define RECONNECT_INTERVAL_MS 1000
 #define MAX_PASSWORD_LEN 1024
 #define MAX_PARAMS 16
+/* Session rows sent per round trip (libpq pipeline mode); bounded so the
+ * server's replies never fill the socket while rtm is still sending. */
+#define PIPELINE_MAX 256
 /* pg_advisory_xact_lock keys: "rtm" in ASCII then a number per purpose
  * (0x72746d01, 0x72746d02), in decimal because Postgres 15 has no hex literals. */
 #define LOCK_MIGRATE 1920232705
@@ -375,6 +378,42 @@ static int run_changes(struct pg_store *st, enum stmt_id id, const struct params
     if (ret) return ret;
     ret = atoi(PQcmdTuples(r));
     PQclear(r);
+    return ret;
+}
+
+/* Pipeline mode: queues a prepared statement without waiting for it. */
+static int send_prepared(struct pg_store *st, enum stmt_id id, const struct params *p, const char *what)
+{
+    char name[16];
+    stmt_name(id, name);
+    return PQsendQueryPrepared(st->conn, name, p->n, p->v, NULL, NULL, 0) ? 0 : call_fail(st, NULL, what);
+}
+
+/* Pipeline mode: ends the queued statements with a sync and reads every
+ * result; returns the first failure. After one, the server skips the rest
+ * (PGRES_PIPELINE_ABORTED) and the transaction is left for rollback(). */
+static int pipeline_sync(struct pg_store *st, const char *what)
+{
+    int ret = PQpipelineSync(st->conn) ? 0 : call_fail(st, NULL, what);
+    for (int nulls = 0; !ret || PQstatus(st->conn) == CONNECTION_OK;) {
+        PGresult *r = PQgetResult(st->conn);
+        if (!r) { /* one NULL ends each statement's results; two in a row: nothing is coming */
+            if (++nulls > 1 || PQstatus(st->conn) != CONNECTION_OK) {
+                if (!ret) ret = call_fail(st, NULL, what);
+                break;
+            }
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !ret)
+            ret = s == PGRES_PIPELINE_ABORTED ? RTM_ESTORE : call_fail(st, r, what);
+        PQclear(r);
+    }
     return ret;
 }
 
@@ -816,7 +855,13 @@ static int pg_sessions_write(struct rtm_store *base, const struct rtm_session_ro
     /* Session rows may be lost to a server crash, as the sqlite store's may
      * to a power cut; keys and revocations may not (synchronous_commit on). */
     if ((ret = exec_text(st, "SET LOCAL synchronous_commit = off", NULL, 0, "session write"))) goto fail;
-    for (size_t i = 0; i < n; i++) {
+    /* One round trip per PIPELINE_MAX rows rather than per row: a remote
+     * server's latency would otherwise bound how many rows a flush can write. */
+    if (!PQenterPipelineMode(st->conn)) {
+        ret = call_fail(st, NULL, "session write");
+        goto fail;
+    }
+    for (size_t i = 0, sent = 0; i < n; i++) {
         const struct rtm_session_row *w = &rows[i];
         struct params p = {0};
         p_text(&p, w->id);
@@ -835,9 +880,17 @@ static int pg_sessions_write(struct rtm_store *base, const struct rtm_session_ro
         p_i64(&p, (int64_t)w->frames_out);
         p_i64(&p, (int64_t)w->bytes_in);
         p_i64(&p, (int64_t)w->bytes_out);
-        if ((ret = run_changes(st, S_SESSION_UPSERT, &p, "session write")) < 0) goto fail;
+        int err = send_prepared(st, S_SESSION_UPSERT, &p, "session write");
+        if (!err) sent++;
+        if (err || sent == PIPELINE_MAX || i + 1 == n) {
+            int synced = sent ? pipeline_sync(st, "session write") : 0;
+            ret = err ? err : synced;
+            sent = 0;
+            if (ret) break;
+        }
     }
-    if ((ret = commit(st))) goto fail;
+    PQexitPipelineMode(st->conn);
+    if (ret || (ret = commit(st))) goto fail;
     return 0;
 fail:
     rollback(st);
