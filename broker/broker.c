@@ -33,6 +33,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->conn_ips, HTAB_STR);
     htab_init(&b->app_conns, HTAB_STR);
     htab_init(&b->places, HTAB_STR);
+    b->snapshot_wait_ms = -1;
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
     if (!b->scratch || !b->wbuf || !b->timers) {
@@ -123,6 +124,7 @@ void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx)
     int64_t last = 0;
     if (rtm_store_revocations_since(b->srv->store, 0, &rows, &last) == 0) b->revocations_seen = last;
     json_decref(rows);
+    retention_start(b);
 }
 
 void broker_loop_gone(struct brk_broker *b)
@@ -130,8 +132,10 @@ void broker_loop_gone(struct brk_broker *b)
     if (!b->ctx) return;
     resume_destroy(b); /* held places have timers on this loop; their leaves go in the flush below */
     rtm_timer_cancel(b->timers, &b->presence_t);
+    rtm_timer_cancel(b->timers, &b->snapshot_t);
     rtm_timer_cancel(b->timers, &b->flush_t);
     rtm_timer_cancel(b->timers, &b->ip_prune_t);
+    retention_stop(b);
     b->flush_armed = 0;
     b->ctx = NULL;
     presence_flush(b); /* frees the channels left dirty by the last closes */

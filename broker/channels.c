@@ -7,7 +7,14 @@
  * collect per channel (a join and a leave of one peer in the same turn cancel
  * out) and a zero-delay timer flushes every changed channel once per loop
  * turn, one frame per channel. Snapshots for new subscribers are built at the
- * same flush, so a subscriber never sees a member twice. A held place
+ * same flush, so a subscriber never sees a member twice.
+ *
+ * A snapshot costs the broker one entry per member, and a client can ask
+ * for one with every subscribe: each connection has a budget of member
+ * entries per second (presence-snapshot-members-per-second, limits.c). Over
+ * it, the snapshot waits (the subscription gets no deltas meanwhile, since
+ * the snapshot will include them) and further requests coalesce into it; a
+ * timer re-flushes the channel when the budget allows. A held place
  * (resume.c) is a subscriber too: its frames go to its resume queue.
  *
  * Fan-out never mutates the tables it walks: sess_enqueue() only marks a
@@ -277,8 +284,9 @@ static void presence_send(struct brk_session *s, struct brk_msg *m)
     else sess_enqueue(s, m);
 }
 
-static void flush_channel(struct brk_channel *ch)
+static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
 {
+    int deferred = 0;
     struct brk_msg *delta = ch->pending.n ? build_delta(ch) : NULL;
     if (ch->pending.n && !delta) log_error("broker: out of memory building presence for %s", ch->name);
     for (uint32_t i = 0; i < ch->subs.cap; i++) {
@@ -286,6 +294,12 @@ static void flush_channel(struct brk_channel *ch)
         if (!sub) continue;
         struct brk_session *s = sub->s;
         if (sub->needs_snapshot) {
+            int64_t wait;
+            if (limit_snapshot(s, ch->members.n, &wait)) {
+                deferred++;
+                if (b->snapshot_wait_ms < 0 || wait < b->snapshot_wait_ms) b->snapshot_wait_ms = wait;
+                continue;
+            }
             sub->needs_snapshot = 0;
             struct brk_msg *snap = build_snapshot(ch, s->peer);
             if (snap) {
@@ -300,7 +314,7 @@ static void flush_channel(struct brk_channel *ch)
         if (htab_get(&ch->pending, s->peer->peer_id)) continue;
         presence_send(s, delta);
     }
-    ch->n_snapshot = 0;
+    ch->n_snapshot = deferred;
     msg_unref(delta);
     for (uint32_t i = 0; i < ch->pending.cap; i++)
         if (ch->pending.slots[i].key) pending_free(ch->pending.slots[i].val);
@@ -319,6 +333,17 @@ void chan_resnapshot(struct brk_session *s)
     }
 }
 
+/* Snapshots that waited for a budget: their channels go through the next
+ * presence flush again (one walk of the channel table, only while some wait). */
+static void snapshot_cb(struct rtm_timer *t)
+{
+    struct brk_broker *b = lws_container_of(t, struct brk_broker, snapshot_t);
+    for (uint32_t i = 0; i < b->channels.cap; i++) {
+        struct brk_channel *ch = b->channels.slots[i].key ? b->channels.slots[i].val : NULL;
+        if (ch && ch->n_snapshot > 0) mark_dirty(b, ch);
+    }
+}
+
 void presence_flush(struct brk_broker *b)
 {
     struct brk_channel *list = b->dirty;
@@ -328,9 +353,12 @@ void presence_flush(struct brk_broker *b)
         list = ch->dirty_next;
         ch->dirty = 0;
         ch->dirty_next = NULL;
-        flush_channel(ch);
+        flush_channel(b, ch);
         chan_maybe_free(b, ch);
     }
+    if (b->snapshot_wait_ms >= 0 && b->ctx && !rtm_timer_armed(&b->snapshot_t))
+        rtm_timer_in(b->timers, &b->snapshot_t, snapshot_cb, b->snapshot_wait_ms);
+    b->snapshot_wait_ms = -1;
 }
 
 /* ---- publish ---- */

@@ -156,6 +156,8 @@ struct brk_session {
     unsigned rx_paused : 1;
     unsigned want_ping : 1;
     int64_t last_rx_ms;    /* monotonic: any frame or pong */
+    double snap_tokens;    /* presence snapshot budget, in member entries (limit_snapshot) */
+    int64_t snap_last_ms;  /* 0 = budget untouched (full) */
     int64_t ping_sent_ms;  /* 0 = no ping outstanding */
     struct rtm_timer live_t;
 
@@ -213,12 +215,15 @@ struct brk_broker {
 
     struct brk_channel *dirty; /* channels with presence to flush this turn */
     struct rtm_timer presence_t;
+    struct rtm_timer snapshot_t; /* re-flushes channels whose snapshots waited for a budget */
+    int64_t snapshot_wait_ms;    /* during a presence flush: the shortest wait of a deferred snapshot, or -1 */
 
     /* session rows waiting for the batched write */
     struct rtm_session_row *rows;
     size_t n_rows, cap_rows;
     struct rtm_timer flush_t;
     int flush_armed;
+    struct rtm_timer retention_t; /* retention.c: pruning old session rows */
 
     int64_t revocations_seen; /* newest revocation row id enforced */
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
@@ -300,6 +305,11 @@ int join_key(char *out, size_t outlen, const char *app, const char *name);
 /* 0 to handle the frame; 1 when it is over the rate (dropped: the caller sends
  * over_message_quota); the session may have been marked for 4011. */
 int limit_frame(struct brk_session *s);
+/* 0 when s may get a presence snapshot of a channel with members entries now
+ * (its budget is charged); else 1 and *wait_ms until it may. A snapshot
+ * larger than the whole per-second budget is allowed when the budget is full
+ * (the debt is repaid over time), so any channel's snapshot comes eventually. */
+int limit_snapshot(struct brk_session *s, uint32_t members, int64_t *wait_ms);
 /* LWS_CALLBACK_FILTER_NETWORK_CONNECTION: non-zero refuses the TCP connection. */
 int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a);
 void limits_destroy(struct brk_broker *b);
@@ -358,5 +368,10 @@ void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx);
 /* Called at PROTOCOL_DESTROY: cancels the broker's timers; none is armed after. */
 void broker_loop_gone(struct brk_broker *b);
 void rows_add(struct brk_broker *b, const struct brk_session *s, int closing);
+
+/* retention.c: session rows older than session-retention-days are pruned in
+ * the background, in bounded batches. */
+void retention_start(struct brk_broker *b);
+void retention_stop(struct brk_broker *b);
 
 #endif

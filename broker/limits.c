@@ -80,6 +80,28 @@ int limit_frame(struct brk_session *s)
     return 1;
 }
 
+/* ---- presence snapshots ---- */
+
+int limit_snapshot(struct brk_session *s, uint32_t members, int64_t *wait_ms)
+{
+    int rate = s->b->cfg->presence_snapshot_members_per_second;
+    if (rate <= 0) return 0;
+    int64_t now = rtm_mono_ms();
+    double full = rate;
+    if (s->snap_last_ms == 0) s->snap_tokens = full;
+    else s->snap_tokens += (double)(now - s->snap_last_ms) * rate / 1000.0;
+    if (s->snap_tokens > full) s->snap_tokens = full;
+    s->snap_last_ms = now;
+    double cost = members ? members : 1;
+    if (s->snap_tokens >= cost || s->snap_tokens >= full) {
+        s->snap_tokens -= cost;
+        return 0;
+    }
+    double need = (cost < full ? cost : full) - s->snap_tokens;
+    *wait_ms = (int64_t)(need * 1000.0 / rate) + 1;
+    return 1;
+}
+
 /* ---- liveness ---- */
 
 static void live_cb(struct rtm_timer *t)

@@ -43,6 +43,7 @@ struct rtm_config {
     int max_message_size;              /* 65536 */
     int max_channels_per_connection;   /* 100 */
     int rate_frames_per_second;        /* 100 */
+    int presence_snapshot_members_per_second; /* 50000: snapshot entries one session may cause per second */
     int rate_frames_burst;             /* 200 */
     int rate_connects_per_ip_per_minute; /* 60 */
     int max_handshakes;                  /* 1000: public connections not yet WebSocket sessions (rtmd/listen.c) */
@@ -59,6 +60,7 @@ struct rtm_config {
     int resume_queue_messages;         /* 256 */
     int resume_queue_bytes;            /* 262144 */
     int session_flush_ms;              /* 200: batching of session rows */
+    int session_retention_days;        /* 7: closed session rows older than this are pruned */
     int shutdown_grace_ms;             /* 2000 */
 
     /* development conveniences (off unless turned on) */

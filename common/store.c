@@ -167,6 +167,12 @@ int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason)
     return st->ops->sessions_close_dangling(st, reason ? reason : "");
 }
 
+int rtm_store_sessions_prune(struct rtm_store *st, int64_t connected_before_ms, int max_rows)
+{
+    if (max_rows <= 0) return 0;
+    return st->ops->sessions_prune(st, connected_before_ms, max_rows);
+}
+
 int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *peer_id, int limit,
                              json_t **out)
 {

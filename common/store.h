@@ -136,6 +136,11 @@ struct rtm_session_row {
 int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
 /* Closes rows left open by a crash: closed = now, code 1006, reason given. Returns rows changed. */
 int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason);
+/* Retention: deletes at most max_rows closed rows of sessions that connected
+ * before connected_before_ms, oldest first (an index search, so a call costs
+ * in proportion to max_rows, not to the table). Returns rows deleted or a
+ * negative rtm_err. Rows of sessions still open are kept however old. */
+int rtm_store_sessions_prune(struct rtm_store *st, int64_t connected_before_ms, int max_rows);
 /* Newest first, at most limit (<= 0: 100; capped at 1000): JSON array of session
  * objects (camelCase keys); app and peer_id filter (NULL = any). The app filter
  * is applied before the limit, so one app's rows never crowd out another's. closedAt, closeCode and closeReason

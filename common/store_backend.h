@@ -50,6 +50,8 @@ struct rtm_store_ops {
 
     int (*sessions_write)(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
     int (*sessions_close_dangling)(struct rtm_store *st, const char *reason);
+    /* Rows deleted (closed, connected before the bound, oldest first, at most max_rows). */
+    int (*sessions_prune)(struct rtm_store *st, int64_t connected_before_ms, int max_rows);
     int (*sessions_query)(struct rtm_store *st, const char *app, const char *peer_id, int limit,
                           json_t **out);
 };

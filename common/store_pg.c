@@ -89,6 +89,7 @@ enum stmt_id {
     S_REV_PRUNE,
     S_SESSION_UPSERT,
     S_SESSION_DANGLING,
+    S_SESSION_PRUNE,
     S_SESSIONS_ALL,
     S_SESSIONS_PEER,
     S_COUNT
@@ -138,6 +139,8 @@ static const char *const stmt_sql[S_COUNT] = {
                            "WHERE closed_ms = 0",
     [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE ($2::text IS NULL OR app = $2) "
                        "ORDER BY connected_ms DESC, seq DESC LIMIT $1",
+    [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE connected_ms < $1 "
+                        "AND closed_ms > 0 ORDER BY connected_ms LIMIT $2)",
     [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = $1 "
                         "AND ($3::text IS NULL OR app = $3) ORDER BY connected_ms DESC, seq DESC LIMIT $2",
 };
@@ -909,6 +912,17 @@ static int pg_sessions_close_dangling(struct rtm_store *base, const char *reason
     return run_changes(st, S_SESSION_DANGLING, &p, "close dangling sessions");
 }
 
+static int pg_sessions_prune(struct rtm_store *base, int64_t connected_before_ms, int max_rows)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_i64(&p, connected_before_ms);
+    p_i64(&p, max_rows);
+    return run_changes(st, S_SESSION_PRUNE, &p, "prune sessions");
+}
+
 static json_t *session_json(const PGresult *r, int i, int *err)
 {
     const struct store_session_cols c = {
@@ -962,5 +976,6 @@ const struct rtm_store_ops rtm_store_pg_ops = {
     .revocations_since = pg_revocations_since,
     .sessions_write = pg_sessions_write,
     .sessions_close_dangling = pg_sessions_close_dangling,
+    .sessions_prune = pg_sessions_prune,
     .sessions_query = pg_sessions_query,
 };

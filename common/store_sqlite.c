@@ -61,6 +61,7 @@ enum stmt_id {
     S_REV_SINCE,
     S_SESSION_UPSERT,
     S_SESSION_DANGLING,
+    S_SESSION_PRUNE,
     S_SESSIONS_ALL,
     S_SESSIONS_PEER,
     S_COUNT
@@ -107,6 +108,9 @@ static const char *const stmt_sql[S_COUNT] = {
         "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out",
     [S_SESSION_DANGLING] = "UPDATE sessions SET closed_ms = ?1, close_code = ?2, close_reason = ?3 "
                            "WHERE closed_ms = 0",
+    /* sessions_by_connected: the subquery walks the oldest rows only. */
+    [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE connected_ms < ?1 "
+                        "AND closed_ms > 0 ORDER BY connected_ms LIMIT ?2)",
     [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE (?2 IS NULL OR app = ?2) "
                        "ORDER BY connected_ms DESC, rowid DESC LIMIT ?1",
     [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = ?1 "
@@ -786,6 +790,16 @@ static int sq_sessions_close_dangling(struct rtm_store *base, const char *reason
     return ret ? ret : sqlite3_changes(st->db);
 }
 
+static int sq_sessions_prune(struct rtm_store *base, int64_t connected_before_ms, int max_rows)
+{
+    struct sq_store *st = sq(base);
+    sqlite3_stmt *s = stmt(st, S_SESSION_PRUNE);
+    sqlite3_bind_int64(s, 1, connected_before_ms);
+    sqlite3_bind_int(s, 2, max_rows);
+    int ret = exec_stmt(st, s, "prune sessions");
+    return ret ? ret : sqlite3_changes(st->db);
+}
+
 /* One session row as the REST API shows it. */
 static json_t *session_json(sqlite3_stmt *s)
 {
@@ -864,5 +878,6 @@ const struct rtm_store_ops rtm_store_sqlite_ops = {
     .revocations_since = sq_revocations_since,
     .sessions_write = sq_sessions_write,
     .sessions_close_dangling = sq_sessions_close_dangling,
+    .sessions_prune = sq_sessions_prune,
     .sessions_query = sq_sessions_query,
 };

@@ -1206,6 +1206,37 @@ TEST(pg_server_stopped_and_back)
     rtm_store_close(st);
 }
 
+STORE_TEST(sessions_prune_keeps_open_and_recent_rows)
+{
+    /* Issue 11 defect 9: retention. Closed rows that connected before the
+     * bound go, oldest first, at most max_rows per call; open rows and
+     * recent ones stay. */
+    const char *p = db_at("session_retention");
+    struct rtm_store *st = open_ok(p);
+    if (!st) return;
+    struct rtm_session_row rows[6] = {
+        row("old1", "a", 1000, 1500), row("old2", "a", 2000, 2500), row("old3", "b", 3000, 3500),
+        row("oldopen", "c", 500, 0),  row("new1", "a", 9000, 9500), row("new2", "b", 9100, 0),
+    };
+    CHECK(rtm_store_sessions_write(st, rows, 6) == 0);
+    CHECK(rtm_store_sessions_prune(st, 5000, 2) == 2);   /* a batch bound: the two oldest */
+    CHECK(rtm_store_sessions_prune(st, 5000, 100) == 1); /* the rest of the old closed ones */
+    CHECK(rtm_store_sessions_prune(st, 5000, 100) == 0);
+    CHECK(rtm_store_sessions_prune(st, 5000, 0) == 0);
+    json_t *left = NULL;
+    CHECK(rtm_store_sessions_query(st, NULL, NULL, 100, &left) == 0);
+    CHECK(json_array_size(left) == 3);
+    size_t i;
+    json_t *v;
+    json_array_foreach(left, i, v) {
+        const char *id = json_string_value(json_object_get(v, "sessionId"));
+        if (!id) id = json_string_value(json_object_get(v, "id"));
+        CHECK(id && (!strcmp(id, "oldopen") || !strcmp(id, "new1") || !strcmp(id, "new2")));
+    }
+    json_decref(left);
+    rtm_store_close(st);
+}
+
 TEST(zz_cleanup)
 {
     for (int i = 0; i < 2; i++) {
