@@ -58,6 +58,9 @@ extern const size_t rtm_pg_schema_migration_count;
 
 #define CONNECT_TIMEOUT_S "5"
 #define STATEMENT_TIMEOUT_MS 5000
+/* Shorter than the statement timeout, so a wait for another writer's lock
+ * ends as "locked" (RTM_EBUSY), told apart from a slow server. */
+#define LOCK_TIMEOUT_MS 3000
 #define RECONNECT_INTERVAL_MS 1000
 #define MAX_PASSWORD_LEN 1024
 #define MAX_PARAMS 16
@@ -148,7 +151,7 @@ static const char *const stmt_sql[S_COUNT] = {
 /* Run once per connection, before the statements are prepared: the bounds
  * and durability this file's header promises, whatever the server's defaults. */
 static const char session_setup_sql[] = "SET statement_timeout = " STR(STATEMENT_TIMEOUT_MS) "; "
-                                        "SET lock_timeout = " STR(STATEMENT_TIMEOUT_MS) "; "
+                                        "SET lock_timeout = " STR(LOCK_TIMEOUT_MS) "; "
                                         "SET synchronous_commit = on; "
                                         "SET client_min_messages = warning";
 
@@ -244,6 +247,22 @@ static int prepare_all(struct pg_store *st, char *err, size_t errlen)
     return 0;
 }
 
+/* The rtm_err of a failed result, as the sqlite store tells them apart: a
+ * full disk (SQLSTATE 53100) is RTM_EFULL; another writer's lock (55P03
+ * lock_not_available, 40P01 deadlock, 40001 serialization) and a statement
+ * the server cancelled for time (57014) are RTM_EBUSY: nothing was written
+ * and a retry may succeed. Anything else, a lost connection included, is
+ * RTM_ESTORE. */
+static int err_of(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!state) return RTM_ESTORE;
+    if (!strcmp(state, "53100")) return RTM_EFULL;
+    if (!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "57014"))
+        return RTM_EBUSY;
+    return RTM_ESTORE;
+}
+
 /* Runs SQL text with no parameters (setup, transactions, migrations). */
 static int exec_text(struct pg_store *st, const char *sql, char *err, size_t errlen, const char *what)
 {
@@ -256,8 +275,9 @@ static int exec_text(struct pg_store *st, const char *sql, char *err, size_t err
         if (err) snprintf(err, errlen, "store: %s: %s failed (%s)", st->where, what, msg);
         else log_error("store: %s: %s failed (%s)", st->where, what, msg);
     }
+    int ret = ok ? 0 : err_of(r);
     PQclear(r);
-    return ok ? 0 : RTM_ESTORE;
+    return ret;
 }
 
 /* After connecting or reconnecting: bounds, durability, quiet notices. */
@@ -333,7 +353,8 @@ static int ensure_conn(struct pg_store *st)
     return 0;
 }
 
-/* Logs a failed call once, with context; notes a broken connection. */
+/* Logs a failed call once, with context; notes a broken connection.
+ * Returns the rtm_err (err_of; RTM_ESTORE while the connection is lost). */
 static int call_fail(struct pg_store *st, const PGresult *r, const char *what)
 {
     char msg[256];
@@ -344,10 +365,10 @@ static int call_fail(struct pg_store *st, const PGresult *r, const char *what)
             log_error("store: %s: %s: connection lost (%s); calls fail until it is back", st->where,
                       what, msg);
         }
-    } else {
-        log_error("store: %s: %s: %s", st->where, what, msg);
+        return RTM_ESTORE;
     }
-    return RTM_ESTORE;
+    log_error("store: %s: %s: %s", st->where, what, msg);
+    return err_of(r);
 }
 
 static PGresult *exec_prepared(struct pg_store *st, enum stmt_id id, const struct params *p)

@@ -1155,7 +1155,7 @@ TEST(pg_password_never_in_errors_or_logs)
     CHECK(strstr(log, "migrated to schema version") != NULL); /* the debug log did run */
 }
 
-TEST(pg_a_held_lock_fails_the_call_instead_of_hanging)
+TEST(pg_a_held_lock_is_a_busy_error_not_a_hang)
 {
     if (!pg_ready()) return;
     const char *u = pg_newdb("locked");
@@ -1166,12 +1166,25 @@ TEST(pg_a_held_lock_fails_the_call_instead_of_hanging)
     CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
     PQclear(r);
     struct rtm_key k;
-    /* lock_timeout ends the wait with an error, not a hang */
-    CHECK(rtm_store_key_get(st, "sk_id_x", &k) == RTM_ESTORE);
+    /* lock_timeout ends the wait with an error, not a hang: "locked", as sqlite's busy timeout says */
+    CHECK(rtm_store_key_get(st, "sk_id_x", &k) == RTM_EBUSY);
     r = PQexec(other, "ROLLBACK");
     PQclear(r);
     PQfinish(other);
     CHECK(rtm_store_key_get(st, "sk_id_x", &k) == RTM_ENOTFOUND); /* the same connection goes on */
+
+    /* Another writer inside a revocation: the insert waits, then says "locked";
+     * reads go on meanwhile. */
+    CHECK(rtm_store_revoke_jti(st, "demo", "before", 4102444800) == 0);
+    other = pg_raw(u);
+    r = PQexec(other, "SELECT pg_advisory_lock(1920232706)"); /* store_pg.c's LOCK_REVOCATIONS */
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    CHECK(rtm_store_revoke_jti(st, "demo", "during", 4102444800) == RTM_EBUSY);
+    CHECK(rtm_store_is_revoked(st, "demo", "before", NULL, 0) == 1);
+    PQfinish(other); /* its session lock goes with it */
+    CHECK(rtm_store_revoke_jti(st, "demo", "during", 4102444800) == 0);
+    CHECK(rtm_store_is_revoked(st, "demo", "during", NULL, 0) == 1);
     rtm_store_close(st);
 }
 
