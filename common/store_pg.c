@@ -445,7 +445,7 @@ static int begin(struct pg_store *st) { return exec_text(st, "BEGIN", NULL, 0, "
 static int commit(struct pg_store *st) { return exec_text(st, "COMMIT", NULL, 0, "commit"); }
 static void rollback(struct pg_store *st)
 {
-    if (PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+    if (!st->lost && PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
         exec_text(st, "ROLLBACK", NULL, 0, "rollback");
 }
 
@@ -913,7 +913,12 @@ static int pg_sessions_write(struct rtm_store *base, const struct rtm_session_ro
             if (ret) break;
         }
     }
-    PQexitPipelineMode(st->conn);
+    if (!PQexitPipelineMode(st->conn)) {
+        /* results left unread (the connection broke mid-batch): this
+         * connection is unusable for plain calls until it is reset */
+        if (!ret) ret = call_fail(st, NULL, "session write");
+        st->lost = 1;
+    }
     if (ret || (ret = commit(st))) goto fail;
     return 0;
 fail:
