@@ -4,13 +4,14 @@
 # Usage: scripts/deps.sh build|run|test|bench
 set -eu
 want="$1"
-pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev"
+pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev"
 if [ "$want" = run ]; then
     pkgs="$pkgs coturn openssl"
 fi
 if [ "$want" = test ] || [ "$want" = bench ]; then
     # postgresql: the store tests start their own server (tests/lib/pg.sh, /usr/lib/postgresql/15/bin)
-    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql"
+    # redis-server: the cluster tests start their own (tests/lib/redis.mjs)
+    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql redis-server"
 fi
 missing=""
 for p in $pkgs; do
