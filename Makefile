@@ -2,7 +2,7 @@
 #
 # Sources are found by directory, so adding a file needs no Makefile edit:
 #   common/*.c   -> $(B)/libcommon.a   (tokens, TURN, config, log, store: shared by all)
-#   broker/*.c mint-api/*.c rtmd/*.c -> $(B)/rtmd
+#   broker/*.c cluster/*.c mint-api/*.c rtmd/*.c -> $(B)/rtmd
 #   sdk-c/src/*.c -> $(B)/librtm.so.1 + $(B)/librtm.a ; sdk-c/tool/*.c -> $(B)/rtm
 #   tests/unit/test_*.c -> $(B)/tests/test_*   (each links libcommon + librtm.a)
 #   tests/sdk/test_*.c  -> $(B)/tests/sdk_test_*
@@ -15,10 +15,12 @@ B        ?= build
 PREFIX   ?= /usr/local
 SAN      ?=
 PKGS     := libwebsockets libjwt jansson sqlite3 libpq libcrypto
+# only rtmd (and the fuzz harnesses built on its objects) link hiredis (cluster mode); librtm and the tools do not
+RTMD_PKGS := hiredis
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-               -fPIC -Icommon -Ibroker -Imint-api -Isdk-c/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+               -fPIC -Icommon -Ibroker -Imint-api -Icluster -Isdk-c/include $(shell pkg-config --cflags $(PKGS) $(RTMD_PKGS) 2>/dev/null)
 ifeq ($(FUZZ),1)
 CFLAGS_BASE += -fsanitize=fuzzer-no-link
 endif
@@ -28,10 +30,11 @@ LDSAN    := -fsanitize=address,undefined
 endif
 CFLAGS   += $(CFLAGS_BASE)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+RTMD_LIBS := $(shell pkg-config --libs $(RTMD_PKGS) 2>/dev/null)
 LDFLAGS  += $(LDSAN)
 
 COMMON_SRC := $(wildcard common/*.c)
-RTMD_SRC   := $(wildcard broker/*.c mint-api/*.c rtmd/*.c)
+RTMD_SRC   := $(wildcard broker/*.c cluster/*.c mint-api/*.c rtmd/*.c)
 SDK_SRC    := $(wildcard sdk-c/src/*.c)
 TOOL_SRC   := $(wildcard sdk-c/tool/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -58,7 +61,7 @@ FAULT_BIN  := $(patsubst tests/fault/%.c,$(B)/tests/%,$(FAULT_SRC))
 # Allocations of rtm's own objects go through tests/fault/failalloc.c.
 FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 # sdk_* harnesses link librtm (its internals share names with the broker's).
-fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a)
+fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(RTMD_LIBS))
 
 SDK_SONAME := librtm.so.1
 
@@ -103,7 +106,7 @@ $(B)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
 $(B)/rtmd: $(RTMD_OBJ) $(B)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $(RTMD_OBJ) $(B)/libcommon.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(RTMD_OBJ) $(B)/libcommon.a $(LDLIBS) $(RTMD_LIBS)
 
 $(B)/$(SDK_SONAME): $(SDK_OBJ) $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SDK_SONAME) -o $@ $(SDK_OBJ) $(B)/libcommon.a $(LDLIBS)
@@ -200,7 +203,7 @@ install: deps
 	install -m 0755 $(B)/rtm $(B)/rtmd $(DESTDIR)$(PREFIX)/bin/
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icommon -Isdk-c/include common broker mint-api rtmd sdk-c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icommon -Isdk-c/include common broker cluster mint-api rtmd sdk-c
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -40,6 +40,15 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
         brk_destroy(b);
         return RTM_ENOMEM;
     }
+    if (b->cfg->cluster && *b->cfg->cluster) {
+        char err[256];
+        int rc = xnode_create(b, err, sizeof err);
+        if (rc) {
+            log_error("rtmd: %s", err);
+            brk_destroy(b);
+            return rc;
+        }
+    }
     *out = b;
     return 0;
 }
@@ -125,6 +134,7 @@ void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx)
     if (rtm_store_revocations_since(b->srv->store, 0, &rows, &last) == 0) b->revocations_seen = last;
     json_decref(rows);
     retention_start(b);
+    xnode_start(b, ctx);
 }
 
 void broker_loop_gone(struct brk_broker *b)
@@ -137,6 +147,7 @@ void broker_loop_gone(struct brk_broker *b)
     rtm_timer_cancel(b->timers, &b->ip_prune_t);
     retention_stop(b);
     b->flush_armed = 0;
+    xnode_destroy(b); /* its Redis connections live on this loop */
     b->ctx = NULL;
     presence_flush(b); /* frees the channels left dirty by the last closes */
 }
@@ -145,6 +156,7 @@ void brk_destroy(struct brk_broker *b)
 {
     if (!b) return;
     if (b->ctx) broker_loop_gone(b);
+    xnode_destroy(b);
     brk_flush_sessions(b);
     free(b->rows);
     limits_destroy(b);
@@ -280,6 +292,15 @@ int brk_server_publish(struct brk_broker *b, const char *app, const char *channe
     if (!data || !rtm_channel_valid(channel)) return RTM_EINVAL;
     char *text = rtm_json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) return RTM_ENOMEM;
+    if (b->xn) {
+        /* Every node delivers from Redis; what this node knows is how many
+         * subscribers it has itself (docs/KNOWN-GAPS.md). */
+        struct brk_channel *ch = chan_find(b, app, channel);
+        int local = ch ? (int)ch->subs.n : 0;
+        int rc = xnode_publish(b, app, channel, NULL, text, strlen(text), NULL);
+        free(text);
+        return rc ? rc : local;
+    }
     int n = chan_publish(b, app, channel, NULL, text, strlen(text));
     free(text);
     return n;

@@ -29,7 +29,9 @@ json_t *brk_peers(struct brk_broker *b, const char *channel);
 json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel);
 /* Closes every session of peer_id with 4020; returns how many. */
 int brk_kick(struct brk_broker *b, const char *app, const char *peer_id);
-/* Publishes data to channel with from "_server"; returns recipients or negative. */
+/* Publishes data to channel with from "_server"; returns recipients (in
+ * cluster mode: this node's subscribers) or negative (RTM_EUNAVAILABLE: in
+ * cluster mode, Redis cannot take it now). */
 int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, json_t *data);
 /* Re-reads new revocation rows and closes matching live sessions with 4001. */
 void brk_revocations_changed(struct brk_broker *b);

@@ -147,10 +147,12 @@ const char *chan_subscribe(struct brk_session *s, const char *name, int include_
         htab_del(&s->subs, ch);
         goto fail;
     }
+    if (ch->subs.n == 1 && b->xn) xnode_channel_used(b, ch);
     intptr_t n = (intptr_t)htab_get(&ch->members, s->peer);
     if (htab_put(&ch->members, s->peer, (void *)(n + 1))) {
         htab_del(&s->subs, ch);
         htab_del(&ch->subs, s);
+        if (ch->subs.n == 0 && b->xn) xnode_channel_unused(b, ch);
         goto fail;
     }
     if (n == 0) pending_change(b, ch, s->peer, 1);
@@ -171,6 +173,7 @@ static void sub_remove(struct brk_session *s, struct brk_sub *sub)
     struct brk_broker *b = s->b;
     struct brk_channel *ch = sub->ch;
     htab_del(&ch->subs, s);
+    if (ch->subs.n == 0 && b->xn) xnode_channel_unused(b, ch);
     if (sub->needs_snapshot) ch->n_snapshot--;
     intptr_t n = (intptr_t)htab_get(&ch->members, s->peer);
     if (n <= 1) {
@@ -363,40 +366,49 @@ void presence_flush(struct brk_broker *b)
 
 /* ---- publish ---- */
 
-static struct brk_msg *build_message(const struct brk_channel *ch, const char *from, const char *data,
-                                     size_t dlen, const json_t *meta)
+/* Who sent a message and how its metadata is held: a jansson value (a sender
+ * on this node) or JSON text (another node's, through Redis). */
+struct origin {
+    const struct brk_session *skip; /* a local sender: never echoed */
+    const char *skip_sid;           /* a sender of this node, by session id (through Redis) */
+    const char *from;
+    const json_t *meta;
+    const char *meta_text;
+    size_t mlen;
+};
+
+static struct brk_msg *build_message(const struct brk_channel *ch, const struct origin *o, const char *data,
+                                     size_t dlen, int with_meta)
 {
     struct mb m;
-    mb_init(&m, 64 + strlen(ch->name) + strlen(from) + dlen + (meta ? 256 : 0));
+    mb_init(&m, 64 + strlen(ch->name) + strlen(o->from) + dlen + (with_meta ? 256 + o->mlen : 0));
     mb_lit(&m, "{\"type\":\"message\",\"channel\":");
     mb_str(&m, ch->name);
     mb_lit(&m, ",\"from\":");
-    mb_str(&m, from);
+    mb_str(&m, o->from);
     mb_lit(&m, ",\"data\":");
     mb_raw(&m, data, dlen);
-    if (meta) {
+    if (with_meta) {
         mb_lit(&m, ",\"fromMetadata\":");
-        mb_json(&m, meta);
+        if (o->meta_text) mb_raw(&m, o->meta_text, o->mlen);
+        else mb_json(&m, o->meta);
     }
     mb_lit(&m, "}");
     return mb_finish(&m);
 }
 
-int chan_publish(struct brk_broker *b, const char *app, const char *name, struct brk_session *sender,
-                 const char *data, size_t dlen)
+static int fanout(struct brk_channel *ch, const struct origin *o, const char *data, size_t dlen)
 {
-    struct brk_channel *ch = chan_find(b, app, name);
-    if (!ch || !ch->subs.n) return 0;
-    const char *from = sender ? sender->claims.sub : "_server";
-    const json_t *meta = sender && sender->peer ? sender->peer->peer_metadata : NULL;
+    int has_meta = o->meta_text ? o->mlen > 0 : o->meta != NULL;
     /* At most two frames per publish, each built once and shared. */
     struct brk_msg *plain = NULL, *with_meta = NULL;
     int n = 0;
     for (uint32_t i = 0; i < ch->subs.cap; i++) {
         struct brk_sub *sub = ch->subs.slots[i].key ? ch->subs.slots[i].val : NULL;
-        if (!sub || sub->s == sender) continue;
-        struct brk_msg **slot = sub->include_sender_meta && meta ? &with_meta : &plain;
-        if (!*slot && !(*slot = build_message(ch, from, data, dlen, slot == &with_meta ? meta : NULL))) {
+        if (!sub || sub->s == o->skip || (o->skip_sid && strcmp(sub->s->sid, o->skip_sid) == 0)) continue;
+        int want = sub->include_sender_meta && has_meta;
+        struct brk_msg **slot = want ? &with_meta : &plain;
+        if (!*slot && !(*slot = build_message(ch, o, data, dlen, want))) {
             n = RTM_ENOMEM;
             break;
         }
@@ -405,6 +417,25 @@ int chan_publish(struct brk_broker *b, const char *app, const char *name, struct
     msg_unref(plain);
     msg_unref(with_meta);
     return n;
+}
+
+int chan_publish(struct brk_broker *b, const char *app, const char *name, struct brk_session *sender,
+                 const char *data, size_t dlen)
+{
+    struct brk_channel *ch = chan_find(b, app, name);
+    if (!ch || !ch->subs.n) return 0;
+    struct origin o = {sender, NULL, sender ? sender->claims.sub : "_server",
+                       sender && sender->peer ? sender->peer->peer_metadata : NULL, NULL, 0};
+    return fanout(ch, &o, data, dlen);
+}
+
+int chan_deliver(struct brk_broker *b, const char *app, const char *name, const char *skip_sid, const char *from,
+                 const char *meta, size_t mlen, const char *data, size_t dlen)
+{
+    struct brk_channel *ch = chan_find(b, app, name);
+    if (!ch || !ch->subs.n) return 0;
+    struct origin o = {NULL, skip_sid, from, NULL, meta ? meta : "", meta ? mlen : 0};
+    return fanout(ch, &o, data, dlen);
 }
 
 void channels_destroy(struct brk_broker *b)

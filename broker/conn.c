@@ -509,6 +509,7 @@ static void on_closed(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
     if (!b) return;
+    xnode_session_closed(s);
     if (s->attached) {
         rtm_timer_cancel(b->timers, &s->expiry_t);
         rtm_timer_cancel(b->timers, &s->notice_t);

@@ -213,7 +213,9 @@ static void do_subscribe(struct req *r)
                                                                 : "could not subscribe");
         return;
     }
-    sess_ack(r->s, r->rid);
+    /* In cluster mode the ack waits until other nodes' publishes can arrive. */
+    if (r->s->b->xn) xnode_ack_subscribe(r->s, ch, r->rid);
+    else sess_ack(r->s, r->rid);
 }
 
 static void do_unsubscribe(struct req *r)
@@ -233,6 +235,12 @@ static void do_publish(struct req *r)
     size_t dn;
     char *owned;
     if (data_arg(r, &d, &dn, &owned)) return;
+    if (r->s->b->xn) {
+        /* through Redis; the ack or the error frame follows from there */
+        xnode_publish(r->s->b, r->s->app, ch, r->s, d, dn, r->rid);
+        free(owned);
+        return;
+    }
     int n = chan_publish(r->s->b, r->s->app, ch, r->s, d, dn);
     free(owned);
     if (n < 0) {

@@ -95,6 +95,8 @@ enum sess_state {
 
 struct brk_channel;
 struct brk_peer;
+struct xwait;
+struct brk_xnode;
 
 /* One subscription of a session: value of sess->subs (key: the channel)
  * and of chan->subs (key: the session). One allocation serves both. */
@@ -172,6 +174,8 @@ struct brk_session {
     struct rtm_timer notice_t; /* token_expiring */
     int64_t held_since_ms;    /* monotonic, when held */
     unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
+
+    struct xwait *xwaits;     /* xnode.c: requests waiting on Redis (cluster mode) */
 };
 
 struct brk_peer {
@@ -236,6 +240,8 @@ struct brk_broker {
     int n_held;               /* held places: they count toward max-connections */
     int64_t rows_oldest_ms;   /* rtm_mono_ms() when the oldest row in rows was added (store write lag) */
 
+    struct brk_xnode *xn;     /* xnode.c: cluster mode, NULL without --cluster */
+
     /* loop-thread scratch: token extraction and write coalescing */
     char *scratch;          /* BRK_SCRATCH bytes */
     unsigned char *wbuf;    /* LWS_PRE + BRK_SCRATCH bytes */
@@ -287,6 +293,12 @@ void chan_unsubscribe_all(struct brk_session *s);
  * re-encoded); sender NULL means the server ("_server"). Returns recipients or negative. */
 int chan_publish(struct brk_broker *b, const char *app, const char *name, struct brk_session *sender,
                  const char *data, size_t dlen);
+/* Delivers a message that came through Redis (cluster mode) to this node's
+ * subscribers: meta is the sender's peerMetadata as JSON text (mlen 0: none),
+ * data raw JSON; the session whose id is skip_sid (NULL: none) is skipped.
+ * Returns recipients. */
+int chan_deliver(struct brk_broker *b, const char *app, const char *name, const char *skip_sid, const char *from,
+                 const char *meta, size_t mlen, const char *data, size_t dlen);
 struct brk_channel *chan_find(struct brk_broker *b, const char *app, const char *name);
 void presence_flush(struct brk_broker *b);
 /* A fresh snapshot of every subscribed channel for s at the next presence
@@ -353,6 +365,26 @@ void ext_narrow_subs(struct brk_session *s);
 void ext_adopt_claims(struct brk_session *s);
 /* Schedules token_expiring for s->claims.exp (extension, token sessions). */
 void ext_arm_notice(struct brk_session *s);
+
+/* xnode.c: cluster mode (docs/CLUSTER.md); every call needs b->xn != NULL
+ * unless said otherwise. */
+/* From brk_create when --cluster is set: parses the setting. 0, or negative with err. */
+int xnode_create(struct brk_broker *b, char *err, size_t errlen);
+void xnode_start(struct brk_broker *b, struct lws_context *ctx); /* any b */
+void xnode_destroy(struct brk_broker *b);                        /* any b; idempotent */
+/* The channel got its first subscriber here / lost its last one. */
+void xnode_channel_used(struct brk_broker *b, struct brk_channel *ch);
+void xnode_channel_unused(struct brk_broker *b, struct brk_channel *ch);
+/* The subscribe ack: now, or once Redis confirmed the channel's subscription. */
+void xnode_ack_subscribe(struct brk_session *s, const char *channel, const char *rid);
+/* Publishes through Redis. With a sender, its ack (or cluster_unavailable)
+ * follows when Redis answers, or an error frame now. 0, RTM_EUNAVAILABLE, RTM_ENOMEM. */
+int xnode_publish(struct brk_broker *b, const char *app, const char *channel, struct brk_session *sender,
+                  const char *data, size_t dlen, const char *rid);
+/* From CLOSED: the session's waits forget it (any b). */
+void xnode_session_closed(struct brk_session *s);
+/* 1 and the shard counts in cluster mode, 0 without (any b). */
+int xnode_health(struct brk_broker *b, int *shards, int *up);
 
 /* broker.c */
 struct app_count {

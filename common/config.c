@@ -115,6 +115,11 @@ static const struct opt opts[] = {
      "closed session rows (GET /v1/sessions) are deleted this many days after they connected, in the background"},
     {"shutdown-grace-ms", T_INT, O(shutdown_grace_ms), 0, 0, 0, 60000, "2000", 0, NULL,
      "on SIGTERM, how long sessions get to close after going_away"},
+    {"cluster", T_STR, O(cluster), 0, 0, 0, 0, "", 0, NULL,
+     "cluster mode through Redis: redis://HOST:PORT[,redis://HOST:PORT...] (several = shards by a "
+     "stable hash of the channel); empty = a single node, no Redis"},
+    {"cluster-timeout-ms", T_INT, O(cluster_timeout_ms), 0, 0, 50, 60000, "1000", 0, NULL,
+     "deadline of every Redis command and of the subscriber probe; past it the link is restarted"},
     {"demo-token", T_BOOL, O(demo_token), 0, 0, 0, 1, "false", 0, NULL,
      "DEVELOPMENT ONLY: serve GET /demo/token on the public listener, minting with demo-key-file"},
     {"demo-key-file", T_STR, O(demo_key_file), 0, 0, 0, 0, "var/dev-key.json", 0, NULL,

@@ -63,6 +63,10 @@ struct rtm_config {
     int session_retention_days;        /* 7: closed session rows older than this are pruned */
     int shutdown_grace_ms;             /* 2000 */
 
+    /* cluster mode (docs/CLUSTER.md) */
+    char *cluster;           /* "" = off; redis://host:port[,...] */
+    int cluster_timeout_ms;  /* 1000 */
+
     /* development conveniences (off unless turned on) */
     int demo_token;     /* 1 enables GET /demo/token on the public listener */
     char *demo_key_file; /* file holding the development key's id and secret (JSON) */

@@ -15,6 +15,7 @@ const char *rtm_err_str(int err)
     case RTM_ELIMIT: return "limit reached";
     case RTM_EFULL: return "store full";
     case RTM_EBUSY: return "store locked";
+    case RTM_EUNAVAILABLE: return "cluster unavailable";
     }
     return "unknown error";
 }

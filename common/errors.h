@@ -15,6 +15,7 @@ enum rtm_err {
     RTM_ELIMIT = -8,    /* a configured bound was hit */
     RTM_EFULL = -9,     /* the store's disk is full: nothing was written, retry later */
     RTM_EBUSY = -10,    /* the store is locked by another writer: nothing was written, retry later */
+    RTM_EUNAVAILABLE = -11, /* cluster mode: Redis cannot take it now */
 };
 
 const char *rtm_err_str(int err);

@@ -33,7 +33,10 @@
     X(DIRECT_DROPPED, "rtm_resume_direct_total", "event=\"dropped\"", "")                         \
     X(HANDSHAKES_REFUSED_PER_IP, "rtm_handshakes_refused_total", "reason=\"per_ip\"",              \
       "Public connections refused at accept by the handshake budget")                              \
-    X(HANDSHAKES_REFUSED_TOTAL, "rtm_handshakes_refused_total", "reason=\"total\"", "")
+    X(HANDSHAKES_REFUSED_TOTAL, "rtm_handshakes_refused_total", "reason=\"total\"", "")          \
+    X(CLUSTER_OUT, "rtm_cluster_messages_total", "direction=\"out\"", "Messages sent to / received from other nodes through Redis") \
+    X(CLUSTER_IN, "rtm_cluster_messages_total", "direction=\"in\"", "")                          \
+    X(CLUSTER_UNAVAILABLE, "rtm_cluster_unavailable_total", "", "Requests answered cluster_unavailable (Redis could not take them)")
 
 #define RTM_HISTOGRAMS(X)                                                                          \
     X(MINT_LATENCY, "rtm_http_request_duration_seconds", "Backend API request latency")            \

@@ -6,6 +6,7 @@
 #include "api.h"
 
 #include "broker.h"
+#include "errors.h"
 #include "pattern.h"
 #include "protocol.h"
 #include "server.h"
@@ -83,6 +84,10 @@ void mint_publish_post(struct mint_req *rq)
         goto done;
     }
     int n = brk_server_publish(rq->srv->broker, rq->key->app, ch, json_object_get(b, "data"));
+    if (n == RTM_EUNAVAILABLE) {
+        mint_reply_error(rq, 503, "cluster_unavailable", "cluster mode: Redis cannot take the message now");
+        goto done;
+    }
     if (n < 0) {
         mint_reply_error(rq, 500, "internal_error", "the broker could not publish");
         goto done;

@@ -1,0 +1,329 @@
+/* xnode.c: the broker's side of cluster mode: channels and publishes across
+ * nodes through the Redis link (cluster/cluster.h). Absent (b->xn NULL)
+ * without --cluster, and then nothing here runs.
+ *
+ * One order per channel: a publish is never delivered on its own node
+ * directly. Every node, the publisher's included, delivers from its Redis
+ * subscription, so all of them see the channel's messages in the order Redis
+ * took them (one channel lives on one shard). The sender's own session is
+ * skipped by its session id, so nothing is echoed. The publisher's ack waits
+ * for Redis to take the message; when it cannot (shard down, deadline, lost
+ * connection), the sender gets cluster_unavailable with its requestId
+ * instead of a silent loss.
+ *
+ * A node subscribes to a channel's Redis channel while the channel has
+ * subscribers here (held places included), and a subscribe is acked once
+ * Redis confirmed it, so a client that holds its ack receives every publish
+ * made after it, from any node.
+ *
+ * Requests waiting on Redis (struct xwait) are listed on their session; a
+ * session that closes first only clears its pointers, and the wait is freed
+ * when Redis answers (the link guarantees an answer, even at shutdown). */
+#include "internal.h"
+
+#include "cluster.h"
+#include "errors.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUB_WAITS_MAX 65536 /* subscribe acks waiting on Redis; beyond, acked at once */
+
+struct xwait {
+    struct brk_session *s;          /* NULL once the session closed */
+    struct xwait *s_next, *s_prev;  /* the session's waits */
+    struct xwait *b_next, *b_prev;  /* subscribe waits only: the node's list */
+    struct brk_xnode *xn;
+    int shard;                      /* subscribe waits */
+    char *chan;                     /* subscribe waits: the Redis channel, owned */
+    char rid[];                     /* "" when the request had none */
+};
+
+struct brk_xnode {
+    struct brk_broker *b;
+    struct clu *cl;
+    char node[128];
+    struct xwait *sub_waits;
+    int n_sub_waits;
+    int stopping;
+};
+
+/* ---- waits ---- */
+
+static struct xwait *wait_new(struct brk_xnode *xn, struct brk_session *s, const char *rid)
+{
+    size_t rl = rid ? strlen(rid) : 0;
+    struct xwait *w = calloc(1, sizeof *w + rl + 1);
+    if (!w) return NULL;
+    w->xn = xn;
+    w->s = s;
+    if (rl) memcpy(w->rid, rid, rl);
+    w->s_next = s->xwaits;
+    if (s->xwaits) s->xwaits->s_prev = w;
+    s->xwaits = w;
+    return w;
+}
+
+static void wait_unlink_session(struct xwait *w)
+{
+    if (!w->s) return;
+    if (w->s_prev) w->s_prev->s_next = w->s_next;
+    else w->s->xwaits = w->s_next;
+    if (w->s_next) w->s_next->s_prev = w->s_prev;
+    w->s = NULL;
+    w->s_next = w->s_prev = NULL;
+}
+
+static void wait_free(struct xwait *w)
+{
+    wait_unlink_session(w);
+    free(w->chan);
+    free(w);
+}
+
+void xnode_session_closed(struct brk_session *s)
+{
+    while (s->xwaits) wait_unlink_session(s->xwaits);
+}
+
+static const char *rid_of(const struct xwait *w) { return w->rid[0] ? w->rid : NULL; }
+
+/* ---- subscriptions ---- */
+
+static int redis_name(char *out, size_t outlen, const struct brk_channel *ch)
+{
+    int applen = (int)(ch->name - ch->key - 1);
+    char app[80];
+    snprintf(app, sizeof app, "%.*s", applen, ch->key);
+    return clu_channel_name(out, outlen, app, ch->name);
+}
+
+void xnode_channel_used(struct brk_broker *b, struct brk_channel *ch)
+{
+    char name[CLU_NAME_MAX];
+    if (redis_name(name, sizeof name, ch) < 0 || clu_want(b->xn->cl, name) < 0)
+        log_error("cluster: cannot subscribe channel %s across nodes (out of memory)", ch->name);
+}
+
+void xnode_channel_unused(struct brk_broker *b, struct brk_channel *ch)
+{
+    char name[CLU_NAME_MAX];
+    if (redis_name(name, sizeof name, ch) >= 0) clu_unwant(b->xn->cl, name);
+}
+
+static void sub_wait_unlink(struct brk_xnode *xn, struct xwait *w)
+{
+    if (w->b_prev) w->b_prev->b_next = w->b_next;
+    else xn->sub_waits = w->b_next;
+    if (w->b_next) w->b_next->b_prev = w->b_prev;
+    xn->n_sub_waits--;
+}
+
+void xnode_ack_subscribe(struct brk_session *s, const char *channel, const char *rid)
+{
+    struct brk_xnode *xn = s->b->xn;
+    char name[CLU_NAME_MAX];
+    if (clu_channel_name(name, sizeof name, s->app, channel) < 0) goto now;
+    int rc = clu_want(xn->cl, name); /* idempotent: asks whether it is settled */
+    if (rc != 0 || xn->n_sub_waits >= SUB_WAITS_MAX) goto now;
+    struct xwait *w = wait_new(xn, s, rid);
+    if (!w || !(w->chan = strdup(name))) {
+        if (w) wait_free(w);
+        goto now;
+    }
+    w->shard = clu_shard_of_chan(xn->cl, name);
+    w->b_next = xn->sub_waits;
+    if (xn->sub_waits) xn->sub_waits->b_prev = w;
+    xn->sub_waits = w;
+    xn->n_sub_waits++;
+    return;
+now:
+    sess_ack(s, rid);
+}
+
+/* Acks the subscribe waits that match (chan, or every wait of a shard). */
+static void settle_sub_waits(struct brk_xnode *xn, const char *chan, int shard)
+{
+    struct xwait *w = xn->sub_waits;
+    while (w) {
+        struct xwait *next = w->b_next;
+        if (chan ? strcmp(w->chan, chan) == 0 : w->shard == shard) {
+            sub_wait_unlink(xn, w);
+            if (w->s) sess_ack(w->s, rid_of(w));
+            wait_free(w);
+        }
+        w = next;
+    }
+}
+
+static void on_subscribed(void *user, const char *chan)
+{
+    struct brk_xnode *xn = user;
+    if (xn->n_sub_waits) settle_sub_waits(xn, chan, -1);
+}
+
+static void on_shard_state(void *user, int shard, int up)
+{
+    struct brk_xnode *xn = user;
+    /* Down: the subscriptions it held count as settled (they are made again
+     * on reconnect); local delivery goes on meanwhile. */
+    if (!up && xn->n_sub_waits) settle_sub_waits(xn, NULL, shard);
+}
+
+/* ---- publish ---- */
+
+static void publish_done(void *arg, int ok)
+{
+    struct xwait *w = arg;
+    if (w->s && !w->xn->stopping) {
+        if (ok) {
+            sess_ack(w->s, rid_of(w));
+        } else {
+            rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
+            sess_error(w->s, "cluster_unavailable", "the message could not reach the other nodes; try again",
+                       rid_of(w));
+        }
+    }
+    wait_free(w);
+}
+
+int xnode_publish(struct brk_broker *b, const char *app, const char *channel, struct brk_session *sender,
+                  const char *data, size_t dlen, const char *rid)
+{
+    struct brk_xnode *xn = b->xn;
+    char name[CLU_NAME_MAX];
+    char *meta = NULL, *payload = NULL;
+    struct xwait *w = NULL;
+    int rc = RTM_ENOMEM;
+    if (clu_channel_name(name, sizeof name, app, channel) < 0) {
+        rc = RTM_EINVAL;
+        goto fail;
+    }
+    if (sender && sender->peer && sender->peer->peer_metadata &&
+        !(meta = json_dumps(sender->peer->peer_metadata, JSON_COMPACT | JSON_ENCODE_ANY)))
+        goto fail;
+    const char *from = sender ? sender->claims.sub : "_server";
+    const char *sid = sender ? sender->sid : "";
+    const char *f[CLU_FIELDS] = {xn->node, sid, app, channel, from, meta, data};
+    size_t n[CLU_FIELDS] = {strlen(xn->node), strlen(sid), strlen(app), strlen(channel), strlen(from),
+                            meta ? strlen(meta) : 0, dlen};
+    size_t plen;
+    if (!(payload = clu_encode(CLU_PUBLISH, f, n, &plen))) goto fail;
+    if (sender && !(w = wait_new(xn, sender, rid))) goto fail;
+    if (clu_publish(xn->cl, name, payload, plen, w ? publish_done : NULL, w)) {
+        rc = RTM_EUNAVAILABLE;
+        goto fail;
+    }
+    rtm_metric_inc(RTM_M_CLUSTER_OUT, 1);
+    free(meta);
+    free(payload);
+    return 0;
+fail:
+    if (w) wait_free(w);
+    free(meta);
+    free(payload);
+    if (sender) {
+        if (rc == RTM_EUNAVAILABLE) {
+            rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
+            sess_error(sender, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+        } else {
+            sess_error(sender, "internal_error", "could not publish", rid);
+        }
+    }
+    return rc;
+}
+
+/* A message from Redis: one of this node's channels. */
+static void on_message(void *user, const char *chan, const char *payload, size_t len)
+{
+    struct brk_xnode *xn = user;
+    struct clu_msg m;
+    (void)chan;
+    if (clu_decode(payload, len, &m) || m.kind != CLU_PUBLISH) {
+        log_warn("cluster: dropped a malformed message from Redis (%zu bytes)", len);
+        return;
+    }
+    char app[80], channel[RTM_MAX_CHANNEL + 1], from[RTM_MAX_PEER_ID + 16], sid[64];
+    if (m.n[CLU_F_APP] >= sizeof app || m.n[CLU_F_CHANNEL] >= sizeof channel || m.n[CLU_F_FROM] >= sizeof from ||
+        m.n[CLU_F_SID] >= sizeof sid)
+        return;
+#define COPY(dst, i) (memcpy(dst, m.f[i], m.n[i]), dst[m.n[i]] = '\0')
+    COPY(app, CLU_F_APP);
+    COPY(channel, CLU_F_CHANNEL);
+    COPY(from, CLU_F_FROM);
+    COPY(sid, CLU_F_SID);
+#undef COPY
+    rtm_metric_inc(RTM_M_CLUSTER_IN, 1);
+    /* Only a session of this node can be the sender. */
+    int ours = m.n[CLU_F_NODE] == strlen(xn->node) && memcmp(m.f[CLU_F_NODE], xn->node, m.n[CLU_F_NODE]) == 0;
+    chan_deliver(xn->b, app, channel, ours && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
+                 m.f[CLU_F_DATA], m.n[CLU_F_DATA]);
+}
+
+/* ---- lifetime ---- */
+
+static void default_node_id(const struct rtm_config *cfg, char *out, size_t outlen)
+{
+    /* Two nodes on one machine with one config differ by their public port. */
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    const char *port = strrchr(cfg->public_addr, ':');
+    snprintf(out, outlen, "%s:%s", host, port ? port + 1 : cfg->public_addr);
+}
+
+int xnode_create(struct brk_broker *b, char *err, size_t errlen)
+{
+    struct brk_xnode *xn = calloc(1, sizeof *xn);
+    if (!xn) {
+        snprintf(err, errlen, "out of memory");
+        return RTM_ENOMEM;
+    }
+    xn->b = b;
+    default_node_id(b->cfg, xn->node, sizeof xn->node);
+    static const struct clu_handler h = {on_message, on_subscribed, on_shard_state};
+    if (clu_create(b->cfg->cluster, xn->node, b->cfg->cluster_timeout_ms, &h, xn, &xn->cl, err, errlen)) {
+        free(xn);
+        return RTM_EINVAL;
+    }
+    b->xn = xn;
+    log_info("cluster: node %s, %d Redis shard%s", xn->node, clu_shard_count(xn->cl),
+             clu_shard_count(xn->cl) > 1 ? "s" : "");
+    return 0;
+}
+
+void xnode_start(struct brk_broker *b, struct lws_context *ctx)
+{
+    if (b->xn) clu_start(b->xn->cl, ctx);
+}
+
+void xnode_destroy(struct brk_broker *b)
+{
+    struct brk_xnode *xn = b->xn;
+    if (!xn) return;
+    xn->stopping = 1;
+    clu_destroy(xn->cl); /* publish waits complete (and are freed) here */
+    while (xn->sub_waits) {
+        struct xwait *w = xn->sub_waits;
+        sub_wait_unlink(xn, w);
+        wait_free(w);
+    }
+    free(xn);
+    b->xn = NULL;
+}
+
+int xnode_health(struct brk_broker *b, int *shards, int *up)
+{
+    if (!b || !b->xn) return 0;
+    struct clu_stats st;
+    clu_get_stats(b->xn->cl, &st);
+    *shards = st.shards;
+    *up = st.shards_up;
+    return 1;
+}

@@ -1,0 +1,50 @@
+/* wire.h: what rtmd nodes say to each other through Redis, and where.
+ *
+ * Pure functions, no I/O: Redis key and channel names, the shard a name
+ * lives on (a stable hash, so every node agrees without talking), and the
+ * node-to-node message codec. A message is one header line of field lengths
+ * followed by the fields' bytes, so client JSON travels as is (never parsed
+ * or re-encoded by a node that only forwards it) and any byte is allowed in
+ * any field. The full format is in docs/CLUSTER.md. */
+#ifndef CLU_WIRE_H
+#define CLU_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLU_MAX_SHARDS 16
+#define CLU_NAME_MAX 400 /* "rtm:c:" + app (64) + channel (256) + separators */
+
+/* Shard of a name among n (1..CLU_MAX_SHARDS): a 64-bit FNV-1a of the bytes
+ * fed to a jump consistent hash, so adding a shard moves about 1/n of the
+ * names and nothing else. */
+int clu_shard_of(const char *name, size_t len, int n);
+
+/* "rtm:c:<applen>:<app>:<channel>": the Redis channel of an app's channel.
+ * The length prefix keeps the name unambiguous whatever the app contains.
+ * Returns the length, or -1 when it does not fit in outlen. */
+int clu_channel_name(char *out, size_t outlen, const char *app, const char *channel);
+/* "rtm:n:<node>": the node's own channel (liveness probes; directs later). */
+int clu_node_name(char *out, size_t outlen, const char *node);
+
+enum clu_kind {
+    CLU_PUBLISH = 'p', /* a channel message: app, channel, from, meta, data */
+};
+
+/* A decoded message: every field points into the encoded buffer (borrowed). */
+#define CLU_FIELDS 7
+struct clu_msg {
+    char kind;
+    const char *f[CLU_FIELDS];
+    size_t n[CLU_FIELDS];
+};
+/* Field order of a CLU_PUBLISH. */
+enum { CLU_F_NODE, CLU_F_SID, CLU_F_APP, CLU_F_CHANNEL, CLU_F_FROM, CLU_F_META, CLU_F_DATA };
+
+/* Encodes kind and CLU_FIELDS fields (f[i] may be NULL when n[i] is 0) into
+ * a malloc'd buffer; *outlen its length. NULL on ENOMEM. */
+char *clu_encode(char kind, const char *const f[CLU_FIELDS], const size_t n[CLU_FIELDS], size_t *outlen);
+/* 0 and m filled, or -1 when buf is not a well-formed message of this version. */
+int clu_decode(const char *buf, size_t len, struct clu_msg *m);
+
+#endif
