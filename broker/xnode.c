@@ -300,7 +300,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
 
 void xnode_start(struct brk_broker *b, struct lws_context *ctx)
 {
-    if (b->xn) clu_start(b->xn->cl, ctx);
+    if (b->xn) clu_start(b->xn->cl, ctx, b->timers);
 }
 
 void xnode_destroy(struct brk_broker *b)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct lws_context;
+struct rtm_timers;
 struct clu;
 
 struct clu_handler {
@@ -41,9 +42,9 @@ struct clu_stats {
  * prepares the link; nothing connects yet. 0, or -1 with a reason in err. */
 int clu_create(const char *urls, const char *node_id, int timeout_ms, const struct clu_handler *h, void *user,
                struct clu **out, char *err, size_t errlen);
-/* Starts connecting on ctx's loop (from a timer of its own, so it may be
- * called from any lws callback). */
-void clu_start(struct clu *cl, struct lws_context *ctx);
+/* Starts connecting on ctx's loop, from a timer of its own in the loop's
+ * heap (so it may be called from any lws callback). */
+void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers);
 /* Cancels timers and frees every connection; pending publishes complete
  * with ok = 0 before it returns. */
 void clu_destroy(struct clu *cl);

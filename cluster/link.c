@@ -22,6 +22,7 @@
 
 #include "htab.h"
 #include "log.h"
+#include "timers.h"
 
 #include <hiredis.h>
 #include <async.h>
@@ -90,7 +91,8 @@ struct clu {
     void *user;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    lws_sorted_usec_list_t tick;
+    struct rtm_timers *timers; /* the loop's heap */
+    struct rtm_timer tick;
     int started, stopping;
     struct clu_stats st;
 };
@@ -505,11 +507,11 @@ static void probe(struct shard *sh, int64_t now)
     sh->next_probe_ms = now + PROBE_EVERY_MS;
 }
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+static void tick_cb(struct rtm_timer *t)
 {
-    struct clu *cl = lws_container_of(sul, struct clu, tick);
+    struct clu *cl = lws_container_of(t, struct clu, tick);
     if (!cl->vh && !(cl->vh = rio_vhost(cl->ctx))) {
-        lws_sul_schedule(cl->ctx, 0, &cl->tick, tick_cb, 1000 * LWS_US_PER_MS);
+        rtm_timer_in(cl->timers, &cl->tick, tick_cb, 1000);
         return;
     }
     int64_t now = now_ms();
@@ -542,24 +544,25 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
         if (!sh->probe_deadline_ms && now >= sh->next_probe_ms) probe(sh, now);
     }
-    lws_sul_schedule(cl->ctx, 0, &cl->tick, tick_cb, TICK_MS * LWS_US_PER_MS);
+    rtm_timer_in(cl->timers, &cl->tick, tick_cb, TICK_MS);
 }
 
-void clu_start(struct clu *cl, struct lws_context *ctx)
+void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers)
 {
     if (cl->started) return;
     cl->started = 1;
     cl->ctx = ctx;
+    cl->timers = timers;
     int64_t now = now_ms();
     for (int i = 0; i < cl->n; i++) cl->sh[i].retry_at_ms = now;
-    lws_sul_schedule(ctx, 0, &cl->tick, tick_cb, 1);
+    rtm_timer_in(timers, &cl->tick, tick_cb, 0);
 }
 
 void clu_destroy(struct clu *cl)
 {
     if (!cl) return;
     cl->stopping = 1;
-    if (cl->started) lws_sul_cancel(&cl->tick);
+    if (cl->started) rtm_timer_cancel(cl->timers, &cl->tick);
     for (int i = 0; i < cl->n; i++) {
         struct shard *sh = &cl->sh[i];
         sh->resetting = 1;
