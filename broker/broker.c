@@ -227,6 +227,7 @@ void brk_metrics_gauges(struct brk_broker *b)
     rtm_gauges[RTM_G_SUBSCRIPTIONS] = subs;
     rtm_gauges[RTM_G_QUEUE_BYTES] = queued;
     rtm_gauges[RTM_G_STORE_WRITE_LAG] = b->n_rows ? (double)(rtm_mono_ms() - b->rows_oldest_ms) / 1e3 : 0;
+    xnode_metrics_gauges(b);
 }
 
 json_t *brk_peers(struct brk_broker *b, const char *channel) { return brk_peers_app(b, NULL, channel); }

@@ -42,6 +42,10 @@ int brk_session_count(struct brk_broker *b);
 /* Sets the broker's gauges in rtm_gauges (common/metrics.h) from its tables:
  * O(sessions + channels), called once per scrape. */
 void brk_metrics_gauges(struct brk_broker *b);
+/* Cluster mode (docs/CLUSTER.md): 1 with the Redis link's figures in *st
+ * (struct clu_stats, cluster/cluster.h), 0 without --cluster. */
+struct clu_stats;
+int brk_cluster_stats(struct brk_broker *b, struct clu_stats *st);
 /* Writes every pending session row to the store (main calls it before exit). */
 void brk_flush_sessions(struct brk_broker *b);
 

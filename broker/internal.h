@@ -381,10 +381,10 @@ void xnode_ack_subscribe(struct brk_session *s, const char *channel, const char 
  * follows when Redis answers, or an error frame now. 0, RTM_EUNAVAILABLE, RTM_ENOMEM. */
 int xnode_publish(struct brk_broker *b, const char *app, const char *channel, struct brk_session *sender,
                   const char *data, size_t dlen, const char *rid);
+/* Sets the cluster gauges (left 0 without --cluster; any b). */
+void xnode_metrics_gauges(struct brk_broker *b);
 /* From CLOSED: the session's waits forget it (any b). */
 void xnode_session_closed(struct brk_session *s);
-/* 1 and the shard counts in cluster mode, 0 without (any b). */
-int xnode_health(struct brk_broker *b, int *shards, int *up);
 
 /* broker.c */
 struct app_count {

@@ -318,12 +318,17 @@ void xnode_destroy(struct brk_broker *b)
     b->xn = NULL;
 }
 
-int xnode_health(struct brk_broker *b, int *shards, int *up)
+void xnode_metrics_gauges(struct brk_broker *b)
+{
+    struct clu_stats st;
+    if (!brk_cluster_stats(b, &st)) return;
+    rtm_gauges[RTM_G_CLUSTER_SHARDS_UP] = st.shards_up;
+    rtm_gauges[RTM_G_CLUSTER_SUBSCRIPTIONS] = st.subscriptions;
+}
+
+int brk_cluster_stats(struct brk_broker *b, struct clu_stats *st)
 {
     if (!b || !b->xn) return 0;
-    struct clu_stats st;
-    clu_get_stats(b->xn->cl, &st);
-    *shards = st.shards;
-    *up = st.shards_up;
+    clu_get_stats(b->xn->cl, st);
     return 1;
 }

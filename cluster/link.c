@@ -22,6 +22,7 @@
 
 #include "htab.h"
 #include "log.h"
+#include "metrics.h"
 #include "timers.h"
 
 #include <hiredis.h>
@@ -210,8 +211,10 @@ static void cmd_cb(redisAsyncContext *ac, void *r, void *priv)
     pcmd_unlink(sh, p);
     int ok = reply && reply->type != REDIS_REPLY_ERROR;
     if (ok) {
-        sh->cl->st.rtt_us_sum += (uint64_t)(now_us() - p->sent_us);
+        int64_t us = now_us() - p->sent_us;
+        sh->cl->st.rtt_us_sum += (uint64_t)us;
         sh->cl->st.rtt_count++;
+        rtm_histogram_observe(RTM_H_REDIS_RTT, (double)us / 1e6);
     } else if (reply) {
         log_warn("cluster: shard %d answered an error: %.*s", sh->idx, (int)reply->len, reply->str);
     }
@@ -398,7 +401,9 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (!c) return;
     c->ac = NULL;
     c->connected = 0;
-    if (!c->sh->resetting) shard_fail(c->sh, ac->errstr[0] ? ac->errstr : "connection closed");
+    if (c->sh->resetting) return;
+    rtm_metric_inc(RTM_M_CLUSTER_CONN_LOST, 1);
+    shard_fail(c->sh, ac->errstr[0] ? ac->errstr : "connection closed");
 }
 
 static void conn_close(struct conn *c)
@@ -447,7 +452,10 @@ static int conn_open(struct shard *sh, struct conn *c)
 static void shard_connect(struct shard *sh)
 {
     struct clu *cl = sh->cl;
-    if (sh->ever_up || sh->down_logged) cl->st.reconnects++;
+    if (sh->ever_up || sh->down_logged) {
+        cl->st.reconnects++;
+        rtm_metric_inc(RTM_M_CLUSTER_RECONNECTS, 1);
+    }
     sh->node_confirmed = 0;
     sh->lost = 0;
     if (conn_open(sh, &sh->cmd) || conn_open(sh, &sh->sub)) {
@@ -522,23 +530,27 @@ static void tick_cb(struct rtm_timer *t)
             continue;
         }
         if (sh->lost) {
+            rtm_metric_inc(RTM_M_CLUSTER_CONN_LOST, 1);
             shard_fail(sh, "connection closed");
             continue;
         }
         if (sh->head && now > sh->head->deadline_ms) {
             cl->st.deadline_missed++;
+            rtm_metric_inc(RTM_M_CLUSTER_DEADLINES_MISSED, 1);
             shard_fail(sh, "a command missed its deadline");
             continue;
         }
         if (!sh->up && (sh->cmd.ac || sh->sub.ac) && sh->retry_at_ms && now > sh->retry_at_ms + cl->timeout_ms) {
             /* connecting (or resubscribing) for longer than the deadline */
             cl->st.deadline_missed++;
+            rtm_metric_inc(RTM_M_CLUSTER_DEADLINES_MISSED, 1);
             shard_fail(sh, "no answer within the deadline");
             continue;
         }
         if (!sh->up) continue;
         if (sh->probe_deadline_ms && now > sh->probe_deadline_ms) {
             cl->st.probes_missed++;
+            rtm_metric_inc(RTM_M_CLUSTER_PROBES_MISSED, 1);
             shard_fail(sh, "the subscriber connection missed its probe");
             continue;
         }

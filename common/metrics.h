@@ -36,13 +36,18 @@
     X(HANDSHAKES_REFUSED_TOTAL, "rtm_handshakes_refused_total", "reason=\"total\"", "")          \
     X(CLUSTER_OUT, "rtm_cluster_messages_total", "direction=\"out\"", "Messages sent to / received from other nodes through Redis") \
     X(CLUSTER_IN, "rtm_cluster_messages_total", "direction=\"in\"", "")                          \
-    X(CLUSTER_UNAVAILABLE, "rtm_cluster_unavailable_total", "", "Requests answered cluster_unavailable (Redis could not take them)")
+    X(CLUSTER_UNAVAILABLE, "rtm_cluster_unavailable_total", "", "Requests answered cluster_unavailable (Redis could not take them)") \
+    X(CLUSTER_RECONNECTS, "rtm_cluster_redis_reconnects_total", "", "Redis shard reconnects (after a loss, a missed deadline or probe)") \
+    X(CLUSTER_PROBES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"probe\"", "Redis shard restarts by cause") \
+    X(CLUSTER_DEADLINES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"deadline\"", "")   \
+    X(CLUSTER_CONN_LOST, "rtm_cluster_redis_faults_total", "fault=\"closed\"", "")
 
 #define RTM_HISTOGRAMS(X)                                                                          \
     X(MINT_LATENCY, "rtm_http_request_duration_seconds", "Backend API request latency")            \
     X(RESUME_GAP, "rtm_resume_gap_seconds", "Disconnection gaps covered by resumes")               \
     X(WELCOME, "rtm_ws_welcome_seconds", "From the WebSocket upgrade to the welcome frame written") \
-    X(DIRECT_SEND, "rtm_direct_send_seconds", "From a send frame read to the direct frame written to a recipient")
+    X(DIRECT_SEND, "rtm_direct_send_seconds", "From a send frame read to the direct frame written to a recipient") \
+    X(REDIS_RTT, "rtm_cluster_redis_round_trip_seconds", "Redis command round trips (cluster mode)")
 
 /* X(id, prometheus name, help) */
 #define RTM_GAUGES(X)                                                                              \
@@ -52,7 +57,9 @@
     X(SUBSCRIPTIONS, "rtm_subscriptions", "Channel subscriptions of open sessions")                \
     X(QUEUE_BYTES, "rtm_queue_bytes", "Bytes queued to clients and not yet written")               \
     X(STORE_WRITE_LAG, "rtm_store_write_lag_seconds", "Age of the oldest session row not yet written to the store") \
-    X(HANDSHAKES, "rtm_public_handshakes", "Public connections not yet WebSocket sessions (counted against max-handshakes)")
+    X(HANDSHAKES, "rtm_public_handshakes", "Public connections not yet WebSocket sessions (counted against max-handshakes)") \
+    X(CLUSTER_SHARDS_UP, "rtm_cluster_shards_up", "Redis shards up: connected, probed, resubscribed (cluster mode)") \
+    X(CLUSTER_SUBSCRIPTIONS, "rtm_cluster_subscriptions", "Redis channels this node holds a subscription to (cluster mode)")
 
 enum rtm_counter_id {
 #define RTM_X(id, name, labels, help) RTM_M_##id,

@@ -41,6 +41,11 @@ async function numsub(name) {
   const l = await redis.lines('PUBSUB', 'NUMSUB', name);
   return Number(l[1]);
 }
+// The value of one sample in a /metrics reply (labels included in the name).
+function metric(reply, name) {
+  const line = reply.text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
 async function until(fn, ms = 5000, what = 'condition') {
   const end = Date.now() + ms;
   for (;;) {
@@ -146,6 +151,10 @@ describe('Redis crash and restart', () => {
     assert.equal((await pa.request({ type: 'publish', channel: 'crash', data: 0 })).type, 'ack');
     assert.equal((await sb.next('message', 5000)).data, 0);
     assert.equal((await sa.next('message', 5000)).data, 0);
+    const h0 = await a.api('GET', '/healthz', undefined, { auth: null });
+    assert.equal(h0.status, 200);
+    assert.deepEqual([h0.json.status, h0.json.cluster], ['ok', { state: 'up', shards: 1, shardsUp: 1 }]);
+    const before = metric(await a.api('GET', '/metrics', undefined, { auth: null }), 'rtm_cluster_redis_reconnects_total');
 
     await redis.kill9();
     // Every publish while it is down gets an error with its requestId, on either node.
@@ -161,6 +170,9 @@ describe('Redis crash and restart', () => {
     assert.equal(pa.closeInfo, null, 'client connections stay open');
     assert.equal(sb.closeInfo, null);
     assert.ok(await sb.none('message', 100), 'nothing half-delivered');
+    const h1 = await b.api('GET', '/healthz', undefined, { auth: null });
+    assert.equal(h1.status, 200, 'a node without Redis still serves its own clients');
+    assert.deepEqual([h1.json.status, h1.json.cluster.state, h1.json.cluster.shardsUp], ['degraded', 'down', 0]);
 
     await redis.start(); // same port, empty: no subscription survives
     const name = redisChannel(a.app, 'crash');
@@ -173,6 +185,13 @@ describe('Redis crash and restart', () => {
     assert.equal((await sa.next((f) => f.type === 'message' && f.data === 9, 5000)).from, 'crash-pa');
     assert.equal((await sb.request({ type: 'publish', channel: 'crash', data: 10 })).type, 'ack');
     assert.equal((await pa.next((f) => f.type === 'message' && f.data === 10, 5000)).from, 'crash-sb');
+    const h2 = await b.api('GET', '/healthz', undefined, { auth: null });
+    assert.deepEqual([h2.json.status, h2.json.cluster.state], ['ok', 'up']);
+    const m = await a.api('GET', '/metrics', undefined, { auth: null });
+    assert.ok(metric(m, 'rtm_cluster_redis_reconnects_total') > before, 'the reconnect is counted');
+    assert.equal(metric(m, 'rtm_cluster_shards_up'), 1);
+    assert.ok(metric(m, 'rtm_cluster_unavailable_total') >= 2, 'the refused publishes are counted');
+    assert.ok(metric(m, 'rtm_cluster_redis_round_trip_seconds_count') > 0);
     for (const c of [pa, sb, sa]) await c.close();
   });
 });

@@ -1,0 +1,77 @@
+// cluster.mjs: what cluster mode costs a publish (make bench; figures only).
+// One channel, SUBS subscribers, one publisher at RATE messages/s for SECS s;
+// one-way latency from the publish to each delivery (one clock: every client
+// lives in this process) and deliveries/s, for:
+//   single   one rtmd, no --cluster
+//   1node    one rtmd with --cluster (every delivery goes through Redis)
+//   2nodes   publisher and half the subscribers on node a, half on node b
+// The load generator is Node's ws in one process: it, not rtmd, may be the
+// limit at high rates, so read the ratios between rows.
+import { startRtmd, sleep } from '../tests/lib/rtmd.mjs';
+import { startRedis } from '../tests/lib/redis.mjs';
+import { loadavg } from 'node:os';
+
+const SUBS = Number(process.env.SUBS || 100);
+const RATE = Number(process.env.RATE || 500);
+const SECS = Number(process.env.SECS || 3);
+
+function pct(a, p) { return a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN; }
+
+async function run(name, pubNode, subNodes, mint) {
+  const pub = await pubNode.connect((await mint('pub')).token);
+  const subs = [];
+  for (let i = 0; i < SUBS; i++) {
+    const node = subNodes[i % subNodes.length];
+    const c = await node.connect((await mint(`s${i}`)).token);
+    c.node = subNodes.indexOf(node);
+    subs.push(c);
+  }
+  await Promise.all(subs.map((c) => c.request({ type: 'subscribe', channel: 'bench' }, 10000)));
+  const lat = subNodes.map(() => []);
+  let delivered = 0;
+  for (const c of subs) {
+    c.ws.on('message', (d) => {
+      const f = JSON.parse(d);
+      if (f.type !== 'message') return;
+      lat[c.node].push(performance.now() - f.data.t);
+      delivered++;
+    });
+  }
+  const total = RATE * SECS;
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    pub.send({ type: 'publish', channel: 'bench', data: { t: performance.now(), i } });
+  }
+  const end = Date.now() + 10000;
+  while (delivered < total * SUBS && Date.now() < end) await sleep(20);
+  const secs = (performance.now() - t0) / 1000;
+  for (const [i, l] of lat.entries()) {
+    l.sort((x, y) => x - y);
+    console.log(`${name.padEnd(7)} node ${i}: ${SUBS / subNodes.length} subs, ${l.length} deliveries, ` +
+      `one-way p50 ${pct(l, 0.5).toFixed(2)} ms p99 ${pct(l, 0.99).toFixed(2)} ms`);
+  }
+  console.log(`${name.padEnd(7)} total: ${delivered}/${total * SUBS} delivered, ${(delivered / secs).toFixed(0)} deliveries/s`);
+  for (const c of [pub, ...subs]) c.terminate();
+  await sleep(200);
+}
+
+const cfg = { 'rate-frames-per-second': 0, 'max-connections': 0 };
+console.log(`cluster bench: ${SUBS} subscribers, ${RATE} publishes/s for ${SECS} s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+const single = await startRtmd({ config: cfg });
+try {
+  await run('single', single, [single], (p) => single.mint({ peerId: p }));
+} finally { await single.cleanup(); }
+const redis = await startRedis();
+const a = await startRtmd({ config: { ...cfg, cluster: redis.url } });
+const b = await startRtmd({ config: { ...cfg, cluster: redis.url }, dir: a.dir, key: a.key, keepDir: true });
+try {
+  await run('1node', a, [a], (p) => a.mint({ peerId: p }));
+  await run('2nodes', a, [a, b], (p) => a.mint({ peerId: p }));
+} finally {
+  await b.cleanup();
+  await a.cleanup();
+  await redis.stop();
+}
