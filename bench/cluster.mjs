@@ -8,7 +8,7 @@
 // The load generator is Node's ws in one process: it, not rtmd, may be the
 // limit at high rates, so read the ratios between rows.
 import { startRtmd, sleep } from '../tests/lib/rtmd.mjs';
-import { startRedis } from '../tests/lib/redis.mjs';
+import { startCluster } from '../tests/lib/cluster.mjs';
 import { loadavg } from 'node:os';
 
 const SUBS = Number(process.env.SUBS || 100);
@@ -64,14 +64,11 @@ const single = await startRtmd({ config: cfg });
 try {
   await run('single', single, [single], (p) => single.mint({ peerId: p }));
 } finally { await single.cleanup(); }
-const redis = await startRedis();
-const a = await startRtmd({ config: { ...cfg, cluster: redis.url } });
-const b = await startRtmd({ config: { ...cfg, cluster: redis.url }, dir: a.dir, key: a.key, keepDir: true });
+const cl = await startCluster({ nodes: 2, config: cfg });
+const [a, b] = cl.nodes;
 try {
   await run('1node', a, [a], (p) => a.mint({ peerId: p }));
   await run('2nodes', a, [a, b], (p) => a.mint({ peerId: p }));
 } finally {
-  await b.cleanup();
-  await a.cleanup();
-  await redis.stop();
+  await cl.stop();
 }

@@ -155,7 +155,10 @@ const char *chan_subscribe(struct brk_session *s, const char *name, int include_
         if (ch->subs.n == 0 && b->xn) xnode_channel_unused(b, ch);
         goto fail;
     }
-    if (n == 0) pending_change(b, ch, s->peer, 1);
+    if (n == 0) {
+        pending_change(b, ch, s->peer, 1);
+        xnode_peer_dirty(b, s->peer);
+    }
     if (s->perms & RTM_PERM_PRESENCE) {
         sub->needs_snapshot = 1;
         ch->n_snapshot++;
@@ -179,6 +182,7 @@ static void sub_remove(struct brk_session *s, struct brk_sub *sub)
     if (n <= 1) {
         htab_del(&ch->members, s->peer);
         pending_change(b, ch, s->peer, 0);
+        xnode_peer_dirty(b, s->peer);
     } else {
         htab_put(&ch->members, s->peer, (void *)(n - 1)); /* replace: cannot fail */
     }

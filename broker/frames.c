@@ -250,7 +250,7 @@ static void do_publish(struct req *r)
     sess_ack(r->s, r->rid);
 }
 
-static int share_channel(struct brk_session *s, struct brk_peer *to)
+int share_channel(struct brk_session *s, struct brk_peer *to)
 {
     for (uint32_t i = 0; i < s->subs.cap; i++) {
         struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
@@ -277,6 +277,12 @@ static void do_send(struct req *r)
     size_t dn;
     char *owned;
     if (data_arg(r, &d, &dn, &owned)) return;
+    if (s->b->xn) {
+        /* the recipient may be on any node; the ack or the error follows from Redis */
+        xnode_send(s, to, d, dn, r->rid, r->rx_ns);
+        free(owned);
+        return;
+    }
     struct brk_peer *p = peer_find(s->b, s->app, to);
     /* One answer for offline, unknown and unrelated peers: nothing to probe. */
     if (!p || !share_channel(s, p)) {
@@ -284,32 +290,44 @@ static void do_send(struct req *r)
         fail(r, "peer_not_found", "no such peer in a channel you share");
         return;
     }
-    struct mb m;
-    mb_init(&m, 64 + strlen(s->claims.sub) + dn);
-    mb_lit(&m, "{\"type\":\"direct\",\"from\":");
-    mb_str(&m, s->claims.sub);
-    mb_lit(&m, ",\"data\":");
-    mb_raw(&m, d, dn);
-    if (s->peer && s->peer->peer_metadata) {
-        mb_lit(&m, ",\"fromMetadata\":");
-        mb_json(&m, s->peer->peer_metadata);
-    }
-    mb_lit(&m, "}");
+    struct brk_msg *msg = direct_frame(s->claims.sub, d, dn, s->peer ? s->peer->peer_metadata : NULL, NULL, 0);
     free(owned);
-    struct brk_msg *msg = mb_finish(&m);
     if (!msg) {
         fail(r, "internal_error", "out of memory");
         return;
     }
     msg_time(msg, RTM_H_DIRECT_SEND, r->rx_ns);
-    for (struct brk_session *x = p->sessions; x; x = x->peer_next) {
-        if (x == s) continue;
-        /* Extension sessions get their own copy numbered per (sender, receiver). */
-        if (x->ext) ext_deliver_direct(x, s->claims.sub, msg);
-        else sess_enqueue(x, msg);
-    }
+    direct_deliver(p, s, s->claims.sub, msg);
     msg_unref(msg);
     sess_ack(s, r->rid);
+}
+
+struct brk_msg *direct_frame(const char *from, const char *data, size_t dlen, const json_t *meta,
+                             const char *meta_text, size_t mlen)
+{
+    struct mb m;
+    mb_init(&m, 64 + strlen(from) + dlen + mlen);
+    mb_lit(&m, "{\"type\":\"direct\",\"from\":");
+    mb_str(&m, from);
+    mb_lit(&m, ",\"data\":");
+    mb_raw(&m, data, dlen);
+    if (meta_text ? mlen > 0 : meta != NULL) {
+        mb_lit(&m, ",\"fromMetadata\":");
+        if (meta_text) mb_raw(&m, meta_text, mlen);
+        else mb_json(&m, meta);
+    }
+    mb_lit(&m, "}");
+    return mb_finish(&m);
+}
+
+void direct_deliver(struct brk_peer *p, const struct brk_session *skip, const char *from, struct brk_msg *msg)
+{
+    for (struct brk_session *x = p->sessions; x; x = x->peer_next) {
+        if (x == skip) continue;
+        /* Extension sessions get their own copy numbered per (sender, receiver). */
+        if (x->ext) ext_deliver_direct(x, from, msg);
+        else sess_enqueue(x, msg);
+    }
 }
 
 static void do_ping(struct req *r)

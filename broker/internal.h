@@ -282,6 +282,14 @@ int auth_origin_allowed(const struct rtm_key *key, const char *origin);
 
 /* frames.c: one complete inbound text message */
 void frame_handle(struct brk_session *s, const char *data, size_t len);
+/* The direct frame from `from`: data raw JSON; the sender's metadata as a
+ * jansson value, or as JSON text when meta_text is given (mlen 0: none). */
+struct brk_msg *direct_frame(const char *from, const char *data, size_t dlen, const json_t *meta,
+                             const char *meta_text, size_t mlen);
+/* Queues msg to every session of p but skip (extension sessions numbered per sender). */
+void direct_deliver(struct brk_peer *p, const struct brk_session *skip, const char *from, struct brk_msg *msg);
+/* The send scope rule: s and peer `to` share a subscribed channel (on this node). */
+int share_channel(struct brk_session *s, struct brk_peer *to);
 int utf8_valid(const unsigned char *p, size_t n);
 
 /* channels.c */
@@ -383,6 +391,13 @@ int xnode_publish(struct brk_broker *b, const char *app, const char *channel, st
                   const char *data, size_t dlen, const char *rid);
 /* Sets the cluster gauges (left 0 without --cluster; any b). */
 void xnode_metrics_gauges(struct brk_broker *b);
+/* A send in cluster mode: scope, location and delivery in one Redis script on
+ * the recipient's shard; the ack, peer_not_found or cluster_unavailable follows. */
+void xnode_send(struct brk_session *s, const char *to, const char *data, size_t dlen, const char *rid,
+                int64_t rx_ns);
+/* p's location or channels on this node changed (it came, went, joined or
+ * left a channel): written to Redis at the next loop turn (any b). */
+void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p);
 /* From CLOSED: the session's waits forget it (any b). */
 void xnode_session_closed(struct brk_session *s);
 

@@ -39,6 +39,7 @@ int peer_attach(struct brk_session *s)
         }
         p->peer_id = p->key + strlen(s->app) + 1;
         snprintf(p->app, sizeof p->app, "%s", s->app);
+        xnode_peer_dirty(b, p); /* now on this node */
     }
     /* The newest connection's token speaks for the peer's public metadata. */
     json_t *pm = s->claims.peer_metadata;
@@ -65,6 +66,7 @@ void peer_detach(struct brk_session *s)
     s->peer = NULL;
     s->peer_next = s->peer_prev = NULL;
     if (--p->n_sessions > 0) return;
+    xnode_peer_dirty(s->b, p); /* no longer on this node */
     htab_del(&s->b->peers, p->key);
     json_decref(p->peer_metadata);
     free(p->key);

@@ -16,6 +16,19 @@
  * Redis confirmed it, so a client that holds its ack receives every publish
  * made after it, from any node.
  *
+ * Direct send: each node keeps, per peer connected to it, one field of the
+ * peer's Redis hash (rtm:p:...): its node id -> the channels the peer is in
+ * there. A send runs one script on the recipient's shard that checks the
+ * scope rule against every node's channels (the two share a channel
+ * somewhere), publishes the direct to each other node the recipient is on
+ * (their rtm:n: channel), and answers how many, or -1 for peer_not_found;
+ * the sender's node then delivers to its own sessions of the recipient and
+ * acks. One connection per shard keeps a sender's directs to one recipient in
+ * order. Changes to the hash are coalesced per loop turn (and flushed before
+ * any send, so a send sees this node's own latest state), and rewritten in
+ * full for every local peer when a shard comes back (Redis may have restarted
+ * empty).
+ *
  * Requests waiting on Redis (struct xwait) are listed on their session; a
  * session that closes first only clears its pointers, and the wait is freed
  * when Redis answers (the link guarantees an answer, even at shutdown). */
@@ -34,6 +47,7 @@
 #include <unistd.h>
 
 #define SUB_WAITS_MAX 65536 /* subscribe acks waiting on Redis; beyond, acked at once */
+#define DIRTY_MAX (1 << 20)  /* peers whose Redis record waits to be written; beyond, dropped (logged) */
 
 struct xwait {
     struct brk_session *s;          /* NULL once the session closed */
@@ -42,6 +56,9 @@ struct xwait {
     struct brk_xnode *xn;
     int shard;                      /* subscribe waits */
     char *chan;                     /* subscribe waits: the Redis channel, owned */
+    struct brk_msg *msg;            /* send waits: the direct frame for this node's sessions */
+    char *to, *from;                /* send waits, owned */
+    char app[65];                   /* send waits */
     char rid[];                     /* "" when the request had none */
 };
 
@@ -52,7 +69,14 @@ struct brk_xnode {
     struct xwait *sub_waits;
     int n_sub_waits;
     int stopping;
+    struct htab dirty; /* "app\x1fpeer" -> the same string (owned): peers whose record to write */
+    struct rtm_timer flush_t;
+    int dirty_full_logged;
 };
+
+/* The process's one xnode: a peer record's write callback carries only the
+ * peer's key, and may fire during clu_destroy. */
+static struct brk_xnode *the_xn;
 
 /* ---- waits ---- */
 
@@ -84,6 +108,9 @@ static void wait_free(struct xwait *w)
 {
     wait_unlink_session(w);
     free(w->chan);
+    free(w->to);
+    free(w->from);
+    msg_unref(w->msg);
     free(w);
 }
 
@@ -168,12 +195,248 @@ static void on_subscribed(void *user, const char *chan)
     if (xn->n_sub_waits) settle_sub_waits(xn, chan, -1);
 }
 
+static void rewrite_all_peers(struct brk_xnode *xn);
+
 static void on_shard_state(void *user, int shard, int up)
 {
     struct brk_xnode *xn = user;
     /* Down: the subscriptions it held count as settled (they are made again
      * on reconnect); local delivery goes on meanwhile. */
     if (!up && xn->n_sub_waits) settle_sub_waits(xn, NULL, shard);
+    if (up) rewrite_all_peers(xn);
+}
+
+/* ---- where peers are (direct send) ---- */
+
+/* "\n"-separated channel names of p on this node, with a leading and a trailing
+ * "\n" ("\n" alone when none); malloc'd, NULL on ENOMEM. */
+static char *peer_channels(const struct brk_peer *p, size_t *len)
+{
+    size_t cap = 256, n = 0;
+    char *out = malloc(cap);
+    struct htab seen;
+    htab_init(&seen, HTAB_PTR);
+    if (!out) return NULL;
+    out[n++] = '\n';
+    for (const struct brk_session *s = p->sessions; s; s = s->peer_next) {
+        for (uint32_t i = 0; i < s->subs.cap; i++) {
+            const struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
+            if (!sub || htab_get(&seen, sub->ch)) continue;
+            if (htab_put(&seen, sub->ch, sub->ch)) goto fail;
+            size_t l = strlen(sub->ch->name);
+            if (n + l + 2 > cap) {
+                while (n + l + 2 > cap) cap *= 2;
+                char *bigger = realloc(out, cap);
+                if (!bigger) goto fail;
+                out = bigger;
+            }
+            memcpy(out + n, sub->ch->name, l);
+            n += l;
+            out[n++] = '\n';
+        }
+    }
+    htab_free(&seen);
+    out[n] = '\0';
+    *len = n;
+    return out;
+fail:
+    htab_free(&seen);
+    free(out);
+    return NULL;
+}
+
+static void mark_dirty_key(struct brk_xnode *xn, const char *key)
+{
+    if (htab_get(&xn->dirty, key)) return;
+    if (xn->dirty.n >= DIRTY_MAX) {
+        if (!xn->dirty_full_logged) log_error("cluster: %d peer records wait for Redis; dropping more", DIRTY_MAX);
+        xn->dirty_full_logged = 1;
+        return;
+    }
+    char *k = strdup(key);
+    if (!k || htab_put(&xn->dirty, k, k)) {
+        free(k);
+        log_error("cluster: out of memory recording a peer change");
+    }
+}
+
+static void peer_written(void *arg, int ok, long long value)
+{
+    char *key = arg; /* owned: "xn\x1e" is not needed: one xnode per process */
+    (void)value;
+    /* A failed write waits for the shard's next "up", which rewrites every record. */
+    if (!ok && the_xn && !the_xn->stopping) mark_dirty_key(the_xn, key);
+    free(key);
+}
+
+/* Writes one peer's record (or removes it when the peer left). 0, or -1 when the
+ * shard is down (the key stays dirty). */
+static int write_peer(struct brk_xnode *xn, const char *key)
+{
+    const char *sep = strchr(key, '\x1f');
+    if (!sep) return 0;
+    char app[80], name[CLU_NAME_MAX];
+    snprintf(app, sizeof app, "%.*s", (int)(sep - key), key);
+    if (clu_peer_name(name, sizeof name, app, sep + 1) < 0) return 0;
+    struct brk_peer *p = htab_get(&xn->b->peers, key);
+    char *chans = NULL;
+    size_t clen = 0;
+    if (p && !(chans = peer_channels(p, &clen))) return -1;
+    const char *argv[4] = {p ? "HSET" : "HDEL", name, xn->node, chans};
+    size_t lens[4] = {4, strlen(name), strlen(xn->node), clen};
+    char *arg = strdup(key);
+    int rc = arg ? clu_command(xn->cl, name, p ? 4 : 3, argv, lens, peer_written, arg) : -1;
+    if (rc) free(arg);
+    free(chans);
+    return rc;
+}
+
+static void flush_peers(struct brk_xnode *xn)
+{
+    if (!xn->dirty.n) return;
+    char **done = malloc(xn->dirty.n * sizeof *done);
+    uint32_t nd = 0;
+    if (!done) return;
+    for (uint32_t i = 0; i < xn->dirty.cap; i++) {
+        char *k = xn->dirty.slots[i].key ? xn->dirty.slots[i].val : NULL;
+        if (k && write_peer(xn, k) == 0) done[nd++] = k;
+    }
+    for (uint32_t i = 0; i < nd; i++) {
+        htab_del(&xn->dirty, done[i]);
+        free(done[i]);
+    }
+    free(done);
+    rtm_timer_cancel(xn->b->timers, &xn->flush_t);
+}
+
+static void flush_cb(struct rtm_timer *t)
+{
+    struct brk_xnode *xn = lws_container_of(t, struct brk_xnode, flush_t);
+    flush_peers(xn);
+}
+
+void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p)
+{
+    struct brk_xnode *xn = b->xn;
+    if (!xn || xn->stopping) return;
+    mark_dirty_key(xn, p->key);
+    if (!rtm_timer_armed(&xn->flush_t)) rtm_timer_in(b->timers, &xn->flush_t, flush_cb, 0);
+}
+
+/* A shard came back: Redis may be empty, so every local peer's record is written again. */
+static void rewrite_all_peers(struct brk_xnode *xn)
+{
+    for (uint32_t i = 0; i < xn->b->peers.cap; i++) {
+        const struct brk_peer *p = xn->b->peers.slots[i].key ? xn->b->peers.slots[i].val : NULL;
+        if (p) mark_dirty_key(xn, p->key);
+    }
+    flush_peers(xn);
+}
+
+/* ---- direct send ---- */
+
+/* KEYS[1] the recipient's hash; ARGV[1] this node, ARGV[2] the node message,
+ * ARGV[3] the sender's channels ("\n"-separated, "\n" at both ends).
+ * -1: no node of the recipient shares a channel with the sender; else the
+ * number of other nodes the direct was published to. */
+static const char SEND_SCRIPT[] =
+    "local h = redis.call('HGETALL', KEYS[1])\n"
+    "local ok = false\n"
+    "for i = 2, #h, 2 do\n"
+    "  for ch in string.gmatch(ARGV[3], '[^\\n]+') do\n"
+    "    if string.find(h[i], '\\n' .. ch .. '\\n', 1, true) then ok = true break end\n"
+    "  end\n"
+    "  if ok then break end\n"
+    "end\n"
+    "if not ok then return -1 end\n"
+    "local n = 0\n"
+    "for i = 1, #h, 2 do\n"
+    "  if h[i] ~= ARGV[1] then redis.call('PUBLISH', '" CLU_NODE_PREFIX "' .. h[i], ARGV[2]); n = n + 1 end\n"
+    "end\n"
+    "return n\n";
+
+static void send_done(void *arg, int ok, long long value)
+{
+    struct xwait *w = arg;
+    struct brk_xnode *xn = w->xn;
+    if (xn->stopping) goto out;
+    if (!ok) {
+        if (w->s) {
+            rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
+            sess_error(w->s, "cluster_unavailable", "the message could not reach the other nodes; try again",
+                       rid_of(w));
+        }
+        goto out;
+    }
+    if (value < 0) {
+        if (w->s) sess_error(w->s, "peer_not_found", "no such peer in a channel you share", rid_of(w));
+        goto out;
+    }
+    rtm_metric_inc(RTM_M_CLUSTER_OUT, (uint64_t)value);
+    struct brk_peer *p = peer_find(xn->b, w->app, w->to);
+    if (p) direct_deliver(p, w->s, w->from, w->msg);
+    if (w->s) sess_ack(w->s, rid_of(w));
+out:
+    wait_free(w);
+}
+
+void xnode_send(struct brk_session *s, const char *to, const char *data, size_t dlen, const char *rid,
+                int64_t rx_ns)
+{
+    struct brk_xnode *xn = s->b->xn;
+    char name[CLU_NAME_MAX];
+    char *meta = NULL, *payload = NULL;
+    size_t clen = 0, plen;
+    char *chans = NULL;
+    struct xwait *w = NULL;
+    const json_t *pm = s->peer ? s->peer->peer_metadata : NULL;
+    if (clu_peer_name(name, sizeof name, s->app, to) < 0) goto oom;
+    if (!clu_shard_up(xn->cl, clu_shard_of_chan(xn->cl, name))) {
+        /* Redis is out: a recipient here still gets it (nothing to cross); one
+         * elsewhere cannot, and the sender is told. */
+        struct brk_peer *p = peer_find(s->b, s->app, to);
+        if (!p || !share_channel(s, p)) {
+            rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
+            sess_error(s, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+            return;
+        }
+        struct brk_msg *msg = direct_frame(s->claims.sub, data, dlen, pm, NULL, 0);
+        if (!msg) goto oom;
+        msg_time(msg, RTM_H_DIRECT_SEND, rx_ns);
+        direct_deliver(p, s, s->claims.sub, msg);
+        msg_unref(msg);
+        sess_ack(s, rid);
+        return;
+    }
+    flush_peers(xn); /* the script must see this node's latest state */
+    if ((pm && !(meta = json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY))) || !(chans = s->peer ? peer_channels(s->peer, &clen) : strdup("\n")))
+        goto oom;
+    if (!s->peer) clen = 1;
+    const char *f[CLU_FIELDS] = {xn->node, s->sid, s->app, to, s->claims.sub, meta, data};
+    size_t n[CLU_FIELDS] = {strlen(xn->node), strlen(s->sid), strlen(s->app), strlen(to), strlen(s->claims.sub),
+                            meta ? strlen(meta) : 0, dlen};
+    if (!(payload = clu_encode(CLU_DIRECT, f, n, &plen))) goto oom;
+    if (!(w = wait_new(xn, s, rid)) || !(w->to = strdup(to)) || !(w->from = strdup(s->claims.sub)) ||
+        !(w->msg = direct_frame(s->claims.sub, data, dlen, pm, NULL, 0)))
+        goto oom;
+    snprintf(w->app, sizeof w->app, "%s", s->app);
+    msg_time(w->msg, RTM_H_DIRECT_SEND, rx_ns); /* this node's recipients: the Redis round trip included */
+    const char *argv[7] = {"EVAL", SEND_SCRIPT, "1", name, xn->node, payload, chans};
+    size_t lens[7] = {4, sizeof SEND_SCRIPT - 1, 1, strlen(name), strlen(xn->node), plen, clen};
+    if (clu_command(xn->cl, name, 7, argv, lens, send_done, w)) {
+        wait_free(w);
+        rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
+        sess_error(s, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+        goto out;
+    }
+    goto out;
+oom:
+    if (w) wait_free(w);
+    sess_error(s, "internal_error", "out of memory", rid);
+out:
+    free(meta);
+    free(chans);
+    free(payload);
 }
 
 /* ---- publish ---- */
@@ -245,7 +508,7 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     struct brk_xnode *xn = user;
     struct clu_msg m;
     (void)chan;
-    if (clu_decode(payload, len, &m) || m.kind != CLU_PUBLISH) {
+    if (clu_decode(payload, len, &m) || (m.kind != CLU_PUBLISH && m.kind != CLU_DIRECT)) {
         log_warn("cluster: dropped a malformed message from Redis (%zu bytes)", len);
         return;
     }
@@ -260,6 +523,20 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     COPY(sid, CLU_F_SID);
 #undef COPY
     rtm_metric_inc(RTM_M_CLUSTER_IN, 1);
+    if (m.kind == CLU_DIRECT) {
+        /* channel holds the recipient's peerId; the script only sends here if it is here */
+        struct brk_peer *p = peer_find(xn->b, app, channel);
+        if (!p) return; /* left meanwhile: the sender was acked, like a local peer that leaves */
+        struct brk_msg *msg = direct_frame(from, m.f[CLU_F_DATA], m.n[CLU_F_DATA], NULL, m.f[CLU_F_META] ? m.f[CLU_F_META] : "",
+                                           m.n[CLU_F_META]);
+        if (!msg) {
+            log_error("cluster: out of memory delivering a direct");
+            return;
+        }
+        direct_deliver(p, NULL, from, msg);
+        msg_unref(msg);
+        return;
+    }
     /* Only a session of this node can be the sender. */
     int ours = m.n[CLU_F_NODE] == strlen(xn->node) && memcmp(m.f[CLU_F_NODE], xn->node, m.n[CLU_F_NODE]) == 0;
     chan_deliver(xn->b, app, channel, ours && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
@@ -286,6 +563,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
         return RTM_ENOMEM;
     }
     xn->b = b;
+    htab_init(&xn->dirty, HTAB_STR);
     default_node_id(b->cfg, xn->node, sizeof xn->node);
     static const struct clu_handler h = {on_message, on_subscribed, on_shard_state};
     if (clu_create(b->cfg->cluster, xn->node, b->cfg->cluster_timeout_ms, &h, xn, &xn->cl, err, errlen)) {
@@ -293,6 +571,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
         return RTM_EINVAL;
     }
     b->xn = xn;
+    the_xn = xn;
     log_info("cluster: node %s, %d Redis shard%s", xn->node, clu_shard_count(xn->cl),
              clu_shard_count(xn->cl) > 1 ? "s" : "");
     return 0;
@@ -308,7 +587,11 @@ void xnode_destroy(struct brk_broker *b)
     struct brk_xnode *xn = b->xn;
     if (!xn) return;
     xn->stopping = 1;
-    clu_destroy(xn->cl); /* publish waits complete (and are freed) here */
+    rtm_timer_cancel(b->timers, &xn->flush_t);
+    clu_destroy(xn->cl); /* publish and send waits complete (and are freed) here */
+    for (uint32_t i = 0; i < xn->dirty.cap; i++)
+        if (xn->dirty.slots[i].key) free(xn->dirty.slots[i].val);
+    htab_free(&xn->dirty);
     while (xn->sub_waits) {
         struct xwait *w = xn->sub_waits;
         sub_wait_unlink(xn, w);
@@ -316,6 +599,7 @@ void xnode_destroy(struct brk_broker *b)
     }
     free(xn);
     b->xn = NULL;
+    the_xn = NULL;
 }
 
 void xnode_metrics_gauges(struct brk_broker *b)

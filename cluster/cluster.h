@@ -59,6 +59,15 @@ int clu_shard_up(const struct clu *cl, int shard);
 typedef void clu_done_fn(void *arg, int ok);
 int clu_publish(struct clu *cl, const char *chan, const char *payload, size_t len, clu_done_fn *done, void *arg);
 
+/* Any command, on the shard of shard_key (a key name the command touches:
+ * every key of one command must live on that shard). on_int(arg, ok, value)
+ * fires exactly once: ok = 1 with value for an integer reply (0 for another
+ * kind), ok = 0 on an error reply, a missed deadline or a lost connection.
+ * Returns 0, or -1 when the shard is down or full (on_int never fires). */
+typedef void clu_int_fn(void *arg, int ok, long long value);
+int clu_command(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
+                clu_int_fn *on_int, void *arg);
+
 /* This node wants chan's messages (idempotent). 1 when the subscription is
  * already confirmed, 0 when handler->subscribed will tell (or shard_state, if
  * the shard goes down first), -1 on ENOMEM. While the shard is down the wish

@@ -56,7 +56,8 @@ struct pcmd {
     struct shard *sh;
     int64_t deadline_ms;
     int64_t sent_us;
-    clu_done_fn *done;
+    clu_done_fn *done;  /* a publish's */
+    clu_int_fn *on_int; /* a command's */
     void *arg;
 };
 
@@ -221,12 +222,16 @@ static void cmd_cb(redisAsyncContext *ac, void *r, void *priv)
     if (p->done) {
         if (!ok) sh->cl->st.publish_failed++;
         p->done(p->arg, ok);
+    } else if (p->on_int) {
+        p->on_int(p->arg, ok, ok && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
     }
     free(p);
 }
 
-static int publish_raw(struct shard *sh, const char *chan, const char *payload, size_t len, clu_done_fn *done,
-                       void *arg)
+/* Sends one command on sh's command connection with a deadline. 0, or -1
+ * (not connected, full, or out of memory; no callback then). */
+static int command(struct shard *sh, int argc, const char **argv, const size_t *lens, clu_done_fn *done,
+                   clu_int_fn *on_int, void *arg)
 {
     if (!sh->cmd.ac || !sh->cmd.connected || sh->n_pending >= PENDING_MAX) return -1;
     struct pcmd *p = calloc(1, sizeof *p);
@@ -235,8 +240,9 @@ static int publish_raw(struct shard *sh, const char *chan, const char *payload, 
     p->sent_us = now_us();
     p->deadline_ms = p->sent_us / 1000 + sh->cl->timeout_ms;
     p->done = done;
+    p->on_int = on_int;
     p->arg = arg;
-    if (redisAsyncCommand(sh->cmd.ac, cmd_cb, p, "PUBLISH %s %b", chan, payload, len) != REDIS_OK) {
+    if (redisAsyncCommandArgv(sh->cmd.ac, cmd_cb, p, argc, argv, lens) != REDIS_OK) {
         free(p);
         return -1;
     }
@@ -245,6 +251,22 @@ static int publish_raw(struct shard *sh, const char *chan, const char *payload, 
     sh->tail = p;
     sh->n_pending++;
     return 0;
+}
+
+static int publish_raw(struct shard *sh, const char *chan, const char *payload, size_t len, clu_done_fn *done,
+                       void *arg)
+{
+    const char *argv[3] = {"PUBLISH", chan, payload};
+    size_t lens[3] = {7, strlen(chan), len};
+    return command(sh, 3, argv, lens, done, NULL, arg);
+}
+
+int clu_command(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
+                clu_int_fn *on_int, void *arg)
+{
+    struct shard *sh = &cl->sh[clu_shard_of_chan(cl, shard_key)];
+    if (!sh->up) return -1;
+    return command(sh, argc, argv, lens, NULL, on_int, arg);
 }
 
 int clu_publish(struct clu *cl, const char *chan, const char *payload, size_t len, clu_done_fn *done, void *arg)
@@ -424,6 +446,7 @@ static void close_both(struct shard *sh)
         struct pcmd *p = sh->head;
         pcmd_unlink(sh, p);
         if (p->done) p->done(p->arg, 0);
+        else if (p->on_int) p->on_int(p->arg, 0, 0);
         free(p);
     }
 }

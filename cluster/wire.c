@@ -37,7 +37,13 @@ int clu_channel_name(char *out, size_t outlen, const char *app, const char *chan
 
 int clu_node_name(char *out, size_t outlen, const char *node)
 {
-    int n = snprintf(out, outlen, "rtm:n:%s", node);
+    int n = snprintf(out, outlen, CLU_NODE_PREFIX "%s", node);
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
+int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer)
+{
+    int n = snprintf(out, outlen, "rtm:p:%zu:%s:%s", strlen(app), app, peer);
     return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 

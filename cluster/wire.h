@@ -24,11 +24,17 @@ int clu_shard_of(const char *name, size_t len, int n);
  * The length prefix keeps the name unambiguous whatever the app contains.
  * Returns the length, or -1 when it does not fit in outlen. */
 int clu_channel_name(char *out, size_t outlen, const char *app, const char *channel);
-/* "rtm:n:<node>": the node's own channel (liveness probes; directs later). */
+/* "rtm:n:<node>": the node's own channel (liveness probes, directs). */
+#define CLU_NODE_PREFIX "rtm:n:"
 int clu_node_name(char *out, size_t outlen, const char *node);
+/* "rtm:p:<applen>:<app>:<peer>": the hash of where a peer is connected
+ * (field: node) and which channels it is in there (value: "\n"-separated,
+ * with a leading and a trailing "\n"). */
+int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer);
 
 enum clu_kind {
     CLU_PUBLISH = 'p', /* a channel message: app, channel, from, meta, data */
+    CLU_DIRECT = 'd',  /* a direct message to a peer on the receiving node: the channel field holds the peerId */
 };
 
 /* A decoded message: every field points into the encoded buffer (borrowed). */
@@ -40,6 +46,7 @@ struct clu_msg {
 };
 /* Field order of a CLU_PUBLISH. */
 enum { CLU_F_NODE, CLU_F_SID, CLU_F_APP, CLU_F_CHANNEL, CLU_F_FROM, CLU_F_META, CLU_F_DATA };
+#define CLU_F_TO CLU_F_CHANNEL /* CLU_DIRECT */
 
 /* Encodes kind and CLU_FIELDS fields (f[i] may be NULL when n[i] is 0) into
  * a malloc'd buffer; *outlen its length. NULL on ENOMEM. */

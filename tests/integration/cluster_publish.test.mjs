@@ -8,26 +8,18 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRtmd, sleep } from '../lib/rtmd.mjs';
-import { startRedis } from '../lib/redis.mjs';
+import { startCluster, until } from '../lib/cluster.mjs';
 import { frameChecker } from '../lib/schema.mjs';
 
-let redis, a, b;
+let cl, redis, a, b;
 const frames = frameChecker();
 
 before(async () => {
-  redis = await startRedis();
-  const config = { cluster: redis.url, 'cluster-timeout-ms': 500 };
-  a = frames.track(await startRtmd({ config }));
-  // Node b shares a's store (and so its keys), with its own listener ports.
-  b = frames.track(await startRtmd({ config, dir: a.dir, key: a.key, keepDir: true }));
+  cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500 }, track: (d) => frames.track(d) });
+  ({ redis, nodes: [a, b] } = cl);
 });
 after(async () => {
-  try {
-    if (b) await b.cleanup();
-    if (a) await a.cleanup();
-  } finally {
-    if (redis) await redis.stop();
-  }
+  if (cl) await cl.stop();
   assert.ok(frames.assertValid() > 0);
 });
 
@@ -45,14 +37,6 @@ async function numsub(name) {
 function metric(reply, name) {
   const line = reply.text.split('\n').find((l) => l.startsWith(name + ' '));
   return line ? Number(line.split(' ')[1]) : NaN;
-}
-async function until(fn, ms = 5000, what = 'condition') {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 describe('publish across nodes', () => {

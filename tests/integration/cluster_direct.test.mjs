@@ -1,0 +1,112 @@
+// cluster_direct.test.mjs: direct send across two rtmd nodes through a real
+// redis-server (docs/CLUSTER.md, "Direct send"): a send reaches every
+// connection of the recipient on either node, the scope rule (a shared
+// channel, on any node) and peer_not_found hold cluster-wide, a sender's
+// directs arrive in order with gap-free seq, a Redis outage answers
+// cluster_unavailable for a recipient elsewhere while a recipient on the same
+// node still gets it, and the records go when the peers do.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRtmd, sleep } from '../lib/rtmd.mjs';
+import { startCluster, until } from '../lib/cluster.mjs';
+import { frameChecker } from '../lib/schema.mjs';
+
+let cl, redis, a, b;
+const frames = frameChecker();
+
+before(async () => {
+  cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500 }, track: (d) => frames.track(d) });
+  ({ redis, nodes: [a, b] } = cl);
+});
+after(async () => {
+  if (cl) await cl.stop();
+  assert.ok(frames.assertValid() > 0);
+});
+
+async function member(node, peerId, channels, { extra = '', claims = {} } = {}) {
+  const { token } = await a.mint({ peerId, ...claims });
+  const c = await node.connect(token, extra);
+  for (const ch of channels) assert.equal((await c.request({ type: 'subscribe', channel: ch })).type, 'ack');
+  return c;
+}
+
+describe('direct send across nodes', () => {
+  test('reaches every connection of the recipient on either node, with the sender\'s metadata', async () => {
+    const alice = await member(a, 'd-alice', ['d-room'], { claims: { peerMetadata: { n: 'Al' } } });
+    const bobB = await member(b, 'd-bob', ['d-room']);
+    const bobA = await member(a, 'd-bob', []); // a second tab, in no channel, on the sender's node
+    const r = await alice.request({ type: 'send', to: 'd-bob', data: { sdp: 'offer' } });
+    assert.equal(r.type, 'ack');
+    for (const c of [bobB, bobA]) {
+      const f = await c.next('direct', 5000);
+      assert.deepEqual([f.from, f.data, f.fromMetadata], ['d-alice', { sdp: 'offer' }, { n: 'Al' }]);
+    }
+    const back = await bobB.request({ type: 'send', to: 'd-alice', data: 'answer' });
+    assert.equal(back.type, 'ack');
+    assert.equal((await alice.next('direct', 5000)).data, 'answer');
+    assert.ok(await bobA.none('direct', 200), 'the sender\'s other tab does not get its own message');
+    for (const c of [alice, bobB, bobA]) await c.close();
+  });
+
+  test('peer_not_found for a peer that shares no channel anywhere, or is offline', async () => {
+    const alice = await member(a, 'nf-alice', ['nf-room']);
+    const carol = await member(b, 'nf-carol', ['nf-other']);
+    for (const to of ['nf-carol', 'nf-nobody']) {
+      const r = await alice.request({ type: 'send', to, data: 1 });
+      assert.deepEqual([r.type, r.code], ['error', 'peer_not_found'], to);
+    }
+    assert.ok(await carol.none('direct', 200));
+    // Once carol joins the channel on her node, the same send goes through.
+    await carol.request({ type: 'subscribe', channel: 'nf-room' });
+    assert.equal((await alice.request({ type: 'send', to: 'nf-carol', data: 2 })).type, 'ack');
+    assert.equal((await carol.next('direct', 5000)).data, 2);
+    await carol.close();
+    await until(async () => (await alice.request({ type: 'send', to: 'nf-carol', data: 3 })).type === 'error', 3000,
+      'carol to be gone');
+    await alice.close();
+  });
+
+  test('a sender\'s directs arrive in order across nodes, with gap-free seq for an extension client', async () => {
+    const alice = await member(a, 'sq-alice', ['sq-room']);
+    const bob = await member(b, 'sq-bob', ['sq-room'], { extra: '&ext=1' });
+    const N = 50;
+    const acks = [];
+    for (let i = 0; i < N; i++) acks.push(alice.request({ type: 'send', to: 'sq-bob', data: i }));
+    for (const r of await Promise.all(acks)) assert.equal(r.type, 'ack');
+    const got = [];
+    for (let i = 0; i < N; i++) got.push(await bob.next('direct', 5000));
+    assert.deepEqual(got.map((f) => f.data), Array.from({ length: N }, (_, i) => i));
+    const s0 = got[0].seq;
+    assert.ok(Number.isInteger(s0));
+    assert.deepEqual(got.map((f) => f.seq), Array.from({ length: N }, (_, i) => s0 + i), 'no gap');
+    await alice.close();
+    await bob.close();
+  });
+});
+
+describe('Redis down', () => {
+  test('a recipient on another node: cluster_unavailable; on the same node: delivered', async () => {
+    const alice = await member(a, 'rd-alice', ['rd-room']);
+    const bob = await member(b, 'rd-bob', ['rd-room']);
+    const dave = await member(a, 'rd-dave', ['rd-room']);
+    assert.equal((await alice.request({ type: 'send', to: 'rd-bob', data: 0 })).type, 'ack');
+    assert.equal((await bob.next('direct', 5000)).data, 0);
+    await redis.kill9();
+    const r1 = await alice.request({ type: 'send', to: 'rd-bob', data: 1 });
+    assert.deepEqual([r1.type, r1.code], ['error', 'cluster_unavailable']);
+    const r2 = await alice.request({ type: 'send', to: 'rd-dave', data: 2 });
+    assert.equal(r2.type, 'ack', 'nothing had to cross nodes');
+    assert.equal((await dave.next('direct', 5000)).data, 2);
+    assert.ok(await bob.none('direct', 100));
+    await redis.start(); // empty: the nodes write their peers' records again
+    await until(async () => (await alice.request({ type: 'send', to: 'rd-bob', data: 3 })).type === 'ack', 10000,
+      'sends to cross again');
+    assert.equal((await bob.next((f) => f.type === 'direct' && f.data === 3, 5000)).from, 'rd-alice');
+    for (const c of [alice, bob, dave]) await c.close();
+  });
+
+  test('after every peer left, no peer record remains in Redis', async () => {
+    await until(async () => (await redis.lines('KEYS', 'rtm:p:*')).length === 0, 5000, 'peer records to go');
+    assert.deepEqual(await redis.lines('KEYS', '*'), []);
+  });
+});

@@ -1,0 +1,40 @@
+// cluster.mjs: a redis-server and N rtmd nodes in cluster mode sharing one
+// store (so one key mints tokens every node accepts), each node on its own
+// loopback ports. For tests and benches of docs/CLUSTER.md.
+//
+//   const cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500 } });
+//   const [a, b] = cl.nodes;  ...  await cl.stop();
+import { startRtmd, sleep } from './rtmd.mjs';
+import { startRedis } from './redis.mjs';
+
+export async function startCluster({ nodes = 2, config = {}, track = (d) => d } = {}) {
+  const cl = { redis: await startRedis(), nodes: [] };
+  cl.stop = async () => {
+    try {
+      for (const d of [...cl.nodes].reverse()) await d.cleanup(); // the first owns the shared directory
+    } finally {
+      await cl.redis.stop();
+    }
+  };
+  try {
+    const cfg = { cluster: cl.redis.url, ...config };
+    const first = track(await startRtmd({ config: cfg }));
+    cl.nodes.push(first);
+    for (let i = 1; i < nodes; i++)
+      cl.nodes.push(track(await startRtmd({ config: cfg, dir: first.dir, key: first.key, keepDir: true })));
+  } catch (e) {
+    await cl.stop();
+    throw e;
+  }
+  return cl;
+}
+
+// Polls fn (async, truthy when done) every 50 ms for at most ms.
+export async function until(fn, ms, what = 'condition') {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
+    await sleep(50);
+  }
+}
