@@ -29,6 +29,15 @@
  * full for every local peer when a shard comes back (Redis may have restarted
  * empty).
  *
+ * Node death: every node writes a heartbeat (Redis's own clock) into
+ * rtm:nodes on every shard once a second, and lists the peer records it has
+ * fields in under rtm:ni:<node> on that shard. The same script reaps: a node
+ * whose heartbeat is older than cluster-node-dead-ms loses its fields (a
+ * bounded number per call), so a direct to a peer of a dead node answers
+ * peer_not_found instead of vanishing. A node that starts (or meets a shard
+ * for the first time) first removes the fields a previous life under its id
+ * left there.
+ *
  * Requests waiting on Redis (struct xwait) are listed on their session; a
  * session that closes first only clears its pointers, and the wait is freed
  * when Redis answers (the link guarantees an answer, even at shutdown). */
@@ -48,6 +57,8 @@
 
 #define SUB_WAITS_MAX 65536 /* subscribe acks waiting on Redis; beyond, acked at once */
 #define DIRTY_MAX (1 << 20)  /* peers whose Redis record waits to be written; beyond, dropped (logged) */
+#define HEARTBEAT_MS 1000
+#define REAP_BATCH "1000"    /* fields of dead nodes removed per heartbeat script */
 
 struct xwait {
     struct brk_session *s;          /* NULL once the session closed */
@@ -72,6 +83,9 @@ struct brk_xnode {
     struct htab dirty; /* "app\x1fpeer" -> the same string (owned): peers whose record to write */
     struct rtm_timer flush_t;
     int dirty_full_logged;
+    struct rtm_timer beat_t;
+    uint32_t shards_met; /* bit per shard: its stale fields of this node's id were removed */
+    char index[CLU_NAME_MAX]; /* rtm:ni:<node> */
 };
 
 /* The process's one xnode: a peer record's write callback carries only the
@@ -195,7 +209,7 @@ static void on_subscribed(void *user, const char *chan)
     if (xn->n_sub_waits) settle_sub_waits(xn, chan, -1);
 }
 
-static void rewrite_all_peers(struct brk_xnode *xn);
+static void shard_came_up(struct brk_xnode *xn, int shard);
 
 static void on_shard_state(void *user, int shard, int up)
 {
@@ -203,7 +217,7 @@ static void on_shard_state(void *user, int shard, int up)
     /* Down: the subscriptions it held count as settled (they are made again
      * on reconnect); local delivery goes on meanwhile. */
     if (!up && xn->n_sub_waits) settle_sub_waits(xn, NULL, shard);
-    if (up) rewrite_all_peers(xn);
+    if (up) shard_came_up(xn, shard);
 }
 
 /* ---- where peers are (direct send) ---- */
@@ -269,6 +283,56 @@ static void peer_written(void *arg, int ok, long long value)
     free(key);
 }
 
+/* KEYS[1] the peer's hash, KEYS[2] this node's index on that shard; ARGV[1]
+ * this node, ARGV[2] the peer's channels here ("" when it left this node).
+ * (Keys outside KEYS are fine: the shards are standalone Redis instances.) */
+static const char PEER_SCRIPT[] =
+    "if ARGV[2] ~= '' then\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); redis.call('SADD', KEYS[2], KEYS[1])\n"
+    "else\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('SREM', KEYS[2], KEYS[1])\n"
+    "end\n"
+    "return 1\n";
+
+/* ARGV[1] this node, ARGV[2] dead-after ms, ARGV[3] most fields to reap.
+ * The heartbeat, on Redis's clock (no skew between nodes), then the reaping of
+ * nodes silent for longer than dead-after: their fields go, and the node with
+ * its index once the index is empty. Only a node that has itself beaten
+ * without a gap for dead-after may reap (rtm:nodes:run: the start of each
+ * node's current run of regular beats): after a Redis stall or a partition
+ * every node's beats were late alike, and each gets dead-after to come back
+ * before anyone is reaped. Returns the fields removed. */
+static const char BEAT_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local after = tonumber(ARGV[2])\n"
+    "local prev = tonumber(redis.call('ZSCORE', 'rtm:nodes', ARGV[1]))\n"
+    "redis.call('ZADD', 'rtm:nodes', now, ARGV[1])\n"
+    "if not prev or now - prev > after / 2 then redis.call('HSET', 'rtm:nodes:run', ARGV[1], now) end\n"
+    "local run = tonumber(redis.call('HGET', 'rtm:nodes:run', ARGV[1]))\n"
+    "if now - run < after then return 0 end\n"
+    "local dead = redis.call('ZRANGEBYSCORE', 'rtm:nodes', '-inf', now - after)\n"
+    "local budget, n = tonumber(ARGV[3]), 0\n"
+    "for _, node in ipairs(dead) do\n"
+    "  local idx = 'rtm:ni:' .. node\n"
+    "  local keys = redis.call('SPOP', idx, budget)\n"
+    "  for _, k in ipairs(keys) do redis.call('HDEL', k, node) end\n"
+    "  n = n + #keys; budget = budget - #keys\n"
+    "  if redis.call('SCARD', idx) == 0 then\n"
+    "    redis.call('ZREM', 'rtm:nodes', node); redis.call('HDEL', 'rtm:nodes:run', node)\n"
+    "  end\n"
+    "  if budget <= 0 then break end\n"
+    "end\n"
+    "return n\n";
+
+/* ARGV[1] this node: the fields a previous life under this id left on the shard. */
+static const char RESET_SCRIPT[] =
+    "local idx = 'rtm:ni:' .. ARGV[1]\n"
+    "local keys = redis.call('SMEMBERS', idx)\n"
+    "for _, k in ipairs(keys) do redis.call('HDEL', k, ARGV[1]) end\n"
+    "redis.call('DEL', idx)\n"
+    "return #keys\n";
+
 /* Writes one peer's record (or removes it when the peer left). 0, or -1 when the
  * shard is down (the key stays dirty). */
 static int write_peer(struct brk_xnode *xn, const char *key)
@@ -282,10 +346,10 @@ static int write_peer(struct brk_xnode *xn, const char *key)
     char *chans = NULL;
     size_t clen = 0;
     if (p && !(chans = peer_channels(p, &clen))) return -1;
-    const char *argv[4] = {p ? "HSET" : "HDEL", name, xn->node, chans};
-    size_t lens[4] = {4, strlen(name), strlen(xn->node), clen};
+    const char *argv[7] = {"EVAL", PEER_SCRIPT, "2", name, xn->index, xn->node, p ? chans : ""};
+    size_t lens[7] = {4, sizeof PEER_SCRIPT - 1, 1, strlen(name), strlen(xn->index), strlen(xn->node), clen};
     char *arg = strdup(key);
-    int rc = arg ? clu_command(xn->cl, name, p ? 4 : 3, argv, lens, peer_written, arg) : -1;
+    int rc = arg ? clu_command(xn->cl, name, 7, argv, lens, peer_written, arg) : -1;
     if (rc) free(arg);
     free(chans);
     return rc;
@@ -331,6 +395,44 @@ static void rewrite_all_peers(struct brk_xnode *xn)
         if (p) mark_dirty_key(xn, p->key);
     }
     flush_peers(xn);
+}
+
+/* ---- heartbeats and dead nodes ---- */
+
+static void reaped(void *arg, int ok, long long n)
+{
+    (void)arg;
+    if (ok && n > 0) log_info("cluster: removed %lld peer records of dead nodes", n);
+}
+
+static void script_on(struct brk_xnode *xn, int shard, const char *script, size_t slen, clu_int_fn *fn)
+{
+    char dead[24];
+    snprintf(dead, sizeof dead, "%d", xn->b->cfg->cluster_node_dead_ms);
+    const char *argv[6] = {"EVAL", script, "0", xn->node, dead, REAP_BATCH};
+    size_t lens[6] = {4, slen, 1, strlen(xn->node), strlen(dead), strlen(REAP_BATCH)};
+    clu_command_on(xn->cl, shard, 6, argv, lens, fn, NULL); /* a shard that is down gets it next beat */
+}
+
+static void beat_cb(struct rtm_timer *t)
+{
+    struct brk_xnode *xn = lws_container_of(t, struct brk_xnode, beat_t);
+    for (int i = 0; i < clu_shard_count(xn->cl); i++)
+        if (clu_shard_up(xn->cl, i)) script_on(xn, i, BEAT_SCRIPT, sizeof BEAT_SCRIPT - 1, reaped);
+    rtm_timer_in(xn->b->timers, &xn->beat_t, beat_cb, HEARTBEAT_MS);
+}
+
+/* A shard is up (again): Redis may have restarted empty, so this node's
+ * heartbeat and every local peer's record are written again. */
+static void shard_came_up(struct brk_xnode *xn, int shard)
+{
+    if (!(xn->shards_met & (1u << shard))) {
+        /* first meeting: what an earlier life under this id left goes first (same connection, so in order) */
+        xn->shards_met |= 1u << shard;
+        script_on(xn, shard, RESET_SCRIPT, sizeof RESET_SCRIPT - 1, NULL);
+    }
+    script_on(xn, shard, BEAT_SCRIPT, sizeof BEAT_SCRIPT - 1, reaped);
+    rewrite_all_peers(xn);
 }
 
 /* ---- direct send ---- */
@@ -572,6 +674,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     }
     b->xn = xn;
     the_xn = xn;
+    snprintf(xn->index, sizeof xn->index, "rtm:ni:%s", xn->node);
     log_info("cluster: node %s, %d Redis shard%s", xn->node, clu_shard_count(xn->cl),
              clu_shard_count(xn->cl) > 1 ? "s" : "");
     return 0;
@@ -579,7 +682,9 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
 
 void xnode_start(struct brk_broker *b, struct lws_context *ctx)
 {
-    if (b->xn) clu_start(b->xn->cl, ctx, b->timers);
+    if (!b->xn) return;
+    clu_start(b->xn->cl, ctx, b->timers);
+    rtm_timer_in(b->timers, &b->xn->beat_t, beat_cb, HEARTBEAT_MS);
 }
 
 void xnode_destroy(struct brk_broker *b)
@@ -588,6 +693,7 @@ void xnode_destroy(struct brk_broker *b)
     if (!xn) return;
     xn->stopping = 1;
     rtm_timer_cancel(b->timers, &xn->flush_t);
+    rtm_timer_cancel(b->timers, &xn->beat_t);
     clu_destroy(xn->cl); /* publish and send waits complete (and are freed) here */
     for (uint32_t i = 0; i < xn->dirty.cap; i++)
         if (xn->dirty.slots[i].key) free(xn->dirty.slots[i].val);

@@ -67,6 +67,9 @@ int clu_publish(struct clu *cl, const char *chan, const char *payload, size_t le
 typedef void clu_int_fn(void *arg, int ok, long long value);
 int clu_command(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
                 clu_int_fn *on_int, void *arg);
+/* The same on one shard by index (node-wide records kept on every shard). */
+int clu_command_on(struct clu *cl, int shard, int argc, const char **argv, const size_t *lens, clu_int_fn *on_int,
+                   void *arg);
 
 /* This node wants chan's messages (idempotent). 1 when the subscription is
  * already confirmed, 0 when handler->subscribed will tell (or shard_state, if

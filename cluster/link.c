@@ -264,7 +264,13 @@ static int publish_raw(struct shard *sh, const char *chan, const char *payload, 
 int clu_command(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
                 clu_int_fn *on_int, void *arg)
 {
-    struct shard *sh = &cl->sh[clu_shard_of_chan(cl, shard_key)];
+    return clu_command_on(cl, clu_shard_of_chan(cl, shard_key), argc, argv, lens, on_int, arg);
+}
+
+int clu_command_on(struct clu *cl, int shard, int argc, const char **argv, const size_t *lens, clu_int_fn *on_int,
+                   void *arg)
+{
+    struct shard *sh = &cl->sh[shard];
     if (!sh->up) return -1;
     return command(sh, argc, argv, lens, NULL, on_int, arg);
 }

@@ -120,6 +120,9 @@ static const struct opt opts[] = {
      "stable hash of the channel); empty = a single node, no Redis"},
     {"cluster-timeout-ms", T_INT, O(cluster_timeout_ms), 0, 0, 50, 60000, "1000", 0, NULL,
      "deadline of every Redis command and of the subscriber probe; past it the link is restarted"},
+    {"cluster-node-dead-ms", T_INT, O(cluster_node_dead_ms), 0, 0, 1000, 3600000, "15000", 0, NULL,
+     "a node whose heartbeat is this old is dead: the others remove its peers' records (keep it above "
+     "resume-window-ms)"},
     {"demo-token", T_BOOL, O(demo_token), 0, 0, 0, 1, "false", 0, NULL,
      "DEVELOPMENT ONLY: serve GET /demo/token on the public listener, minting with demo-key-file"},
     {"demo-key-file", T_STR, O(demo_key_file), 0, 0, 0, 0, "var/dev-key.json", 0, NULL,

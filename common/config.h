@@ -66,6 +66,7 @@ struct rtm_config {
     /* cluster mode (docs/CLUSTER.md) */
     char *cluster;           /* "" = off; redis://host:port[,...] */
     int cluster_timeout_ms;  /* 1000 */
+    int cluster_node_dead_ms; /* 15000: a node silent this long is reaped by the others */
 
     /* development conveniences (off unless turned on) */
     int demo_token;     /* 1 enables GET /demo/token on the public listener */

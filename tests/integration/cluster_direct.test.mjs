@@ -15,7 +15,8 @@ let cl, redis, a, b;
 const frames = frameChecker();
 
 before(async () => {
-  cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500 }, track: (d) => frames.track(d) });
+  cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500, 'cluster-node-dead-ms': 3000 },
+    track: (d) => frames.track(d) });
   ({ redis, nodes: [a, b] } = cl);
 });
 after(async () => {
@@ -84,6 +85,56 @@ describe('direct send across nodes', () => {
   });
 });
 
+describe('node death', () => {
+  test('after kill -9 of a node, its peers\' records are reaped: a send to them answers peer_not_found, not silence', async () => {
+    const c = await startRtmd({ config: { cluster: redis.url, 'cluster-timeout-ms': 500, 'cluster-node-dead-ms': 3000 },
+      dir: a.dir, key: a.key, keepDir: true });
+    try {
+      const alice = await member(a, 'nd-alice', ['nd-room']);
+      const bob = await member(c, 'nd-bob', ['nd-room']);
+      assert.equal((await alice.request({ type: 'send', to: 'nd-bob', data: 1 })).type, 'ack');
+      assert.equal((await bob.next('direct', 5000)).data, 1);
+      assert.equal((await redis.lines('ZCARD', 'rtm:nodes'))[0], '3');
+      await c.stop('SIGKILL');
+      const t0 = Date.now();
+      await until(async () => (await alice.request({ type: 'send', to: 'nd-bob', data: 2 })).code === 'peer_not_found',
+        10000, 'the dead node\'s peer to be reaped');
+      const took = Date.now() - t0;
+      assert.ok(took >= 2000, `not before the node is dead (${took} ms)`);
+      assert.equal((await redis.lines('ZCARD', 'rtm:nodes'))[0], '2', 'the dead node is gone from the registry');
+      assert.deepEqual(await redis.lines('KEYS', 'rtm:ni:*nd*'), []);
+      await alice.close();
+    } finally {
+      await c.cleanup();
+    }
+  });
+});
+
+describe('Redis stall', () => {
+  test('a stall longer than cluster-node-dead-ms reaps no one: every node comes back before anyone may reap', async () => {
+    const alice = await member(a, 'st-alice', ['st-room']);
+    const bob = await member(b, 'st-bob', ['st-room']);
+    assert.equal((await alice.request({ type: 'send', to: 'st-bob', data: 1 })).type, 'ack');
+    assert.equal((await bob.next('direct', 5000)).data, 1);
+    await redis.cli('DEBUG', 'SLEEP', '3.5'); // longer than dead-after (3 s)
+    // Watch for 5 s after the stall (past the first moment anyone may reap):
+    // bob stays reachable (once the link is back) and both nodes stay registered.
+    const end = Date.now() + 5000;
+    let acks = 0;
+    while (Date.now() < end) {
+      const r = await alice.request({ type: 'send', to: 'st-bob', data: 2 }, 5000);
+      if (r.type === 'ack') acks++;
+      else assert.equal(r.code, 'cluster_unavailable', 'never peer_not_found');
+      await sleep(200);
+    }
+    assert.ok(acks > 5, 'sends went through again');
+    assert.equal((await redis.lines('ZCARD', 'rtm:nodes'))[0], '2');
+    for (const n of [a, b]) assert.ok(!/records of dead nodes/.test(n.log), 'no node reaped another, even briefly');
+    await alice.close();
+    await bob.close();
+  });
+});
+
 describe('Redis down', () => {
   test('a recipient on another node: cluster_unavailable; on the same node: delivered', async () => {
     const alice = await member(a, 'rd-alice', ['rd-room']);
@@ -105,8 +156,8 @@ describe('Redis down', () => {
     for (const c of [alice, bob, dave]) await c.close();
   });
 
-  test('after every peer left, no peer record remains in Redis', async () => {
+  test('after every peer left, no peer record remains in Redis (only the nodes\' heartbeats)', async () => {
     await until(async () => (await redis.lines('KEYS', 'rtm:p:*')).length === 0, 5000, 'peer records to go');
-    assert.deepEqual(await redis.lines('KEYS', '*'), []);
+    assert.deepEqual((await redis.lines('KEYS', '*')).sort(), ['rtm:nodes', 'rtm:nodes:run']);
   });
 });

@@ -207,14 +207,16 @@ describe('Redis stall', () => {
 });
 
 describe('baseline', () => {
-  test('after every client left, only the nodes\' own channels remain in Redis and no key', async () => {
+  test('after every client left, only the nodes\' own channels and heartbeats remain in Redis', async () => {
     await until(async () => {
       const chans = await redis.lines('PUBSUB', 'CHANNELS', '*');
       return chans.every((c) => c.startsWith('rtm:n:'));
     }, 5000, 'channel subscriptions to go');
     const chans = (await redis.lines('PUBSUB', 'CHANNELS', '*')).sort();
     assert.equal(chans.length, 2, 'one node channel per node');
-    assert.deepEqual(await redis.lines('KEYS', '*'), []);
+    await until(async () => (await redis.lines('KEYS', '*')).length === 2, 3000, 'peer records to go');
+    assert.deepEqual((await redis.lines('KEYS', '*')).sort(), ['rtm:nodes', 'rtm:nodes:run']);
+    assert.equal((await redis.lines('ZCARD', 'rtm:nodes'))[0], '2', 'one heartbeat per node');
   });
 });
 
