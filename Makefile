@@ -145,7 +145,7 @@ $(B)/obj/tests/fault/%.o: CFLAGS += -Itests/fuzz
 
 $(FAULT_BIN): $(B)/tests/%: $(B)/obj/tests/fault/%.o $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(FAULT_WRAP) -o $@ $< $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(LDLIBS)
+	$(CC) $(LDFLAGS) $(FAULT_WRAP) -o $@ $< $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(RTMD_LIBS) $(LDLIBS)
 
 # libFuzzer binaries: only in a build made with FUZZ=1 (see the fuzz target).
 $(B)/fuzz/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(B)/librtm.a

@@ -45,6 +45,7 @@
 
 #include "cluster.h"
 #include "errors.h"
+#include "json_dump.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -511,9 +512,10 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
         return;
     }
     flush_peers(xn); /* the script must see this node's latest state */
-    if ((pm && !(meta = json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY))) || !(chans = s->peer ? peer_channels(s->peer, &clen) : strdup("\n")))
-        goto oom;
-    if (!s->peer) clen = 1;
+    if (pm && !(meta = rtm_json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY))) goto oom;
+    if (s->peer) chans = peer_channels(s->peer, &clen);
+    else if ((chans = strdup("\n"))) clen = 1;
+    if (!chans) goto oom;
     const char *f[CLU_FIELDS] = {xn->node, s->sid, s->app, to, s->claims.sub, meta, data};
     size_t n[CLU_FIELDS] = {strlen(xn->node), strlen(s->sid), strlen(s->app), strlen(to), strlen(s->claims.sub),
                             meta ? strlen(meta) : 0, dlen};
@@ -571,7 +573,7 @@ int xnode_publish(struct brk_broker *b, const char *app, const char *channel, st
         goto fail;
     }
     if (sender && sender->peer && sender->peer->peer_metadata &&
-        !(meta = json_dumps(sender->peer->peer_metadata, JSON_COMPACT | JSON_ENCODE_ANY)))
+        !(meta = rtm_json_dumps(sender->peer->peer_metadata, JSON_COMPACT | JSON_ENCODE_ANY)))
         goto fail;
     const char *from = sender ? sender->claims.sub : "_server";
     const char *sid = sender ? sender->sid : "";
