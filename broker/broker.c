@@ -307,8 +307,9 @@ int brk_server_publish(struct brk_broker *b, const char *app, const char *channe
     return n;
 }
 
-static int revocation_matches(const struct brk_session *s, json_t *row)
+static int revocation_matches(const struct brk_session *s, void *arg)
 {
+    json_t *row = arg;
     const char *app = json_string_value(json_object_get(row, "app"));
     if (!app || strcmp(app, s->app) != 0) return 0;
     const char *jti = json_string_value(json_object_get(row, "jti"));
@@ -340,15 +341,9 @@ void brk_revocations_changed(struct brk_broker *b)
             sess_close(s, RTM_CLOSE_UNAUTHORIZED, "token revoked");
         }
         /* A held place (its connection just dropped) is the same token: it
-         * ends now, so the peer leaves presence at once instead of at the end
-         * of the resume window. Discarding is deferred to a timer, so the
-         * table does not change under this loop. */
-        for (uint32_t k = 0; k < b->places.cap; k++) {
-            struct brk_session *h = b->places.slots[k].key ? b->places.slots[k].val : NULL;
-            if (!h || h->state != SESS_HELD || !revocation_matches(h, row)) continue;
-            log_info("ws: revoked held place sid=%s peer=%s", h->sid, h->claims.sub);
-            sess_close(h, RTM_CLOSE_UNAUTHORIZED, "token revoked");
-        }
+         * ends now, so the peer leaves presence at once. */
+        int n = resume_end_held(b, revocation_matches, row);
+        if (n) log_info("ws: revocation ended %d held place(s)", n);
     }
     json_decref(rows);
 }

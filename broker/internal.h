@@ -353,6 +353,11 @@ int resume_register(struct brk_session *s);
 int resume_on_close(struct brk_session *s);
 /* A held place asked to close (kick, replace): discarded on the next loop turn. */
 void resume_discard_soon(struct brk_session *s);
+/* Ends (as a kick does: discarded on the next loop turn, so presence says
+ * the peer left now) every held place for which match(place, arg) is true.
+ * For revocations, and anything else that voids a held token (a revoked
+ * key). Returns how many. Safe while nothing else walks b->places. */
+int resume_end_held(struct brk_broker *b, int (*match)(const struct brk_session *h, void *arg), void *arg);
 /* Discards every held place (loop going away). */
 void resume_destroy(struct brk_broker *b);
 /* Appends a frame (a direct or a presence frame) to a held place's bounded

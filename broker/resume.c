@@ -260,6 +260,20 @@ static void held_expire_cb(struct rtm_timer *t)
     held_discard(h);
 }
 
+int resume_end_held(struct brk_broker *b, int (*match)(const struct brk_session *h, void *arg), void *arg)
+{
+    int n = 0;
+    /* resume_discard_soon only arms a timer: the table is not changed under this walk. */
+    for (uint32_t i = 0; i < b->places.cap; i++) {
+        struct brk_session *h = b->places.slots[i].key ? b->places.slots[i].val : NULL;
+        if (!h || h->state != SESS_HELD || h->close_code || !match(h, arg)) continue;
+        log_info("ws: held place ended sid=%s peer=%s", h->sid, h->claims.sub);
+        resume_discard_soon(h);
+        n++;
+    }
+    return n;
+}
+
 void resume_discard_soon(struct brk_session *h)
 {
     if (h->state != SESS_HELD || h->close_code) return;
