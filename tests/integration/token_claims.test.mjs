@@ -39,6 +39,13 @@ function asymToken(alg, kid, privateKey, claims, { emptySig = false } = {}) {
   return `${body}.${b64u(sig)}`;
 }
 
+// d runs under valgrind: a welcome can take longer than the harness's 3 s on a loaded machine.
+async function connectSlow(dd, token) {
+  const c = await dd.open(`?token=${encodeURIComponent(token)}`);
+  c.welcome = await c.next('welcome', 20000);
+  return c;
+}
+
 async function refused(dd, token, reason) {
   const r = await expectClose(dd, `?token=${encodeURIComponent(token)}`, {}, 15000);
   assert.deepEqual([r.code, r.reason, r.frames.length], [4001, reason, 0], `${reason}: got ${r.code} ${r.reason}`);
@@ -60,7 +67,7 @@ for (const [alg, gen] of [['RS256', () => generateKeyPairSync('rsa', { modulusLe
     for (let i = 0; i < 3; i++) await refused(d, t, 'bad signature');
     // the same key still verifies real signatures
     const ok = asymToken(alg, kid, kp.privateKey, { sub: `${alg}-ok` });
-    const c = await d.connect(ok);
+    const c = await connectSlow(d, ok);
     assert.equal(c.welcome.peerId, `${alg}-ok`);
     await c.close();
   });
@@ -69,7 +76,7 @@ for (const [alg, gen] of [['RS256', () => generateKeyPairSync('rsa', { modulusLe
 test('nbf beyond the clock leeway: 4001 token not yet valid; inside it: welcome', async () => {
   await refused(d, signToken(d.key, { sub: 'nbf-later', nbf: now() + 300 }), 'token not yet valid');
   await refused(d, signToken(d.key, { sub: 'nbf-later2', nbf: now() + 45 }), 'token not yet valid');
-  const c = await d.connect(signToken(d.key, { sub: 'nbf-skewed', nbf: now() + 10 })); // leeway 30 s here
+  const c = await connectSlow(d, signToken(d.key, { sub: 'nbf-skewed', nbf: now() + 10 })); // leeway 30 s here
   assert.equal(c.welcome.peerId, 'nbf-skewed');
   await c.close();
   await refused(d, signToken(d.key, { sub: 'nbf-string', nbf: String(now()) }), 'invalid claims: nbf');
@@ -95,7 +102,7 @@ test('max-token-lifetime: exp - iat above it is refused, whoever signed the toke
   assert.equal(c.welcome.peerId, 'short');
   await c.close();
   // off by default
-  const c2 = await d.connect(signToken(d.key, { sub: 'long-ok', iat: now(), exp: now() + 30 * 86400 }));
+  const c2 = await connectSlow(d, signToken(d.key, { sub: 'long-ok', iat: now(), exp: now() + 30 * 86400 }));
   await c2.close();
 });
 
@@ -104,11 +111,22 @@ test('exp around 9.2e15 is refused as a claim, no welcome, and the daemon serves
   await refused(d, signToken(d.key, { sub: 'huge-exp2', exp: 253402300800 }), 'invalid claims: exp');
   await refused(d, signToken(d.key, { sub: 'huge-iat', iat: 9.2e15, exp: 9.3e15 }), 'invalid claims: iat');
   const far = signToken(d.key, { sub: 'year-9999', exp: 253402300799 });
-  const c = await d.connect(far);
+  const c = await connectSlow(d, far);
   assert.equal(c.welcome.expiresAt, 253402300799);
   c.send({ type: 'ping' });
-  await c.next('pong');
+  await c.next('pong', 20000);
   assert.equal(await c.none(() => true, 500), true, 'no 4002 right after the welcome');
+  await c.close();
+});
+
+test('an in-band refresh goes through the same checks (nbf, lifetime)', async () => {
+  const c = await strict.connect(signToken(strict.key, { sub: 'refresher', iat: now(), exp: now() + 300 }), '&ext=1');
+  let r = await c.request({ type: 'refresh', token: signToken(strict.key, { sub: 'refresher', nbf: now() + 60, exp: now() + 300 }) });
+  assert.deepEqual([r.type, r.code, r.message], ['error', 'invalid_token', 'token not yet valid']);
+  r = await c.request({ type: 'refresh', token: signToken(strict.key, { sub: 'refresher', iat: now(), exp: now() + 3600 }) });
+  assert.deepEqual([r.type, r.code, r.message], ['error', 'invalid_token', 'token lifetime too long']);
+  r = await c.request({ type: 'refresh', token: signToken(strict.key, { sub: 'refresher', iat: now(), exp: now() + 500 }) });
+  assert.equal(r.type, 'ack');
   await c.close();
 });
 
