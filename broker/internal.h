@@ -228,6 +228,7 @@ struct brk_broker {
     struct rtm_timer flush_t;
     int flush_armed;
     struct rtm_timer retention_t; /* retention.c: pruning old session rows */
+    int64_t pruned;               /* retention.c: rows pruned in the backlog being drained */
 
     int64_t revocations_seen; /* newest revocation row id enforced */
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
