@@ -143,9 +143,11 @@ $(B)/obj/tests/fault/%.o: CFLAGS += -Itests/fuzz
 # Kept between builds (make would delete them as intermediates).
 .SECONDARY: $(FUZZ_SUPPORT) $(B)/obj/tests/fuzz/replay.o $(B)/obj/tests/fuzz/broker_env.o $(patsubst %,$(B)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
 
-$(FAULT_BIN): $(B)/tests/%: $(B)/obj/tests/fault/%.o $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a
+# rtmd/listen.o: the connect test listens as rtmd does.
+FAULT_LINK := $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/obj/rtmd/listen.o $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a
+$(FAULT_BIN): $(B)/tests/%: $(B)/obj/tests/fault/%.o $(FAULT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(FAULT_WRAP) -o $@ $< $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(RTMD_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) $(FAULT_WRAP) -o $@ $< $(FAULT_LINK) $(RTMD_LIBS) $(LDLIBS)
 
 # libFuzzer binaries: only in a build made with FUZZ=1 (see the fuzz target).
 $(B)/fuzz/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(B)/librtm.a
