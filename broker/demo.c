@@ -152,8 +152,8 @@ int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, c
     }
 
     memset(&pol, 0, sizeof pol);
-    pol.default_ttl = cfg->token_default_ttl;
-    pol.max_ttl = cfg->token_max_ttl;
+    pol.default_ttl = rtm_config_mint_default_ttl(cfg);
+    pol.max_ttl = rtm_config_mint_max_ttl(cfg);
     pol.turn_secret = cfg->n_turn_secrets ? cfg->turn_secrets[0] : NULL;
     pol.turn_urls = (const char *const *)cfg->turn_urls;
     pol.n_turn_urls = cfg->n_turn_urls;

@@ -67,7 +67,8 @@ static const struct opt opts[] = {
     {"clock-leeway-seconds", T_INT, O(clock_leeway_seconds), 0, 0, 0, 300, "5", 0, NULL,
      "a token whose nbf or iat is further ahead of this server's clock is refused: 4001 token not yet valid"},
     {"max-token-lifetime", T_INT, O(max_token_lifetime), 0, 0, 0, 365 * 86400, "0", 0, NULL,
-     "refuse tokens whose exp - iat exceeds this, whoever signed them: 4001 token lifetime too long (s, 0 = off)"},
+     "refuse tokens whose exp - iat exceeds this, whoever signed them: 4001 token lifetime too long (s, 0 = off); "
+     "the mint API's token-max-ttl and token-default-ttl are capped by it"},
     {"max-message-size", T_INT, O(max_message_size), 0, 0, 0, 16 << 20, "65536", 0, NULL,
      "largest inbound frame in bytes; larger closes with 1009 (0 = off)"},
     {"max-channels-per-connection", T_INT, O(max_channels_per_connection), 0, 0, 1, 10000, "100", 0, NULL,
@@ -302,6 +303,18 @@ void rtm_config_print_help(FILE *out, const char *prog)
         if (o->env) fprintf(out, " (env %s)", o->env);
         fputc('\n', out);
     }
+}
+
+int rtm_config_mint_max_ttl(const struct rtm_config *cfg)
+{
+    int max = cfg->token_max_ttl > 0 ? cfg->token_max_ttl : 86400;
+    return cfg->max_token_lifetime > 0 && cfg->max_token_lifetime < max ? cfg->max_token_lifetime : max;
+}
+
+int rtm_config_mint_default_ttl(const struct rtm_config *cfg)
+{
+    int def = cfg->token_default_ttl > 0 ? cfg->token_default_ttl : 3600, max = rtm_config_mint_max_ttl(cfg);
+    return def < max ? def : max;
 }
 
 void rtm_config_free(struct rtm_config *c)

@@ -80,6 +80,11 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
 
 /* Frees every string the config owns. */
 void rtm_config_free(struct rtm_config *cfg);
+/* The lifetimes rtm's own mints use: token-max-ttl and token-default-ttl,
+ * each capped by max-token-lifetime when that is set, so a token rtm mints is
+ * never one its broker refuses as too long-lived. */
+int rtm_config_mint_max_ttl(const struct rtm_config *cfg);
+int rtm_config_mint_default_ttl(const struct rtm_config *cfg);
 
 /* Prints the option reference (used by --help and to generate the README's table). */
 void rtm_config_print_help(FILE *out, const char *prog);

@@ -571,8 +571,8 @@ int mint_create(struct rtm_server *srv, struct mint_api **out)
     struct mint_api *m = calloc(1, sizeof *m);
     if (!m) return RTM_ENOMEM;
     m->srv = srv;
-    m->pol.default_ttl = cfg->token_default_ttl > 0 ? cfg->token_default_ttl : 3600;
-    m->pol.max_ttl = cfg->token_max_ttl > 0 ? cfg->token_max_ttl : 86400;
+    m->pol.default_ttl = rtm_config_mint_default_ttl(cfg);
+    m->pol.max_ttl = rtm_config_mint_max_ttl(cfg);
     m->pol.turn_secret = cfg->n_turn_secrets ? cfg->turn_secrets[0] : NULL;
     m->pol.turn_urls = (const char *const *)cfg->turn_urls;
     m->pol.n_turn_urls = cfg->n_turn_urls;
