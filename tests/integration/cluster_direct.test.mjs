@@ -85,6 +85,27 @@ describe('direct send across nodes', () => {
   });
 });
 
+describe('resume through another node', () => {
+  test('is refused openly (resumed: false, a fresh session), never a silent loss; directs then reach the new node', async () => {
+    const alice = await member(a, 'rs-alice', ['rs-room']);
+    const bob = await member(a, 'rs-bob', ['rs-room'], { extra: '&ext=1' });
+    const sid = bob.welcome.sessionId;
+    assert.ok(sid, 'an extension session has a place to resume');
+    await bob.terminate();
+    // A direct in the gap goes to bob's held place on node a.
+    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'gap' })).type, 'ack');
+    const { token } = await a.mint({ peerId: 'rs-bob' });
+    const bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(sid)}`);
+    assert.equal(bob2.welcome.resumed, false, 'the place is on node a: the client is told it lost the gap');
+    assert.notEqual(bob2.welcome.sessionId, sid);
+    assert.equal((await bob2.request({ type: 'subscribe', channel: 'rs-room' })).type, 'ack');
+    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'after' })).type, 'ack');
+    assert.equal((await bob2.next('direct', 5000)).data, 'after');
+    await alice.close();
+    await bob2.close();
+  });
+});
+
 describe('node death', () => {
   test('after kill -9 of a node, its peers\' records are reaped: a send to them answers peer_not_found, not silence', async () => {
     const c = await startRtmd({ config: { cluster: redis.url, 'cluster-timeout-ms': 500, 'cluster-node-dead-ms': 3000 },
@@ -159,7 +180,7 @@ describe('Redis down', () => {
   });
 
   test('after every peer left, no peer record remains in Redis (only the nodes\' heartbeats)', async () => {
-    await until(async () => (await redis.lines('KEYS', 'rtm:p:*')).length === 0, 5000, 'peer records to go');
+    await until(async () => (await redis.lines('KEYS', 'rtm:p:*')).length === 0, 15000, 'peer records to go (a held place lasts its resume window)');
     assert.deepEqual((await redis.lines('KEYS', '*')).sort(), ['rtm:nodes', 'rtm:nodes:run']);
   });
 });

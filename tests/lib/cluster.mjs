@@ -1,23 +1,25 @@
-// cluster.mjs: a redis-server and N rtmd nodes in cluster mode sharing one
-// store (so one key mints tokens every node accepts), each node on its own
-// loopback ports. For tests and benches of docs/CLUSTER.md.
+// cluster.mjs: redis-servers (one per shard) and N rtmd nodes in cluster mode
+// sharing one store (so one key mints tokens every node accepts), each node on
+// its own loopback ports. For tests and benches of docs/CLUSTER.md.
 //
-//   const cl = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 500 } });
-//   const [a, b] = cl.nodes;  ...  await cl.stop();
+//   const cl = await startCluster({ nodes: 2, shards: 1, config: { 'cluster-timeout-ms': 500 } });
+//   const [a, b] = cl.nodes;  cl.redis (shard 0), cl.shards[i]  ...  await cl.stop();
 import { startRtmd, sleep } from './rtmd.mjs';
 import { startRedis } from './redis.mjs';
 
-export async function startCluster({ nodes = 2, config = {}, track = (d) => d } = {}) {
-  const cl = { redis: await startRedis(), nodes: [] };
+export async function startCluster({ nodes = 2, shards = 1, config = {}, track = (d) => d } = {}) {
+  const cl = { shards: [], nodes: [] };
   cl.stop = async () => {
     try {
       for (const d of [...cl.nodes].reverse()) await d.cleanup(); // the first owns the shared directory
     } finally {
-      await cl.redis.stop();
+      for (const r of cl.shards) await r.stop();
     }
   };
   try {
-    const cfg = { cluster: cl.redis.url, ...config };
+    for (let i = 0; i < shards; i++) cl.shards.push(await startRedis());
+    cl.redis = cl.shards[0];
+    const cfg = { cluster: cl.shards.map((r) => r.url).join(','), ...config };
     const first = track(await startRtmd({ config: cfg }));
     cl.nodes.push(first);
     for (let i = 1; i < nodes; i++)
