@@ -5,6 +5,8 @@
 //   single   one rtmd, no --cluster
 //   1node    one rtmd with --cluster (every delivery goes through Redis)
 //   2nodes   publisher and half the subscribers on node a, half on node b
+// Then a direct ping-pong (send -> direct -> send back), ROUNDS round trips
+// one at a time: single node, and the two peers on two nodes.
 // The load generator is Node's ws in one process: it, not rtmd, may be the
 // limit at high rates, so read the ratios between rows.
 import { startRtmd, sleep } from '../tests/lib/rtmd.mjs';
@@ -14,6 +16,7 @@ import { loadavg } from 'node:os';
 const SUBS = Number(process.env.SUBS || 100);
 const RATE = Number(process.env.RATE || 500);
 const SECS = Number(process.env.SECS || 3);
+const ROUNDS = Number(process.env.ROUNDS || 500);
 
 function pct(a, p) { return a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN; }
 
@@ -58,17 +61,42 @@ async function run(name, pubNode, subNodes, mint) {
   await sleep(200);
 }
 
+async function pingpong(name, nodeA, nodeB, mint) {
+  const x = await nodeA.connect((await mint('pp-x')).token);
+  const y = await nodeB.connect((await mint('pp-y')).token);
+  for (const c of [x, y]) await c.request({ type: 'subscribe', channel: 'pp' }, 10000);
+  y.ws.on('message', (d) => {
+    const f = JSON.parse(d);
+    if (f.type === 'direct') y.send({ type: 'send', to: 'pp-x', data: f.data });
+  });
+  const rtt = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const t = performance.now();
+    x.send({ type: 'send', to: 'pp-y', data: i });
+    await x.next((f) => f.type === 'direct' && f.data === i, 5000);
+    rtt.push(performance.now() - t);
+  }
+  rtt.sort((p, q) => p - q);
+  console.log(`${name.padEnd(7)} direct round trip (x -> y -> x), ${ROUNDS} rounds: p50 ${pct(rtt, 0.5).toFixed(3)} ms p99 ${pct(rtt, 0.99).toFixed(3)} ms`);
+  x.terminate();
+  y.terminate();
+  await sleep(200);
+}
+
 const cfg = { 'rate-frames-per-second': 0, 'max-connections': 0 };
 console.log(`cluster bench: ${SUBS} subscribers, ${RATE} publishes/s for ${SECS} s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 const single = await startRtmd({ config: cfg });
 try {
   await run('single', single, [single], (p) => single.mint({ peerId: p }));
+  await pingpong('single', single, single, (p) => single.mint({ peerId: p }));
 } finally { await single.cleanup(); }
 const cl = await startCluster({ nodes: 2, config: cfg });
 const [a, b] = cl.nodes;
 try {
   await run('1node', a, [a], (p) => a.mint({ peerId: p }));
   await run('2nodes', a, [a, b], (p) => a.mint({ peerId: p }));
+  await pingpong('1node', a, a, (p) => a.mint({ peerId: p }));
+  await pingpong('2nodes', a, b, (p) => a.mint({ peerId: p }));
 } finally {
   await cl.stop();
 }
