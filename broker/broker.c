@@ -271,6 +271,12 @@ json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel
 
 int brk_kick(struct brk_broker *b, const char *app, const char *peer_id)
 {
+    if (b->xn) xnode_control(b, CLU_CTL_KICK, app, peer_id); /* the other nodes' sessions of the peer */
+    return kick_local(b, app, peer_id);
+}
+
+int kick_local(struct brk_broker *b, const char *app, const char *peer_id)
+{
     struct brk_peer *p = peer_find(b, app, peer_id);
     int n = 0;
     for (struct brk_session *s = p ? p->sessions : NULL; s; s = s->peer_next) {
@@ -322,6 +328,13 @@ static int revocation_matches(const struct brk_session *s, void *arg)
 }
 
 void brk_revocations_changed(struct brk_broker *b)
+{
+    /* The other nodes read the same store: they are told to read it now. */
+    if (b->xn) xnode_control(b, CLU_CTL_REVOKED, "", "");
+    revocations_local(b);
+}
+
+void revocations_local(struct brk_broker *b)
 {
     json_t *rows = NULL;
     int64_t last = b->revocations_seen;

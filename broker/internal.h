@@ -21,6 +21,7 @@
 #include "store.h"
 #include "timers.h"
 #include "token.h"
+#include "wire.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>
@@ -395,6 +396,11 @@ void xnode_ack_subscribe(struct brk_session *s, const char *channel, const char 
  * follows when Redis answers, or an error frame now. 0, RTM_EUNAVAILABLE, RTM_ENOMEM. */
 int xnode_publish(struct brk_broker *b, const char *app, const char *channel, struct brk_session *sender,
                   const char *data, size_t dlen, const char *rid);
+/* Tells every other node (rtm:ctl) to kick app's peer (CLU_CTL_KICK) or to
+ * read new revocations from the shared store (CLU_CTL_REVOKED). Best effort:
+ * with Redis down it is logged and lost (revocations still arrive with the
+ * store). */
+void xnode_control(struct brk_broker *b, char kind, const char *app, const char *peer_id);
 /* Sets the cluster gauges (left 0 without --cluster; any b). */
 void xnode_metrics_gauges(struct brk_broker *b);
 /* A send in cluster mode: scope, location and delivery in one Redis script on
@@ -408,6 +414,10 @@ void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p);
 void xnode_session_closed(struct brk_session *s);
 
 /* broker.c */
+/* brk_kick and brk_revocations_changed on this node's sessions only (the
+ * public ones also tell the other nodes in cluster mode). */
+int kick_local(struct brk_broker *b, const char *app, const char *peer_id);
+void revocations_local(struct brk_broker *b);
 struct app_count {
     char app[65];
     int n;

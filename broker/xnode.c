@@ -612,7 +612,8 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     struct brk_xnode *xn = user;
     struct clu_msg m;
     (void)chan;
-    if (clu_decode(payload, len, &m) || (m.kind != CLU_PUBLISH && m.kind != CLU_DIRECT)) {
+    if (clu_decode(payload, len, &m) ||
+        (m.kind != CLU_PUBLISH && m.kind != CLU_DIRECT && m.kind != CLU_CTL_KICK && m.kind != CLU_CTL_REVOKED)) {
         log_warn("cluster: dropped a malformed message from Redis (%zu bytes)", len);
         return;
     }
@@ -627,6 +628,13 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     COPY(sid, CLU_F_SID);
 #undef COPY
     rtm_metric_inc(RTM_M_CLUSTER_IN, 1);
+    int self = m.n[CLU_F_NODE] == strlen(xn->node) && memcmp(m.f[CLU_F_NODE], xn->node, m.n[CLU_F_NODE]) == 0;
+    if (m.kind == CLU_CTL_KICK || m.kind == CLU_CTL_REVOKED) {
+        if (self) return; /* done locally when it was sent */
+        if (m.kind == CLU_CTL_REVOKED) revocations_local(xn->b);
+        else if (kick_local(xn->b, app, channel) > 0) log_info("cluster: kicked peer=%s app=%s for another node", channel, app);
+        return;
+    }
     if (m.kind == CLU_DIRECT) {
         /* channel holds the recipient's peerId; the script only sends here if it is here */
         struct brk_peer *p = peer_find(xn->b, app, channel);
@@ -642,9 +650,24 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
         return;
     }
     /* Only a session of this node can be the sender. */
-    int ours = m.n[CLU_F_NODE] == strlen(xn->node) && memcmp(m.f[CLU_F_NODE], xn->node, m.n[CLU_F_NODE]) == 0;
-    chan_deliver(xn->b, app, channel, ours && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
+    chan_deliver(xn->b, app, channel, self && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
                  m.f[CLU_F_DATA], m.n[CLU_F_DATA]);
+}
+
+/* ---- control: kick and revocations on every node ---- */
+
+void xnode_control(struct brk_broker *b, char kind, const char *app, const char *peer_id)
+{
+    struct brk_xnode *xn = b->xn;
+    const char *f[CLU_FIELDS] = {xn->node, NULL, app, peer_id, NULL, NULL, NULL};
+    size_t n[CLU_FIELDS] = {strlen(xn->node), 0, strlen(app), strlen(peer_id), 0, 0, 0};
+    size_t len;
+    char *payload = clu_encode(kind, f, n, &len);
+    if (!payload || clu_publish(xn->cl, CLU_CONTROL, payload, len, NULL, NULL))
+        log_warn("cluster: could not tell the other nodes (%s %s): Redis is down or memory ran out",
+                 kind == CLU_CTL_KICK ? "kick of" : "new revocations", kind == CLU_CTL_KICK ? peer_id : "");
+    else rtm_metric_inc(RTM_M_CLUSTER_OUT, 1);
+    free(payload);
 }
 
 /* ---- lifetime ---- */
@@ -685,6 +708,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
 void xnode_start(struct brk_broker *b, struct lws_context *ctx)
 {
     if (!b->xn) return;
+    if (clu_want(b->xn->cl, CLU_CONTROL) < 0) log_error("cluster: out of memory subscribing " CLU_CONTROL);
     clu_start(b->xn->cl, ctx, b->timers);
     rtm_timer_in(b->timers, &b->xn->beat_t, beat_cb, HEARTBEAT_MS);
 }

@@ -26,6 +26,7 @@ int clu_shard_of(const char *name, size_t len, int n);
 int clu_channel_name(char *out, size_t outlen, const char *app, const char *channel);
 /* "rtm:n:<node>": the node's own channel (liveness probes, directs). */
 #define CLU_NODE_PREFIX "rtm:n:"
+#define CLU_CONTROL "rtm:ctl" /* every node's control channel (kick, revocations) */
 int clu_node_name(char *out, size_t outlen, const char *node);
 /* "rtm:p:<applen>:<app>:<peer>": the hash of where a peer is connected
  * (field: node) and which channels it is in there (value: "\n"-separated,
@@ -35,6 +36,8 @@ int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer);
 enum clu_kind {
     CLU_PUBLISH = 'p', /* a channel message: app, channel, from, meta, data */
     CLU_DIRECT = 'd',  /* a direct message to a peer on the receiving node: the channel field holds the peerId */
+    CLU_CTL_KICK = 'k',    /* rtm:ctl: kick app's peer (the channel field holds the peerId) */
+    CLU_CTL_REVOKED = 'r', /* rtm:ctl: new revocations in the shared store */
 };
 
 /* A decoded message: every field points into the encoded buffer (borrowed). */
