@@ -11,7 +11,8 @@ fi
 if [ "$want" = test ] || [ "$want" = bench ]; then
     # postgresql: the store tests start their own server (tests/lib/pg.sh, /usr/lib/postgresql/15/bin)
     # redis-server: the cluster tests start their own (tests/lib/redis.mjs)
-    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql redis-server"
+    # strace: durability.test.mjs watches rtmd's fsyncs
+    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql redis-server strace"
 fi
 missing=""
 for p in $pkgs; do
