@@ -15,8 +15,9 @@ B        ?= build
 PREFIX   ?= /usr/local
 SAN      ?=
 PKGS     := libwebsockets libjwt jansson sqlite3 libpq libcrypto
-# only rtmd (and the fuzz harnesses built on its objects) link hiredis (cluster mode); librtm and the tools do not
-RTMD_PKGS := hiredis
+# only rtmd (and the fuzz harnesses built on its objects) link hiredis (cluster mode) and libssl
+# (rtmd/listen.c reloads TLS certificates); librtm and the tools do not
+RTMD_PKGS := hiredis libssl
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \

@@ -48,6 +48,12 @@ static const struct opt opts[] = {
      "comes from PGPASSWORD or db-password-file (never the command line)"},
     {"db-password-file", T_STR, O(db_password_file), 0, 0, 0, 0, NULL, 0, "RTM_DB_PASSWORD_FILE",
      "Postgres store: file whose first line is the database password"},
+    {"tls-cert", T_STR, O(tls_cert), 0, 0, 0, 0, NULL, 0, NULL,
+     "PEM certificate chain file: the public listener serves https:// and wss:// (reloaded on SIGHUP)"},
+    {"tls-key", T_STR, O(tls_key), 0, 0, 0, 0, NULL, 0, NULL,
+     "PEM private key file of tls-cert (a path: the key itself is never a setting)"},
+    {"backend-tls", T_BOOL, O(backend_tls), 0, 0, 0, 1, "false", 0, NULL,
+     "the backend listener serves https:// with the same certificate"},
     {"web-root", T_STR, O(web_root), 0, 0, 0, 0, "web", 0, NULL,
      "directory served at / on the public listener (demo, /sdk/rtm.js)"},
     {"log-level", T_LOGLEVEL, O(log_level), 0, 0, 0, 0, "info", 0, "RTM_LOG_LEVEL", "error | warn | info | debug"},
@@ -416,6 +422,17 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
 
     if (strcmp(c.role, "all") && strcmp(c.role, "broker") && strcmp(c.role, "mint")) {
         snprintf(err, errlen, "role must be all, broker or mint (got \"%.20s\")", c.role);
+        goto fail;
+    }
+    /* "" (the sample file's value) means unset */
+    if (c.tls_cert && !*c.tls_cert) free(c.tls_cert), c.tls_cert = NULL;
+    if (c.tls_key && !*c.tls_key) free(c.tls_key), c.tls_key = NULL;
+    if (!c.tls_cert != !c.tls_key) {
+        snprintf(err, errlen, "tls-cert and tls-key go together (both file paths, or neither)");
+        goto fail;
+    }
+    if (c.backend_tls && !c.tls_cert) {
+        snprintf(err, errlen, "backend-tls needs tls-cert and tls-key");
         goto fail;
     }
     if (rtm_log_format_parse(c.log_format) < 0) {

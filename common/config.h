@@ -22,6 +22,9 @@ struct rtm_config {
     char *backend_addr; /* HOST:PORT, default 127.0.0.1:8081 */
     char *db_path;      /* sqlite file or postgres:// URL; default var/rtm.db */
     char *db_password_file; /* Postgres password, first line; NULL = libpq's PGPASSWORD/.pgpass */
+    char *tls_cert;     /* PEM chain file; NULL = plain http/ws (rtmd/listen.c) */
+    char *tls_key;      /* PEM key file of tls_cert */
+    int backend_tls;    /* the backend listener uses the certificate too */
     char *web_root;     /* directory served at / and /sdk/ on the public listener, default "web" */
     int log_level;      /* RTM_LOG_* */
     char *log_format;   /* "text" | "json" (one JSON object per line, for log shippers) */

@@ -6,10 +6,15 @@
  * max-handshakes connections that are not yet WebSocket sessions at once, at
  * most max-handshakes-per-ip of them per address (both refused at accept),
  * and handshake-timeout-sec for a complete request head. The pool is larger
- * than the budget, so the backend always finds header space. Loop thread only. */
+ * than the budget, so the backend always finds header space.
+ *
+ * With tls-cert and tls-key the public listener (and with backend-tls the
+ * backend one) serves TLS; SIGHUP reloads the pair, checked before use.
+ * Loop thread only. */
 #ifndef RTMD_LISTEN_H
 #define RTMD_LISTEN_H
 
+struct rtm_config;
 struct rtm_server;
 struct lws_context_creation_info;
 
@@ -21,6 +26,9 @@ struct lws_context_creation_info;
  * at most about 48 MB with every slot taken. */
 #define RTM_HEADER_POOL 1024
 
+/* Adds the context options the listeners need (TLS library init when a
+ * certificate is configured). Call before the context is created. */
+void rtm_listen_context_options(const struct rtm_config *cfg, struct lws_context_creation_info *info);
 /* Creates srv->public_vh (with the broker's protocols and mounts) on srv->lws. 0 or -1 (logged). */
 int rtm_listen_public(struct rtm_server *srv);
 /* Creates srv->backend_vh (the mint API's protocols) on srv->lws. 0 or -1 (logged). */

@@ -84,6 +84,7 @@ int main(int argc, char **argv)
      * listener may hold at most max-handshakes of them (rtmd/listen.c). */
     info.max_http_header_pool = RTM_HEADER_POOL;
     info.fd_limit_per_thread = 0;
+    rtm_listen_context_options(&cfg, &info);
     if (rtm_loop_open(&srv, &info)) goto out;
     if (want_broker && rtm_listen_public(&srv)) goto out;
     if (want_mint && rtm_listen_backend(&srv)) goto out;

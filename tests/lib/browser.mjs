@@ -60,8 +60,9 @@ export async function enterNetns(fileUrl) {
   process.exit(code);
 }
 
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
+// extraArgs: more Chromium flags (the TLS test adds --ignore-certificate-errors).
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30000 });
 }
 
 // A page on rtmd's origin, loaded from rtmd itself (the demo's index, idle

@@ -172,9 +172,10 @@ export async function startRtmd(opts = {}) {
 }
 
 // A WebSocket client that queues every frame so tests can await them in order.
-export function openClient(url, { protocols, headers } = {}) {
+// tls: extra TLS options for wss:// (ca, servername...).
+export function openClient(url, { protocols, headers, tls } = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { headers, maxPayload: 1 << 24 });
+    const ws = new WebSocket(url, protocols, { headers, maxPayload: 1 << 24, ...(tls || {}) });
     const c = { ws, frames: [], all: [], waiters: [], closeInfo: null };
     c.closed = new Promise((res) => ws.on('close', (code, reason) => {
       c.closeInfo = { code, reason: reason.toString() };
