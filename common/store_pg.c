@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern const char *const rtm_pg_schema_migrations[];
 extern const size_t rtm_pg_schema_migration_count;
@@ -296,6 +297,10 @@ static int read_password_file(struct pg_store *st, const char *path, char *err, 
         snprintf(err, errlen, "store: db-password-file %s: %s", path, strerror(errno));
         return RTM_EINVAL;
     }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077))
+        log_warn("store: db-password-file %s is readable by other users (mode %03o): chmod 600 it", path,
+                 (unsigned)(sb.st_mode & 0777));
     int ok = fgets(st->password, sizeof st->password, f) != NULL;
     fclose(f);
     st->password[strcspn(st->password, "\r\n")] = '\0';

@@ -97,6 +97,13 @@ test('a password is never taken from argv, never printed', () => {
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /postgresql:\/\/rtm:\*\*\*@127\.0\.0\.1/);
   assert.ok(!r2.stderr.includes('hunter2-secret'));
+  // a password file others can read works, with a warning
+  const loose = join(dir, 'loose-password');
+  writeFileSync(loose, pw + '\n', { mode: 0o644 });
+  const r4 = run(RTM, ['key', 'list', '--db', db], { RTM_DB_PASSWORD_FILE: loose });
+  assert.equal(r4.code, 0, r4.stderr);
+  assert.match(r4.stderr, /db-password-file .*loose-password is readable by other users \(mode 644\): chmod 600 it/);
+  assert.ok(!r4.stderr.includes(pw));
   // a missing password file is named
   const r3 = run(RTM, ['key', 'list', '--db', db], { RTM_DB_PASSWORD_FILE: join(dir, 'absent') });
   assert.equal(r3.code, 1);
