@@ -66,7 +66,7 @@ fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/lib
 
 SDK_SONAME := librtm.so.1
 
-.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint fuzz fuzz-build
+.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint deb fuzz fuzz-build
 # Targets that install packages run the build in a sub-make, because the
 # pkg-config flags above are read when make starts (before apt-get ran).
 all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(FUZZ_REPLAY) $(FAULT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
@@ -80,6 +80,7 @@ help:
 	@echo "make fuzz FUZZ_SECONDS=60   run every libFuzzer target (clang, ASan+UBSan) N seconds each; fails on a finding"
 	@echo "make bench    mint, fan-out, pairs and connect benchmarks (prints figures, no thresholds)"
 	@echo "make install PREFIX=/usr/local   install librtm (shared+static), rtm.h, rtm.pc, rtm, rtmd"
+	@echo "make deb      build/rtm_<version>_amd64.deb with rtmd.service (docs/PACKAGING.md)"
 
 deps:
 	@scripts/deps.sh build
@@ -204,6 +205,13 @@ install: deps
 	# from the template, so the .pc names this PREFIX even if $(B)/rtm.pc was built for another
 	sed -e 's|@PREFIX@|$(PREFIX)|g' sdk-c/rtm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rtm.pc
 	install -m 0755 $(B)/rtm $(B)/rtmd $(DESTDIR)$(PREFIX)/bin/
+
+# rtm_<version>_<arch>.deb in $(B)/: rtmd, rtm, librtm, rtm.h, rtm.pc, the web files,
+# man pages from --help, rtmd.service (packaging/). Needs help2man and dpkg-dev.
+deb:
+	@scripts/deps.sh deb
+	@$(MAKE) --no-print-directory all
+	@scripts/mkdeb.sh $(B)
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icommon -Isdk-c/include common broker cluster mint-api rtmd sdk-c

@@ -1,18 +1,21 @@
 #!/bin/sh
 # Installs what the build and the tests need and is missing, so that
 # `make run` and `make test` work on a fresh Debian 12 machine.
-# Usage: scripts/deps.sh build|run|test|bench
+# Usage: scripts/deps.sh build|run|test|bench|deb
 set -eu
 want="$1"
 pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev"
 if [ "$want" = run ]; then
     pkgs="$pkgs coturn openssl"
 fi
+if [ "$want" = deb ]; then
+    pkgs="$pkgs help2man dpkg-dev"
+fi
 if [ "$want" = test ] || [ "$want" = bench ]; then
     # postgresql: the store tests start their own server (tests/lib/pg.sh, /usr/lib/postgresql/15/bin)
     # redis-server: the cluster tests start their own (tests/lib/redis.mjs)
     # strace: durability.test.mjs watches rtmd's fsyncs
-    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql redis-server strace"
+    pkgs="$pkgs coturn chromium valgrind wrk openssl iproute2 procps util-linux curl python3 sqlite3 postgresql redis-server strace help2man dpkg-dev lintian"
 fi
 missing=""
 for p in $pkgs; do
