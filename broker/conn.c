@@ -22,6 +22,7 @@
 #include "pattern.h"
 #include "protocol.h"
 #include "server.h"
+#include "netaddr.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -311,8 +312,20 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     outq_init(&s->q);
     htab_init(&s->subs, HTAB_PTR);
     /* lws writes its error text into the buffer when the socket is already gone. */
-    if (!lws_get_peer_simple(wsi, s->remote, sizeof s->remote) || strchr(s->remote, ' '))
-        snprintf(s->remote, sizeof s->remote, "unknown");
+    char peer[sizeof s->remote];
+    if (!lws_get_peer_simple(wsi, peer, sizeof peer) || strchr(peer, ' ')) snprintf(peer, sizeof peer, "unknown");
+    int via_proxy = rtm_cidr_match(cfg->trusted_cidrs, cfg->n_trusted_proxies, peer);
+    const char *xff = NULL;
+    if (via_proxy && lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 &&
+        lws_hdr_copy(wsi, b->scratch, BRK_SCRATCH, WSI_TOKEN_X_FORWARDED_FOR) > 0)
+        xff = b->scratch;
+    rtm_client_addr(cfg->trusted_cidrs, cfg->n_trusted_proxies, peer, xff, s->remote, sizeof s->remote);
+    /* Behind a trusted proxy the per-address connect rate is counted here,
+     * on the client's address (at accept only the proxy's is known). */
+    if (via_proxy && limit_connect_ip(b, s->remote, "after the request head")) {
+        reject(s, RTM_CLOSE_RATE, "too many connects from this address", s->remote);
+        return;
+    }
 
     if (b->shutting_down) {
         reject(s, RTM_CLOSE_GOING_AWAY, "server shutting down", s->remote);

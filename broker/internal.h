@@ -334,6 +334,9 @@ int limit_frame(struct brk_session *s);
 int limit_snapshot(struct brk_session *s, uint32_t members, int64_t *wait_ms);
 /* LWS_CALLBACK_FILTER_NETWORK_CONNECTION: non-zero refuses the TCP connection. */
 int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a);
+/* Counts one connect from ip against rate-connects-per-ip-per-minute; 1 when
+ * over (logged once per window, saying where: "at accept", ...), else 0. */
+int limit_connect_ip(struct brk_broker *b, const char *ip, const char *where);
 void limits_destroy(struct brk_broker *b);
 void live_start(struct brk_session *s);
 void live_seen(struct brk_session *s);

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "protocol.h"
+#include "netaddr.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -186,14 +187,23 @@ static void prune_cb(struct rtm_timer *t)
 
 int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args *a)
 {
-    int limit = b->cfg->rate_connects_per_ip_per_minute;
-    if (limit <= 0 || !a) return 0;
+    if (b->cfg->rate_connects_per_ip_per_minute <= 0 || !a) return 0;
     char ip[64] = "";
     if (a->cli_addr.ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, ip, sizeof ip);
     else if (a->cli_addr.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, ip, sizeof ip);
     if (!*ip) return 0;
+    /* A trusted proxy carries many clients: they are counted one by one once
+     * the request head names them (limit_connect_ip from conn.c). */
+    if (rtm_cidr_match(b->cfg->trusted_cidrs, b->cfg->n_trusted_proxies, ip)) return 0;
+    return limit_connect_ip(b, ip, "at accept");
+}
+
+int limit_connect_ip(struct brk_broker *b, const char *ip, const char *where)
+{
+    int limit = b->cfg->rate_connects_per_ip_per_minute;
+    if (limit <= 0 || !*ip) return 0;
     int64_t now = rtm_mono_ms();
     struct ip_window *w = htab_get(&b->conn_ips, ip);
     if (!w) {
@@ -222,7 +232,7 @@ int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args
         w->count = 0;
     }
     if (w->count >= limit) {
-        if (w->count == limit) log_warn("broker: connects from %s over %d per minute, refusing at accept", ip, limit);
+        if (w->count == limit) log_warn("broker: connects from %s over %d per minute, refusing %s", ip, limit, where);
         w->count = limit + 1; /* log once per window */
         return 1;
     }

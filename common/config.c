@@ -48,6 +48,9 @@ static const struct opt opts[] = {
      "comes from PGPASSWORD or db-password-file (never the command line)"},
     {"db-password-file", T_STR, O(db_password_file), 0, 0, 0, 0, NULL, 0, "RTM_DB_PASSWORD_FILE",
      "Postgres store: file whose first line is the database password"},
+    {"trusted-proxies", T_LIST, O(trusted_proxies), O(n_trusted_proxies), RTM_MAX_TRUSTED_PROXIES, 0, 0, NULL, 0,
+     NULL, "addresses or CIDR blocks of reverse proxies whose X-Forwarded-For names the client (per-IP limits, "
+           "logs, session rows, token binding), comma-separated; from anyone else the header is ignored"},
     {"tls-cert", T_STR, O(tls_cert), 0, 0, 0, 0, NULL, 0, NULL,
      "PEM certificate chain file: the public listener serves https:// and wss:// (reloaded on SIGHUP)"},
     {"tls-key", T_STR, O(tls_key), 0, 0, 0, 0, NULL, 0, NULL,
@@ -423,6 +426,12 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
     if (strcmp(c.role, "all") && strcmp(c.role, "broker") && strcmp(c.role, "mint")) {
         snprintf(err, errlen, "role must be all, broker or mint (got \"%.20s\")", c.role);
         goto fail;
+    }
+    for (size_t i = 0; i < c.n_trusted_proxies; i++) {
+        if (rtm_cidr_parse(c.trusted_proxies[i], &c.trusted_cidrs[i])) {
+            snprintf(err, errlen, "trusted-proxies: \"%.60s\" is not an IP address or CIDR block", c.trusted_proxies[i]);
+            goto fail;
+        }
     }
     /* "" (the sample file's value) means unset */
     if (c.tls_cert && !*c.tls_cert) free(c.tls_cert), c.tls_cert = NULL;

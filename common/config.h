@@ -9,11 +9,14 @@
 #ifndef RTM_CONFIG_H
 #define RTM_CONFIG_H
 
+#include "netaddr.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
 #define RTM_MAX_TURN_SECRETS 8
 #define RTM_MAX_TURN_URLS 16
+#define RTM_MAX_TRUSTED_PROXIES 16
 
 struct rtm_config {
     /* listeners and store */
@@ -22,6 +25,10 @@ struct rtm_config {
     char *backend_addr; /* HOST:PORT, default 127.0.0.1:8081 */
     char *db_path;      /* sqlite file or postgres:// URL; default var/rtm.db */
     char *db_password_file; /* Postgres password, first line; NULL = libpq's PGPASSWORD/.pgpass */
+    /* reverse proxies whose X-Forwarded-For is believed (common/netaddr.h) */
+    char *trusted_proxies[RTM_MAX_TRUSTED_PROXIES];
+    size_t n_trusted_proxies;
+    struct rtm_cidr trusted_cidrs[RTM_MAX_TRUSTED_PROXIES]; /* parsed from trusted_proxies at load */
     char *tls_cert;     /* PEM chain file; NULL = plain http/ws (rtmd/listen.c) */
     char *tls_key;      /* PEM key file of tls_cert */
     int backend_tls;    /* the backend listener uses the certificate too */

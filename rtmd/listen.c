@@ -120,7 +120,9 @@ static int on_accept(const struct lws_filter_network_conn_args *a)
     if (budget.total >= budget.cfg->max_handshakes)
         return refuse(ip, "max-handshakes reached", RTM_M_HANDSHAKES_REFUSED_TOTAL);
     struct ip_count *c = htab_get(&budget.by_ip, ip);
-    if (c && c->n >= budget.cfg->max_handshakes_per_ip)
+    /* a trusted reverse proxy speaks for many clients: only the total applies */
+    if (c && c->n >= budget.cfg->max_handshakes_per_ip &&
+        !rtm_cidr_match(budget.cfg->trusted_cidrs, budget.cfg->n_trusted_proxies, ip))
         return refuse(ip, "max-handshakes-per-ip reached", RTM_M_HANDSHAKES_REFUSED_PER_IP);
     if (!c) {
         if (!(c = calloc(1, sizeof *c))) return 1;
