@@ -30,7 +30,8 @@ CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 LDSAN    := -fsanitize=address,undefined
 endif
 CFLAGS   += $(CFLAGS_BASE)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+# libev ships no .pc file
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm -lpthread
 RTMD_LIBS := $(shell pkg-config --libs $(RTMD_PKGS) 2>/dev/null)
 LDFLAGS  += $(LDSAN)
 

@@ -68,6 +68,7 @@ struct conn {
     int closing;               /* reply, then close (413, 411, pipelining after a body) */
     int draining;              /* refused and answered: not reading, waiting for the client to close */
     int reply_ready;
+    int had_body;              /* this request had a body (see on_body_done) */
 
     struct mint_key *key;      /* a reference, released at the end of the transaction */
 
@@ -217,7 +218,7 @@ static void conn_reset(struct conn *c)
     c->allow = NULL;
     c->content_type = NULL;
     c->route = NULL;
-    c->waiting_body = c->closing = c->draining = c->reply_ready = 0;
+    c->waiting_body = c->closing = c->draining = c->reply_ready = c->had_body = 0;
     c->body_len = 0;
     c->has_path_arg = c->has_peer_id = c->has_channel = c->has_limit = 0;
 }
@@ -509,11 +510,20 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
      * resend what was not answered. */
     if (c->draining) return -1; /* the refused body ended after all: close now */
     if (!c->waiting_body) {
+        if (!c->reply_ready) return -1; /* after the transaction completed: the wedge above, end it */
         c->closing = 1;
         return 0;
     }
     if (c->closing) return 0;
     c->waiting_body = 0;
+    /* On the epoll loop (lws's libev plugin) that repeated BODY_COMPLETION
+     * comes from lws's idle-time forced service, after this reply's
+     * WRITEABLE: completing the transaction first spun the loop at 100 %
+     * (every client starved). So WRITEABLE asks lws directly: when any
+     * connection holds buffered input (lws_service_adjust_timeout says 0),
+     * this one may be it, and the reply closes. A spurious close of a POST
+     * connection costs its client a reconnect; a wedge costs everyone. */
+    c->had_body = 1;
     dispatch(wsi, srv, c);
     ready(wsi, c);
     return 0;
@@ -524,6 +534,8 @@ static int on_writeable(struct lws *wsi, struct conn *c)
 {
     if (!c->reply_ready || !c->out) return 0;
     c->reply_ready = 0;
+    /* See on_body_done: a reply to a body closes when input is buffered. */
+    if (c->had_body && lws_service_adjust_timeout(lws_get_context(wsi), 1, 0) == 0) c->closing = 1;
     int closing = c->closing;
     int rc = write_reply(wsi, c);
     conn_reset(c);

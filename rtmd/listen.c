@@ -291,6 +291,12 @@ static struct lws_vhost *listen_on(struct rtm_server *srv, const char *name, con
     /* Browser security headers belong on what browsers load; the backend
      * API's callers are servers, and every reply there would carry ~450 bytes. */
     if (mounts) info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* No lws validity timer per connection: the broker pings idle sessions
+     * itself (limits.c, on the one timer heap). lws's default policy re-arms
+     * a timer in its single sorted list on every connection's traffic, and
+     * that insert walks the list: O(connections) per message. */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
     info.keepalive_timeout = 30;
     info.timeout_secs = 20; /* a client that stalls mid-request is dropped */
     /* From accept to a complete request head (lws's "ah idle" timeout, 10 s by default). */

@@ -1,11 +1,36 @@
-/* loop.c: rtmd's event loop, on lws's default poll loop.
+/* loop.c: rtmd's event loop: libev (epoll) as lws's foreign loop, the one
+ * timer heap, SIGTERM/SIGINT and the drain. Nothing else touches libev.
  *
- * Every timer of the process lives in one rtm_timers heap behind a single
- * lws_sul: the sul is moved only when an earlier deadline appears (lws
- * keeps its timers in one sorted list, and a sul per session per purpose
- * made admitting N sessions cost O(N^2)). Signals only set a flag and wake
- * the loop; the drain (going_away, 1001, session rows flushed) runs on the
- * loop, bounded by shutdown-grace-ms. */
+ * Why libev: lws 4.1.6's default loop calls poll() over every fd on every
+ * turn, so each event cost O(connections). Its libev plugin runs on epoll
+ * and, unlike the libuv one on Debian's build, keeps the close frame of a
+ * callback that returns -1 (close codes reach browsers). The plugin's traps
+ * (../shared/PLATFORM-NOTES.md, "Event loops") and what we do about them:
+ *  - lws re-arms its one ev_timer while it may still be running, which
+ *    libev ignores, so lws's own timers fire late or never on an idle loop:
+ *    every timer of ours is in our heap behind our own ev_timer, and an
+ *    ev_timer every LWS_TICK_MS calls lws_cancel_service so lws runs its
+ *    (handshake, close and keep-alive) timeouts;
+ *  - the plugin watches no signal on a foreign loop: SIGTERM and SIGINT are
+ *    our ev_signals, and the drain runs inside the loop (ev_run returns only
+ *    when we break it);
+ *  - shutdown order: after the drain, from a 0 ms timer, lws_context_destroy,
+ *    stop our watchers, ev_break; destroy again if lws did not finish
+ *    (info.pcontext tells), then ev_loop_destroy.
+ *  - lws's plugin runs its "forced service" (input lws already read and
+ *    holds, such as an HTTP body read with its headers) from an ev_idle
+ *    watcher, which libev runs only when no other event is pending: on a busy
+ *    loop a request body waited seconds (tests/integration/fault_store). An
+ *    ev_check watcher, run after every poll, does that service whenever lws
+ *    says input is buffered (lws_service_adjust_timeout == 0).
+ * lws's log level stays ERR|WARN (main): the plugin logs a notice per I/O change.
+ *
+ * With --cluster the loop is lws's own poll loop instead (the same heap
+ * behind one lws_sul, signals through sigaction): the cluster's Redis
+ * connections (cluster/rio.c, hiredis on raw descriptors adopted by lws)
+ * stopped re-subscribing after a Redis stall on the libev plugin, with
+ * either libev backend (tests/integration/cluster_publish.test.mjs). The way
+ * out is hiredis's own libev adapter through this module (docs/KNOWN-GAPS.md). */
 #include "loop.h"
 
 #include "broker.h"
@@ -16,30 +41,43 @@
 #include "timers.h"
 #include "util.h"
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DRAIN_CHECK_MS 50
+/* lws's own forced service, exported for its event-lib plugins but not in
+ * its headers (4.1.6): services connections holding input lws already read. */
+int _lws_plat_service_forced_tsi(struct lws_context *context, int tsi);
+
+#define LWS_TICK_MS 10 /* lws's own timeouts are seconds: 10 ms costs nothing and bounds their lateness */
 
 /* One per process, owned by srv->loop. */
 struct rtm_loop {
     struct rtm_server *srv;
+    int use_ev;       /* epoll through libev; 0: lws's poll loop (--cluster) */
     struct rtm_timers timers;
+    /* poll loop */
     lws_sorted_usec_list_t sul; /* the heap's one native timer */
+    int done;
+    /* epoll */
+    struct ev_loop *ev;
+    ev_timer heap_w;  /* the heap's one native timer */
+    ev_timer lws_w;   /* lws_cancel_service every LWS_TICK_MS */
+    ev_timer stop_w;  /* 0 ms: tears lws down from inside the loop */
+    ev_check forced_w; /* lws's forced service after every poll (see above) */
+    ev_signal term_w, int_w;
     struct rtm_timer drain_t;
     int64_t drain_deadline_ms;
-    int done;
+    void *foreign[1];
 };
 
-static volatile sig_atomic_t got_signal;
-static struct lws_context *signal_ctx;
-
-static void on_signal(int sig)
+static void heap_fired(struct ev_loop *ev, ev_timer *w, int revents)
 {
-    got_signal = sig;
-    if (signal_ctx) lws_cancel_service(signal_ctx);
+    struct rtm_loop *l = w->data;
+    rtm_timers_run(&l->timers, rtm_mono_ms());
 }
 
 static void sul_fired(lws_sorted_usec_list_t *sul)
@@ -48,20 +86,53 @@ static void sul_fired(lws_sorted_usec_list_t *sul)
     rtm_timers_run(&l->timers, rtm_mono_ms());
 }
 
-/* The heap has a new earliest deadline: move the one lws timer there. */
+/* The heap has a new earliest deadline: move our one native timer there.
+ * An ev_timer is stopped first: ev_timer_start on an active watcher is
+ * ignored (lws's bug). */
 static void wake_at(void *arg, int64_t due_ms)
 {
     struct rtm_loop *l = arg;
-    if (!l->srv->lws) return; /* rtm_loop_open tells it once the context exists */
     int64_t in = due_ms - rtm_mono_ms();
-    lws_sul_schedule(l->srv->lws, 0, &l->sul, sul_fired, in > 0 ? (lws_usec_t)in * LWS_US_PER_MS : 1);
+    if (!l->use_ev) {
+        if (l->srv->lws) /* rtm_loop_open tells it once the context exists */
+            lws_sul_schedule(l->srv->lws, 0, &l->sul, sul_fired, in > 0 ? (lws_usec_t)in * LWS_US_PER_MS : 1);
+        return;
+    }
+    ev_timer_stop(l->ev, &l->heap_w);
+    ev_timer_set(&l->heap_w, in > 0 ? (ev_tstamp)in / 1000.0 : 0.0, 0.0);
+    ev_timer_start(l->ev, &l->heap_w);
+}
+
+static void forced_service(struct ev_loop *ev, ev_check *w, int revents)
+{
+    struct rtm_loop *l = w->data;
+    if (l->srv->lws && lws_service_adjust_timeout(l->srv->lws, 1, 0) == 0)
+        _lws_plat_service_forced_tsi(l->srv->lws, 0);
+}
+
+static void lws_tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    struct rtm_loop *l = w->data;
+    if (l->srv->lws) lws_cancel_service(l->srv->lws);
 }
 
 int rtm_loop_create(struct rtm_server *srv)
 {
     struct rtm_loop *l = calloc(1, sizeof *l);
     if (!l) return RTM_ENOMEM;
+    l->use_ev = !(srv->cfg->cluster && *srv->cfg->cluster);
+    /* EVFLAG_NOENV: LIBEV_FLAGS in the environment cannot pick poll/select. */
+    if (l->use_ev) l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (l->use_ev && !l->ev) {
+        log_error("rtmd: cannot create the epoll loop (libev)");
+        free(l);
+        return RTM_ENOMEM;
+    }
     l->srv = srv;
+    if (l->use_ev) {
+        ev_init(&l->heap_w, heap_fired);
+        l->heap_w.data = l;
+    }
     rtm_timers_init(&l->timers, wake_at, l);
     srv->loop = l;
     srv->timers = &l->timers;
@@ -71,29 +142,53 @@ int rtm_loop_create(struct rtm_server *srv)
 int rtm_loop_open(struct rtm_server *srv, struct lws_context_creation_info *info)
 {
     struct rtm_loop *l = srv->loop;
+    if (l->use_ev) {
+        l->foreign[0] = l->ev;
+        info->options |= LWS_SERVER_OPTION_LIBEV;
+        info->foreign_loops = l->foreign;
+        info->pcontext = &srv->lws; /* lws clears it when its destruction is complete */
+    }
     srv->lws = lws_create_context(info);
     if (!srv->lws) {
-        log_error("rtmd: cannot create the event loop (libwebsockets)");
+        log_error("rtmd: cannot create the event loop (libwebsockets with the libev plugin: "
+                  "is libwebsockets-evlib-ev installed?)");
         return -1;
     }
-    if (l->timers.n) wake_at(l, rtm_timers_next(&l->timers));
+    if (!l->use_ev && l->timers.n) wake_at(l, rtm_timers_next(&l->timers));
     return 0;
+}
+
+static void stop_now(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    struct rtm_loop *l = w->data;
+    /* Sessions still open close here (their CLOSED runs, rows are added);
+     * the broker's own timers are cancelled at PROTOCOL_DESTROY. */
+    ev_check_stop(ev, &l->forced_w);
+    if (l->srv->lws) lws_context_destroy(l->srv->lws);
+    ev_timer_stop(ev, &l->heap_w);
+    ev_timer_stop(ev, &l->lws_w);
+    ev_signal_stop(ev, &l->term_w);
+    ev_signal_stop(ev, &l->int_w);
+    ev_break(ev, EVBREAK_ALL);
 }
 
 static void drain_check(struct rtm_timer *t)
 {
     struct rtm_loop *l = lws_container_of(t, struct rtm_loop, drain_t);
     struct rtm_server *srv = l->srv;
-    if (!srv->broker || brk_session_count(srv->broker) == 0 || rtm_mono_ms() >= l->drain_deadline_ms) {
-        l->done = 1;
+    if (srv->broker && brk_session_count(srv->broker) > 0 && rtm_mono_ms() < l->drain_deadline_ms) {
+        rtm_timer_in(&l->timers, &l->drain_t, drain_check, DRAIN_CHECK_MS);
         return;
     }
-    rtm_timer_in(&l->timers, &l->drain_t, drain_check, DRAIN_CHECK_MS);
+    if (srv->broker) brk_flush_sessions(srv->broker);
+    if (l->use_ev) ev_timer_start(l->ev, &l->stop_w);
+    else l->done = 1;
 }
 
 static void begin_drain(struct rtm_loop *l, int sig)
 {
     struct rtm_server *srv = l->srv;
+    if (srv->stopping) return;
     srv->stopping = 1;
     log_info("rtmd: %s received, draining sessions", sig == SIGINT ? "SIGINT" : "SIGTERM");
     l->drain_deadline_ms = rtm_mono_ms() + srv->cfg->shutdown_grace_ms;
@@ -101,43 +196,85 @@ static void begin_drain(struct rtm_loop *l, int sig)
     rtm_timer_in(&l->timers, &l->drain_t, drain_check, 0);
 }
 
-int rtm_loop_run(struct rtm_server *srv)
+static void on_ev_signal(struct ev_loop *ev, ev_signal *w, int revents) { begin_drain(w->data, w->signum); }
+
+/* Poll loop: the handler only records the signal and wakes the loop. */
+static volatile sig_atomic_t got_signal;
+static struct lws_context *signal_ctx;
+
+static void on_posix_signal(int sig)
 {
-    struct rtm_loop *l = srv->loop;
+    got_signal = sig;
+    if (signal_ctx) lws_cancel_service(signal_ctx);
+}
+
+static int run_poll(struct rtm_loop *l)
+{
+    struct rtm_server *srv = l->srv;
     signal_ctx = srv->lws;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_handler = on_posix_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int rc = 0;
     while (!l->done) {
-        if (lws_service(srv->lws, 0) < 0) {
-            rc = -1;
-            break;
-        }
-        if (got_signal && !srv->stopping) begin_drain(l, got_signal);
+        if (lws_service(srv->lws, 0) < 0) return -1;
+        if (got_signal) begin_drain(l, got_signal);
     }
+    return 0;
+}
+
+int rtm_loop_run(struct rtm_server *srv)
+{
+    struct rtm_loop *l = srv->loop;
+    signal(SIGPIPE, SIG_IGN);
+    if (!l->use_ev) {
+        int rc = run_poll(l);
+        rtm_timer_cancel(&l->timers, &l->drain_t);
+        if (srv->broker) brk_flush_sessions(srv->broker);
+        return rc;
+    }
+    ev_signal_init(&l->term_w, on_ev_signal, SIGTERM);
+    ev_signal_init(&l->int_w, on_ev_signal, SIGINT);
+    l->term_w.data = l->int_w.data = l;
+    ev_signal_start(l->ev, &l->term_w);
+    ev_signal_start(l->ev, &l->int_w);
+    ev_timer_init(&l->lws_w, lws_tick, LWS_TICK_MS / 1000.0, LWS_TICK_MS / 1000.0);
+    l->lws_w.data = l;
+    ev_timer_start(l->ev, &l->lws_w);
+    ev_check_init(&l->forced_w, forced_service);
+    l->forced_w.data = l;
+    ev_check_start(l->ev, &l->forced_w);
+    ev_timer_init(&l->stop_w, stop_now, 0.0, 0.0);
+    l->stop_w.data = l;
+
+    ev_run(l->ev, 0);
+
     rtm_timer_cancel(&l->timers, &l->drain_t);
     if (srv->broker) brk_flush_sessions(srv->broker);
-    return rc;
+    return srv->stopping ? 0 : -1; /* without a signal, the loop ended on its own: a failure */
 }
 
 void rtm_loop_destroy(struct rtm_server *srv)
 {
     struct rtm_loop *l = srv->loop;
     signal_ctx = NULL;
-    if (srv->lws) {
-        /* Sessions close (and cancel their timers) inside; the broker's own
-         * timers go at PROTOCOL_DESTROY. */
-        lws_context_destroy(srv->lws);
-        srv->lws = NULL;
+    /* A context that never ran (start-up failed), the poll loop's, or one
+     * lws did not finish destroying inside the libev loop. */
+    if (srv->lws) lws_context_destroy(srv->lws);
+    if (!l || !l->use_ev) srv->lws = NULL; /* the poll loop's destroy is synchronous */
+    if (srv->lws && l) {
+        ev_run(l->ev, EVRUN_NOWAIT);
+        if (srv->lws) lws_context_destroy(srv->lws);
     }
+    srv->lws = NULL;
     if (!l) return;
     if (l->timers.n) log_warn("rtmd: %u timers still armed at exit", l->timers.n);
     rtm_timers_free(&l->timers);
+    if (l->ev) {
+        ev_timer_stop(l->ev, &l->heap_w);
+        ev_loop_destroy(l->ev);
+    }
     free(l);
     srv->loop = NULL;
     srv->timers = NULL;

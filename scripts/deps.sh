@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh build|run|test|bench|deb
 set -eu
 want="$1"
-pkgs="build-essential pkg-config libwebsockets-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev"
+pkgs="build-essential pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libjwt-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev"
 if [ "$want" = run ]; then
     pkgs="$pkgs coturn openssl"
 fi

@@ -189,6 +189,9 @@ test('broker restart during a call: signaling reconnects, media continues, no du
     assert.ok(ev.filter((e) => e === 'close').length >= 2, `${p.who}: at least one attempt met the closed port: ${ev}`);
     // The going_away hint sets the first wait; failed attempts then back off from 1 s, doubling, within ±20 %.
     const waits = await p.evaluate(() => window.rtmDemo.events.filter((e) => e.type === 'close').map((e) => e.retryInMs));
+    // The drain's close frame reaches Chromium: 1001, not a 1006 from a lost frame (event-loop regression).
+    const codes = await p.evaluate(() => window.rtmDemo.events.filter((e) => e.type === 'close').map((e) => e.code));
+    assert.equal(codes[0], 1001, `${p.who}: the broker's going-away code is what the page read: ${codes}`);
     assert.ok(waits[0] >= 3000 && waits[0] <= 3600, `first wait follows retryAfterMs 3000: ${waits}`);
     waits.slice(1).forEach((w, k) => {
       const base = 500 * 2 ** (k + 1);
