@@ -247,6 +247,11 @@ static void sul_connect_cb(lws_sorted_usec_list_t *s)
     i.local_protocol_name = rtm_protocol.name;
     i.opaque_user_data = c;
     i.pwsi = &c->wsi;
+    /* No lws validity timer: liveness is ours (sul_ping, sul_idle). lws's
+     * default policy re-inserts a timer into its one sorted list on every
+     * frame, a walk over every connection of the context. */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+    i.retry_and_idle_policy = &no_validity;
     c->state = ST_CONNECTING;
     c->connecting = 1;
     c->peer_code = 0;

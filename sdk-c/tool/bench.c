@@ -1,7 +1,11 @@
 /* bench.c: `rtm bench fanout|pairs|connect`: a load generator built on
  * librtm, every client on one shared lws context in one thread (the
  * library's "existing lws context" mode), so thousands of connections cost
- * one poll loop, not thousands of contexts.
+ * one loop, not thousands of contexts. The contexts run on epoll (lws's
+ * libev plugin on a loop of ours, as rtmd does), so a turn of the generator
+ * costs what happened, not the number of connections it holds: with 10,000
+ * idle sessions beside the measured ones, the generator must not be what
+ * limits a benchmark (its own CPU is printed with the broker's).
  *
  * Design: receivers live in the same process as senders, so latency is
  * measured with one monotonic clock (the sender stamps "t" in microseconds
@@ -14,12 +18,14 @@
 #include "tool.h"
 #include "toolconn.h"
 
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +35,17 @@
 
 struct bench;
 struct cshard;
+
+/* One lws context on one libev (epoll) loop of ours, serviced by one thread.
+ * The tick bounds each wait to 1 ms (pacing) and wakes lws, whose own timers
+ * (librtm's timeouts) fire late on its libev plugin otherwise
+ * (../shared/PLATFORM-NOTES.md, "Event loops"). */
+struct gen_loop {
+    struct ev_loop *ev;
+    struct lws_context *ctx;
+    ev_timer tick;
+    void *foreign[1];
+};
 
 struct bclient {
     struct bench *b;
@@ -45,32 +62,91 @@ struct bench {
     const char *mode;
     struct tool_conn tc;
     long subs, pubs, msgs, size, rate, pairs, conns, window;
+    long idle, seconds;
     int pid;
-    struct lws_context *ctxs[1]; /* fanout, pairs (connect: one per shard) */
+    struct gen_loop loop; /* fanout, pairs (connect and idle sessions: one per shard) */
     int nctx;
+    /* idle sessions held open beside the measured ones (--idle) */
+    struct cshard *idle_sh;
+    int idle_nsh;
+    char **idle_tokens;
+    struct bclient *idle_cl;
     struct bclient *cl;
     long ncl;
     long welcomed, failed, subscribed; /* atomics in connect mode */
-    int stop_shards;
     /* samples in microseconds */
     uint32_t *lat;
     size_t nlat;
     long delivered, sent, errors;
     long exchanges;
     char *payload_pad;
-    lws_sorted_usec_list_t tick;
+    /* CPU seconds at the start of the measured phase */
+    double cpu_broker0, cpu_self0;
+    int64_t cpu_t0;
 };
 
 #define CLIENTS_PER_CTX 500
 
+static void gen_tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    struct gen_loop *g = w->data;
+    (void)ev;
+    (void)revents;
+    if (g->ctx) lws_cancel_service(g->ctx);
+}
+
+static int gen_open(struct gen_loop *g, long nconns, int tick_ms)
+{
+    static struct lws_protocols protos[2];
+    struct lws_context_creation_info info;
+    protos[0] = *rtm_lws_protocol();
+    memset(&protos[1], 0, sizeof protos[1]);
+    memset(g, 0, sizeof *g);
+    if (!(g->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV))) return -1;
+    g->foreign[0] = g->ev;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = g->foreign;
+    info.pcontext = &g->ctx;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protos;
+    info.gid = -1;
+    info.uid = -1;
+    info.fd_limit_per_thread = (unsigned)(nconns + 64);
+    info.max_http_header_data = 8192;
+    info.pt_serv_buf_size = 8192;
+    info.timeout_secs = 30;
+    if (!(g->ctx = lws_create_context(&info))) {
+        ev_loop_destroy(g->ev);
+        g->ev = NULL;
+        return -1;
+    }
+    ev_timer_init(&g->tick, gen_tick, tick_ms / 1000.0, tick_ms / 1000.0);
+    g->tick.data = g;
+    ev_timer_start(g->ev, &g->tick);
+    return 0;
+}
+
+/* One loop turn: waits in epoll, bounded by the tick. */
+static void gen_service(struct gen_loop *g) { ev_run(g->ev, EVRUN_ONCE); }
+
+static void gen_close(struct gen_loop *g)
+{
+    if (!g->ev) return;
+    if (g->ctx) lws_context_destroy(g->ctx);
+    for (int i = 0; g->ctx && i < 100; i++) ev_run(g->ev, EVRUN_NOWAIT); /* lws finishes on the loop */
+    ev_timer_stop(g->ev, &g->tick);
+    ev_loop_destroy(g->ev);
+    g->ev = NULL;
+}
+
 static struct lws_context *ctx_for(struct bench *b, long idx)
 {
     (void)idx;
-    return b->ctxs[0];
+    return b->loop.ctx;
 }
 
-/* One loop turn: waits in poll, bounded by the 1 ms tick. */
-static void service(struct bench *b) { lws_service(b->ctxs[0], 0); }
+static void service(struct bench *b) { gen_service(&b->loop); }
 
 static int64_t mono_us(void)
 {
@@ -104,6 +180,48 @@ static int64_t stamp_of(const char *s, size_t len)
     return p ? strtoll(p + 4, NULL, 10) : -1;
 }
 
+/* CPU seconds (user + system) a process has used, from /proc; -1 if unknown. */
+static double proc_cpu_s(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru); /* every thread of the generator */
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void cpu_start(struct bench *b)
+{
+    b->cpu_broker0 = b->pid ? proc_cpu_s(b->pid) : -1;
+    b->cpu_self0 = self_cpu_s();
+    b->cpu_t0 = 0;
+}
+
+/* CPU % of the broker and of the generator since cpu_start (100 = one core). */
+static void cpu_report(struct bench *b, json_t *j, int64_t t0_us, int64_t t1_us)
+{
+    double wall = (double)(t1_us - t0_us) / 1e6;
+    if (wall <= 0) return;
+    if (b->pid && b->cpu_broker0 >= 0) {
+        double c = proc_cpu_s(b->pid);
+        if (c >= 0) json_object_set_new(j, "broker_cpu_pct", json_real(100.0 * (c - b->cpu_broker0) / wall));
+    }
+    json_object_set_new(j, "generator_cpu_pct", json_real(100.0 * (self_cpu_s() - b->cpu_self0) / wall));
+}
+
 static long rss_kb(int pid)
 {
     char path[64], line[256];
@@ -123,15 +241,23 @@ static char *bench_token(struct bench *b, const char *peer, int presence)
 {
     static const char *perms_np[] = {"publish", "subscribe", "send"};
     static const char *perms_all[] = {"publish", "subscribe", "send", "presence"};
+    /* Shaped like what the mint API issues for a call: TURN credentials in
+     * metadata.iceServers and a display name in peerMetadata, so the
+     * broker's connect and message costs are the real ones. */
+    static const char *const turn_urls[] = {"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp",
+                                            "turn:127.0.0.1:3478?transport=tcp"};
+    char pmeta[96];
+    snprintf(pmeta, sizeof pmeta, "{\"name\":\"%s\"}", peer);
     struct rtm_token_params p = {.peer_id = peer,
                                  .permissions = presence ? perms_all : perms_np,
                                  .n_permissions = presence ? 4 : 3,
-                                 .expires_in_sec = 3600};
+                                 .expires_in_sec = 3600,
+                                 .peer_metadata_json = pmeta};
     char *t = NULL;
     rtm_status st;
     if (b->tc.token) return strdup(b->tc.token);
     if (b->tc.key_id && b->tc.key)
-        st = rtm_sign_token(b->tc.key_id, b->tc.key, &p, NULL, NULL, 0, &t, NULL);
+        st = rtm_sign_token(b->tc.key_id, b->tc.key, &p, "bench-turn-secret-not-checked", turn_urls, 3, &t, NULL);
     else if (b->tc.mint && b->tc.key)
         st = rtm_fetch_token(b->tc.mint, b->tc.key, &p, 10000, &t, NULL, NULL);
     else
@@ -196,9 +322,17 @@ static void on_direct_pairs(rtm_client *c, const struct rtm_message *m, void *ud
     struct bench *b = k->b;
     int64_t t = stamp_of(m->data, strlen(m->data));
     if (k->idx % 2 == 1) {
-        /* responder: echo the stamp back */
         char peer[32];
         snprintf(peer, sizeof peer, "pa-%d", k->idx / 2);
+        if (b->rate > 0) {
+            /* paced: each leg is a one-way sample; the reply carries a fresh stamp */
+            char data[64];
+            if (t >= 0) record(b, mono_us() - t);
+            snprintf(data, sizeof data, "{\"t\":%lld}", (long long)mono_us());
+            if (rtm_send(c, peer, data, NULL, NULL)) b->errors++;
+            return;
+        }
+        /* closed loop: echo the stamp back (the sample is the round trip) */
         if (rtm_send(c, peer, m->data, NULL, NULL)) b->errors++;
         return;
     }
@@ -206,7 +340,7 @@ static void on_direct_pairs(rtm_client *c, const struct rtm_message *m, void *ud
     record(b, mono_us() - t);
     b->exchanges++;
     k->done++;
-    if (k->done < b->msgs) send_ping(k);
+    if (b->rate == 0 && k->done < b->msgs) send_ping(k);
 }
 
 static void send_ping(struct bclient *k)
@@ -221,34 +355,14 @@ static void send_ping(struct bclient *k)
 
 /* ---- setup ---- */
 
-static void tick_cb(lws_sorted_usec_list_t *s)
-{
-    struct bench *b = lws_container_of(s, struct bench, tick);
-    lws_sul_schedule(b->ctxs[0], 0, &b->tick, tick_cb, 1000); /* bounds each lws_service wait to ~1 ms */
-}
+static int idle_open(struct bench *b);
 
 static int make_ctx(struct bench *b, long nconns)
 {
-    static struct lws_protocols protos[2];
-    struct lws_context_creation_info info;
-    protos[0] = *rtm_lws_protocol();
-    memset(&protos[1], 0, sizeof protos[1]);
     /* fanout and pairs: one context, so a delivery is never delayed by a
      * round over other contexts (connect mode shards instead, see below) */
+    if (gen_open(&b->loop, nconns, 1)) return -1;
     b->nctx = 1;
-    for (int i = 0; i < b->nctx; i++) {
-        memset(&info, 0, sizeof info);
-        info.port = CONTEXT_PORT_NO_LISTEN;
-        info.protocols = protos;
-        info.gid = -1;
-        info.uid = -1;
-        info.fd_limit_per_thread = (unsigned)(nconns + 64);
-        info.max_http_header_data = 8192;
-        info.pt_serv_buf_size = 8192;
-        info.timeout_secs = 30;
-        if (!(b->ctxs[i] = lws_create_context(&info))) return -1;
-    }
-    lws_sul_schedule(b->ctxs[0], 0, &b->tick, tick_cb, 1000);
     return 0;
 }
 
@@ -296,8 +410,7 @@ static void teardown(struct bench *b)
 {
     for (long i = 0; i < b->ncl; i++)
         if (b->cl[i].c) rtm_client_free(b->cl[i].c);
-    lws_sul_schedule(b->ctxs[0], 0, &b->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
-    for (int i = 0; i < b->nctx; i++) lws_context_destroy(b->ctxs[i]);
+    gen_close(&b->loop);
     free(b->cl);
 }
 
@@ -336,6 +449,7 @@ static void add_latency(struct bench *b, json_t *j)
 static int run_fanout(struct bench *b)
 {
     struct rtm_callbacks cbs = {.connected = on_connected, .closed = on_closed, .frame = on_frame_fanout};
+    if (idle_open(b)) return RTM_EXIT_CONNECT;
     b->ncl = b->subs + b->pubs;
     if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || make_ctx(b, b->ncl)) return RTM_EXIT_FAIL;
     char peer[32];
@@ -364,6 +478,7 @@ static int run_fanout(struct bench *b)
     /* payload: {"t":<us>,"p":"xxx..."} padded to --size bytes */
     char *data = malloc((size_t)b->size + 64);
     if (!data) return RTM_EXIT_FAIL;
+    cpu_start(b);
     int64_t t0 = mono_us(), last_prog = t0;
     long per_pub_window = b->window;
     long want_total = b->msgs;
@@ -422,6 +537,7 @@ static int run_fanout(struct bench *b)
     json_object_set_new(j, "seconds", json_real(secs));
     json_object_set_new(j, "deliveries_per_sec", json_real(secs > 0 ? b->delivered / secs : 0));
     add_latency(b, j);
+    cpu_report(b, j, t0, last_change);
     json_object_set_new(j, "disconnects", json_integer(b->failed));
     if (b->pid) json_object_set_new(j, "broker_rss_kb", json_integer(rss_kb(b->pid)));
     print_results(b, "fanout results", j);
@@ -429,11 +545,197 @@ static int run_fanout(struct bench *b)
     return RTM_EXIT_OK;
 }
 
+/* ---- sessions held open in shards (connect, and --idle beside a run) ----
+ * Shards of CLIENTS_PER_CTX clients, each on its own context and loop in its
+ * own thread (lws keeps a context's timers in one sorted list, so one
+ * context with 10,000 clients spends its time inserting timers). Counters
+ * shared with the main thread are atomics; everything else stays in the shard. */
+
+struct cshard {
+    struct bench *b;
+    struct gen_loop g;
+    struct bclient *cl; /* the shard's clients: cl[0..count) */
+    long first, count, done;
+    char **tokens;      /* tokens[first..first+count) */
+    long *welcomed, *failed; /* shared counters */
+    int64_t limit_us;
+    int finished;
+    int *stop;
+    pthread_t th;
+};
+
+static void on_connected_c(rtm_client *c, const struct rtm_welcome *w, void *ud)
+{
+    struct bclient *k = ud;
+    (void)c;
+    (void)w;
+    if (k->welcomed || k->failed) return;
+    k->welcomed = 1;
+    k->sh->done++;
+    __atomic_fetch_add(k->sh->welcomed, 1, __ATOMIC_RELAXED);
+}
+
+static void on_closed_c(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
+{
+    struct bclient *k = ud;
+    (void)c;
+    (void)again;
+    (void)in_ms;
+    if (k->welcomed || k->failed) return;
+    k->failed = 1;
+    k->sh->done++;
+    if (__atomic_fetch_add(k->sh->failed, 1, __ATOMIC_RELAXED) < 3)
+        fprintf(stderr, "\nrtm bench: client %d closed: %d %s\n", k->idx, code, reason);
+}
+
+static void *shard_main(void *arg)
+{
+    struct cshard *sh = arg;
+    struct bench *b = sh->b;
+    static const struct rtm_callbacks cbs = {.connected = on_connected_c, .closed = on_closed_c};
+    const long inflight_max = 50; /* connects in progress at once, per shard */
+    long started = 0;
+    int64_t t0 = mono_us();
+    while (!tool_interrupted && sh->done < sh->count && mono_us() - t0 < sh->limit_us) {
+        while (started < sh->count && started - sh->done < inflight_max) {
+            struct bclient *k = &sh->cl[started];
+            k->b = b;
+            k->sh = sh;
+            k->idx = (int)(sh->first + started);
+            rtm_options *o = rtm_options_new();
+            rtm_options_set_url(o, b->tc.url);
+            rtm_options_set_token(o, sh->tokens[sh->first + started]);
+            rtm_options_set_callbacks(o, &cbs, k);
+            rtm_options_set_lws_context(o, sh->g.ctx);
+            if (!o || rtm_client_new(o, &k->c)) {
+                k->c = NULL;
+                k->failed = 1;
+                sh->done++;
+                __atomic_fetch_add(sh->failed, 1, __ATOMIC_RELAXED);
+            }
+            rtm_options_free(o);
+            started++;
+        }
+        gen_service(&sh->g);
+    }
+    __atomic_store_n(&sh->finished, 1, __ATOMIC_RELEASE);
+    /* keep the connections open until the main thread is done with them */
+    while (!__atomic_load_n(sh->stop, __ATOMIC_ACQUIRE)) gen_service(&sh->g);
+    for (long i = 0; i < sh->count; i++)
+        if (sh->cl[i].c) rtm_client_free(sh->cl[i].c);
+    gen_close(&sh->g);
+    return NULL;
+}
+
+/* Starts ceil(n / CLIENTS_PER_CTX) shard threads connecting cl[0..n) with
+ * tokens[0..n), and waits until every one is welcomed or failed (or the
+ * bound). Returns the number of threads started (stop them with shards_stop),
+ * or -1 before any started. */
+static int shards_start(struct bench *b, struct cshard *sh, int nsh, struct bclient *cl, long n, char **tokens,
+                        long *welcomed, long *failed, int *stop, const char *what)
+{
+    /* a bound on the whole ramp: 2 minutes, or 20 ms per connection */
+    int64_t limit = n * 20000LL > 120000000LL ? n * 20000LL : 120000000LL;
+    int started = 0;
+    for (int i = 0; i < nsh; i++) {
+        sh[i].b = b;
+        sh[i].first = (long)i * CLIENTS_PER_CTX;
+        sh[i].count = n - sh[i].first < CLIENTS_PER_CTX ? n - sh[i].first : CLIENTS_PER_CTX;
+        sh[i].cl = cl + sh[i].first;
+        sh[i].tokens = tokens;
+        sh[i].limit_us = limit;
+        sh[i].welcomed = welcomed;
+        sh[i].failed = failed;
+        sh[i].stop = stop;
+        /* 20 ms: socket events wake the loop anyway; this only bounds lws's timers */
+        if (gen_open(&sh[i].g, CLIENTS_PER_CTX, 20)) return -1;
+    }
+    int64_t last_prog = mono_us();
+    for (; started < nsh; started++)
+        if (pthread_create(&sh[started].th, NULL, shard_main, &sh[started])) break;
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < started; i++) all &= __atomic_load_n(&sh[i].finished, __ATOMIC_ACQUIRE);
+        if (all) break;
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+        int64_t now = mono_us();
+        if (now - last_prog > 1000000) {
+            last_prog = now;
+            fprintf(stderr, "\r%s: %ld connected, %ld failed   ", what, __atomic_load_n(welcomed, __ATOMIC_RELAXED),
+                    __atomic_load_n(failed, __ATOMIC_RELAXED));
+        }
+    }
+    return started;
+}
+
+static void shards_stop(struct cshard *sh, int nsh, int started, int *stop)
+{
+    __atomic_store_n(stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < started; i++) pthread_join(sh[i].th, NULL);
+    for (int i = started; sh && i < nsh; i++) gen_close(&sh[i].g);
+}
+
+static char **tokens_for(struct bench *b, const char *prefix, long n)
+{
+    char **tokens = calloc((size_t)n, sizeof *tokens);
+    char peer[32];
+    for (long i = 0; tokens && i < n; i++) {
+        snprintf(peer, sizeof peer, "%s-%ld", prefix, i);
+        if (!(tokens[i] = bench_token(b, peer, 0))) return tokens; /* the caller sees the NULL */
+    }
+    return tokens;
+}
+
+static void tokens_free(char **tokens, long n)
+{
+    for (long i = 0; tokens && i < n; i++) {
+        if (tokens[i]) memset(tokens[i], 0, strlen(tokens[i]));
+        free(tokens[i]);
+    }
+    free(tokens);
+}
+
+/* --idle N: N authenticated sessions (no subscriptions) held open in shard
+ * threads while the measured clients run; they cost the generator nothing
+ * while idle (epoll), and the broker whatever an idle session costs it. */
+static long idle_welcomed, idle_failed;
+static int idle_stop, idle_started;
+
+static int idle_open(struct bench *b)
+{
+    if (b->idle <= 0) return 0;
+    b->idle_nsh = (int)((b->idle + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX);
+    b->idle_sh = calloc((size_t)b->idle_nsh, sizeof *b->idle_sh);
+    b->idle_cl = calloc((size_t)b->idle, sizeof *b->idle_cl);
+    b->idle_tokens = b->idle_sh && b->idle_cl ? tokens_for(b, "idle", b->idle) : NULL;
+    if (!b->idle_tokens || !b->idle_tokens[b->idle - 1]) return -1;
+    idle_started = shards_start(b, b->idle_sh, b->idle_nsh, b->idle_cl, b->idle, b->idle_tokens, &idle_welcomed,
+                                &idle_failed, &idle_stop, "idle sessions");
+    fprintf(stderr, "\n");
+    if (idle_started < b->idle_nsh || idle_welcomed < b->idle) {
+        fprintf(stderr, "rtm bench: only %ld/%ld idle sessions connected\n", idle_welcomed, b->idle);
+        return -1;
+    }
+    return 0;
+}
+
+static void idle_close(struct bench *b)
+{
+    if (!b->idle_sh) return;
+    shards_stop(b->idle_sh, b->idle_nsh, idle_started > 0 ? idle_started : 0, &idle_stop);
+    tokens_free(b->idle_tokens, b->idle);
+    free(b->idle_sh);
+    free(b->idle_cl);
+    b->idle_sh = NULL;
+}
+
 /* ---- pairs ---- */
 
 static int run_pairs(struct bench *b)
 {
     struct rtm_callbacks cbs = {.connected = on_connected, .closed = on_closed, .direct = on_direct_pairs};
+    if (idle_open(b)) return RTM_EXIT_CONNECT;
     b->ncl = 2 * b->pairs;
     if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || make_ctx(b, b->ncl)) return RTM_EXIT_FAIL;
     char peer[32], chan[48];
@@ -457,10 +759,24 @@ static int run_pairs(struct bench *b)
         return RTM_EXIT_CONNECT;
     }
     fprintf(stderr, "\n");
+    /* paced: --rate round trips/s in all, for --seconds (open loop: a pair
+     * may have several in flight); else closed loop, --msgs per pair */
+    long want = b->rate > 0 ? b->rate * b->seconds : b->pairs * b->msgs, last_ex = 0;
+    service_for(b, mono_us() + 300000, NULL); /* the subscribe acks' last frames */
+    b->nlat = 0;
+    cpu_start(b);
     int64_t t0 = mono_us(), last_prog = t0, last_change = t0;
-    long want = b->pairs * b->msgs, last_ex = 0;
-    for (long i = 0; i < b->ncl; i += 2) send_ping(&b->cl[i]);
+    if (b->rate == 0)
+        for (long i = 0; i < b->ncl; i += 2) send_ping(&b->cl[i]);
     while (!tool_interrupted && b->exchanges < want && mono_us() - last_change < DRAIN_MS * 1000LL) {
+        if (b->rate > 0 && b->sent < want) {
+            long due = (long)((mono_us() - t0) * b->rate / 1000000) + 1;
+            if (due > want) due = want;
+            while (b->sent < due) {
+                send_ping(&b->cl[2 * (b->sent % b->pairs)]);
+                last_change = mono_us();
+            }
+        }
         service(b);
         int64_t now = mono_us();
         if (b->exchanges != last_ex) {
@@ -476,167 +792,52 @@ static int run_pairs(struct bench *b)
     double secs = (double)(last_change - t0) / 1e6;
     fprintf(stderr, "\n");
     json_t *j = json_object();
-    json_object_set_new(j, "bench", json_string("pairs"));
+    json_object_set_new(j, "bench", json_string(b->rate > 0 ? "pairs-paced" : "pairs"));
     json_object_set_new(j, "pairs", json_integer(b->pairs));
+    json_object_set_new(j, "rate", json_integer(b->rate));
+    json_object_set_new(j, "idle_sessions", json_integer(b->idle > 0 ? idle_welcomed : 0));
     json_object_set_new(j, "exchanges", json_integer(b->exchanges));
     json_object_set_new(j, "lost", json_integer(want - b->exchanges));
     json_object_set_new(j, "seconds", json_real(secs));
     json_object_set_new(j, "exchanges_per_sec", json_real(secs > 0 ? b->exchanges / secs : 0));
+    /* paced: one-way latency (each leg); closed loop: the round trip */
+    json_object_set_new(j, "latency", json_string(b->rate > 0 ? "one-way" : "round-trip"));
     add_latency(b, j);
+    cpu_report(b, j, t0, last_change);
     json_object_set_new(j, "disconnects", json_integer(b->failed));
     if (b->pid) json_object_set_new(j, "broker_rss_kb", json_integer(rss_kb(b->pid)));
-    print_results(b, "pairs results (round trips)", j);
+    print_results(b, b->rate > 0 ? "pairs results (paced, one-way latency)" : "pairs results (round trips)", j);
     json_decref(j);
     return RTM_EXIT_OK;
 }
 
-/* ---- connect ----
- * Shards of CLIENTS_PER_CTX clients, each on its own lws context in its own
- * thread (lws keeps a context's timers in one sorted list, so one context
- * with 10,000 clients spends its time inserting timers). Counters shared
- * with the main thread are atomics; everything else stays in the shard. */
-
-struct cshard {
-    struct bench *b;
-    struct lws_context *ctx;
-    long first, count, done;
-    char **tokens;
-    int64_t limit_us;
-    int finished;
-    lws_sorted_usec_list_t tick;
-    pthread_t th;
-};
-
-static void on_connected_c(rtm_client *c, const struct rtm_welcome *w, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    (void)w;
-    if (k->welcomed || k->failed) return;
-    k->welcomed = 1;
-    k->sh->done++;
-    __atomic_fetch_add(&k->b->welcomed, 1, __ATOMIC_RELAXED);
-}
-
-static void on_closed_c(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    (void)again;
-    (void)in_ms;
-    if (k->welcomed || k->failed) return;
-    k->failed = 1;
-    k->sh->done++;
-    if (__atomic_fetch_add(&k->b->failed, 1, __ATOMIC_RELAXED) < 3)
-        fprintf(stderr, "\nrtm bench: client %d closed: %d %s\n", k->idx, code, reason);
-}
-
-static void shard_tick(lws_sorted_usec_list_t *s)
-{
-    struct cshard *sh = lws_container_of(s, struct cshard, tick);
-    lws_sul_schedule(sh->ctx, 0, &sh->tick, shard_tick, 20000); /* socket events wake poll anyway */
-}
-
-static void *shard_main(void *arg)
-{
-    struct cshard *sh = arg;
-    struct bench *b = sh->b;
-    static const struct rtm_callbacks cbs = {.connected = on_connected_c, .closed = on_closed_c};
-    const long inflight_max = 50; /* connects in progress at once, per shard */
-    long started = 0;
-    int64_t t0 = mono_us();
-    lws_sul_schedule(sh->ctx, 0, &sh->tick, shard_tick, 20000); /* socket events wake poll anyway */
-    while (!tool_interrupted && sh->done < sh->count && mono_us() - t0 < sh->limit_us) {
-        while (started < sh->count && started - sh->done < inflight_max) {
-            struct bclient *k = &b->cl[sh->first + started];
-            k->b = b;
-            k->sh = sh;
-            k->idx = (int)(sh->first + started);
-            rtm_options *o = rtm_options_new();
-            rtm_options_set_url(o, b->tc.url);
-            rtm_options_set_token(o, sh->tokens[sh->first + started]);
-            rtm_options_set_callbacks(o, &cbs, k);
-            rtm_options_set_lws_context(o, sh->ctx);
-            if (!o || rtm_client_new(o, &k->c)) {
-                k->c = NULL;
-                k->failed = 1;
-                sh->done++;
-                __atomic_fetch_add(&b->failed, 1, __ATOMIC_RELAXED);
-            }
-            rtm_options_free(o);
-            started++;
-        }
-        lws_service(sh->ctx, 0);
-    }
-    __atomic_store_n(&sh->finished, 1, __ATOMIC_RELEASE);
-    /* keep the connections open until the main thread has read the broker's memory */
-    while (!__atomic_load_n(&b->stop_shards, __ATOMIC_ACQUIRE)) lws_service(sh->ctx, 0);
-    for (long i = 0; i < sh->count; i++)
-        if (b->cl[sh->first + i].c) rtm_client_free(b->cl[sh->first + i].c);
-    lws_sul_schedule(sh->ctx, 0, &sh->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
-    lws_context_destroy(sh->ctx);
-    return NULL;
-}
+/* ---- connect ---- */
 
 static int run_connect(struct bench *b)
 {
-    static struct lws_protocols protos[2];
     b->ncl = b->conns;
     int nsh = (int)((b->ncl + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX);
     struct cshard *sh = calloc((size_t)nsh, sizeof *sh);
-    char **tokens = calloc((size_t)b->ncl, sizeof *tokens);
-    int rc = RTM_EXIT_FAIL, started_threads = 0;
-    if (!sh || !tokens || !(b->cl = calloc((size_t)b->ncl, sizeof *b->cl))) goto out;
+    char **tokens = NULL;
+    int rc = RTM_EXIT_FAIL, started = 0, stop = 0;
+    if (!sh || !(b->cl = calloc((size_t)b->ncl, sizeof *b->cl))) goto out;
     long rss0 = b->pid ? rss_kb(b->pid) : -1;
     /* tokens first, so signing does not count as connect time */
-    char peer[32];
-    for (long i = 0; i < b->ncl; i++) {
-        snprintf(peer, sizeof peer, "conn-%ld", i);
-        if (!(tokens[i] = bench_token(b, peer, 0))) goto out;
-    }
-    protos[0] = *rtm_lws_protocol();
-    memset(&protos[1], 0, sizeof protos[1]);
-    /* a bound on the whole ramp: 2 minutes, or 20 ms per connection */
-    int64_t limit = b->ncl * 20000LL > 120000000LL ? b->ncl * 20000LL : 120000000LL;
-    for (int i = 0; i < nsh; i++) {
-        struct lws_context_creation_info info;
-        memset(&info, 0, sizeof info);
-        info.port = CONTEXT_PORT_NO_LISTEN;
-        info.protocols = protos;
-        info.gid = -1;
-        info.uid = -1;
-        info.fd_limit_per_thread = CLIENTS_PER_CTX + 64;
-        info.timeout_secs = 30;
-        sh[i].b = b;
-        sh[i].first = (long)i * CLIENTS_PER_CTX;
-        sh[i].count = b->ncl - sh[i].first < CLIENTS_PER_CTX ? b->ncl - sh[i].first : CLIENTS_PER_CTX;
-        sh[i].tokens = tokens;
-        sh[i].limit_us = limit;
-        if (!(sh[i].ctx = lws_create_context(&info))) goto out;
-    }
-    int64_t t0 = mono_us(), last_prog = t0;
-    for (; started_threads < nsh; started_threads++)
-        if (pthread_create(&sh[started_threads].th, NULL, shard_main, &sh[started_threads])) goto out;
-    for (;;) {
-        int all = 1;
-        for (int i = 0; i < nsh; i++) all &= __atomic_load_n(&sh[i].finished, __ATOMIC_ACQUIRE);
-        if (all) break;
-        struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
-        int64_t now = mono_us();
-        if (now - last_prog > 1000000) {
-            last_prog = now;
-            fprintf(stderr, "\rconnect: %ld connected, %ld failed   ", __atomic_load_n(&b->welcomed, __ATOMIC_RELAXED),
-                    __atomic_load_n(&b->failed, __ATOMIC_RELAXED));
-        }
-    }
-    double secs = (double)(mono_us() - t0) / 1e6;
+    tokens = tokens_for(b, "conn", b->ncl);
+    if (!tokens || !tokens[b->ncl - 1]) goto out;
+    cpu_start(b);
+    int64_t t0 = mono_us();
+    started = shards_start(b, sh, nsh, b->cl, b->ncl, tokens, &b->welcomed, &b->failed, &stop, "connect");
+    int64_t t1 = mono_us();
+    double secs = (double)(t1 - t0) / 1e6;
     fprintf(stderr, "\n");
+    if (started < 0) goto out;
+    json_t *j = json_object();
+    cpu_report(b, j, t0, t1);
     struct timespec settle = {1, 0}; /* let the broker settle */
     nanosleep(&settle, NULL);
     long rss1 = b->pid ? rss_kb(b->pid) : -1;
     long welcomed = __atomic_load_n(&b->welcomed, __ATOMIC_RELAXED), failed = __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
-    json_t *j = json_object();
     json_object_set_new(j, "bench", json_string("connect"));
     json_object_set_new(j, "conns", json_integer(b->conns));
     json_object_set_new(j, "connected", json_integer(welcomed));
@@ -654,15 +855,8 @@ static int run_connect(struct bench *b)
     json_decref(j);
     rc = welcomed == b->ncl ? RTM_EXIT_OK : RTM_EXIT_FAIL;
 out:
-    __atomic_store_n(&b->stop_shards, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < started_threads; i++) pthread_join(sh[i].th, NULL);
-    for (int i = started_threads; sh && i < nsh; i++)
-        if (sh[i].ctx) lws_context_destroy(sh[i].ctx);
-    for (long i = 0; tokens && i < b->ncl; i++) {
-        if (tokens[i]) memset(tokens[i], 0, strlen(tokens[i]));
-        free(tokens[i]);
-    }
-    free(tokens);
+    shards_stop(sh, nsh, started > 0 ? started : 0, &stop);
+    tokens_free(tokens, b->ncl);
     free(sh);
     free(b->cl);
     b->cl = NULL;
@@ -681,7 +875,9 @@ static void usage(FILE *out)
             "  --subs N (1000)  --pubs P (1)  --msgs M (fanout: total, 2000; pairs: per pair, 100)\n"
             "  --size S (256)   --rate R (0 = as fast as possible; fanout is then closed-loop)\n"
             "  --window W (16: unpaced fanout, messages per publisher not yet delivered everywhere)\n"
-            "  --pairs K (500)  --conns C (1000)  --pid BROKER_PID (reads its VmRSS)\n"
+            "  --pairs K (500)  --conns C (1000)  --pid BROKER_PID (reads its VmRSS and CPU time)\n"
+            "  pairs --rate R: R round trips/s in all for --seconds T (10), one-way latency per leg\n"
+            "  --idle N (0)     hold N more authenticated sessions open, idle, beside the run\n"
             "Tokens are signed locally when --key-id (RTM_KEY_ID) is given, else minted via --mint.\n"
             "Prints a progress line on stderr, then a results table and one JSON line on stdout.\n");
     tool_conn_help(out);
@@ -712,6 +908,7 @@ int tool_bench_main(int argc, char **argv)
     b.pairs = 500;
     b.conns = 1000;
     b.window = 16;
+    b.seconds = 10;
     for (int i = 1; i < argc; i++) {
         int r = tool_conn_arg(&b.tc, &i, argc, argv, prog);
         if (r < 0) return RTM_EXIT_USAGE;
@@ -725,6 +922,7 @@ int tool_bench_main(int argc, char **argv)
             {"--msgs", offsetof(struct bench, msgs), 1},   {"--size", offsetof(struct bench, size), 16},
             {"--rate", offsetof(struct bench, rate), 0},   {"--pairs", offsetof(struct bench, pairs), 1},
             {"--conns", offsetof(struct bench, conns), 1}, {"--window", offsetof(struct bench, window), 1},
+            {"--idle", offsetof(struct bench, idle), 0},   {"--seconds", offsetof(struct bench, seconds), 1},
         };
         int hit = 0;
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
@@ -761,6 +959,7 @@ int tool_bench_main(int argc, char **argv)
     if (!(b.lat = malloc(MAX_SAMPLES * sizeof *b.lat))) return RTM_EXIT_FAIL;
     int rc = !strcmp(b.mode, "fanout") ? run_fanout(&b) : !strcmp(b.mode, "pairs") ? run_pairs(&b) : run_connect(&b);
     if (b.nctx) teardown(&b);
+    idle_close(&b);
     free(b.lat);
     return rc;
 }
