@@ -225,13 +225,13 @@ void chan_unsubscribe_all(struct brk_session *s)
 
 /* ---- presence ---- */
 
-static void member_json(struct mb *m, const char *peer_id, const json_t *meta)
+static void member_json(struct mb *m, const char *peer_id, const struct brk_peer *meta)
 {
     mb_lit(m, "{\"peerId\":");
     mb_str(m, peer_id);
-    if (meta) {
+    if (meta && meta->meta_text) {
         mb_lit(m, ",\"metadata\":");
-        mb_json(m, meta);
+        mb_peer_meta(m, meta);
     }
     mb_lit(m, "}");
 }
@@ -249,7 +249,7 @@ static struct brk_msg *build_delta(struct brk_channel *ch)
         if (!p || !p->peer) continue;
         if (!first) mb_lit(&m, ",");
         first = 0;
-        member_json(&m, p->peer_id, p->peer->peer_metadata);
+        member_json(&m, p->peer_id, p->peer);
     }
     mb_lit(&m, "],\"left\":[");
     first = 1;
@@ -277,7 +277,7 @@ static struct brk_msg *build_snapshot(struct brk_channel *ch, const struct brk_p
         if (!p || p == self) continue;
         if (!first) mb_lit(&m, ",");
         first = 0;
-        member_json(&m, p->peer_id, p->peer_metadata);
+        member_json(&m, p->peer_id, p);
     }
     mb_lit(&m, "],\"left\":[]}");
     return mb_finish(&m);
@@ -428,8 +428,10 @@ int chan_publish(struct brk_broker *b, const char *app, const char *name, struct
 {
     struct brk_channel *ch = chan_find(b, app, name);
     if (!ch || !ch->subs.n) return 0;
-    struct origin o = {sender, NULL, sender ? sender->claims.sub : "_server",
-                       sender && sender->peer ? sender->peer->peer_metadata : NULL, NULL, 0};
+    /* A local sender's metadata as the text its peer keeps serialized. */
+    const struct brk_peer *p = sender ? sender->peer : NULL;
+    struct origin o = {sender, NULL, sender ? sender->claims.sub : "_server", NULL,
+                       p && p->meta_text ? p->meta_text : NULL, p && p->meta_text ? p->meta_len : 0};
     return fanout(ch, &o, data, dlen);
 }
 

@@ -255,7 +255,7 @@ static void welcome(struct brk_session *s, int resumed)
 {
     const struct rtm_config *cfg = s->b->cfg;
     struct mb m;
-    mb_init(&m, 512);
+    mb_init(&m, 1024); /* room for iceServers: the metadata is serialized straight in, once */
     mb_lit(&m, "{\"type\":\"welcome\",\"peerId\":");
     mb_str(&m, s->claims.sub);
     mb_lit(&m, ",\"expiresAt\":");

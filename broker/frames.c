@@ -290,7 +290,9 @@ static void do_send(struct req *r)
         fail(r, "peer_not_found", "no such peer in a channel you share");
         return;
     }
-    struct brk_msg *msg = direct_frame(s->claims.sub, d, dn, s->peer ? s->peer->peer_metadata : NULL, NULL, 0);
+    const struct brk_peer *me = s->peer;
+    struct brk_msg *msg = direct_frame(s->claims.sub, d, dn, NULL, me && me->meta_text ? me->meta_text : NULL,
+                                       me && me->meta_text ? me->meta_len : 0);
     free(owned);
     if (!msg) {
         fail(r, "internal_error", "out of memory");

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct rtm_server;
+struct mb;
 
 /* ---- outbound frames ---- */
 
@@ -184,6 +185,9 @@ struct brk_peer {
     const char *peer_id; /* points into key */
     char app[65];
     json_t *peer_metadata; /* from the newest connection's token, may be NULL */
+    char *meta_text;       /* peer_metadata serialized once (compact), NULL with it: every
+                            * direct, presence and publish frame copies these bytes */
+    size_t meta_len;
     struct brk_session *sessions;
     int n_sessions;
 };
@@ -318,6 +322,11 @@ void channels_destroy(struct brk_broker *b);
 
 /* peers.c */
 int peer_attach(struct brk_session *s);
+/* The peer's public metadata becomes pm (a new reference is taken; NULL
+ * clears it), serialized once for every frame that carries it. */
+void peer_set_metadata(struct brk_peer *p, json_t *pm);
+/* Appends the peer's metadata text (or null). */
+void mb_peer_meta(struct mb *m, const struct brk_peer *p);
 void peer_detach(struct brk_session *s);
 struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *peer_id);
 /* "app\x1fname" into out; RTM_EINVAL when it does not fit. */

@@ -144,18 +144,24 @@ void mb_json(struct mb *b, const json_t *v)
         mb_lit(b, "null");
         return;
     }
-    size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (b->oom) return;
+    /* Straight into the room left: one serialization when it fits (the
+     * builder's hint is sized for it), a second only after growing. */
+    size_t room = b->cap - b->len;
+    size_t need = json_dumpb(v, (char *)b->m->buf + LWS_PRE + b->len, room, JSON_COMPACT | JSON_ENCODE_ANY);
     if (need == 0) {
         b->oom = 1;
         return;
     }
-    if (mb_reserve(b, need)) return;
-    /* The second dump allocates too (jansson's cycle check) and can fail
-     * after the first succeeded: counting its bytes anyway sent the
-     * buffer's stale heap bytes to clients (found by tests/fault). */
-    if (json_dumpb(v, (char *)b->m->buf + LWS_PRE + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY) != need) {
-        b->oom = 1;
-        return;
+    if (need > room) {
+        if (mb_reserve(b, need)) return;
+        /* The second dump allocates too (jansson's cycle check) and can fail
+         * after the first succeeded: counting its bytes anyway sent the
+         * buffer's stale heap bytes to clients (found by tests/fault). */
+        if (json_dumpb(v, (char *)b->m->buf + LWS_PRE + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY) != need) {
+            b->oom = 1;
+            return;
+        }
     }
     b->len += need;
 }

@@ -2,8 +2,10 @@
  * connections: presence is per peer, a direct send reaches every connection,
  * and the peer record lives exactly as long as its first to last connection. */
 #include "internal.h"
+#include "msgbuild.h"
 
 #include "errors.h"
+#include "log.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -21,6 +23,28 @@ struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *pe
     char key[65 + 1 + RTM_MAX_PEER_ID + 1];
     if (join_key(key, sizeof key, app, peer_id)) return NULL;
     return htab_get(&b->peers, key);
+}
+
+void peer_set_metadata(struct brk_peer *p, json_t *pm)
+{
+    if (pm) json_incref(pm);
+    json_decref(p->peer_metadata);
+    free(p->meta_text);
+    p->peer_metadata = pm;
+    p->meta_text = pm ? json_dumps(pm, JSON_COMPACT) : NULL;
+    p->meta_len = p->meta_text ? strlen(p->meta_text) : 0;
+    if (pm && !p->meta_text) {
+        /* Out of memory: the peer goes without metadata rather than with stale text. */
+        log_error("broker: out of memory serializing peerMetadata of peer=%s", p->peer_id);
+        json_decref(p->peer_metadata);
+        p->peer_metadata = NULL;
+    }
+}
+
+void mb_peer_meta(struct mb *m, const struct brk_peer *p)
+{
+    if (p && p->meta_text) mb_raw(m, p->meta_text, p->meta_len);
+    else mb_lit(m, "null");
 }
 
 int peer_attach(struct brk_session *s)
@@ -42,10 +66,7 @@ int peer_attach(struct brk_session *s)
         xnode_peer_dirty(b, p); /* now on this node */
     }
     /* The newest connection's token speaks for the peer's public metadata. */
-    json_t *pm = s->claims.peer_metadata;
-    if (pm) json_incref(pm);
-    json_decref(p->peer_metadata);
-    p->peer_metadata = pm;
+    peer_set_metadata(p, s->claims.peer_metadata);
 
     s->peer = p;
     s->peer_prev = NULL;
@@ -68,7 +89,7 @@ void peer_detach(struct brk_session *s)
     if (--p->n_sessions > 0) return;
     xnode_peer_dirty(s->b, p); /* no longer on this node */
     htab_del(&s->b->peers, p->key);
-    json_decref(p->peer_metadata);
+    peer_set_metadata(p, NULL);
     free(p->key);
     free(p);
 }

@@ -60,12 +60,7 @@ static int sub_allowed(const struct brk_session *s, const char *channel)
 void ext_adopt_claims(struct brk_session *s)
 {
     s->perms = s->claims.perms;
-    if (s->peer) {
-        json_t *pm = s->claims.peer_metadata;
-        if (pm) json_incref(pm);
-        json_decref(s->peer->peer_metadata);
-        s->peer->peer_metadata = pm;
-    }
+    if (s->peer) peer_set_metadata(s->peer, s->claims.peer_metadata);
     ext_narrow_subs(s);
 }
 
