@@ -68,6 +68,8 @@ deps=$(cd "$work/src" && dpkg-shlibdeps -O -l"$root/usr/lib/$MA" \
     "$root/usr/sbin/rtmd" "$root/usr/bin/rtm" "$root/usr/lib/$MA/librtm.so.1" 2>/dev/null |
     sed -n 's/^shlibs:Depends=//p')
 [ -n "$deps" ] || { echo "mkdeb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# lws loads its libev plugin at run time (dlopen): shlibdeps cannot see it
+deps="$deps, libwebsockets-evlib-ev"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@SIZE@|$size|" -e "s|@DEPENDS@|$deps|" \
     packaging/debian/control.in > "$root/DEBIAN/control"
