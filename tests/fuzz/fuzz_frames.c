@@ -4,11 +4,12 @@
  *
  * The harness builds a real broker on broker_env.c's environment (real
  * store and timer heap, nothing running them) and three open sessions whose
- * wsi is NULL, as conn.c's welcome leaves them:
- * alice (patterns room-* and team/ + globstar, every permission,
- * peerMetadata), bob (a globstar, an extension session) and a second
- * connection of alice (room-1, subscribe only). Outbound frames stay in each session's queue, where the oracle reads
- * them; the seam that allows it is conn.c's want_writeable().
+ * wsi is NULL, as conn.c's welcome leaves them: alice (patterns room-* and
+ * team/ + globstar, every permission, peerMetadata), bob (a globstar, an
+ * extension session) and a second connection of alice (room-1, subscribe
+ * only). Outbound frames stay in each session's queue, where the oracle
+ * reads them (the seam: conn.c's want_writeable()); sessions close through
+ * conn.c's own CLOSED handler.
  *
  * Input: records separated by 0x1e. A record's first byte picks the session
  * (low two bits) and whether the presence flush (a loop turn's end) runs
