@@ -382,7 +382,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
 
     int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
     if (!take && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
-                  (app_max > 0 && app_conns_get(b, s->app) >= app_max))) {
+                  (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
         free(origin);
         rtm_claims_free(&s->claims);
         reject(s, RTM_CLOSE_OVER_CAPACITY, "server at capacity", s->remote);

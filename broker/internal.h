@@ -413,6 +413,9 @@ int xnode_publish(struct brk_broker *b, const char *app, const char *channel, st
  * with Redis down it is logged and lost (revocations still arrive with the
  * store). */
 void xnode_control(struct brk_broker *b, char kind, const char *app, const char *peer_id);
+/* The app's sessions on the other nodes as of the last heartbeat (a soft
+ * count for max-connections-per-app; 0 without --cluster; any b). */
+int xnode_app_remote(struct brk_broker *b, const char *app);
 /* Sets the cluster gauges (left 0 without --cluster; any b). */
 void xnode_metrics_gauges(struct brk_broker *b);
 /* A send in cluster mode: scope, location and delivery in one Redis script on

@@ -38,6 +38,13 @@
  * for the first time) first removes the fields a previous life under its id
  * left there.
  *
+ * Per-app limits: with each heartbeat a node writes its session count of
+ * every app it serves into rtm:ac:<app> (field: node) and reads the other
+ * nodes' total back, so max-connections-per-app counts the whole cluster as
+ * of the last beat (a soft limit: connects on several nodes within a second
+ * can pass it together; an app new to a node is asked about at once). The fields are in the node's index, so a
+ * dead node's counts are reaped with its peer records.
+ *
  * Requests waiting on Redis (struct xwait) are listed on their session; a
  * session that closes first only clears its pointers, and the wait is freed
  * when Redis answers (the link guarantees an answer, even at shutdown). */
@@ -87,6 +94,15 @@ struct brk_xnode {
     struct rtm_timer beat_t;
     uint32_t shards_met; /* bit per shard: its stale fields of this node's id were removed */
     char index[CLU_NAME_MAX]; /* rtm:ni:<node> */
+    struct htab remote_apps;  /* app -> struct remote_app: sessions on the other nodes */
+};
+
+/* An app this node counts: one per app with sessions here now or at the
+ * last beat; owned by xn->remote_apps. */
+struct remote_app {
+    char app[65];
+    int remote;  /* sessions on the other nodes, as of the last answer */
+    int written; /* this node's count as last written */
 };
 
 /* The process's one xnode: a peer record's write callback carries only the
@@ -398,6 +414,100 @@ static void rewrite_all_peers(struct brk_xnode *xn)
     flush_peers(xn);
 }
 
+/* ---- per-app counts across nodes ---- */
+
+/* KEYS[1] rtm:ac:<app>, KEYS[2] this node's index; ARGV[1] this node, ARGV[2]
+ * its sessions of the app. Writes this node's count (or removes it at 0) and
+ * returns the other nodes' total. */
+static const char APP_SCRIPT[] =
+    "if tonumber(ARGV[2]) > 0 then\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); redis.call('SADD', KEYS[2], KEYS[1])\n"
+    "else\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('SREM', KEYS[2], KEYS[1])\n"
+    "end\n"
+    "local h, n = redis.call('HGETALL', KEYS[1]), 0\n"
+    "for i = 1, #h, 2 do if h[i] ~= ARGV[1] then n = n + tonumber(h[i + 1]) end end\n"
+    "return n\n";
+
+static void app_counted(void *arg, int ok, long long others)
+{
+    char *app = arg;
+    struct brk_xnode *xn = the_xn;
+    if (ok && xn && !xn->stopping) {
+        struct remote_app *r = htab_get(&xn->remote_apps, app);
+        if (r) r->remote = (int)others;
+    }
+    free(app);
+}
+
+static void count_app(struct brk_xnode *xn, const char *app, int n)
+{
+    char key[CLU_NAME_MAX], num[16];
+    if (snprintf(key, sizeof key, "rtm:ac:%zu:%s", strlen(app), app) >= (int)sizeof key) return;
+    snprintf(num, sizeof num, "%d", n);
+    const char *argv[7] = {"EVAL", APP_SCRIPT, "2", key, xn->index, xn->node, num};
+    size_t lens[7] = {4, sizeof APP_SCRIPT - 1, 1, strlen(key), strlen(xn->index), strlen(xn->node), strlen(num)};
+    char *arg = strdup(app);
+    if (arg && clu_command(xn->cl, key, 7, argv, lens, app_counted, arg)) free(arg);
+}
+
+/* Every app with sessions here, and every app that had some at the last
+ * beat (its field goes once its count here is 0). */
+static void count_apps(struct brk_xnode *xn)
+{
+    struct htab *local = &xn->b->app_conns;
+    for (uint32_t i = 0; i < local->cap; i++) {
+        const struct app_count *c = local->slots[i].key ? local->slots[i].val : NULL;
+        if (!c || htab_get(&xn->remote_apps, c->app)) continue;
+        struct remote_app *r = calloc(1, sizeof *r);
+        if (!r) break;
+        snprintf(r->app, sizeof r->app, "%s", c->app);
+        if (htab_put(&xn->remote_apps, r->app, r)) {
+            free(r);
+            break;
+        }
+    }
+    struct remote_app **gone = xn->remote_apps.n ? malloc(xn->remote_apps.n * sizeof *gone) : NULL;
+    uint32_t ng = 0;
+    for (uint32_t i = 0; i < xn->remote_apps.cap; i++) {
+        struct remote_app *r = xn->remote_apps.slots[i].key ? xn->remote_apps.slots[i].val : NULL;
+        if (!r) continue;
+        int n = app_conns_get(xn->b, r->app);
+        if (n == 0 && r->written == 0) {
+            if (gone) gone[ng++] = r; /* nothing here, nothing of ours in Redis: forget it */
+            continue;
+        }
+        count_app(xn, r->app, n);
+        /* A failed write is redone by the next beat while n > 0; a lost write of 0 leaves a
+         * stale count (a stricter limit) until this node restarts or dies. */
+        r->written = n;
+    }
+    for (uint32_t i = 0; i < ng; i++) {
+        htab_del(&xn->remote_apps, gone[i]->app);
+        free(gone[i]);
+    }
+    free(gone);
+}
+
+int xnode_app_remote(struct brk_broker *b, const char *app)
+{
+    struct brk_xnode *xn = b->xn;
+    if (!xn) return 0;
+    struct remote_app *r = htab_get(&xn->remote_apps, app);
+    if (r) return r->remote;
+    /* An app new to this node: ask now rather than at the next beat, so only
+     * the connects of the next Redis round trip go uncounted. */
+    if (!(r = calloc(1, sizeof *r))) return 0;
+    snprintf(r->app, sizeof r->app, "%s", app);
+    if (htab_put(&xn->remote_apps, r->app, r)) {
+        free(r);
+        return 0;
+    }
+    count_app(xn, app, app_conns_get(b, app));
+    r->written = app_conns_get(b, app);
+    return 0;
+}
+
 /* ---- heartbeats and dead nodes ---- */
 
 static void reaped(void *arg, int ok, long long n)
@@ -420,6 +530,7 @@ static void beat_cb(struct rtm_timer *t)
     struct brk_xnode *xn = lws_container_of(t, struct brk_xnode, beat_t);
     for (int i = 0; i < clu_shard_count(xn->cl); i++)
         if (clu_shard_up(xn->cl, i)) script_on(xn, i, BEAT_SCRIPT, sizeof BEAT_SCRIPT - 1, reaped);
+    count_apps(xn);
     rtm_timer_in(xn->b->timers, &xn->beat_t, beat_cb, HEARTBEAT_MS);
 }
 
@@ -691,6 +802,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     }
     xn->b = b;
     htab_init(&xn->dirty, HTAB_STR);
+    htab_init(&xn->remote_apps, HTAB_STR);
     default_node_id(b->cfg, xn->node, sizeof xn->node);
     static const struct clu_handler h = {on_message, on_subscribed, on_shard_state};
     if (clu_create(b->cfg->cluster, xn->node, b->cfg->cluster_timeout_ms, &h, xn, &xn->cl, err, errlen)) {
@@ -724,6 +836,9 @@ void xnode_destroy(struct brk_broker *b)
     for (uint32_t i = 0; i < xn->dirty.cap; i++)
         if (xn->dirty.slots[i].key) free(xn->dirty.slots[i].val);
     htab_free(&xn->dirty);
+    for (uint32_t i = 0; i < xn->remote_apps.cap; i++)
+        if (xn->remote_apps.slots[i].key) free(xn->remote_apps.slots[i].val);
+    htab_free(&xn->remote_apps);
     while (xn->sub_waits) {
         struct xwait *w = xn->sub_waits;
         sub_wait_unlink(xn, w);

@@ -181,6 +181,8 @@ describe('Redis down', () => {
 
   test('after every peer left, no peer record remains in Redis (only the nodes\' heartbeats)', async () => {
     await until(async () => (await redis.lines('KEYS', 'rtm:p:*')).length === 0, 15000, 'peer records to go (a held place lasts its resume window)');
+    // the per-app counts go with the next heartbeat
+    await until(async () => (await redis.lines('KEYS', '*')).length === 2, 3000, 'the app counts to go');
     assert.deepEqual((await redis.lines('KEYS', '*')).sort(), ['rtm:nodes', 'rtm:nodes:run']);
   });
 });
