@@ -17,7 +17,8 @@
 # at an older build for a "before"), RTM_BENCH_ONLY (space-separated workload
 # names), RTM_BENCH_RATE (5000), RTM_BENCH_SECONDS (10), RTM_BENCH_PAIRS (500),
 # RTM_BENCH_IDLE (10000), RTM_BENCH_CONNS (10000), RTM_BENCH_FANOUT_MSGS
-# (1000), RTM_BENCH_PAIRS_MSGS (100), RTM_BENCH_PERF (1; 0 skips the profile).
+# (1000; x 1,000 subscribers), RTM_BENCH_FANOUT5K_MSGS (300; x 5,000),
+# RTM_BENCH_PAIRS_MSGS (100), RTM_BENCH_PERF (1; 0 skips the profile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${RTM_BUILD:-build}
@@ -135,6 +136,6 @@ fi
 run pairs-paced-idle pairs --pairs "$pairs" --rate "$rate" --seconds "$secs" --idle "$idle"
 run connect connect --conns "$conns"
 run fanout-1000 fanout --pubs 1 --subs 1000 --size 256 --msgs "${RTM_BENCH_FANOUT_MSGS:-1000}"
-run fanout-5000 fanout --pubs 1 --subs 5000 --size 256 --msgs "${RTM_BENCH_FANOUT_MSGS:-1000}"
+run fanout-5000 fanout --pubs 1 --subs 5000 --size 256 --msgs "${RTM_BENCH_FANOUT5K_MSGS:-300}"
 run pairs pairs --pairs "$pairs" --msgs "${RTM_BENCH_PAIRS_MSGS:-100}"
 exit $rc
