@@ -183,10 +183,15 @@ static void sub_wait_unlink(struct brk_xnode *xn, struct xwait *w)
     xn->n_sub_waits--;
 }
 
+static void flush_peers(struct brk_xnode *xn);
+
 void xnode_ack_subscribe(struct brk_session *s, const char *channel, const char *rid)
 {
     struct brk_xnode *xn = s->b->xn;
     char name[CLU_NAME_MAX];
+    /* The peer's new channel goes to Redis before the ack can reach the client
+     * (a send from another node right after the ack should find it). */
+    flush_peers(xn);
     if (clu_channel_name(name, sizeof name, s->app, channel) < 0) goto now;
     int rc = clu_want(xn->cl, name); /* idempotent: asks whether it is settled */
     if (rc != 0 || xn->n_sub_waits >= SUB_WAITS_MAX) goto now;
