@@ -414,6 +414,17 @@ static void service_for(struct bench *b, int64_t until_us, int (*done)(struct be
 
 static int all_welcomed(struct bench *b) { return b->welcomed + b->failed >= b->ncl; }
 
+/* At most RAMP_INFLIGHT handshakes in flight while the clients are created:
+ * a broker refuses connections at accept beyond its handshake budget
+ * (max-handshakes), and a refused client only comes back after a backoff. */
+#define RAMP_INFLIGHT 256
+static void ramp(struct bench *b, long created)
+{
+    int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
+    while (!tool_interrupted && created + 1 - (b->welcomed + b->failed) >= RAMP_INFLIGHT && mono_us() < end) service(b);
+    if (created % 100 == 99) service_for(b, mono_us() + 1000, NULL);
+}
+
 /* At most twice a second. */
 static void progress(struct bench *b, const char *what, long a, long total)
 {
@@ -479,7 +490,7 @@ static int run_fanout(struct bench *b)
         snprintf(peer, sizeof peer, i < b->subs ? "sub-%ld" : "pub-%ld", i < b->subs ? i : i - b->subs);
         if (!new_client(b, k, peer, &cbs, 0)) return RTM_EXIT_FAIL;
         if (i < b->subs && rtm_subscribe(k->c, "bench/fanout", on_sub, k)) return RTM_EXIT_FAIL;
-        if (i % 100 == 99) service_for(b, mono_us() + 1000, NULL);
+        ramp(b, i);
     }
     int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
     while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->subs) {
@@ -766,7 +777,7 @@ static int run_pairs(struct bench *b)
         snprintf(chan, sizeof chan, "bench/pair/%ld", i / 2);
         if (!new_client(b, k, peer, &cbs, 0)) return RTM_EXIT_FAIL;
         if (rtm_subscribe(k->c, chan, on_sub, k)) return RTM_EXIT_FAIL;
-        if (i % 100 == 99) service_for(b, mono_us() + 1000, NULL);
+        ramp(b, i);
     }
     int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
     while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->ncl) {
