@@ -56,10 +56,15 @@ const char *auth_find_credential(struct brk_broker *b, struct lws *wsi, int *pub
     return NULL;
 }
 
+/* An Origin allowlist is a browser control: a browser always sends Origin,
+ * so a secret-key token presented without one (a backend, a bot, a Node or
+ * C client) is served; an Origin that is present must be listed. A
+ * publishable key exists for browsers and always needs a listed Origin
+ * when its key has a list. */
 int auth_origin_allowed(const struct rtm_key *key, const char *origin)
 {
     if (key->n_origins == 0) return 1;
-    if (!origin) return 0;
+    if (!origin) return !key->publishable;
     for (size_t i = 0; i < key->n_origins; i++)
         if (strcmp(key->origins[i], origin) == 0) return 1;
     return 0;
@@ -98,16 +103,16 @@ static int claims_from_pk(struct brk_broker *b, const struct rtm_key *key, struc
     return 0;
 fail:
     rtm_claims_free(c);
-    *reason = "internal error";
+    *reason = rtm_wire(RTM_WIRE_INTERNAL_ERROR)->message;
     return RTM_ENOMEM;
 }
 
 int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
-                        struct rtm_claims *c, int *code, const char **reason)
+                 struct rtm_claims *c, enum rtm_wire_err *code, const char **reason)
 {
     struct rtm_store *st = b->srv->store;
     char kid[80];
-    *code = RTM_CLOSE_UNAUTHORIZED;
+    *code = RTM_WIRE_INVALID_TOKEN;
     if (publishable) {
         snprintf(kid, sizeof kid, "%s", cred);
     } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
@@ -119,8 +124,8 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
         return rc;
     }
     if (rc) {
-        *reason = "internal error";
-        *code = 1011;
+        *code = RTM_WIRE_INTERNAL_ERROR;
+        *reason = rtm_wire(*code)->message;
         return rc;
     }
     if (key->revoked) {
@@ -140,8 +145,8 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
     if (rc) return rc;
     rc = rtm_store_is_revoked(st, key->app, c->jti, c->sub, c->iat);
     if (rc != 0) {
-        *reason = rc > 0 ? "token revoked" : "internal error";
-        if (rc < 0) *code = 1011;
+        if (rc < 0) *code = RTM_WIRE_INTERNAL_ERROR;
+        *reason = rc > 0 ? "token revoked" : rtm_wire(*code)->message;
         rtm_claims_free(c);
         return rc > 0 ? RTM_EDENIED : rc;
     }
@@ -151,6 +156,6 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
 int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
                       const char **reason)
 {
-    int code;
+    enum rtm_wire_err code;
     return auth_connect(b, token, 0, key, c, &code, reason);
 }

@@ -281,14 +281,14 @@ int kick_local(struct brk_broker *b, const char *app, const char *peer_id)
     int n = 0;
     for (struct brk_session *s = p ? p->sessions : NULL; s; s = s->peer_next) {
         if (s->state == SESS_HELD) {
-            sess_close(s, RTM_CLOSE_KICKED, "kicked"); /* a held place goes too */
+            sess_close(s, RTM_WIRE_KICKED, NULL); /* a held place goes too */
             n++;
             continue;
         }
         if (s->state != SESS_OPEN) continue;
         log_info("ws: kicked sid=%s peer=%s", s->sid, s->claims.sub);
         s->close_now = 1;
-        sess_close(s, RTM_CLOSE_KICKED, "kicked");
+        sess_close(s, RTM_WIRE_KICKED, NULL);
         n++;
     }
     return n;
@@ -296,7 +296,8 @@ int kick_local(struct brk_broker *b, const char *app, const char *peer_id)
 
 int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, json_t *data)
 {
-    if (!data || !rtm_channel_valid(channel)) return RTM_EINVAL;
+    /* Reserved names are refused on every path, this one included. */
+    if (!data || !rtm_channel_valid(channel) || rtm_channel_reserved(channel)) return RTM_EINVAL;
     char *text = rtm_json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) return RTM_ENOMEM;
     if (b->xn) {
@@ -351,7 +352,7 @@ void revocations_local(struct brk_broker *b)
             if (s->state != SESS_OPEN || !revocation_matches(s, row)) continue;
             log_info("ws: revoked sid=%s peer=%s", s->sid, s->claims.sub);
             s->close_now = 1;
-            sess_close(s, RTM_CLOSE_UNAUTHORIZED, "token revoked");
+            sess_close(s, RTM_WIRE_INVALID_TOKEN, "token revoked");
         }
         /* A held place (its connection just dropped) is the same token: it
          * ends now, so the peer leaves presence at once. */
@@ -368,6 +369,6 @@ void brk_begin_shutdown(struct brk_broker *b, int retry_after_ms)
     for (struct brk_session *s = b->sessions; s; s = s->next) {
         if (s->state != SESS_OPEN) continue;
         sess_send_going_away(s, retry_after_ms);
-        sess_close(s, RTM_CLOSE_GOING_AWAY, "server shutting down");
+        sess_close(s, RTM_WIRE_SHUTTING_DOWN, NULL);
     }
 }

@@ -20,7 +20,6 @@
  * Fan-out never mutates the tables it walks: sess_enqueue() only marks a
  * session for closing, the detach happens later in its own callback. */
 #include "internal.h"
-#include "msgbuild.h"
 
 #include "errors.h"
 #include "log.h"
@@ -119,7 +118,7 @@ static void pending_change(struct brk_broker *b, struct brk_channel *ch, struct 
     mark_dirty(b, ch);
 }
 
-const char *chan_subscribe(struct brk_session *s, const char *name, int include_meta)
+int chan_subscribe(struct brk_session *s, const char *name, int include_meta, enum rtm_wire_err *err)
 {
     struct brk_broker *b = s->b;
     struct brk_channel *ch = chan_find(b, s->app, name);
@@ -132,11 +131,15 @@ const char *chan_subscribe(struct brk_session *s, const char *name, int include_
             ch->n_snapshot++;
             mark_dirty(b, ch);
         }
-        return NULL;
+        return 0;
     }
+    *err = RTM_WIRE_INTERNAL_ERROR;
     int max = b->cfg->max_channels_per_connection;
-    if (max > 0 && (int)s->subs.n >= max) return "channel_limit_exceeded";
-    if (!ch && !(ch = chan_get(b, s->app, name))) return "internal_error";
+    if (max > 0 && (int)s->subs.n >= max) {
+        *err = RTM_WIRE_CHANNEL_LIMIT_EXCEEDED;
+        return -1;
+    }
+    if (!ch && !(ch = chan_get(b, s->app, name))) return -1;
     sub = calloc(1, sizeof *sub);
     if (!sub) goto fail;
     sub->s = s;
@@ -164,11 +167,11 @@ const char *chan_subscribe(struct brk_session *s, const char *name, int include_
         ch->n_snapshot++;
         mark_dirty(b, ch);
     }
-    return NULL;
+    return 0;
 fail:
     free(sub);
     chan_maybe_free(b, ch);
-    return "internal_error";
+    return -1;
 }
 
 static void sub_remove(struct brk_session *s, struct brk_sub *sub)
@@ -225,64 +228,6 @@ void chan_unsubscribe_all(struct brk_session *s)
 
 /* ---- presence ---- */
 
-static void member_json(struct mb *m, const char *peer_id, const struct brk_peer *meta)
-{
-    mb_lit(m, "{\"peerId\":");
-    mb_str(m, peer_id);
-    if (meta && meta->meta_text) {
-        mb_lit(m, ",\"metadata\":");
-        mb_peer_meta(m, meta);
-    }
-    mb_lit(m, "}");
-}
-
-static struct brk_msg *build_delta(struct brk_channel *ch)
-{
-    struct mb m;
-    mb_init(&m, 128 + ch->pending.n * 64);
-    mb_lit(&m, "{\"type\":\"presence\",\"channel\":");
-    mb_str(&m, ch->name);
-    mb_lit(&m, ",\"joined\":[");
-    int first = 1;
-    for (uint32_t i = 0; i < ch->pending.cap; i++) {
-        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
-        if (!p || !p->peer) continue;
-        if (!first) mb_lit(&m, ",");
-        first = 0;
-        member_json(&m, p->peer_id, p->peer);
-    }
-    mb_lit(&m, "],\"left\":[");
-    first = 1;
-    for (uint32_t i = 0; i < ch->pending.cap; i++) {
-        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
-        if (!p || p->peer) continue;
-        if (!first) mb_lit(&m, ",");
-        first = 0;
-        member_json(&m, p->peer_id, NULL);
-    }
-    mb_lit(&m, "]}");
-    return mb_finish(&m);
-}
-
-static struct brk_msg *build_snapshot(struct brk_channel *ch, const struct brk_peer *self)
-{
-    struct mb m;
-    mb_init(&m, 128 + ch->members.n * 64);
-    mb_lit(&m, "{\"type\":\"presence\",\"channel\":");
-    mb_str(&m, ch->name);
-    mb_lit(&m, ",\"joined\":[");
-    int first = 1;
-    for (uint32_t i = 0; i < ch->members.cap; i++) {
-        const struct brk_peer *p = ch->members.slots[i].key;
-        if (!p || p == self) continue;
-        if (!first) mb_lit(&m, ",");
-        first = 0;
-        member_json(&m, p->peer_id, p);
-    }
-    mb_lit(&m, "],\"left\":[]}");
-    return mb_finish(&m);
-}
-
 /* A held place (resume.c) keeps its presence frames for the resume, in the
  * same queue and order as its directs; the frame is the shared one. */
 static void presence_send(struct brk_session *s, struct brk_msg *m)
@@ -294,7 +239,7 @@ static void presence_send(struct brk_session *s, struct brk_msg *m)
 static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
 {
     int deferred = 0;
-    struct brk_msg *delta = ch->pending.n ? build_delta(ch) : NULL;
+    struct brk_msg *delta = ch->pending.n ? wire_presence_delta(ch) : NULL;
     if (ch->pending.n && !delta) log_error("broker: out of memory building presence for %s", ch->name);
     for (uint32_t i = 0; i < ch->subs.cap; i++) {
         struct brk_sub *sub = ch->subs.slots[i].key ? ch->subs.slots[i].val : NULL;
@@ -308,7 +253,7 @@ static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
                 continue;
             }
             sub->needs_snapshot = 0;
-            struct brk_msg *snap = build_snapshot(ch, s->peer);
+            struct brk_msg *snap = wire_presence_snapshot(ch, s->peer);
             if (snap) {
                 presence_send(s, snap);
                 msg_unref(snap);
@@ -381,26 +326,6 @@ struct origin {
     size_t mlen;
 };
 
-static struct brk_msg *build_message(const struct brk_channel *ch, const struct origin *o, const char *data,
-                                     size_t dlen, int with_meta)
-{
-    struct mb m;
-    mb_init(&m, 64 + strlen(ch->name) + strlen(o->from) + dlen + (with_meta ? 256 + o->mlen : 0));
-    mb_lit(&m, "{\"type\":\"message\",\"channel\":");
-    mb_str(&m, ch->name);
-    mb_lit(&m, ",\"from\":");
-    mb_str(&m, o->from);
-    mb_lit(&m, ",\"data\":");
-    mb_raw(&m, data, dlen);
-    if (with_meta) {
-        mb_lit(&m, ",\"fromMetadata\":");
-        if (o->meta_text) mb_raw(&m, o->meta_text, o->mlen);
-        else mb_json(&m, o->meta);
-    }
-    mb_lit(&m, "}");
-    return mb_finish(&m);
-}
-
 static int fanout(struct brk_channel *ch, const struct origin *o, const char *data, size_t dlen)
 {
     int has_meta = o->meta_text ? o->mlen > 0 : o->meta != NULL;
@@ -412,7 +337,8 @@ static int fanout(struct brk_channel *ch, const struct origin *o, const char *da
         if (!sub || sub->s == o->skip || (o->skip_sid && strcmp(sub->s->sid, o->skip_sid) == 0)) continue;
         int want = sub->include_sender_meta && has_meta;
         struct brk_msg **slot = want ? &with_meta : &plain;
-        if (!*slot && !(*slot = build_message(ch, o, data, dlen, want))) {
+        if (!*slot && !(*slot = wire_message(ch->name, o->from, data, dlen, want ? o->meta : NULL, want ? o->meta_text : NULL,
+                                                want ? o->mlen : 0))) {
             n = RTM_ENOMEM;
             break;
         }

@@ -14,7 +14,6 @@
  * with a single write (LWS_WRITE_RAW: the WebSocket headers are already in
  * the bytes), a lone frame goes straight from its shared buffer. */
 #include "internal.h"
-#include "msgbuild.h"
 
 #include "errors.h"
 #include "log.h"
@@ -63,20 +62,21 @@ full:
     rtm_metric_inc(RTM_M_SLOW_CONSUMERS, 1);
     log_warn("ws: slow consumer closed sid=%s peer=%s queued=%zu", s->sid, s->claims.sub, s->q.bytes);
     s->close_now = 1;
-    sess_close(s, RTM_CLOSE_TRY_AGAIN, "slow consumer: queue full");
+    sess_close(s, RTM_WIRE_SLOW_CONSUMER, NULL);
     return RTM_ELIMIT;
 }
 
-void sess_close(struct brk_session *s, int code, const char *reason)
+void sess_close(struct brk_session *s, enum rtm_wire_err e, const char *reason)
 {
     if (s->state == SESS_HELD) {
         resume_discard_soon(s); /* no socket: the place goes instead */
         return;
     }
     if (s->state == SESS_CLOSING) return;
+    const struct rtm_wire_def *w = rtm_wire(e);
     s->state = SESS_CLOSING;
-    s->close_code = code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->close_code = w->close_code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : w->message);
     want_writeable(s);
 }
 
@@ -88,7 +88,7 @@ static void enqueue_own(struct brk_session *s, struct brk_msg *m)
         /* Out of memory building an answer: a request must not go unanswered
          * on a session that stays open, so the session ends (1011) and the
          * client retries on a new one (found by tests/fault). */
-        sess_close(s, 1011, "internal error");
+        sess_close(s, RTM_WIRE_INTERNAL_ERROR, NULL);
         return;
     }
     enum sess_state st = s->state;
@@ -98,41 +98,21 @@ static void enqueue_own(struct brk_session *s, struct brk_msg *m)
     msg_unref(m);
 }
 
-void sess_error(struct brk_session *s, const char *code, const char *message, const char *request_id)
+void sess_error(struct brk_session *s, enum rtm_wire_err e, const char *message, const char *request_id)
 {
-    struct mb m;
-    mb_init(&m, 128);
-    mb_lit(&m, "{\"type\":\"error\",\"code\":");
-    mb_str(&m, code);
-    mb_lit(&m, ",\"message\":");
-    mb_str(&m, message);
-    if (request_id) {
-        mb_lit(&m, ",\"requestId\":");
-        mb_str(&m, request_id);
-    }
-    mb_lit(&m, "}");
-    enqueue_own(s, mb_finish(&m));
+    rtm_log(rtm_wire(e)->log_level, "ws: error sid=%s peer=%s code=%s", s->sid, s->claims.sub ? s->claims.sub : "-",
+            rtm_wire(e)->code);
+    enqueue_own(s, wire_error(e, message, request_id));
 }
 
 void sess_ack(struct brk_session *s, const char *request_id)
 {
-    if (!request_id) return;
-    struct mb m;
-    mb_init(&m, 48 + strlen(request_id));
-    mb_lit(&m, "{\"type\":\"ack\",\"requestId\":");
-    mb_str(&m, request_id);
-    mb_lit(&m, "}");
-    enqueue_own(s, mb_finish(&m));
+    if (request_id) enqueue_own(s, wire_ack(request_id));
 }
 
 void sess_send_going_away(struct brk_session *s, int retry_after_ms)
 {
-    struct mb m;
-    mb_init(&m, 64);
-    mb_lit(&m, "{\"type\":\"going_away\",\"retryAfterMs\":");
-    mb_int(&m, retry_after_ms);
-    mb_lit(&m, "}");
-    enqueue_own(s, mb_finish(&m));
+    enqueue_own(s, wire_going_away(retry_after_ms));
 }
 
 static int close_with_code(struct brk_session *s)
@@ -222,7 +202,7 @@ static void expiry_cb(struct rtm_timer *t)
 {
     struct brk_session *s = lws_container_of(t, struct brk_session, expiry_t);
     log_info("ws: token expired sid=%s peer=%s", s->sid, s->claims.sub);
-    sess_close(s, RTM_CLOSE_TOKEN_EXPIRED, "token expired");
+    sess_close(s, RTM_WIRE_TOKEN_EXPIRED, NULL);
 }
 
 void sess_arm_expiry(struct brk_session *s)
@@ -251,35 +231,11 @@ static char *hdr_dup(struct lws *wsi, enum lws_token_indexes h, size_t max)
     return s;
 }
 
-static void welcome(struct brk_session *s, int resumed)
+static void welcome(struct brk_session *s, int resumed, int presence_reset)
 {
-    const struct rtm_config *cfg = s->b->cfg;
-    struct mb m;
-    mb_init(&m, 1024); /* room for iceServers: the metadata is serialized straight in, once */
-    mb_lit(&m, "{\"type\":\"welcome\",\"peerId\":");
-    mb_str(&m, s->claims.sub);
-    mb_lit(&m, ",\"expiresAt\":");
-    if (s->publishable) mb_lit(&m, "null");
-    else mb_int(&m, s->claims.exp);
-    mb_lit(&m, ",\"serverTime\":");
-    mb_int(&m, rtm_now_ms());
-    mb_lit(&m, ",\"maxMessageSize\":");
-    mb_int(&m, cfg->max_message_size > 0 ? cfg->max_message_size : RTM_MAX_MESSAGE_SIZE);
-    mb_lit(&m, ",\"metadata\":");
-    if (s->claims.metadata) mb_json(&m, s->claims.metadata);
-    else mb_lit(&m, "{}");
-    if (s->ext) {
-        /* docs/EXTENSIONS.md: only for clients that asked (&ext=1). */
-        mb_lit(&m, ",\"sessionId\":");
-        mb_str(&m, s->rsid);
-        mb_lit(&m, ",\"resumeWindowMs\":");
-        mb_int(&m, s->resume_window_ms);
-        mb_lit(&m, resumed ? ",\"resumed\":true" : ",\"resumed\":false");
-    }
-    mb_lit(&m, "}");
-    struct brk_msg *w = mb_finish(&m);
+    struct brk_msg *w = wire_welcome(s, resumed, presence_reset);
     if (!w) {
-        sess_close(s, 1011, "internal error");
+        sess_close(s, RTM_WIRE_INTERNAL_ERROR, NULL);
         return;
     }
     msg_time(w, RTM_H_WELCOME, s->upgraded_ns);
@@ -291,13 +247,16 @@ static void welcome(struct brk_session *s, int resumed)
     s->claims.metadata = NULL;
 }
 
-static void reject(struct brk_session *s, int code, const char *reason, const char *remote)
+/* Refuses a connection before its welcome; reason NULL: the table's message. */
+static void reject(struct brk_session *s, enum rtm_wire_err e, const char *reason, const char *remote)
 {
+    const struct rtm_wire_def *w = rtm_wire(e);
+    if (!reason) reason = w->message;
     rtm_metric_inc(RTM_M_WS_REJECTED, 1);
-    log_info("ws: refused remote=%s code=%d reason=\"%s\"", remote, code, reason);
+    rtm_log(w->log_level, "ws: refused remote=%s code=%d reason=\"%s\"", remote, w->close_code, reason);
     s->state = SESS_CLOSING;
     s->close_now = 1;
-    s->close_code = code;
+    s->close_code = w->close_code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     lws_callback_on_writable(s->wsi);
 }
@@ -323,24 +282,24 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     /* Behind a trusted proxy the per-address connect rate is counted here,
      * on the client's address (at accept only the proxy's is known). */
     if (via_proxy && limit_connect_ip(b, s->remote, "after the request head")) {
-        reject(s, RTM_CLOSE_RATE, "too many connects from this address", s->remote);
+        reject(s, RTM_WIRE_SENDING_TOO_FAST, "too many connects from this address", s->remote);
         return;
     }
 
     if (b->shutting_down) {
-        reject(s, RTM_CLOSE_GOING_AWAY, "server shutting down", s->remote);
+        reject(s, RTM_WIRE_SHUTTING_DOWN, NULL, s->remote);
         return;
     }
     int publishable;
     const char *cred = auth_find_credential(b, wsi, &publishable);
     if (!cred) {
-        reject(s, RTM_CLOSE_UNAUTHORIZED, "missing token", s->remote);
+        reject(s, RTM_WIRE_INVALID_TOKEN, "missing token", s->remote);
         return;
     }
     struct rtm_key key;
     memset(&key, 0, sizeof key);
-    int code;
-    const char *reason = "invalid token";
+    enum rtm_wire_err code;
+    const char *reason = NULL;
     if (auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason)) {
         rtm_key_free(&key);
         reject(s, code, reason, s->remote);
@@ -352,7 +311,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         free(origin);
         rtm_key_free(&key);
         rtm_claims_free(&s->claims);
-        reject(s, RTM_CLOSE_ORIGIN, "origin not allowed", s->remote);
+        reject(s, RTM_WIRE_ORIGIN_NOT_ALLOWED, NULL, s->remote);
         return;
     }
     snprintf(s->app, sizeof s->app, "%s", key.app);
@@ -385,7 +344,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
                   (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
         free(origin);
         rtm_claims_free(&s->claims);
-        reject(s, RTM_CLOSE_OVER_CAPACITY, "server at capacity", s->remote);
+        reject(s, RTM_WIRE_OVER_CAPACITY, NULL, s->remote);
         return;
     }
 
@@ -394,13 +353,13 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
             if (x == take) continue;
             log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
-            sess_close(x, RTM_CLOSE_REPLACED, "replaced by a newer connection");
+            sess_close(x, RTM_WIRE_REPLACED, NULL);
         }
     }
     if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
         free(origin);
         rtm_claims_free(&s->claims);
-        reject(s, 1011, "internal error", s->remote);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
         return;
     }
     if (take ? resume_take(s, take) : (peer_attach(s) || (s->ext && resume_register(s)))) {
@@ -411,7 +370,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         }
         free(origin);
         rtm_claims_free(&s->claims);
-        reject(s, 1011, "internal error", s->remote);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
         return;
     }
     s->origin = origin;
@@ -427,7 +386,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
     rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
     log_info("ws: open sid=%s peer=%s app=%s remote=%s", s->sid, s->claims.sub, s->app, s->remote);
 
-    welcome(s, take != NULL);
+    welcome(s, take != NULL, take && take->presence_lost && (s->perms & RTM_PERM_PRESENCE));
     if (take) resume_finish(s, take);
     sess_arm_expiry(s);
     live_start(s);
@@ -441,7 +400,7 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
     s->frames_in++;
     rtm_metric_inc(RTM_M_FRAMES_IN, 1);
     if (!utf8_valid(data, len)) {
-        sess_close(s, RTM_CLOSE_BAD_DATA, "invalid UTF-8");
+        sess_close(s, RTM_WIRE_INVALID_UTF8, NULL);
         s->close_now = 1;
         return;
     }
@@ -449,8 +408,11 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
         /* Dropped. The error is skipped while the client's own queue is half
          * full, so a flood cannot turn into a flood of errors. */
         size_t cap = s->b->cfg->queue_bytes > 0 ? (size_t)s->b->cfg->queue_bytes : 0;
-        if (s->state == SESS_OPEN && (!cap || s->q.bytes < cap / 2))
-            sess_error(s, "over_message_quota", "too many frames: slow down", NULL);
+        if (s->state == SESS_OPEN && (!cap || s->q.bytes < cap / 2)) {
+            char rid[RTM_MAX_REQUEST_ID * 4 + 1];
+            int has = request_id_peek((const char *)data, len, rid, sizeof rid) > 0;
+            sess_error(s, RTM_WIRE_OVER_MESSAGE_QUOTA, NULL, has ? rid : NULL);
+        }
         return;
     }
     frame_handle(s, (const char *)data, len);
@@ -468,7 +430,7 @@ static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned ch
         s->rx = NULL;
         s->rx_len = 0;
         s->close_now = 1;
-        sess_close(s, RTM_CLOSE_UNSUPPORTED, "binary frames are not supported");
+        sess_close(s, RTM_WIRE_BINARY_FRAME, NULL);
         return;
     }
     int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
@@ -482,7 +444,7 @@ static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned ch
     unsigned char *n = realloc(s->rx, s->rx_len + len + 1);
     if (!n) {
         s->close_now = 1;
-        sess_close(s, 1011, "internal error");
+        sess_close(s, RTM_WIRE_INTERNAL_ERROR, NULL);
         return;
     }
     s->rx = n;
@@ -501,7 +463,7 @@ too_big:
     s->rx = NULL;
     s->rx_len = 0;
     s->close_now = 1;
-    sess_close(s, RTM_CLOSE_TOO_BIG, "message too big");
+    sess_close(s, RTM_WIRE_MESSAGE_TOO_BIG, NULL);
 }
 
 /* ---- close ---- */
@@ -514,7 +476,7 @@ static void on_peer_close(struct brk_session *s, const unsigned char *in, size_t
         memcpy(s->peer_close_reason, in + 2, rl);
         s->peer_close_reason[rl] = '\0';
     } else {
-        s->peer_close_code = 1005;
+        s->peer_close_code = RTM_CLOSE_NO_STATUS;
     }
 }
 
@@ -532,7 +494,7 @@ static void on_closed(struct brk_session *s)
                 s->close_code = s->peer_close_code;
                 snprintf(s->close_reason, sizeof s->close_reason, "%s", s->peer_close_reason);
             } else {
-                s->close_code = 1006;
+                s->close_code = RTM_CLOSE_ABNORMAL;
                 snprintf(s->close_reason, sizeof s->close_reason, "connection lost");
             }
         }

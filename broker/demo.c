@@ -52,10 +52,11 @@ static int name_valid(const char *name)
     return 1;
 }
 
-static int reply_error(int status, const char *code, const char *msg, char **json_out, int *http_status)
+static int reply_error(enum rtm_wire_err e, const char *msg, char **json_out, int *http_status)
 {
-    json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    *http_status = status;
+    const struct rtm_wire_def *w = rtm_wire(e);
+    json_t *o = json_pack("{s:s, s:s}", "error", w->code, "message", msg ? msg : w->message);
+    *http_status = w->http_status ? w->http_status : 500;
     *json_out = o ? rtm_json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return *json_out ? 0 : RTM_ENOMEM;
@@ -124,30 +125,30 @@ int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, c
     int rc;
 
     *json_out = NULL;
-    if (!cfg->demo_token) return reply_error(404, "not_found", "the demo endpoint is off", json_out, http_status);
+    if (!cfg->demo_token) return reply_error(RTM_WIRE_NOT_FOUND, "the demo endpoint is off", json_out, http_status);
     if (!room_valid(room))
-        return reply_error(400, "invalid_request", "room must be 1 to 64 letters, digits, '-' or '_'", json_out,
+        return reply_error(RTM_WIRE_INVALID_REQUEST, "room must be 1 to 64 letters, digits, '-' or '_'", json_out,
                            http_status);
     if (!name_valid(name) || !(peer_meta = json_pack("{s:s}", "name", name)))
-        return reply_error(400, "invalid_request", "name must be 1 to 64 bytes of UTF-8 text", json_out,
+        return reply_error(RTM_WIRE_INVALID_REQUEST, "name must be 1 to 64 bytes of UTF-8 text", json_out,
                            http_status);
 
     if (peer && *peer && !demo_peer_valid(peer)) {
         json_decref(peer_meta);
-        return reply_error(400, "invalid_request", "peer must be a peerId this endpoint issued", json_out,
+        return reply_error(RTM_WIRE_INVALID_REQUEST, "peer must be a peerId this endpoint issued", json_out,
                            http_status);
     }
 
     memset(&key, 0, sizeof key);
     if (load_dev_key(srv, &key) != 0) {
         json_decref(peer_meta);
-        return reply_error(500, "internal_error", "the development key is not available", json_out, http_status);
+        return reply_error(RTM_WIRE_INTERNAL_ERROR, "the development key is not available", json_out, http_status);
     }
     snprintf(channel, sizeof channel, "room-%s", room);
     if (peer && *peer) {
         snprintf(peer_id, sizeof peer_id, "%s", peer);
     } else if (rtm_random_id("demo-", 8, peer_id, sizeof peer_id) != 0) {
-        rc = reply_error(500, "internal_error", "no randomness for a peerId", json_out, http_status);
+        rc = reply_error(RTM_WIRE_INTERNAL_ERROR, "no randomness for a peerId", json_out, http_status);
         goto done;
     }
 
@@ -169,8 +170,8 @@ int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, c
     if (rc != 0) {
         /* The development key's scope may not include room-*: say so plainly. */
         log_warn("demo: mint failed for channel %s: %s (%s)", channel, err_code, err_msg);
-        rc = reply_error(strcmp(err_code, "internal_error") == 0 ? 500 : 403, err_code, err_msg, json_out,
-                         http_status);
+        int e = rtm_wire_by_code(err_code);
+        rc = reply_error(e >= 0 ? (enum rtm_wire_err)e : RTM_WIRE_INTERNAL_ERROR, err_msg, json_out, http_status);
         goto done;
     }
     out = json_pack("{s:s, s:I, s:s, s:s, s:s}", "token", token, "expiresAt", (json_int_t)expires_at, "peerId",

@@ -20,8 +20,8 @@ struct rtm_server;
  * Always sets *json_out (malloc'd, caller frees) and *http_status:
  *   200 {"token","expiresAt","peerId","room","channel"} (a credential: send
  *       it with Cache-Control: no-store),
- *   400 {"error":"invalid_request","message"}, 404 when the endpoint is off,
- *   500 {"error":"internal_error","message"} (key file missing, key revoked).
+ *   400 {"error": invalid_request, "message"}, 404 when the endpoint is off,
+ *   500 {"error": internal_error, "message"} (key file missing, key revoked).
  * Returns 0, or a negative rtm_err when even the error body could not be built
  * (*json_out NULL, answer 500 with no body). Never logs the token or secret. */
 int brk_demo_token(struct rtm_server *srv, const char *room, const char *name, const char *peer,

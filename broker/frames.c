@@ -1,12 +1,19 @@
 /* frames.c: one inbound text message: parse, validate, dispatch.
  *
  * Every request is checked in the same order before any state changes:
- * JSON object -> requestId -> type -> permission -> field shapes -> reserved
- * names -> the token's channel patterns. The wire error codes live here and
- * nowhere else. Client `data` is never re-encoded: its raw JSON text is
- * located in the message and copied as is into the outbound frame. */
+ * JSON object -> requestId -> type -> permission -> every field against the
+ * frame's static field table (common/protocol.c: JSON type, required,
+ * length, character set, and the error a bad value gets) -> reserved names
+ * -> the token's channel patterns. Error codes come from the one error table.
+ * Client `data` is never re-encoded: its raw JSON text is located in the
+ * message and copied as is into the outbound frame.
+ *
+ * A frame that is valid JSON is parsed whole (JSON_ALLOW_NUL: "\u0000" in a
+ * string is valid JSON; such a channel or peerId is refused by its field's
+ * rule, with the requestId). A frame that is not, or is dropped unread
+ * (over the rate), still gets its requestId back when one can be found at
+ * the top level before the text goes wrong (request_id_peek). */
 #include "internal.h"
-#include "msgbuild.h"
 
 #include "log.h"
 #include "metrics.h"
@@ -142,54 +149,89 @@ struct req {
     int64_t rx_ns; /* rtm_mono_ns() when the frame was taken up: a direct's latency starts there */
 };
 
-static void fail(struct req *r, const char *code, const char *message)
+static void fail(struct req *r, enum rtm_wire_err e, const char *message)
 {
-    sess_error(r->s, code, message, r->rid);
+    sess_error(r->s, e, message, r->rid);
 }
 
-static int need_perm(struct req *r, unsigned perm, const char *what)
+static int need_perm(struct req *r, unsigned perm)
 {
     if (r->s->perms & perm) return 0;
     char msg[96];
-    snprintf(msg, sizeof msg, "the token does not allow %s", what);
-    fail(r, "action_not_permitted", msg);
+    snprintf(msg, sizeof msg, "the token does not allow %s", rtm_perm_name(perm));
+    fail(r, RTM_WIRE_ACTION_NOT_PERMITTED, msg);
     return -1;
 }
 
-/* The channel field: shape, reserved prefix, token scope. NULL after an error frame. */
-static const char *channel_arg(struct req *r, int check_scope)
+static unsigned jtype_bit(const json_t *v)
 {
-    json_t *v = json_object_get(r->root, "channel");
-    const char *ch = json_is_string(v) ? json_string_value(v) : NULL;
-    if (!ch || strlen(ch) != json_string_length(v) || !rtm_channel_valid(ch)) {
-        fail(r, "invalid_channel", "channel must be a string of 1 to 256 bytes without control characters");
-        return NULL;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return RTM_J_STRING;
+    case JSON_INTEGER: return RTM_J_INTEGER;
+    case JSON_TRUE:
+    case JSON_FALSE: return RTM_J_BOOLEAN;
+    case JSON_OBJECT: return RTM_J_OBJECT;
+    case JSON_ARRAY: return RTM_J_ARRAY;
+    case JSON_NULL: return RTM_J_NULL;
+    default: return 1u << 30; /* a real: no field takes one */
     }
-    if (!check_scope) return ch;
+}
+
+static int field_ok(const struct rtm_field *f, const json_t *v)
+{
+    if (f->types && !(jtype_bit(v) & f->types)) return 0;
+    if (!json_is_string(v)) return 1;
+    const char *str = json_string_value(v);
+    if (strlen(str) != json_string_length(v)) return 0; /* an embedded NUL */
+    switch (f->charset) {
+    case RTM_CS_PEER_ID: return rtm_peer_id_valid(str);
+    case RTM_CS_CHANNEL: return rtm_channel_valid(str);
+    case RTM_CS_ANY: break;
+    }
+    size_t n = utf8_chars(str);
+    return n >= f->min_len && (!f->max_len || n <= f->max_len);
+}
+
+/* Every field of the frame's table; the first bad one gets its error. */
+static int check_fields(struct req *r, const struct rtm_frame_def *def)
+{
+    for (unsigned i = 0; i < def->n_fields; i++) {
+        const struct rtm_field *f = &def->fields[i];
+        json_t *v = json_object_get(r->root, f->name);
+        if (v ? field_ok(f, v) : !f->required) continue;
+        fail(r, f->err, f->message);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *str_field(struct req *r, const char *name)
+{
+    return json_string_value(json_object_get(r->root, name));
+}
+
+/* Reserved names and the token's patterns (the shape is already checked). */
+static int channel_in_scope(struct req *r, const char *ch)
+{
     if (rtm_channel_reserved(ch)) {
-        fail(r, "channel_reserved", "channel names starting with _rtm/, _internal/ or _system/ are reserved");
-        return NULL;
+        fail(r, RTM_WIRE_CHANNEL_RESERVED, NULL);
+        return 0;
     }
     if (!rtm_pattern_match_any(r->s->claims.channels, r->s->claims.n_channels, ch)) {
-        fail(r, "channel_not_authorized", "the token's channel patterns do not include this channel");
-        return NULL;
+        fail(r, RTM_WIRE_CHANNEL_NOT_AUTHORIZED, NULL);
+        return 0;
     }
-    return ch;
+    return 1;
 }
 
 /* The data field's raw JSON text. -1 after an error frame; *owned set when re-encoded. */
 static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
 {
     *owned = NULL;
-    json_t *d = json_object_get(r->root, "data");
-    if (!d) {
-        fail(r, "missing_data", "data is required");
-        return -1;
-    }
     if (raw_member(r->text, r->len, "data", dp, dn) == 0) return 0;
-    *owned = rtm_json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+    *owned = rtm_json_dumps(json_object_get(r->root, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
     if (!*owned) {
-        fail(r, "internal_error", "out of memory");
+        fail(r, RTM_WIRE_INTERNAL_ERROR, "out of memory");
         return -1;
     }
     *dp = *owned;
@@ -199,18 +241,11 @@ static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
 
 static void do_subscribe(struct req *r)
 {
-    if (need_perm(r, RTM_PERM_SUBSCRIBE, "subscribe")) return;
-    const char *ch = channel_arg(r, 1);
-    if (!ch) return;
-    json_t *ism = json_object_get(r->root, "includeSenderMetadata");
-    if (ism && !json_is_boolean(ism)) {
-        fail(r, "malformed_message", "includeSenderMetadata must be a boolean");
-        return;
-    }
-    const char *err = chan_subscribe(r->s, ch, json_is_true(ism));
-    if (err) {
-        fail(r, err, strcmp(err, "channel_limit_exceeded") == 0 ? "too many channels on this connection"
-                                                                : "could not subscribe");
+    const char *ch = str_field(r, "channel");
+    if (!channel_in_scope(r, ch)) return;
+    enum rtm_wire_err err;
+    if (chan_subscribe(r->s, ch, json_is_true(json_object_get(r->root, "includeSenderMetadata")), &err)) {
+        fail(r, err, err == RTM_WIRE_INTERNAL_ERROR ? "could not subscribe" : NULL);
         return;
     }
     /* In cluster mode the ack waits until other nodes' publishes can arrive. */
@@ -220,17 +255,14 @@ static void do_subscribe(struct req *r)
 
 static void do_unsubscribe(struct req *r)
 {
-    const char *ch = channel_arg(r, 0);
-    if (!ch) return;
-    chan_unsubscribe(r->s, ch);
+    chan_unsubscribe(r->s, str_field(r, "channel"));
     sess_ack(r->s, r->rid);
 }
 
 static void do_publish(struct req *r)
 {
-    if (need_perm(r, RTM_PERM_PUBLISH, "publish")) return;
-    const char *ch = channel_arg(r, 1);
-    if (!ch) return;
+    const char *ch = str_field(r, "channel");
+    if (!channel_in_scope(r, ch)) return;
     const char *d;
     size_t dn;
     char *owned;
@@ -244,7 +276,7 @@ static void do_publish(struct req *r)
     int n = chan_publish(r->s->b, r->s->app, ch, r->s, d, dn);
     free(owned);
     if (n < 0) {
-        fail(r, "internal_error", "could not publish");
+        fail(r, RTM_WIRE_INTERNAL_ERROR, "could not publish");
         return;
     }
     sess_ack(r->s, r->rid);
@@ -262,15 +294,9 @@ int share_channel(struct brk_session *s, struct brk_peer *to)
 static void do_send(struct req *r)
 {
     struct brk_session *s = r->s;
-    if (need_perm(r, RTM_PERM_SEND, "send")) return;
-    json_t *tv = json_object_get(r->root, "to");
-    const char *to = json_is_string(tv) ? json_string_value(tv) : NULL;
-    if (!to || strlen(to) != json_string_length(tv) || !rtm_peer_id_valid(to)) {
-        fail(r, "invalid_peer_id", "to must be a peerId: 1 to 128 printable ASCII characters");
-        return;
-    }
+    const char *to = str_field(r, "to");
     if (rtm_peer_id_reserved(to)) {
-        fail(r, "invalid_peer_id", "peerIds beginning with _ are reserved for the system");
+        fail(r, RTM_WIRE_INVALID_PEER_ID, "peerIds beginning with _ are reserved for the system");
         return;
     }
     const char *d;
@@ -287,15 +313,15 @@ static void do_send(struct req *r)
     /* One answer for offline, unknown and unrelated peers: nothing to probe. */
     if (!p || !share_channel(s, p)) {
         free(owned);
-        fail(r, "peer_not_found", "no such peer in a channel you share");
+        fail(r, RTM_WIRE_PEER_NOT_FOUND, NULL);
         return;
     }
     const struct brk_peer *me = s->peer;
-    struct brk_msg *msg = direct_frame(s->claims.sub, d, dn, NULL, me && me->meta_text ? me->meta_text : NULL,
-                                       me && me->meta_text ? me->meta_len : 0);
+    struct brk_msg *msg = wire_direct(s->claims.sub, d, dn, NULL, me && me->meta_text ? me->meta_text : NULL,
+                                      me && me->meta_text ? me->meta_len : 0);
     free(owned);
     if (!msg) {
-        fail(r, "internal_error", "out of memory");
+        fail(r, RTM_WIRE_INTERNAL_ERROR, "out of memory");
         return;
     }
     msg_time(msg, RTM_H_DIRECT_SEND, r->rx_ns);
@@ -304,23 +330,6 @@ static void do_send(struct req *r)
     sess_ack(s, r->rid);
 }
 
-struct brk_msg *direct_frame(const char *from, const char *data, size_t dlen, const json_t *meta,
-                             const char *meta_text, size_t mlen)
-{
-    struct mb m;
-    mb_init(&m, 64 + strlen(from) + dlen + mlen);
-    mb_lit(&m, "{\"type\":\"direct\",\"from\":");
-    mb_str(&m, from);
-    mb_lit(&m, ",\"data\":");
-    mb_raw(&m, data, dlen);
-    if (meta_text ? mlen > 0 : meta != NULL) {
-        mb_lit(&m, ",\"fromMetadata\":");
-        if (meta_text) mb_raw(&m, meta_text, mlen);
-        else mb_json(&m, meta);
-    }
-    mb_lit(&m, "}");
-    return mb_finish(&m);
-}
 
 void direct_deliver(struct brk_peer *p, const struct brk_session *skip, const char *from, struct brk_msg *msg)
 {
@@ -334,10 +343,7 @@ void direct_deliver(struct brk_peer *p, const struct brk_session *skip, const ch
 
 static void do_ping(struct req *r)
 {
-    struct mb m;
-    mb_init(&m, 16);
-    mb_lit(&m, "{\"type\":\"pong\"}");
-    struct brk_msg *msg = mb_finish(&m);
+    struct brk_msg *msg = wire_pong();
     if (msg) {
         sess_enqueue(r->s, msg);
         msg_unref(msg);
@@ -345,57 +351,90 @@ static void do_ping(struct req *r)
     sess_ack(r->s, r->rid);
 }
 
-static void do_refresh(struct req *r)
-{
-    json_t *tv = json_object_get(r->root, "token");
-    const char *t = json_is_string(tv) ? json_string_value(tv) : NULL;
-    if (!t || !*t || strlen(t) != json_string_length(tv)) {
-        fail(r, "malformed_message", "token must be a non-empty string");
-        return;
-    }
-    ext_refresh(r->s, t, r->rid);
-}
+static void do_refresh(struct req *r) { ext_refresh(r->s, str_field(r, "token"), r->rid); }
 
 static const struct {
     const char *type;
     void (*fn)(struct req *r);
-    int ext; /* only for sessions that asked for the extensions; unknown_type for the others */
+    unsigned perm; /* needed before the fields are looked at; 0 = none */
 } handlers[] = {
-    {"subscribe", do_subscribe, 0}, {"unsubscribe", do_unsubscribe, 0}, {"publish", do_publish, 0},
-    {"send", do_send, 0},           {"ping", do_ping, 0},               {"refresh", do_refresh, 1},
+    {"subscribe", do_subscribe, RTM_PERM_SUBSCRIBE}, {"unsubscribe", do_unsubscribe, 0},
+    {"publish", do_publish, RTM_PERM_PUBLISH},       {"send", do_send, RTM_PERM_SEND},
+    {"ping", do_ping, 0},                            {"refresh", do_refresh, 0},
 };
+
+size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen)
+{
+    /* A top-level "requestId" with a plain string value (no escapes), found
+     * before the first thing that is not JSON; 0 when there is none. */
+    const char *p = text, *e = text + len;
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') return 0;
+    p++;
+    for (;;) {
+        p = skip_ws(p, e);
+        if (p >= e || *p != '"') return 0;
+        const char *ks = p + 1, *kend = skip_string(p, e);
+        if (kend >= e && kend[-1] != '"') return 0;
+        int match = (size_t)(kend - 1 - ks) == 9 && memcmp(ks, "requestId", 9) == 0;
+        p = skip_ws(kend, e);
+        if (p >= e || *p != ':') return 0;
+        p = skip_ws(p + 1, e);
+        if (match) {
+            if (p >= e || *p != '"') return 0;
+            const char *vs = p + 1, *vend = skip_string(p, e);
+            if (vend > e || vend[-1] != '"' || vend - 1 < vs) return 0;
+            size_t n = (size_t)(vend - 1 - vs);
+            if (memchr(vs, '\\', n) || n >= outlen || !utf8_valid((const unsigned char *)vs, n)) return 0;
+            for (size_t i = 0; i < n; i++)
+                if ((unsigned char)vs[i] < 0x20) return 0;
+            memcpy(out, vs, n);
+            out[n] = '\0';
+            return utf8_chars(out) <= RTM_MAX_REQUEST_ID ? n : 0;
+        }
+        p = skip_value(p, e);
+        p = skip_ws(p, e);
+        if (p >= e || *p != ',') return 0;
+        p++;
+    }
+}
 
 void frame_handle(struct brk_session *s, const char *text, size_t len)
 {
     struct req r = {s, NULL, NULL, text, len, rtm_mono_ns()};
+    char peeked[RTM_MAX_REQUEST_ID * 4 + 1];
     json_error_t jerr;
-    r.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    r.root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!r.root || !json_is_object(r.root)) {
-        fail(&r, "malformed_message", "a frame must be one JSON object");
+        if (request_id_peek(text, len, peeked, sizeof peeked)) r.rid = peeked;
+        fail(&r, RTM_WIRE_MALFORMED_MESSAGE, NULL);
         goto done;
     }
     json_t *rid = json_object_get(r.root, "requestId");
     if (rid) {
         if (!json_is_string(rid) || utf8_chars(json_string_value(rid)) > RTM_MAX_REQUEST_ID ||
             strlen(json_string_value(rid)) != json_string_length(rid)) {
-            fail(&r, "malformed_message", "requestId must be a string of at most 128 characters");
+            fail(&r, RTM_WIRE_MALFORMED_MESSAGE, "requestId must be a string of at most 128 characters");
             goto done;
         }
         r.rid = json_string_value(rid);
     }
     json_t *type = json_object_get(r.root, "type");
     if (!json_is_string(type)) {
-        fail(&r, "malformed_message", "type must be a string");
+        fail(&r, RTM_WIRE_MALFORMED_MESSAGE, "type must be a string");
         goto done;
     }
     const char *t = json_string_value(type);
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
-        if (strcmp(t, handlers[i].type) == 0 && (!handlers[i].ext || s->ext)) {
-            handlers[i].fn(&r);
-            goto done;
-        }
+    const struct rtm_frame_def *def = rtm_frame_find(0, t);
+    for (size_t i = 0; def && i < sizeof handlers / sizeof handlers[0]; i++) {
+        if (strcmp(t, handlers[i].type) != 0) continue;
+        if (def->ext && !s->ext) break; /* unknown_type for sessions that did not ask */
+        if (handlers[i].perm && need_perm(&r, handlers[i].perm)) goto done;
+        if (check_fields(&r, def)) goto done;
+        handlers[i].fn(&r);
+        goto done;
     }
-    fail(&r, "unknown_type", "unknown frame type");
+    fail(&r, RTM_WIRE_UNKNOWN_TYPE, NULL);
 done:
     json_decref(r.root);
 }

@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "config.h"
 #include "htab.h"
+#include "protocol.h"
 #include "store.h"
 #include "timers.h"
 #include "token.h"
@@ -253,17 +254,42 @@ struct brk_broker {
     unsigned char *wbuf;    /* LWS_PRE + BRK_SCRATCH bytes */
 };
 
+/* wire.c: every server frame (refs = 1, or NULL on ENOMEM) */
+struct brk_msg *wire_welcome(const struct brk_session *s, int resumed, int presence_reset);
+/* message NULL: the error table's default message. */
+struct brk_msg *wire_error(enum rtm_wire_err e, const char *message, const char *request_id);
+struct brk_msg *wire_ack(const char *request_id);
+struct brk_msg *wire_refresh_ack(const char *request_id, int64_t expires_at, const json_t *metadata);
+struct brk_msg *wire_going_away(int retry_after_ms);
+struct brk_msg *wire_pong(void);
+struct brk_msg *wire_token_expiring(int64_t expires_at);
+struct brk_msg *wire_presence_delta(const struct brk_channel *ch);
+/* Every member but self, "left" empty. */
+struct brk_msg *wire_presence_snapshot(const struct brk_channel *ch, const struct brk_peer *self);
+/* data is raw JSON text, copied as is. The sender's metadata (fromMetadata):
+ * a jansson value (a sender on this node; NULL: none), or JSON text when
+ * meta_text is given (another node's, through Redis; mlen 0: none). */
+struct brk_msg *wire_message(const char *channel, const char *from, const char *data, size_t dlen,
+                             const json_t *meta, const char *meta_text, size_t mlen);
+struct brk_msg *wire_direct(const char *from, const char *data, size_t dlen, const json_t *meta,
+                            const char *meta_text, size_t mlen);
+/* A copy of a direct frame with ,"seq":N added (extension receivers). */
+struct brk_msg *wire_with_seq(const struct brk_msg *direct, uint32_t seq);
+int wire_is_direct(const struct brk_msg *m);
+int wire_is_presence(const struct brk_msg *m);
+
 /* conn.c */
 struct brk_broker *broker_of(struct lws *wsi);
 /* Queues a frame to a session (takes its own reference). At the queue's byte
  * bound the session is closed with 1013 instead. Returns 0 or RTM_ELIMIT. */
 int sess_enqueue(struct brk_session *s, struct brk_msg *m);
-/* Decides to close: detaches the session from every table at once (so it
- * gets no more frames and leaves presence now) and sends the code when the
- * socket is next writable. Idempotent. */
-void sess_close(struct brk_session *s, int code, const char *reason);
-/* Sends an error frame. */
-void sess_error(struct brk_session *s, const char *code, const char *message, const char *request_id);
+/* Decides to close with the error's close code: detaches the session from
+ * every table at once (so it gets no more frames and leaves presence now)
+ * and sends the code when the socket is next writable. reason NULL: the
+ * table's message. Idempotent. */
+void sess_close(struct brk_session *s, enum rtm_wire_err e, const char *reason);
+/* Sends an error frame (message NULL: the table's message). */
+void sess_error(struct brk_session *s, enum rtm_wire_err e, const char *message, const char *request_id);
 void sess_ack(struct brk_session *s, const char *request_id);
 void sess_send_going_away(struct brk_session *s, int retry_after_ms);
 /* Arms the 4002 close (and, for extension sessions, token_expiring) for s->claims.exp. */
@@ -276,31 +302,33 @@ void sess_arm_expiry(struct brk_session *s);
 const char *auth_find_credential(struct brk_broker *b, struct lws *wsi, int *publishable);
 /* Verifies a credential: key lookup, key state, and a token's signature,
  * claims and revocation, or a publishable key's claims. 0 with key and c
- * filled (the caller frees both); else negative with the close *code and
- * *reason (key may hold data to free, c is empty). */
+ * filled (the caller frees both); else negative with the error *code (its
+ * close code) and *reason (never NULL; key may hold data to free, c is
+ * empty). */
 int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
-                 struct rtm_claims *c, int *code, const char **reason);
+                 struct rtm_claims *c, enum rtm_wire_err *code, const char **reason);
 /* auth_connect for a secret-key token (in-band refresh). 0 or negative with *reason. */
 int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
                       const char **reason);
-/* 1 when the key has no Origin list or origin is on it. */
+/* 1 when the key has no Origin list, origin is on it, or (secret keys
+ * only) no Origin was sent: the list is a browser control. */
 int auth_origin_allowed(const struct rtm_key *key, const char *origin);
 
 /* frames.c: one complete inbound text message */
 void frame_handle(struct brk_session *s, const char *data, size_t len);
-/* The direct frame from `from`: data raw JSON; the sender's metadata as a
- * jansson value, or as JSON text when meta_text is given (mlen 0: none). */
-struct brk_msg *direct_frame(const char *from, const char *data, size_t dlen, const json_t *meta,
-                             const char *meta_text, size_t mlen);
 /* Queues msg to every session of p but skip (extension sessions numbered per sender). */
 void direct_deliver(struct brk_peer *p, const struct brk_session *skip, const char *from, struct brk_msg *msg);
 /* The send scope rule: s and peer `to` share a subscribed channel (on this node). */
 int share_channel(struct brk_session *s, struct brk_peer *to);
+/* The requestId of a frame read only partly (dropped unparsed, or not
+ * valid JSON): a plain top-level string found before anything that is not
+ * JSON, copied into out. Its length, or 0 when there is none. */
+size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen);
 int utf8_valid(const unsigned char *p, size_t n);
 
 /* channels.c */
-/* 0, or the wire error code string on failure. */
-const char *chan_subscribe(struct brk_session *s, const char *name, int include_meta);
+/* 0, or -1 with *err set (channel_limit_exceeded, internal_error). */
+int chan_subscribe(struct brk_session *s, const char *name, int include_meta, enum rtm_wire_err *err);
 void chan_unsubscribe(struct brk_session *s, const char *name);
 void chan_unsubscribe_all(struct brk_session *s);
 /* Fans a publish out; data is the raw JSON text of the value (copied, never

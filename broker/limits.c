@@ -64,7 +64,7 @@ int limit_frame(struct brk_session *s)
     if (s->hot_windows >= HOT_WINDOWS && s->win_frames > 2 * rate) {
         log_warn("ws: closing abusive sender sid=%s peer=%s", s->sid, s->claims.sub);
         s->close_now = 1;
-        sess_close(s, RTM_CLOSE_RATE, "sending too fast");
+        sess_close(s, RTM_WIRE_SENDING_TOO_FAST, NULL);
         return 1;
     }
     if (s->win_frames > 2 * rate) pause_reading(s, s->win_start_ms + 1000 - now);
@@ -117,7 +117,7 @@ static void live_cb(struct rtm_timer *t)
             log_info("ws: no pong, dropping sid=%s peer=%s", s->sid, s->claims.sub);
             s->close_now = 1;
             s->drop = 1; /* no close handshake with a peer that does not answer */
-            sess_close(s, 1006, "ping timeout");
+            sess_close(s, RTM_WIRE_PING_TIMEOUT, NULL);
             return;
         }
         next = s->ping_sent_ms + cfg->ping_timeout_ms - now;

@@ -9,7 +9,6 @@
  * new token does not allow are dropped (presence tells the others), and the
  * expiry timers are re-armed for the new exp. */
 #include "internal.h"
-#include "msgbuild.h"
 
 #include "errors.h"
 #include "log.h"
@@ -28,12 +27,7 @@ static void notice_cb(struct rtm_timer *t)
 {
     struct brk_session *s = lws_container_of(t, struct brk_session, notice_t);
     if (s->state != SESS_OPEN) return;
-    struct mb m;
-    mb_init(&m, 64);
-    mb_lit(&m, "{\"type\":\"token_expiring\",\"expiresAt\":");
-    mb_int(&m, s->claims.exp);
-    mb_lit(&m, "}");
-    struct brk_msg *msg = mb_finish(&m);
+    struct brk_msg *msg = wire_token_expiring(s->claims.exp);
     if (!msg) return;
     sess_enqueue(s, msg);
     msg_unref(msg);
@@ -90,7 +84,7 @@ static void refuse(struct brk_session *s, const char *reason, const char *rid)
 {
     rtm_metric_inc(RTM_M_REFRESH_REFUSED, 1);
     log_info("ws: refresh refused sid=%s peer=%s reason=\"%s\"", s->sid, s->claims.sub, reason);
-    sess_error(s, "invalid_token", reason, rid);
+    sess_error(s, RTM_WIRE_INVALID_TOKEN, reason, rid);
 }
 
 void ext_refresh(struct brk_session *s, const char *token, const char *rid)
@@ -131,17 +125,7 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
     log_info("ws: refreshed sid=%s peer=%s exp=%lld", s->sid, s->claims.sub, (long long)s->claims.exp);
 
     if (rid) {
-        struct mb m;
-        mb_init(&m, 256 + strlen(rid));
-        mb_lit(&m, "{\"type\":\"ack\",\"requestId\":");
-        mb_str(&m, rid);
-        mb_lit(&m, ",\"expiresAt\":");
-        mb_int(&m, s->claims.exp);
-        mb_lit(&m, ",\"metadata\":");
-        if (meta) mb_json(&m, meta);
-        else mb_lit(&m, "{}");
-        mb_lit(&m, "}");
-        struct brk_msg *ack = mb_finish(&m);
+        struct brk_msg *ack = wire_refresh_ack(rid, s->claims.exp, meta);
         if (ack) {
             sess_enqueue(s, ack);
             msg_unref(ack);

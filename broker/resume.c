@@ -69,34 +69,11 @@ static uint32_t seq_next(struct brk_session *s, const char *from)
     return 1;
 }
 
-/* The shared direct frame with ,"seq":N spliced in before its closing brace. */
-static struct brk_msg *with_seq(const struct brk_msg *m, uint32_t seq)
-{
-    char tail[32];
-    int tn = snprintf(tail, sizeof tail, ",\"seq\":%u}", seq);
-    struct brk_msg *o = msg_alloc(m->len - 1 + (size_t)tn);
-    if (!o) return NULL;
-    memcpy(o->buf + LWS_PRE, m->buf + LWS_PRE, m->len - 1);
-    memcpy(o->buf + LWS_PRE + m->len - 1, tail, (size_t)tn);
-    msg_seal(o);
-    return o;
-}
-
-/* Frames are told apart by their fixed envelope start (msg.c writes "type"
- * first): no parsing. */
-static int frame_is(const struct brk_msg *m, const char *prefix, size_t n)
-{
-    return m->len >= n && memcmp(m->buf + LWS_PRE, prefix, n) == 0;
-}
-#define FRAME_IS(m, lit) frame_is((m), (lit), sizeof(lit) - 1)
-static int is_direct(const struct brk_msg *m) { return FRAME_IS(m, "{\"type\":\"direct\""); }
-static int is_presence(const struct brk_msg *m) { return FRAME_IS(m, "{\"type\":\"presence\""); }
-
 /* A frame the held queue could not keep: directs are counted, a presence
  * frame makes the member lists untrustworthy (snapshots on resume). */
 static void held_lost(struct brk_session *h, const struct brk_msg *m, uint32_t *dropped)
 {
-    if (is_presence(m)) h->presence_lost = 1;
+    if (wire_is_presence(m)) h->presence_lost = 1;
     else (*dropped)++;
 }
 
@@ -123,7 +100,7 @@ void resume_hold(struct brk_session *h, struct brk_msg *m)
     if (outq_push(&h->q, m)) {
         held_lost(h, m, &dropped);
         lost = 1;
-    } else if (is_direct(m)) {
+    } else if (wire_is_direct(m)) {
         rtm_metric_inc(RTM_M_DIRECT_QUEUED, 1);
     }
 out:
@@ -141,7 +118,7 @@ void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg 
 {
     if (s->state != SESS_OPEN && s->state != SESS_HELD) return;
     uint32_t seq = seq_next(s, from);
-    struct brk_msg *o = seq ? with_seq(m, seq) : NULL;
+    struct brk_msg *o = seq ? wire_with_seq(m, seq) : NULL;
     if (!o) {
         log_error("broker: out of memory numbering a direct for sid=%s", s->sid);
         return;
@@ -238,7 +215,7 @@ static void held_discard(struct brk_session *h)
     htab_del(&b->places, h->rsid);
     b->n_held--;
     uint32_t directs = 0;
-    for (uint32_t i = 0; i < h->q.count; i++) directs += is_direct(outq_peek(&h->q, i)) ? 1u : 0u;
+    for (uint32_t i = 0; i < h->q.count; i++) directs += wire_is_direct(outq_peek(&h->q, i)) ? 1u : 0u;
     if (directs) rtm_metric_inc(RTM_M_DIRECT_DROPPED, directs);
     chan_unsubscribe_all(h);
     peer_detach(h);
@@ -287,7 +264,7 @@ static void keep_unsent(struct brk_session *h, struct outq *q)
 {
     for (uint32_t i = 0; i < q->count; i++) {
         struct brk_msg *m = outq_peek(q, i);
-        if (is_direct(m) || is_presence(m)) resume_hold(h, m);
+        if (wire_is_direct(m) || wire_is_presence(m)) resume_hold(h, m);
     }
     outq_clear(q);
 }
@@ -304,8 +281,8 @@ int resume_on_close(struct brk_session *s)
      * whose connection dropped before the close frame went out is still that
      * decision: no place is held for it. */
     int decided = s->state == SESS_CLOSING && !s->drop;
-    int unclean = !decided && (s->drop || (!s->sent_close && s->peer_close_code != 1000 &&
-                                           s->peer_close_code != 1001));
+    int unclean = !decided && (s->drop || (!s->sent_close && s->peer_close_code != RTM_CLOSE_NORMAL &&
+                                           s->peer_close_code != RTM_CLOSE_GOING_AWAY));
     int max = b->cfg->max_connections > 0 ? b->cfg->max_connections : HELD_MAX;
     if (!unclean || b->shutting_down || !b->ctx || b->n_held >= max) goto end;
     struct brk_session *h = calloc(1, sizeof *h);
@@ -360,8 +337,8 @@ int resume_take(struct brk_session *s, struct brk_session *take)
         take->next = take->prev = NULL;
         b->n_sessions--;
         take->attached = 0;
-        take->close_code = RTM_CLOSE_REPLACED;
-        snprintf(take->close_reason, sizeof take->close_reason, "session resumed elsewhere");
+        take->close_code = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->close_code;
+        snprintf(take->close_reason, sizeof take->close_reason, "%s", rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->message);
         take->sent_close = 1;
         rows_add(b, take, 1);
     }
@@ -379,8 +356,8 @@ void resume_finish(struct brk_session *s, struct brk_session *take)
     uint32_t n = 0;
     for (uint32_t i = 0; i < take->q.count; i++) {
         struct brk_msg *m = outq_peek(&take->q, i);
-        if (!presence && is_presence(m)) continue;
-        n += is_direct(m) ? 1u : 0u;
+        if (!presence && wire_is_presence(m)) continue;
+        n += wire_is_direct(m) ? 1u : 0u;
         sess_enqueue(s, m);
     }
     outq_clear(&take->q);
@@ -401,7 +378,7 @@ void resume_finish(struct brk_session *s, struct brk_session *take)
     }
     log_info("ws: resumed sid=%s peer=%s taking over open sid=%s", s->sid, s->claims.sub, take->sid);
     take->close_now = 1;
-    sess_close(take, RTM_CLOSE_REPLACED, "session resumed elsewhere");
+    sess_close(take, RTM_WIRE_RESUMED_ELSEWHERE, NULL);
 }
 
 void resume_destroy(struct brk_broker *b)

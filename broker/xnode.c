@@ -582,13 +582,13 @@ static void send_done(void *arg, int ok, long long value)
     if (!ok) {
         if (w->s) {
             rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
-            sess_error(w->s, "cluster_unavailable", "the message could not reach the other nodes; try again",
+            sess_error(w->s, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL,
                        rid_of(w));
         }
         goto out;
     }
     if (value < 0) {
-        if (w->s) sess_error(w->s, "peer_not_found", "no such peer in a channel you share", rid_of(w));
+        if (w->s) sess_error(w->s, RTM_WIRE_PEER_NOT_FOUND, NULL, rid_of(w));
         goto out;
     }
     rtm_metric_inc(RTM_M_CLUSTER_OUT, (uint64_t)value);
@@ -616,10 +616,10 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
         struct brk_peer *p = peer_find(s->b, s->app, to);
         if (!p || !share_channel(s, p)) {
             rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
-            sess_error(s, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+            sess_error(s, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL, rid);
             return;
         }
-        struct brk_msg *msg = direct_frame(s->claims.sub, data, dlen, pm, NULL, 0);
+        struct brk_msg *msg = wire_direct(s->claims.sub, data, dlen, pm, NULL, 0);
         if (!msg) goto oom;
         msg_time(msg, RTM_H_DIRECT_SEND, rx_ns);
         direct_deliver(p, s, s->claims.sub, msg);
@@ -637,7 +637,7 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
                             meta ? strlen(meta) : 0, dlen};
     if (!(payload = clu_encode(CLU_DIRECT, f, n, &plen))) goto oom;
     if (!(w = wait_new(xn, s, rid)) || !(w->to = strdup(to)) || !(w->from = strdup(s->claims.sub)) ||
-        !(w->msg = direct_frame(s->claims.sub, data, dlen, pm, NULL, 0)))
+        !(w->msg = wire_direct(s->claims.sub, data, dlen, pm, NULL, 0)))
         goto oom;
     snprintf(w->app, sizeof w->app, "%s", s->app);
     msg_time(w->msg, RTM_H_DIRECT_SEND, rx_ns); /* this node's recipients: the Redis round trip included */
@@ -646,13 +646,13 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
     if (clu_command(xn->cl, name, 7, argv, lens, send_done, w)) {
         wait_free(w);
         rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
-        sess_error(s, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+        sess_error(s, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL, rid);
         goto out;
     }
     goto out;
 oom:
     if (w) wait_free(w);
-    sess_error(s, "internal_error", "out of memory", rid);
+    sess_error(s, RTM_WIRE_INTERNAL_ERROR, "out of memory", rid);
 out:
     free(meta);
     free(chans);
@@ -669,7 +669,7 @@ static void publish_done(void *arg, int ok)
             sess_ack(w->s, rid_of(w));
         } else {
             rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
-            sess_error(w->s, "cluster_unavailable", "the message could not reach the other nodes; try again",
+            sess_error(w->s, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL,
                        rid_of(w));
         }
     }
@@ -714,9 +714,9 @@ fail:
     if (sender) {
         if (rc == RTM_EUNAVAILABLE) {
             rtm_metric_inc(RTM_M_CLUSTER_UNAVAILABLE, 1);
-            sess_error(sender, "cluster_unavailable", "the message could not reach the other nodes; try again", rid);
+            sess_error(sender, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL, rid);
         } else {
-            sess_error(sender, "internal_error", "could not publish", rid);
+            sess_error(sender, RTM_WIRE_INTERNAL_ERROR, "could not publish", rid);
         }
     }
     return rc;
@@ -755,7 +755,7 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
         /* channel holds the recipient's peerId; the script only sends here if it is here */
         struct brk_peer *p = peer_find(xn->b, app, channel);
         if (!p) return; /* left meanwhile: the sender was acked, like a local peer that leaves */
-        struct brk_msg *msg = direct_frame(from, m.f[CLU_F_DATA], m.n[CLU_F_DATA], NULL, m.f[CLU_F_META] ? m.f[CLU_F_META] : "",
+        struct brk_msg *msg = wire_direct(from, m.f[CLU_F_DATA], m.n[CLU_F_DATA], NULL, m.f[CLU_F_META] ? m.f[CLU_F_META] : "",
                                            m.n[CLU_F_META]);
         if (!msg) {
             log_error("cluster: out of memory delivering a direct");

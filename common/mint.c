@@ -29,13 +29,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(code, msg)                                                                            \
+#define FAIL(err, msg)                                                                             \
     do {                                                                                           \
-        *err_code = (code);                                                                        \
-        *err_msg = (msg);                                                                          \
+        *err_code = rtm_wire(err)->code;                                                           \
+        *err_msg = message_or_default((err), (msg));                                               \
         if (rc == 0) rc = RTM_EINVAL;                                                              \
         goto fail;                                                                                 \
     } while (0)
+
+/* msg NULL: the error table's message. */
+static const char *message_or_default(enum rtm_wire_err e, const char *msg)
+{
+    return msg ? msg : rtm_wire(e)->message;
+}
 
 /* Serialized size (compact) of a JSON value; json_dumpb with no buffer only counts. */
 static size_t json_size(const json_t *v) { return json_dumpb(v, NULL, 0, JSON_COMPACT); }
@@ -202,26 +208,29 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
     memset(&c, 0, sizeof c);
     *token = NULL;
     if (!key || key->publishable || !key->secret || strcmp(key->alg, "HS256") != 0) {
-        *err_code = "internal_error";
+        *err_code = rtm_wire(RTM_WIRE_INTERNAL_ERROR)->code;
         *err_msg = "this key cannot sign tokens";
         return RTM_EINVAL;
     }
     if (!rq->peer_id || !rtm_peer_id_valid(rq->peer_id))
-        FAIL("invalid_request", "peerId must be 1 to 128 printable ASCII characters");
+        FAIL(RTM_WIRE_INVALID_REQUEST, "peerId must be 1 to 128 printable ASCII characters");
     if (rtm_peer_id_reserved(rq->peer_id))
-        FAIL("peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+        FAIL(RTM_WIRE_PEER_ID_RESERVED, NULL);
 
     if (rq->channels) {
         if (rq->n_channels > RTM_MAX_CHANNELS_PER_TOKEN)
-            FAIL("invalid_request", "at most 100 channels");
+            FAIL(RTM_WIRE_INVALID_REQUEST, "at most 100 channels");
         for (size_t i = 0; i < rq->n_channels; i++) {
             const char *ch = rq->channels[i];
             if (!ch || !rtm_channel_valid(ch))
-                FAIL("invalid_request", "each channel must be 1 to 256 bytes without control characters");
+                FAIL(RTM_WIRE_INVALID_REQUEST, "each channel must be 1 to 256 bytes without control characters");
+            /* The broker refuses these names on every frame: a token for them
+             * would only fail later, so the mint says it now. */
+            if (rtm_channel_reserved(ch)) FAIL(RTM_WIRE_CHANNEL_RESERVED, NULL);
         }
         for (size_t i = 0; i < rq->n_channels; i++)
             if (!channels_inside_key(key, rq->channels[i]))
-                FAIL("channel_not_authorized", "a requested channel lies outside the key's channels");
+                FAIL(RTM_WIRE_CHANNEL_NOT_AUTHORIZED, "a requested channel lies outside the key's channels");
         c.channels = (char **)rq->channels;
         c.n_channels = rq->n_channels;
     } else {
@@ -230,9 +239,9 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
     }
 
     if (rq->perms_set) {
-        if (rq->perms & ~(unsigned)RTM_PERM_ALL) FAIL("invalid_request", "unknown permission");
+        if (rq->perms & ~(unsigned)RTM_PERM_ALL) FAIL(RTM_WIRE_INVALID_REQUEST, "unknown permission");
         if (rq->perms & ~key->actions)
-            FAIL("action_not_permitted", "a requested permission lies outside the key's actions");
+            FAIL(RTM_WIRE_ACTION_NOT_PERMITTED, "a requested permission lies outside the key's actions");
         c.perms = rq->perms;
     } else {
         c.perms = key->actions;
@@ -240,15 +249,15 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
 
     int64_t ttl = rq->expires_in ? rq->expires_in : pol->default_ttl;
     if (ttl < 1 || ttl > pol->max_ttl)
-        FAIL("invalid_request", "expiresInSec must be between 1 and the maximum token lifetime");
+        FAIL(RTM_WIRE_INVALID_REQUEST, "expiresInSec must be between 1 and the maximum token lifetime");
 
     if (rq->metadata && !json_is_object(rq->metadata))
-        FAIL("invalid_request", "metadata must be an object");
+        FAIL(RTM_WIRE_INVALID_REQUEST, "metadata must be an object");
     if (rq->peer_metadata) {
         if (!json_is_object(rq->peer_metadata))
-            FAIL("invalid_request", "peerMetadata must be an object");
+            FAIL(RTM_WIRE_INVALID_REQUEST, "peerMetadata must be an object");
         if (json_size(rq->peer_metadata) > RTM_MAX_PEER_METADATA)
-            FAIL("invalid_request", "peerMetadata is over 4 KB");
+            FAIL(RTM_WIRE_INVALID_REQUEST, "peerMetadata is over 4 KB");
     }
 
     if (pol->turn_secret && !(rq->metadata && json_object_get(rq->metadata, "iceServers"))) {
@@ -258,18 +267,18 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
         meta = rq->metadata ? json_copy(rq->metadata) : json_object();
         if (!ice || !meta || json_object_set_new(meta, "iceServers", ice) != 0) {
             if (!meta) json_decref(ice);
-            FAIL("internal_error", "could not mint a TURN credential");
+            FAIL(RTM_WIRE_INTERNAL_ERROR, "could not mint a TURN credential");
         }
     } else {
         meta = rq->metadata ? json_incref(rq->metadata) : json_object();
-        if (!meta) FAIL("internal_error", "out of memory");
+        if (!meta) FAIL(RTM_WIRE_INTERNAL_ERROR, "out of memory");
     }
     /* Only caller-supplied metadata can be large; skip the count otherwise. */
     if (rq->metadata && json_size(meta) > RTM_MAX_METADATA)
-        FAIL("invalid_request", "metadata is over 8 KB");
+        FAIL(RTM_WIRE_INVALID_REQUEST, "metadata is over 8 KB");
 
     if (random_jti(jti) != 0)
-        FAIL("internal_error", "no randomness for the token id");
+        FAIL(RTM_WIRE_INTERNAL_ERROR, "no randomness for the token id");
 
     c.sub = (char *)rq->peer_id;
     c.iat = now;
@@ -279,7 +288,7 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
     c.metadata = meta;
     c.peer_metadata = rq->peer_metadata;
     rc = sign_hs256(&c, key->secret, token);
-    if (rc != 0) FAIL("internal_error", "could not sign the token");
+    if (rc != 0) FAIL(RTM_WIRE_INTERNAL_ERROR, "could not sign the token");
     *expires_at = c.exp;
     json_decref(meta);
     return 0;

@@ -31,8 +31,9 @@ struct rtm_mint_policy {
 
 /* On success: *token (malloc'd, caller frees), *expires_at, returns 0.
  * On failure returns a negative rtm_err with *err_code one of
- * "invalid_request", "peer_id_reserved", "channel_not_authorized", "action_not_permitted",
- * "internal_error" and *err_msg a static human sentence. */
+ * the wire code of invalid_request, peer_id_reserved, channel_reserved (a
+ * reserved name asked for), channel_not_authorized, action_not_permitted or
+ * internal_error (common/protocol.c) and *err_msg a static human sentence. */
 int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
              const struct rtm_mint_request *rq, int64_t now, char **token, int64_t *expires_at,
              const char **err_code, const char **err_msg);

@@ -16,6 +16,7 @@
  * former is reached by path because this directory is searched first. */
 #include "../common/mint.h"
 #include "mint.h"
+#include "protocol.h"
 #include "store.h"
 
 #define MINT_BODY_MAX 32768  /* bytes; a larger body gets 413 and the connection closes */
@@ -48,16 +49,15 @@ struct mint_req {
     char *out;                 /* malloc'd body */
     size_t out_len;
     const char *content_type;
-    int no_store;              /* Cache-Control: no-store (the reply carries a credential) */
 };
 
 /* Replies with a JSON value (stolen reference). */
-void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store);
+void mint_reply_json(struct mint_req *rq, int status, json_t *v);
 /* Replies with a ready body (malloc'd, stolen). */
-void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype,
-                    int no_store);
-/* Replies {"error": code, "message": msg}; msg is copied. */
-void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg);
+void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype);
+/* Replies {"error": code, "message": msg} with the error's HTTP status (the
+ * protocol's error table); msg NULL: the table's message; msg is copied. */
+void mint_reply_error(struct mint_req *rq, enum rtm_wire_err e, const char *msg);
 
 /* Replies to a failed store write: 503 store_full / store_locked (nothing
  * was recorded, the client may retry), else 500; what names the write. */

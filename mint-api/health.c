@@ -19,7 +19,7 @@ void mint_healthz_get(struct mint_req *rq)
     /* A lookup that touches the database: a missing row is a healthy answer. */
     int rc = rtm_store_app_get(rq->srv->store, "_healthz", &app);
     if (rc != 0 && rc != RTM_ENOTFOUND) {
-        mint_reply_json(rq, 503, json_pack("{s:s, s:s}", "status", "unavailable", "store", "error"), 0);
+        mint_reply_json(rq, 503, json_pack("{s:s, s:s}", "status", "unavailable", "store", "error"));
         return;
     }
     json_t *reply = json_pack("{s:s, s:s, s:i}", "status", "ok", "store", "ok", "schemaVersion",
@@ -35,7 +35,7 @@ void mint_healthz_get(struct mint_req *rq)
                             json_pack("{s:s, s:i, s:i}", "state", state, "shards", cs.shards, "shardsUp", cs.shards_up));
         if (cs.shards_up < cs.shards) json_object_set_new(reply, "status", json_string("degraded"));
     }
-    mint_reply_json(rq, 200, reply, 0);
+    mint_reply_json(rq, 200, reply);
 }
 
 void mint_metrics_get(struct mint_req *rq)
@@ -43,8 +43,8 @@ void mint_metrics_get(struct mint_req *rq)
     if (rq->srv->broker) brk_metrics_gauges(rq->srv->broker);
     char *s = rtm_metrics_render();
     if (!s) {
-        mint_reply_error(rq, 500, "internal_error", "out of memory");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    mint_reply_raw(rq, 200, s, strlen(s), "text/plain; version=0.0.4", 0);
+    mint_reply_raw(rq, 200, s, strlen(s), "text/plain; version=0.0.4");
 }

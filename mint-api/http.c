@@ -84,46 +84,49 @@ struct conn {
     char *out;
     size_t out_len;
     const char *content_type;
-    int no_store;
     const char *allow;         /* for 405 */
 };
 
 /* ---- replies ---- */
 
-void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype,
-                    int no_store)
+void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype)
 {
     free(rq->out);
     rq->status = status;
     rq->out = body;
     rq->out_len = len;
     rq->content_type = ctype;
-    rq->no_store = no_store;
 }
 
-void mint_reply_json(struct mint_req *rq, int status, json_t *v, int no_store)
+void mint_reply_json(struct mint_req *rq, int status, json_t *v)
 {
     char *s = v ? rtm_json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s) {
-        mint_reply_error(rq, 500, "internal_error", "could not build the reply");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "could not build the reply");
         return;
     }
-    mint_reply_raw(rq, status, s, strlen(s), "application/json", no_store);
+    mint_reply_raw(rq, status, s, strlen(s), "application/json");
 }
 
-void mint_reply_error(struct mint_req *rq, int status, const char *code, const char *msg)
+void mint_reply_error(struct mint_req *rq, enum rtm_wire_err e, const char *msg)
 {
-    json_t *v = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    const struct rtm_wire_def *w = rtm_wire(e);
+    int status = w->http_status ? w->http_status : 500;
+    if (!msg) msg = w->message;
+    rtm_log(w->log_level, "api: %d %s: %s", status, w->code, msg);
+    json_t *v = json_pack("{s:s, s:s}", "error", w->code, "message", msg);
     char *s = v ? rtm_json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
-    if (!s) { /* out of memory: a static reply still tells the client */
-        static const char oom[] = "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
-        s = malloc(sizeof oom);
-        if (s) memcpy(s, oom, sizeof oom);
+    if (!s) { /* out of memory: a small fixed reply still tells the client */
+        char oom[96];
+        int n = snprintf(oom, sizeof oom, "{\"error\":\"%s\",\"message\":\"out of memory\"}",
+                         rtm_wire(RTM_WIRE_INTERNAL_ERROR)->code);
+        s = malloc((size_t)n + 1);
+        if (s) memcpy(s, oom, (size_t)n + 1);
         status = 500;
     }
-    mint_reply_raw(rq, status, s, s ? strlen(s) : 0, "application/json", 0);
+    mint_reply_raw(rq, status, s, s ? strlen(s) : 0, "application/json");
 }
 
 void mint_reply_store_error(struct mint_req *rq, int rc, const char *what)
@@ -131,33 +134,33 @@ void mint_reply_store_error(struct mint_req *rq, int rc, const char *what)
     char msg[160];
     if (rc == RTM_EFULL) {
         snprintf(msg, sizeof msg, "%s was not recorded: the store's disk is full; retry later", what);
-        mint_reply_error(rq, 503, "store_full", msg);
+        mint_reply_error(rq, RTM_WIRE_STORE_FULL, msg);
         return;
     }
     if (rc == RTM_EBUSY) {
         snprintf(msg, sizeof msg, "%s was not recorded: the store is locked by another writer; retry later", what);
-        mint_reply_error(rq, 503, "store_locked", msg);
+        mint_reply_error(rq, RTM_WIRE_STORE_LOCKED, msg);
         return;
     }
     snprintf(msg, sizeof msg, "%s could not be stored", what);
-    mint_reply_error(rq, 500, "internal_error", msg);
+    mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, msg);
 }
 
 json_t *mint_body_object(struct mint_req *rq)
 {
     json_error_t e;
     if (rq->body_len == 0) {
-        mint_reply_error(rq, 400, "invalid_request", "a JSON object body is required");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "a JSON object body is required");
         return NULL;
     }
     json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
     if (!v) {
-        mint_reply_error(rq, 400, "invalid_request", "the body is not valid JSON");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "the body is not valid JSON");
         return NULL;
     }
     if (!json_is_object(v)) {
         json_decref(v);
-        mint_reply_error(rq, 400, "invalid_request", "the body must be a JSON object");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "the body must be a JSON object");
         return NULL;
     }
     return v;
@@ -178,12 +181,12 @@ int mint_check_fields(struct mint_req *rq, json_t *obj, const struct mint_field 
         }
         if (!v && f[i].required) {
             snprintf(msg, sizeof msg, "%s is required", f[i].name);
-            mint_reply_error(rq, 400, "invalid_request", msg);
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, msg);
             return -1;
         }
         if (v && f[i].type >= 0 && (int)json_typeof(v) != f[i].type) {
             snprintf(msg, sizeof msg, "%s must be %s", f[i].name, type_names[f[i].type]);
-            mint_reply_error(rq, 400, "invalid_request", msg);
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, msg);
             return -1;
         }
     }
@@ -191,16 +194,15 @@ int mint_check_fields(struct mint_req *rq, json_t *obj, const struct mint_field 
 }
 
 /* A reply decided by http.c itself, before any handler runs. */
-static void conn_error(struct conn *c, int status, const char *code, const char *msg)
+static void conn_error(struct conn *c, enum rtm_wire_err e, const char *msg)
 {
     struct mint_req rq = {0};
-    mint_reply_error(&rq, status, code, msg);
+    mint_reply_error(&rq, e, msg);
     free(c->out);
     c->status = rq.status;
     c->out = rq.out;
     c->out_len = rq.out_len;
     c->content_type = rq.content_type;
-    c->no_store = 0;
     c->route = NULL;
 }
 
@@ -214,7 +216,6 @@ static void conn_reset(struct conn *c)
     c->out = NULL;
     c->out_len = 0;
     c->status = 0;
-    c->no_store = 0;
     c->allow = NULL;
     c->content_type = NULL;
     c->route = NULL;
@@ -328,13 +329,12 @@ static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
         .now = rtm_now_s(),
     };
     c->route->fn(&rq);
-    if (!rq.out) mint_reply_error(&rq, 500, "internal_error", "no reply");
+    if (!rq.out) mint_reply_error(&rq, RTM_WIRE_INTERNAL_ERROR, "no reply");
     free(c->out);
     c->status = rq.status;
     c->out = rq.out;
     c->out_len = rq.out_len;
     c->content_type = rq.content_type;
-    c->no_store = rq.no_store;
     c->route = NULL;
 }
 
@@ -363,8 +363,9 @@ static int write_reply(struct lws *wsi, struct conn *c)
     int rc = -1;
     if (lws_add_http_common_headers(wsi, (unsigned)c->status, c->content_type, c->out_len, &p, end))
         goto done;
-    if (c->no_store &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store", 8,
+    /* Every reply, errors included: a reply with a credential, or about
+     * one, is never kept by a proxy or a browser cache. */
+    if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store", 8,
                                      &p, end))
         goto done;
     if (c->allow &&
@@ -421,23 +422,23 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
     c->route = r;
     if (!r && allow) {
         c->allow = allow;
-        conn_error(c, 405, "method_not_allowed", "this path does not take that method");
+        conn_error(c, RTM_WIRE_METHOD_NOT_ALLOWED, "this path does not take that method");
     } else if (!r) {
-        conn_error(c, 404, "not_found", "no such path");
+        conn_error(c, RTM_WIRE_NOT_FOUND, "no such path");
     } else if (parse_args(wsi, c) != 0) {
-        conn_error(c, 400, "invalid_request", "a query argument is too long");
+        conn_error(c, RTM_WIRE_INVALID_REQUEST, "a query argument is too long");
     } else if (r->prefix) {
         const char *arg = path + strlen(r->path);
         size_t n = strlen(arg);
         if (n >= sizeof c->path_arg) {
-            conn_error(c, 400, "invalid_request", "the path argument is too long");
+            conn_error(c, RTM_WIRE_INVALID_REQUEST, "the path argument is too long");
         } else {
             memcpy(c->path_arg, arg, n + 1);
             c->has_path_arg = 1;
         }
     }
     if (c->route && r->auth && authenticate(wsi, srv, c) != 0)
-        conn_error(c, 401, "unauthorized", "a valid secret key is required: Authorization: Bearer sk_secret_...");
+        conn_error(c, RTM_WIRE_UNAUTHORIZED, "a valid secret key is required: Authorization: Bearer sk_secret_...");
 
     /* The body: refuse an oversize one before reading a byte of it. */
     char cl[24];
@@ -448,14 +449,14 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
     }
     int chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
     if (declared > MINT_BODY_MAX) {
-        conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
+        conn_error(c, RTM_WIRE_PAYLOAD_TOO_LARGE, "the body is over 32 KB");
         c->closing = 1;
         return refuse_now(wsi, c);
     }
     /* lws 4.1.6 does not decode chunked request bodies: it neither delivers
      * them nor completes the request, so they are refused outright. */
     if (chunked) {
-        conn_error(c, 411, "length_required", "send the body with a Content-Length");
+        conn_error(c, RTM_WIRE_LENGTH_REQUIRED, "send the body with a Content-Length");
         c->closing = 1;
         return refuse_now(wsi, c);
     }
@@ -474,7 +475,7 @@ static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
     if (c->draining) return 0; /* refused: reading is paused, anything already read is dropped */
     if (c->closing) return 0; /* answering already: drop the rest */
     if (c->body_len + len > MINT_BODY_MAX) {
-        conn_error(c, 413, "payload_too_large", "the body is over 32 KB");
+        conn_error(c, RTM_WIRE_PAYLOAD_TOO_LARGE, "the body is over 32 KB");
         c->closing = 1;
         ready(wsi, c);
         return 0;
@@ -485,7 +486,7 @@ static int on_body(struct lws *wsi, struct conn *c, const void *in, size_t len)
         if (cap > MINT_BODY_MAX + 1) cap = MINT_BODY_MAX + 1;
         char *b = realloc(c->body, cap);
         if (!b) {
-            conn_error(c, 500, "internal_error", "out of memory");
+            conn_error(c, RTM_WIRE_INTERNAL_ERROR, "out of memory");
             c->closing = 1;
             ready(wsi, c);
             return 0;

@@ -14,7 +14,7 @@ void mint_jwks_get(struct mint_req *rq)
     json_t *list = NULL, *keys = json_array();
     if (!keys || rtm_store_key_public_list(rq->srv->store, &list) != 0) {
         json_decref(keys);
-        mint_reply_error(rq, 500, "internal_error", "the key store did not answer");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the key store did not answer");
         return;
     }
     size_t i;
@@ -32,5 +32,5 @@ void mint_jwks_get(struct mint_req *rq)
         json_array_append_new(keys, jwk);
     }
     json_decref(list);
-    mint_reply_json(rq, 200, json_pack("{s:o}", "keys", keys), 0);
+    mint_reply_json(rq, 200, json_pack("{s:o}", "keys", keys));
 }

@@ -16,7 +16,7 @@
 static int need_broker(struct mint_req *rq)
 {
     if (rq->srv->broker) return 0;
-    mint_reply_error(rq, 503, "broker_unavailable", "this rtmd runs without the broker (--role mint)");
+    mint_reply_error(rq, RTM_WIRE_BROKER_UNAVAILABLE, "this rtmd runs without the broker (--role mint)");
     return -1;
 }
 
@@ -24,16 +24,16 @@ void mint_peers_get(struct mint_req *rq)
 {
     if (need_broker(rq)) return;
     if (rq->q_channel && !rtm_channel_valid(rq->q_channel)) {
-        mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "channel must be 1 to 256 bytes without control characters");
         return;
     }
     /* The broker spans every app; a key sees its own app's peers only. */
     json_t *peers = brk_peers_app(rq->srv->broker, rq->key->app, rq->q_channel);
     if (!peers) {
-        mint_reply_error(rq, 500, "internal_error", "the broker did not answer");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the broker did not answer");
         return;
     }
-    mint_reply_json(rq, 200, json_pack("{s:o}", "peers", peers), 0);
+    mint_reply_json(rq, 200, json_pack("{s:o}", "peers", peers));
 }
 
 void mint_peer_delete(struct mint_req *rq)
@@ -43,19 +43,19 @@ void mint_peer_delete(struct mint_req *rq)
      * lws would normalize in a path: see mint-api/http.c route_find). */
     const char *id = rq->path_arg ? rq->path_arg : rq->q_peer_id;
     if (!id || !rtm_peer_id_valid(id)) {
-        mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "peerId must be 1 to 128 printable ASCII characters");
         return;
     }
     if (rtm_peer_id_reserved(id)) {
-        mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+        mint_reply_error(rq, RTM_WIRE_PEER_ID_RESERVED, NULL);
         return;
     }
     int n = brk_kick(rq->srv->broker, rq->key->app, id);
     if (n < 0) {
-        mint_reply_error(rq, 500, "internal_error", "the broker could not close the sessions");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the broker could not close the sessions");
         return;
     }
-    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "peerId", id, "closed", n), 0);
+    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "peerId", id, "closed", n));
 }
 
 static const struct mint_field publish_fields[] = {
@@ -72,27 +72,31 @@ void mint_publish_post(struct mint_req *rq)
         goto done;
     const char *ch = json_string_value(json_object_get(b, "channel"));
     if (!rtm_channel_valid(ch)) {
-        mint_reply_error(rq, 400, "invalid_request", "channel must be 1 to 256 bytes without control characters");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "channel must be 1 to 256 bytes without control characters");
+        goto done;
+    }
+    if (rtm_channel_reserved(ch)) {
+        mint_reply_error(rq, RTM_WIRE_CHANNEL_RESERVED, NULL);
         goto done;
     }
     if (!rtm_pattern_match_any(rq->key->channels, rq->key->n_channels, ch)) {
-        mint_reply_error(rq, 403, "channel_not_authorized", "the channel lies outside the key's channels");
+        mint_reply_error(rq, RTM_WIRE_CHANNEL_NOT_AUTHORIZED, "the channel lies outside the key's channels");
         goto done;
     }
     if (!(rq->key->actions & RTM_PERM_PUBLISH)) {
-        mint_reply_error(rq, 403, "action_not_permitted", "the key does not allow publish");
+        mint_reply_error(rq, RTM_WIRE_ACTION_NOT_PERMITTED, "the key does not allow publish");
         goto done;
     }
     int n = brk_server_publish(rq->srv->broker, rq->key->app, ch, json_object_get(b, "data"));
     if (n == RTM_EUNAVAILABLE) {
-        mint_reply_error(rq, 503, "cluster_unavailable", "cluster mode: Redis cannot take the message now");
+        mint_reply_error(rq, RTM_WIRE_CLUSTER_UNAVAILABLE, "cluster mode: Redis cannot take the message now");
         goto done;
     }
     if (n < 0) {
-        mint_reply_error(rq, 500, "internal_error", "the broker could not publish");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the broker could not publish");
         goto done;
     }
-    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "channel", ch, "recipients", n), 0);
+    mint_reply_json(rq, 200, json_pack("{s:s, s:i}", "channel", ch, "recipients", n));
 done:
     json_decref(b);
 }

@@ -32,7 +32,7 @@ void mint_revocations_post(struct mint_req *rq)
     const char *jti = json_string_value(json_object_get(b, "jti"));
     const char *peer = json_string_value(json_object_get(b, "peerId"));
     if (!jti == !peer) {
-        mint_reply_error(rq, 400, "invalid_request", "give exactly one of jti or peerId");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "give exactly one of jti or peerId");
         goto done;
     }
     int rc;
@@ -40,7 +40,7 @@ void mint_revocations_post(struct mint_req *rq)
     if (jti) {
         size_t n = strlen(jti);
         if (n == 0 || n >= 80) {
-            mint_reply_error(rq, 400, "invalid_request", "jti must be 1 to 79 characters");
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "jti must be 1 to 79 characters");
             goto done;
         }
         int64_t keep = rq->api->pol.max_ttl > JTI_KEEP_MIN_SEC ? rq->api->pol.max_ttl : JTI_KEEP_MIN_SEC;
@@ -48,12 +48,12 @@ void mint_revocations_post(struct mint_req *rq)
         reply = json_pack("{s:s, s:I}", "jti", jti, "revokedAt", (json_int_t)rq->now);
     } else {
         if (!rtm_peer_id_valid(peer)) {
-            mint_reply_error(rq, 400, "invalid_request",
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST,
                              "peerId must be 1 to 128 printable ASCII characters");
             goto done;
         }
         if (rtm_peer_id_reserved(peer)) {
-            mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+            mint_reply_error(rq, RTM_WIRE_PEER_ID_RESERVED, NULL);
             goto done;
         }
         rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now + 1);
@@ -65,7 +65,7 @@ void mint_revocations_post(struct mint_req *rq)
         goto done;
     }
     if (rq->srv->broker) brk_revocations_changed(rq->srv->broker);
-    mint_reply_json(rq, 201, reply, 0);
+    mint_reply_json(rq, 201, reply);
 done:
     json_decref(b);
 }

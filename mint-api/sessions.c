@@ -20,25 +20,25 @@ void mint_sessions_get(struct mint_req *rq)
         char *end;
         long v = strtol(rq->q_limit, &end, 10);
         if (!*rq->q_limit || *end || v < 1 || v > SESSIONS_MAX) {
-            mint_reply_error(rq, 400, "invalid_request", "limit must be an integer from 1 to 1000");
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "limit must be an integer from 1 to 1000");
             return;
         }
         limit = (int)v;
     }
     if (rq->q_peer_id && !rtm_peer_id_valid(rq->q_peer_id)) {
-        mint_reply_error(rq, 400, "invalid_request", "peerId must be 1 to 128 printable ASCII characters");
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "peerId must be 1 to 128 printable ASCII characters");
         return;
     }
     if (rq->q_peer_id && rtm_peer_id_reserved(rq->q_peer_id)) {
-        mint_reply_error(rq, 400, "peer_id_reserved", "peerIds beginning with _ are reserved for the system");
+        mint_reply_error(rq, RTM_WIRE_PEER_ID_RESERVED, NULL);
         return;
     }
     /* The store spans every app; a key sees its own app's rows only, filtered
      * in the query so the limit counts this app's rows. */
     json_t *rows = NULL;
     if (rtm_store_sessions_query(rq->srv->store, rq->key->app, rq->q_peer_id, limit, &rows) != 0) {
-        mint_reply_error(rq, 500, "internal_error", "the session store did not answer");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the session store did not answer");
         return;
     }
-    mint_reply_json(rq, 200, json_pack("{s:o}", "sessions", rows), 0);
+    mint_reply_json(rq, 200, json_pack("{s:o}", "sessions", rows));
 }

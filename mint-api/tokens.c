@@ -18,15 +18,6 @@ static const struct mint_field fields[] = {
     {"expiresInSec", JSON_INTEGER, 0}, {"metadata", JSON_OBJECT, 0}, {"peerMetadata", JSON_OBJECT, 0},
 };
 
-static int status_of(const char *code)
-{
-    if (strcmp(code, "invalid_request") == 0) return 400;
-    if (strcmp(code, "peer_id_reserved") == 0) return 400;
-    if (strcmp(code, "channel_not_authorized") == 0 || strcmp(code, "action_not_permitted") == 0)
-        return 403;
-    return 500;
-}
-
 void mint_tokens_post(struct mint_req *rq)
 {
     const char *chans[RTM_MAX_CHANNELS_PER_TOKEN];
@@ -41,13 +32,13 @@ void mint_tokens_post(struct mint_req *rq)
     if (ch) {
         size_t n = json_array_size(ch);
         if (n > RTM_MAX_CHANNELS_PER_TOKEN) {
-            mint_reply_error(rq, 400, "invalid_request", "at most 100 channels");
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "at most 100 channels");
             goto done;
         }
         for (size_t i = 0; i < n; i++) {
             chans[i] = json_string_value(json_array_get(ch, i));
             if (!chans[i]) {
-                mint_reply_error(rq, 400, "invalid_request", "channels must be strings");
+                mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "channels must be strings");
                 goto done;
             }
         }
@@ -62,7 +53,7 @@ void mint_tokens_post(struct mint_req *rq)
             const char *name = json_string_value(json_array_get(perms, i));
             unsigned bit = name ? rtm_perm_parse(name) : 0;
             if (!bit) {
-                mint_reply_error(rq, 400, "invalid_request",
+                mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST,
                                  "permissions are some of publish, subscribe, presence, send");
                 goto done;
             }
@@ -76,7 +67,7 @@ void mint_tokens_post(struct mint_req *rq)
         if (v < 1 || v > rq->api->pol.max_ttl) {
             char msg[96];
             snprintf(msg, sizeof msg, "expiresInSec must be between 1 and %d", rq->api->pol.max_ttl);
-            mint_reply_error(rq, 400, "invalid_request", msg);
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, msg);
             goto done;
         }
         mr.expires_in = v;
@@ -88,7 +79,8 @@ void mint_tokens_post(struct mint_req *rq)
     int64_t expires_at = 0;
     const char *code = NULL, *msg = NULL;
     if (rtm_mint(&rq->api->pol, rq->key, &mr, rq->now, &token, &expires_at, &code, &msg) != 0) {
-        mint_reply_error(rq, status_of(code), code, msg);
+        int e = rtm_wire_by_code(code);
+        mint_reply_error(rq, e >= 0 ? (enum rtm_wire_err)e : RTM_WIRE_INTERNAL_ERROR, msg);
         goto done;
     }
     size_t tlen = strlen(token);
@@ -96,13 +88,13 @@ void mint_tokens_post(struct mint_req *rq)
     char *out = malloc(cap);
     if (!out) {
         free(token);
-        mint_reply_error(rq, 500, "internal_error", "out of memory");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "out of memory");
         goto done;
     }
     int n = snprintf(out, cap, "{\"token\":\"%s\",\"expiresAt\":%lld}", token, (long long)expires_at);
     free(token);
     rtm_metric_inc(RTM_M_TOKENS_MINTED, 1);
-    mint_reply_raw(rq, 200, out, (size_t)n, "application/json", 1);
+    mint_reply_raw(rq, 200, out, (size_t)n, "application/json");
 done:
     json_decref(b);
 }

@@ -26,7 +26,7 @@ void mint_turn_post(struct mint_req *rq)
         if (mint_check_fields(rq, b, fields, sizeof fields / sizeof fields[0]) != 0) goto done;
     }
     if (!pol->turn_secret) {
-        mint_reply_error(rq, 503, "turn_unavailable", "no TURN secret is configured");
+        mint_reply_error(rq, RTM_WIRE_TURN_UNAVAILABLE, "no TURN secret is configured");
         goto done;
     }
 
@@ -34,13 +34,13 @@ void mint_turn_post(struct mint_req *rq)
     const char *user_id = json_string_value(json_object_get(b, "userId"));
     if (user_id) {
         if (!rtm_peer_id_valid(user_id)) {
-            mint_reply_error(rq, 400, "invalid_request",
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST,
                              "userId must be 1 to 128 printable ASCII characters");
             goto done;
         }
     } else {
         if (rtm_uuid4(user) != 0) {
-            mint_reply_error(rq, 500, "internal_error", "no randomness");
+            mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "no randomness");
             goto done;
         }
         user_id = user;
@@ -54,7 +54,7 @@ void mint_turn_post(struct mint_req *rq)
         if (ttl < 1 || ttl > max_ttl) {
             char msg[96];
             snprintf(msg, sizeof msg, "ttl must be between 1 and %lld", (long long)max_ttl);
-            mint_reply_error(rq, 400, "invalid_request", msg);
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, msg);
             goto done;
         }
     }
@@ -62,7 +62,7 @@ void mint_turn_post(struct mint_req *rq)
     char username[RTM_TURN_USERNAME_MAX], credential[RTM_TURN_CREDENTIAL_MAX];
     if (rtm_turn_credential(pol->turn_secret, rq->now + ttl, user_id, username, sizeof username,
                             credential, sizeof credential) != 0) {
-        mint_reply_error(rq, 500, "internal_error", "could not sign the TURN credential");
+        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "could not sign the TURN credential");
         goto done;
     }
     json_t *urls = json_array();
@@ -71,8 +71,7 @@ void mint_turn_post(struct mint_req *rq)
     rtm_metric_inc(RTM_M_TURN_CREDENTIALS, 1);
     mint_reply_json(rq, 200,
                     json_pack("{s:s, s:s, s:I, s:o}", "username", username, "credential", credential,
-                              "ttl", (json_int_t)ttl, "urls", urls),
-                    1);
+                              "ttl", (json_int_t)ttl, "urls", urls));
 done:
     json_decref(b);
 }

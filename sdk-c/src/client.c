@@ -330,7 +330,7 @@ static void on_receive(struct rtm_client *c, struct lws *wsi, void *in, size_t l
 {
     c->last_rx = client_mono_ms();
     if (lws_frame_is_binary(wsi)) {
-        client_close_local(c, 1003);
+        client_close_local(c, RTM_CLOSE_UNSUPPORTED);
         return;
     }
     int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
@@ -342,7 +342,7 @@ static void on_receive(struct rtm_client *c, struct lws *wsi, void *in, size_t l
     }
     if (first) c->rx_len = 0;
     if (c->rx_len + len + 1 > RTM_RX_MAX) {
-        client_close_local(c, 1009);
+        client_close_local(c, RTM_CLOSE_TOO_BIG);
         return;
     }
     if (c->rx_len + len + 1 > c->rx_cap) {
@@ -350,7 +350,7 @@ static void on_receive(struct rtm_client *c, struct lws *wsi, void *in, size_t l
         while (cap < c->rx_len + len + 1) cap *= 2;
         unsigned char *n = realloc(c->rx, cap);
         if (!n) {
-            client_close_local(c, 1009);
+            client_close_local(c, RTM_CLOSE_TOO_BIG);
             return;
         }
         c->rx = n;
@@ -440,7 +440,7 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED: {
         lws_set_opaque_user_data(wsi, NULL);
-        int code = c->peer_code ? c->peer_code : c->local_close ? c->local_close : 1006;
+        int code = c->peer_code ? c->peer_code : c->local_close ? c->local_close : RTM_CLOSE_ABNORMAL;
         const char *why = c->peer_code ? c->peer_reason : c->local_close == RTM_CLOSE_CLIENT_TIMEOUT
                                                               ? "no frame from the broker"
                                                               : c->local_close ? "closed by client"
@@ -568,7 +568,7 @@ void rtm_client_free(rtm_client *c)
 static void sul_stop_cb(lws_sorted_usec_list_t *s)
 {
     struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
-    if (c->state != ST_STOPPED) stop_for_good(c, 1000, "stopped by the application");
+    if (c->state != ST_STOPPED) stop_for_good(c, RTM_CLOSE_NORMAL, "stopped by the application");
 }
 
 void rtm_client_stop(rtm_client *c)
@@ -576,7 +576,7 @@ void rtm_client_stop(rtm_client *c)
     if (!c || c->state == ST_STOPPED) return;
     c->stop_requested = 1;
     if (c->wsi && c->state == ST_OPEN) {
-        client_close_local(c, 1000);
+        client_close_local(c, RTM_CLOSE_NORMAL);
     } else if (c->wsi) {
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     } else {

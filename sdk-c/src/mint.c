@@ -82,7 +82,7 @@ rtm_status rtm_sign_token(const char *key_id, const char *key_secret, const stru
     int64_t exp = 0;
     int rc = rtm_mint(&pol, &key, &rq, rtm_now_s(), token, &exp, &code, &msg);
     if (rc) {
-        st = code && !strcmp(code, "internal_error") ? RTM_ERR_CRYPTO : RTM_ERR_INVALID_ARG;
+        st = code && rtm_wire_by_code(code) == RTM_WIRE_INTERNAL_ERROR ? RTM_ERR_CRYPTO : RTM_ERR_INVALID_ARG;
         goto out;
     }
     if (expires_at) *expires_at = exp;

@@ -185,7 +185,8 @@ static struct mint_req replies[N_CALLS];
 static void mint_setup(void)
 {
     frames_setup();
-    for (int i = 0; i < 2; i++) chan_subscribe(sess[i], "room-1", 0);
+    enum rtm_wire_err err;
+    for (int i = 0; i < 2; i++) chan_subscribe(sess[i], "room-1", 0, &err);
     presence_flush(b);
     memset(replies, 0, sizeof replies);
 }
@@ -255,7 +256,7 @@ TEST(mint_api)
 
 static char *token;
 static struct rtm_key pk;
-static struct { int rc, code; const char *reason; struct rtm_key key; struct rtm_claims c; } conn[2];
+static struct { int rc; enum rtm_wire_err code; const char *reason; struct rtm_key key; struct rtm_claims c; } conn[2];
 
 static void connect_setup(void)
 {
@@ -276,7 +277,8 @@ static void connect_check(int failed)
             CHECK(conn[i].c.sub && conn[i].c.jti && conn[i].c.channels && conn[i].c.metadata);
         } else {
             CHECK(conn[i].reason && *conn[i].reason);
-            CHECK(conn[i].code == RTM_CLOSE_UNAUTHORIZED || conn[i].code == 1011);
+            CHECK(rtm_wire(conn[i].code)->close_code == RTM_CLOSE_UNAUTHORIZED ||
+                  rtm_wire(conn[i].code)->close_code == 1011);
             CHECK(failed);
         }
     }

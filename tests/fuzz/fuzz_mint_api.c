@@ -213,8 +213,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run r;
     r.b = benv_broker();
     for (int i = 0; i < N_SESS; i++) {
+        enum rtm_wire_err err;
         r.sess[i] = benv_session_open(r.b, &specs[i], i);
-        if (chan_subscribe(r.sess[i], "room-1", 0)) abort();
+        if (chan_subscribe(r.sess[i], "room-1", 0, &err)) abort();
     }
     presence_flush(r.b);
     fuzz_records(data, size, MAX_RECORDS, one_request, &r);

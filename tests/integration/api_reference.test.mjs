@@ -56,22 +56,23 @@ test('every route in mint-api/http.c is documented with its methods and auth, an
 });
 
 test('every error code the backend sources reply with is documented with its HTTP status', () => {
+  // Error codes and their HTTP statuses live in one table (common/protocol.c:
+  // [RTM_WIRE_X] = {"code", status, ...}); the sources name the entries.
+  const table = new Map();
+  const protoSrc = readFileSync(join(ROOT, 'common', 'protocol.c'), 'utf8');
+  for (const m of protoSrc.matchAll(/\[(RTM_WIRE_[A-Z_]+)\]\s*=\s*\{\s*"([a-z_]+)",\s*(\d+),/g)) table.set(m[1], { code: m[2], status: Number(m[3]) || 500 });
+  assert.ok(table.size >= 20, `error table entries found in common/protocol.c (${table.size})`);
   const files = readdirSync(join(ROOT, 'mint-api')).filter((f) => f.endsWith('.c'));
   const pairs = new Set();
+  const use = (id) => { const e = table.get(id); assert.ok(e, `${id} is in the error table`); pairs.add(`${e.status} ${e.code}`); };
   for (const f of files) {
     const src = readFileSync(join(ROOT, 'mint-api', f), 'utf8');
-    for (const m of src.matchAll(/(?:mint_reply_error|conn_error)\(\s*\w+,\s*(\d{3}),\s*"([a-z_]+)"/g)) pairs.add(`${m[1]} ${m[2]}`);
+    for (const m of src.matchAll(/(?:mint_reply_error|conn_error)\(\s*\w+,\s*(RTM_WIRE_[A-Z_]+)/g)) use(m[1]);
   }
   assert.ok(pairs.size >= 8, `error replies found in mint-api/ (${pairs.size})`);
-  // The shared minting rules (common/mint.c) give codes that tokens.c maps to a status.
+  // The shared minting rules (common/mint.c) fail with table entries too; tokens.c replies with them.
   const mintSrc = readFileSync(join(ROOT, 'common', 'mint.c'), 'utf8');
-  const tokensSrc = readFileSync(join(ROOT, 'mint-api', 'tokens.c'), 'utf8');
-  for (const m of mintSrc.matchAll(/FAIL\("([a-z_]+)"/g)) {
-    const code = m[1];
-    const st = new RegExp(`"${code}"[^;]*\\)\\s*(?:\\n\\s*)?return (\\d{3})`).exec(tokensSrc)
-      || new RegExp(`"${code}"\\)\\) return (\\d{3})`).exec(tokensSrc);
-    pairs.add(`${st ? st[1] : 500} ${code}`);
-  }
+  for (const m of mintSrc.matchAll(/FAIL\((RTM_WIRE_[A-Z_]+)/g)) use(m[1]);
   const documented = new Set();
   const codesOf = (schema) => {
     const out = [];
