@@ -26,9 +26,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE: one slow reader cannot hog the loop */
 #define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
+#define LINGER_SEC 2              /* a lingering close reads and discards this long at most */
 
 struct brk_broker *broker_of(struct lws *wsi)
 {
@@ -115,8 +117,42 @@ void sess_send_going_away(struct brk_session *s, int retry_after_ms)
     enqueue_own(s, wire_going_away(retry_after_ms));
 }
 
+static void detach(struct brk_session *s);
+
+/* A lingering close (for a client that broke a rule while it may still be
+ * sending: 1003, 1007, 1009): the close frame is written, the write side
+ * shut, and the client's input read and discarded until it closes or
+ * LINGER_SEC pass. Closing at once with its data unread would make the
+ * kernel answer with a reset, and the client would see 1006 instead of the
+ * code. The session leaves every table now; only the socket lingers. */
+static int close_lingering(struct brk_session *s)
+{
+    unsigned char f[LWS_PRE + 4 + sizeof s->close_reason];
+    unsigned char *p = f + LWS_PRE;
+    size_t rl = strlen(s->close_reason);
+    if (rl > 123) rl = 123;
+    p[0] = 0x88; /* FIN + close */
+    p[1] = (unsigned char)(2 + rl);
+    p[2] = (unsigned char)(s->close_code >> 8);
+    p[3] = (unsigned char)s->close_code;
+    memcpy(p + 4, s->close_reason, rl);
+    s->sent_close = 1;
+    if (lws_write(s->wsi, p, 4 + rl, LWS_WRITE_RAW) < 0) return -1;
+    if (lws_send_pipe_choked(s->wsi)) return -1; /* lws holds part of it: no clean half-close possible */
+    shutdown(lws_get_socket_fd(s->wsi), SHUT_WR);
+    s->lingering = 1;
+    detach(s);
+    if (s->rx_paused) {
+        s->rx_paused = 0;
+        lws_rx_flow_control(s->wsi, 1);
+    }
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LINGER_SEC);
+    return 0;
+}
+
 static int close_with_code(struct brk_session *s)
 {
+    if (s->linger && !s->drop) return close_lingering(s);
     s->sent_close = 1;
     if (s->drop) return -1;
     lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
@@ -140,6 +176,7 @@ static void written_timed(const struct outq *q, uint32_t k)
 static int on_writeable(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
+    if (s->lingering) return 0; /* the write side is shut */
     if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
     if (s->want_ping && !lws_send_pipe_choked(s->wsi)) {
         /* A payload, because lws 4.1.6 does not report empty pongs. */
@@ -395,13 +432,23 @@ static void on_established(struct brk_session *s, struct lws *wsi)
 
 /* ---- inbound ---- */
 
+/* A rule broken by a client that may still be sending: close, lingering. */
+static void close_violation(struct brk_session *s, enum rtm_wire_err e)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+    s->close_now = 1;
+    s->linger = 1;
+    sess_close(s, e, NULL);
+}
+
 static void handle_message(struct brk_session *s, const unsigned char *data, size_t len)
 {
     s->frames_in++;
     rtm_metric_inc(RTM_M_FRAMES_IN, 1);
     if (!utf8_valid(data, len)) {
-        sess_close(s, RTM_WIRE_INVALID_UTF8, NULL);
-        s->close_now = 1;
+        close_violation(s, RTM_WIRE_INVALID_UTF8);
         return;
     }
     if (limit_frame(s)) {
@@ -420,26 +467,29 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
 
 static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned char *in, size_t len)
 {
-    if (s->state != SESS_OPEN) return; /* a session being closed reads nothing more */
+    if (s->state != SESS_OPEN) return; /* a session being closed (or lingering) reads nothing more */
     live_seen(s);
     const struct rtm_config *cfg = s->b->cfg;
     size_t max = cfg->max_message_size > 0 ? (size_t)cfg->max_message_size : RX_HARD_CAP;
     s->bytes_in += len;
     if (lws_frame_is_binary(wsi)) {
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_len = 0;
-        s->close_now = 1;
-        sess_close(s, RTM_WIRE_BINARY_FRAME, NULL);
+        close_violation(s, RTM_WIRE_BINARY_FRAME);
         return;
     }
-    int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    /* The frame header announces its length: lws hands the payload over in
+     * pieces of at most RX_CHUNK, and with the first piece what remains is
+     * known, so a frame announcing more than the bound is refused at once,
+     * before any of it is kept (a fragment counts what came before it). */
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (s->rx_len + len > max || remaining > max - s->rx_len - len) {
+        close_violation(s, RTM_WIRE_MESSAGE_TOO_BIG);
+        return;
+    }
+    int final = lws_is_final_fragment(wsi) && remaining == 0;
     if (!s->rx && final) {
-        if (len > max) goto too_big;
         handle_message(s, in, len);
         return;
     }
-    if (s->rx_len + len > max) goto too_big;
     /* Fragmented: reassemble into a buffer that exists only until the message ends. */
     unsigned char *n = realloc(s->rx, s->rx_len + len + 1);
     if (!n) {
@@ -457,13 +507,6 @@ static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned ch
     s->rx_len = 0;
     handle_message(s, msg, mlen);
     free(msg);
-    return;
-too_big:
-    free(s->rx);
-    s->rx = NULL;
-    s->rx_len = 0;
-    s->close_now = 1;
-    sess_close(s, RTM_WIRE_MESSAGE_TOO_BIG, NULL);
 }
 
 /* ---- close ---- */
@@ -480,40 +523,46 @@ static void on_peer_close(struct brk_session *s, const unsigned char *in, size_t
     }
 }
 
-static void on_closed(struct brk_session *s)
+/* Takes a session out of every table (or hands its place to a held copy):
+ * from CLOSED, or earlier when a lingering close starts. Once. */
+static void detach(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
-    if (!b) return;
-    xnode_session_closed(s);
-    if (s->attached) {
-        rtm_timer_cancel(b->timers, &s->expiry_t);
-        rtm_timer_cancel(b->timers, &s->notice_t);
-        limits_session_end(s);
-        if (!s->sent_close) {
-            if (s->peer_close_code) {
-                s->close_code = s->peer_close_code;
-                snprintf(s->close_reason, sizeof s->close_reason, "%s", s->peer_close_reason);
-            } else {
-                s->close_code = RTM_CLOSE_ABNORMAL;
-                snprintf(s->close_reason, sizeof s->close_reason, "connection lost");
-            }
+    if (!s->attached) return;
+    rtm_timer_cancel(b->timers, &s->expiry_t);
+    rtm_timer_cancel(b->timers, &s->notice_t);
+    limits_session_end(s);
+    if (!s->sent_close) {
+        if (s->peer_close_code) {
+            s->close_code = s->peer_close_code;
+            snprintf(s->close_reason, sizeof s->close_reason, "%s", s->peer_close_reason);
+        } else {
+            s->close_code = RTM_CLOSE_ABNORMAL;
+            snprintf(s->close_reason, sizeof s->close_reason, "connection lost");
         }
-        rows_add(b, s, 1);
-        log_info("ws: closed sid=%s peer=%s app=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->app, s->close_code,
-                 (unsigned long long)s->frames_in, (unsigned long long)s->frames_out);
-        /* An extension session that dropped uncleanly keeps its place (peer,
-         * subscriptions, app count) in a held copy for the resume window. */
-        if (!resume_on_close(s)) {
-            chan_unsubscribe_all(s);
-            peer_detach(s);
-            app_conns_add(b, s->app, -1);
-        }
-        if (s->prev) s->prev->next = s->next;
-        else b->sessions = s->next;
-        if (s->next) s->next->prev = s->prev;
-        b->n_sessions--;
-        s->attached = 0;
     }
+    rows_add(b, s, 1);
+    log_info("ws: closed sid=%s peer=%s app=%s code=%d in=%llu out=%llu", s->sid, s->claims.sub, s->app,
+             s->close_code, (unsigned long long)s->frames_in, (unsigned long long)s->frames_out);
+    /* An extension session that dropped uncleanly keeps its place (peer,
+     * subscriptions, app count) in a held copy for the resume window. */
+    if (!resume_on_close(s)) {
+        chan_unsubscribe_all(s);
+        peer_detach(s);
+        app_conns_add(b, s->app, -1);
+    }
+    if (s->prev) s->prev->next = s->next;
+    else b->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    b->n_sessions--;
+    s->attached = 0;
+}
+
+static void on_closed(struct brk_session *s)
+{
+    if (!s->b) return;
+    xnode_session_closed(s);
+    detach(s);
     outq_clear(&s->q);
     htab_free(&s->subs);
     seq_free(s);
@@ -560,6 +609,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return s && s->b ? on_writeable(s) : 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* Lingering: everything up to the client's close is read; go now
+         * (lws would echo a close frame on the shut write side). */
+        if (s && s->lingering) return -1;
         if (s && s->b) on_peer_close(s, in, len);
         return 0;
     case LWS_CALLBACK_CLOSED:

@@ -120,6 +120,8 @@ struct brk_session {
     unsigned attached : 1;   /* in the broker's tables (welcomed, not yet CLOSED) */
     unsigned sent_close : 1; /* the close code is ours */
     unsigned drop : 1;       /* close without a close frame (peer unresponsive) */
+    unsigned linger : 1;     /* close frame, then shut the write side and discard input (1003, 1007, 1009) */
+    unsigned lingering : 1;  /* the close frame is sent; reading and discarding until the peer closes or LINGER_SEC */
     int peer_close_code;     /* from the client's close frame */
     char peer_close_reason[124];
 
