@@ -563,6 +563,8 @@ static void on_closed(struct brk_session *s)
     if (!s->b) return;
     xnode_session_closed(s);
     detach(s);
+    msg_unref(s->resume_unsubscribed);
+    s->resume_unsubscribed = NULL;
     outq_clear(&s->q);
     htab_free(&s->subs);
     seq_free(s);

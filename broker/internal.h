@@ -179,6 +179,7 @@ struct brk_session {
     struct rtm_timer notice_t; /* token_expiring */
     int64_t held_since_ms;    /* monotonic, when held */
     unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
+    struct brk_msg *resume_unsubscribed; /* a resume's "unsubscribed" frame, queued after the welcome */
 
     struct xwait *xwaits;     /* xnode.c: requests waiting on Redis (cluster mode) */
 };
@@ -265,6 +266,8 @@ struct brk_msg *wire_refresh_ack(const char *request_id, int64_t expires_at, con
 struct brk_msg *wire_going_away(int retry_after_ms);
 struct brk_msg *wire_pong(void);
 struct brk_msg *wire_token_expiring(int64_t expires_at);
+/* Extensions: the subscriptions a refresh or resume ended (the new token no longer allows them). */
+struct brk_msg *wire_unsubscribed(struct brk_channel *const *chs, uint32_t n);
 struct brk_msg *wire_presence_delta(const struct brk_channel *ch);
 /* Every member but self, "left" empty. */
 struct brk_msg *wire_presence_snapshot(const struct brk_channel *ch, const struct brk_peer *self);
@@ -415,11 +418,13 @@ void seq_free(struct brk_session *s);
 /* refresh.c */
 /* The in-band refresh request (extension sessions only). */
 void ext_refresh(struct brk_session *s, const char *token, const char *request_id);
-/* Drops subscriptions the session's claims no longer allow (others see it leave). */
-void ext_narrow_subs(struct brk_session *s);
+/* Drops subscriptions the session's claims no longer allow (others see it
+ * leave). Returns the "unsubscribed" frame naming them for the client (the
+ * caller queues it and drops its reference), or NULL when none ended. */
+struct brk_msg *ext_narrow_subs(struct brk_session *s);
 /* A session now speaks with s->claims (after a refresh or a resume): takes the
  * claims' permissions and peerMetadata, then drops what they no longer allow. */
-void ext_adopt_claims(struct brk_session *s);
+struct brk_msg *ext_adopt_claims(struct brk_session *s);
 /* Schedules token_expiring for s->claims.exp (extension, token sessions). */
 void ext_arm_notice(struct brk_session *s);
 

@@ -51,31 +51,35 @@ static int sub_allowed(const struct brk_session *s, const char *channel)
            rtm_pattern_match_any(s->claims.channels, s->claims.n_channels, channel);
 }
 
-void ext_adopt_claims(struct brk_session *s)
+struct brk_msg *ext_adopt_claims(struct brk_session *s)
 {
     s->perms = s->claims.perms;
     if (s->peer) peer_set_metadata(s->peer, s->claims.peer_metadata);
-    ext_narrow_subs(s);
+    return ext_narrow_subs(s);
 }
 
-void ext_narrow_subs(struct brk_session *s)
+struct brk_msg *ext_narrow_subs(struct brk_session *s)
 {
-    if (!s->subs.n) return;
+    if (!s->subs.n) return NULL;
     uint32_t n = 0;
     struct brk_channel **drop = malloc(s->subs.n * sizeof *drop);
     if (!drop) {
         /* Cannot collect: drop everything rather than keep what is not allowed. */
         log_error("broker: out of memory narrowing subscriptions of sid=%s: dropping all", s->sid);
         chan_unsubscribe_all(s);
-        return;
+        return NULL;
     }
     for (uint32_t i = 0; i < s->subs.cap; i++) {
         struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
         if (sub && !sub_allowed(s, sub->ch->name)) drop[n++] = sub->ch;
     }
+    /* The names go into the frame before the channels may be freed. */
+    struct brk_msg *told = n ? wire_unsubscribed(drop, n) : NULL;
+    if (n && !told) log_error("broker: out of memory telling sid=%s which subscriptions ended", s->sid);
     /* Each channel is touched once and may be freed by its own unsubscribe. */
     for (uint32_t i = 0; i < n; i++) chan_unsubscribe(s, drop[i]->name);
     free(drop);
+    return told;
 }
 
 /* ---- refresh ---- */
@@ -119,7 +123,11 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
     c.metadata = NULL; /* kept only for the ack: an idle session holds no private metadata */
     rtm_claims_free(&s->claims);
     s->claims = c;
-    ext_adopt_claims(s);
+    struct brk_msg *ended = ext_adopt_claims(s);
+    if (ended) { /* before the ack: when the client reads the ack, its lists are right */
+        sess_enqueue(s, ended);
+        msg_unref(ended);
+    }
     sess_arm_expiry(s);
     rtm_metric_inc(RTM_M_REFRESH_OK, 1);
     log_info("ws: refreshed sid=%s peer=%s exp=%lld", s->sid, s->claims.sub, (long long)s->claims.exp);

@@ -342,8 +342,9 @@ int resume_take(struct brk_session *s, struct brk_session *take)
         take->sent_close = 1;
         rows_add(b, take, 1);
     }
-    /* The new token's scope decides what stays; it speaks for the peer now. */
-    ext_adopt_claims(s);
+    /* The new token's scope decides what stays; it speaks for the peer now.
+     * What it ends is told after the welcome (resume_finish). */
+    s->resume_unsubscribed = ext_adopt_claims(s);
     return 0;
 }
 
@@ -354,6 +355,11 @@ void resume_finish(struct brk_session *s, struct brk_session *take)
      * loss the member lists are rebuilt by snapshots instead. */
     int presence = (s->perms & RTM_PERM_PRESENCE) && !take->presence_lost;
     uint32_t n = 0;
+    if (s->resume_unsubscribed) { /* first after the welcome: what the new token ended */
+        sess_enqueue(s, s->resume_unsubscribed);
+        msg_unref(s->resume_unsubscribed);
+        s->resume_unsubscribed = NULL;
+    }
     for (uint32_t i = 0; i < take->q.count; i++) {
         struct brk_msg *m = outq_peek(&take->q, i);
         if (!presence && wire_is_presence(m)) continue;

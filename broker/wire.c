@@ -117,6 +117,19 @@ struct brk_msg *wire_token_expiring(int64_t expires_at)
     return one_int("{\"type\":\"token_expiring\",\"expiresAt\":", expires_at);
 }
 
+struct brk_msg *wire_unsubscribed(struct brk_channel *const *chs, uint32_t n)
+{
+    struct mb m;
+    mb_init(&m, 48 + n * 32);
+    mb_lit(&m, "{\"type\":\"unsubscribed\",\"channels\":[");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i) mb_lit(&m, ",");
+        mb_str(&m, chs[i]->name);
+    }
+    mb_lit(&m, "]}");
+    return mb_finish(&m);
+}
+
 /* A member: its peerMetadata is the text the peer keeps serialized (peers.c). */
 static void member_json(struct mb *m, const char *peer_id, const struct brk_peer *p)
 {

@@ -168,6 +168,7 @@ static const struct rtm_field s_pong[] = {F_TYPE};
 static const struct rtm_field s_presence[] = {F_TYPE, F_CHANNEL, F_OUT("joined", RTM_J_ARRAY, 1, 0),
                                               F_OUT("left", RTM_J_ARRAY, 1, 0)};
 static const struct rtm_field s_token_expiring[] = {F_TYPE, F_OUT("expiresAt", RTM_J_INTEGER, 1, 0)};
+static const struct rtm_field s_unsubscribed[] = {F_TYPE, F_OUT("channels", RTM_J_ARRAY, 1, 0)};
 static const struct rtm_field s_welcome[] = {
     F_TYPE,
     F_PEER("peerId", 1, 0),
@@ -196,6 +197,7 @@ const struct rtm_frame_def rtm_frames[] = {
     DEF(1, "pong", 0, s_pong),
     DEF(1, "presence", 0, s_presence),
     DEF(1, "token_expiring", 1, s_token_expiring),
+    DEF(1, "unsubscribed", 1, s_unsubscribed),
     DEF(1, "welcome", 0, s_welcome),
 };
 const unsigned rtm_n_frames = sizeof rtm_frames / sizeof rtm_frames[0];

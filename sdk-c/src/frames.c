@@ -410,6 +410,12 @@ static void on_welcome(struct rtm_client *c, json_t *f)
     client_welcomed(c);
     /* resumed: the broker kept the subscriptions (and presence did not change) */
     if (reconnect && !resumed) frames_replay_subscriptions(c);
+    /* resumed, but the held queue lost presence frames: the next presence
+     * frame of each channel is a whole member list, to replace ours (a peer
+     * who left during the gap must not stay listed) */
+    if (resumed && json_is_true(json_object_get(f, "presenceReset")))
+        for (struct chan *ch = c->chans; ch; ch = ch->next)
+            if (ch->acked) ch->resync = ch->awaiting_snapshot = 1;
     client_request_write(c);
     if (!c->o.cb.connected) return;
 
@@ -612,6 +618,14 @@ int frames_dispatch(struct rtm_client *c, const char *text, size_t len)
             int snapshot = ch->awaiting_snapshot;
             ch->awaiting_snapshot = 0;
             members_apply(c, ch, json_object_get(f, "joined"), json_object_get(f, "left"), snapshot);
+        }
+    } else if (!strcmp(type, "unsubscribed")) {
+        /* extensions: a refresh or resume with a narrower token ended these;
+         * they leave our lists and are not subscribed again on reconnect */
+        json_t *chs = json_object_get(f, "channels");
+        for (size_t i = 0; c->o.ext && i < json_array_size(chs); i++) {
+            const char *name = json_string_value(json_array_get(chs, i));
+            if (name) chan_remove(c, name);
         }
     } else if (!strcmp(type, "going_away")) {
         json_int_t ms = json_integer_value(json_object_get(f, "retryAfterMs"));

@@ -853,6 +853,46 @@ TEST(extensions_refresh_in_band_past_the_first_expiry)
     rtm_client_free(c);
 }
 
+/* The first token allows zone-* and expires in 63 s (the broker's notice
+ * comes 60 s before: after the subscribes); the refreshed one only zone-a. */
+static char *provider_narrowing(void *ud)
+{
+    static const char *const wide[] = {"zone-*"}, *const narrow[] = {"zone-a"};
+    struct prov *p = ud;
+    p->calls++;
+    return p->calls == 1 ? mint("narrower", wide, 1, NULL, 0, 63, NULL, NULL) : mint("narrower", narrow, 1, NULL, 0, 0, NULL, NULL);
+}
+
+static void ignore_member(const struct rtm_member *m, void *ud)
+{
+    (void)m;
+    (void)ud;
+}
+
+TEST(extensions_narrowing_refresh_drops_the_ended_channels)
+{
+    if (!broker_has_extensions()) return;
+    struct app a = {0};
+    struct prov pv = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_token_provider(o, provider_narrowing, &pv);
+    rtm_client *c = client_with(NULL, &a, o);
+    struct done s1 = {0}, s2 = {0};
+    CHECK(PUMP_UNTIL(a.connected == 1, 5000, c));
+    rtm_subscribe(c, "zone-a", on_done, &s1);
+    rtm_subscribe(c, "zone-b", on_done, &s2);
+    CHECK(PUMP_UNTIL(s1.count && s2.count, 3000, c));
+    CHECK(s1.status == RTM_STATUS_OK && s2.status == RTM_STATUS_OK);
+    CHECK(a.refreshed == 0); /* both subscribed before the refresh */
+    CHECK(rtm_members(c, "zone-b", ignore_member, NULL) >= 0);
+    CHECK(PUMP_UNTIL(a.refreshed >= 1, 8000, c));
+    /* the broker said zone-b ended: gone from the lists, zone-a stays */
+    CHECK(PUMP_UNTIL(rtm_members(c, "zone-b", ignore_member, NULL) == RTM_ERR_STATE, 2000, c));
+    CHECK(rtm_members(c, "zone-a", ignore_member, NULL) >= 0);
+    CHECK(a.closed == 0);
+    rtm_client_free(c);
+}
+
 TEST(extensions_resume_hides_a_drop_and_keeps_direct_messages)
 {
     if (!broker_has_extensions()) return;

@@ -118,6 +118,9 @@ export interface RtmEvents {
   /** A direct from `from` skipped seq numbers: expected..got-1 were lost (e.g. over the broker's
    *  resume queue bound). Emitted just before the direct that revealed it. */
   gap: { from: string; expected: number; got: number };
+  /** Extensions: a refresh or resume with a narrower token ended these subscriptions; they left
+   *  channels() (a presence event with every member leaving came first) and are not resubscribed. */
+  unsubscribed: { channels: string[] };
 }
 
 export declare class RtmClient extends Emitter<RtmEvents> {

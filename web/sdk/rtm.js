@@ -354,6 +354,7 @@ export class RtmClient extends Emitter {
         if (Number.isFinite(f.expiresAt)) this.expiresAt = f.expiresAt;
         this.emit('expiring', { expiresAt: this.expiresAt });
         return this._maybeRefresh();
+      case 'unsubscribed': return this._ext ? this._onUnsubscribed(f) : undefined;
       case 'pong': return undefined;
       case 'going_away':
         if (Number.isFinite(f.retryAfterMs)) this._nextDelay = Math.max(0, f.retryAfterMs);
@@ -402,6 +403,17 @@ export class RtmClient extends Emitter {
       for (const ch of this._channels.values()) {
         if (ch.subscribed && ch.unsure) this._resubscribe(ch);
       }
+      // The held queue lost presence frames: the broker sends each channel's
+      // whole member list next; it replaces ours at once (who left during
+      // the gap is gone, no grace: the gap is over).
+      if (f.presenceReset === true) {
+        for (const ch of this._channels.values()) {
+          if (!ch.subscribed || ch.unsure) continue;
+          ch.awaitSnapshot = true;
+          ch.reconciling = false;
+          this._armSnapshotTimer(ch);
+        }
+      }
     } else {
       // A new session: seq counts from 1 again; replay subscriptions first,
       // so member lists are back before queued work.
@@ -437,6 +449,24 @@ export class RtmClient extends Emitter {
       if (left.length) this.emit('presence', { channel: ch.name, joined: [], left, members: [] });
       this.emit('error', new RtmError(e.code, `resubscribe to ${ch.name} failed: ${e.message}`));
     });
+  }
+
+  // A refresh or resume with a narrower token ended these subscriptions:
+  // they leave our lists (everyone in them is gone for us) and are not
+  // subscribed again on a reconnect.
+  _onUnsubscribed(f) {
+    const names = Array.isArray(f.channels) ? f.channels.filter((c) => typeof c === 'string') : [];
+    const ended = [];
+    for (const name of names) {
+      const ch = this._channels.get(name);
+      if (!ch) continue;
+      this._dropChannelTimers(ch);
+      this._channels.delete(name);
+      ended.push(name);
+      const left = [...ch.members.keys()].map((peerId) => ({ peerId }));
+      if (left.length) this.emit('presence', { channel: name, joined: [], left, members: [] });
+    }
+    if (ended.length) this.emit('unsubscribed', { channels: ended });
   }
 
   // The snapshot follows the subscribe's ack in the same turn. If the broker
