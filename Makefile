@@ -65,7 +65,12 @@ FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wra
 # sdk_* harnesses link librtm (its internals share names with the broker's).
 fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a $(RTMD_LIBS))
 
-SDK_SONAME := librtm.so.1
+# librtm.so exports what rtm.h declares (RTM_EXPORT) and nothing else: its
+# objects, libcommon's included, are built with hidden visibility.
+$(B)/obj/common/%.o $(B)/obj/sdk-c/src/%.o: CFLAGS += -fvisibility=hidden
+# The version lives in rtm.h (RTM_VERSION_*): the soname's major and rtm.pc follow it.
+RTM_VERSION := $(shell sed -n 's/^\#define RTM_VERSION_STRING "\(.*\)"/\1/p' sdk-c/include/rtm.h)
+SDK_SONAME := librtm.so.$(firstword $(subst ., ,$(RTM_VERSION)))
 
 .PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint deb fuzz fuzz-build
 # Targets that install packages run the build in a sub-make, because the
@@ -119,8 +124,8 @@ $(B)/librtm.a: $(SDK_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/rtm.pc: sdk-c/rtm.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+$(B)/rtm.pc: sdk-c/rtm.pc.in sdk-c/include/rtm.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(RTM_VERSION)|g' $< > $@
 
 $(B)/rtm: $(TOOL_OBJ) $(B)/librtm.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/librtm.a $(LDLIBS)
@@ -204,7 +209,7 @@ install: deps
 	install -m 0644 $(B)/librtm.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 sdk-c/include/rtm.h $(DESTDIR)$(PREFIX)/include/
 	# from the template, so the .pc names this PREFIX even if $(B)/rtm.pc was built for another
-	sed -e 's|@PREFIX@|$(PREFIX)|g' sdk-c/rtm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rtm.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(RTM_VERSION)|g' sdk-c/rtm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rtm.pc
 	install -m 0755 $(B)/rtm $(B)/rtmd $(DESTDIR)$(PREFIX)/bin/
 
 # rtm_<version>_<arch>.deb in $(B)/: rtmd, rtm, librtm, rtm.h, rtm.pc, the web files,

@@ -73,6 +73,24 @@
 extern "C" {
 #endif
 
+/* The library's version. The major number is the soname's (librtm.so.1)
+ * and changes only with an incompatible ABI; rtm.pc carries the same
+ * MAJOR.MINOR.PATCH (the Makefile reads them from here). */
+#define RTM_VERSION_MAJOR 1
+#define RTM_VERSION_MINOR 0
+#define RTM_VERSION_PATCH 0
+#define RTM_VERSION_STRING "1.0.0"
+/* A number to compare: (major << 16) | (minor << 8) | patch. */
+#define RTM_VERSION_NUMBER ((RTM_VERSION_MAJOR << 16) | (RTM_VERSION_MINOR << 8) | RTM_VERSION_PATCH)
+
+/* Every function below is exported from librtm.so; everything else in the
+ * library is built with hidden visibility (-fvisibility=hidden). */
+#if defined(__GNUC__)
+#define RTM_EXPORT __attribute__((visibility("default")))
+#else
+#define RTM_EXPORT
+#endif
+
 #define RTM_MAX_TOKEN_LEN 24576
 
 typedef enum rtm_status {
@@ -95,7 +113,7 @@ typedef enum rtm_status {
 } rtm_status;
 
 /* A static English description of s ("ok", "queue full", ...). Never NULL. */
-const char *rtm_status_str(rtm_status s);
+RTM_EXPORT const char *rtm_status_str(rtm_status s);
 
 typedef struct rtm_client rtm_client;
 typedef struct rtm_options rtm_options;
@@ -183,43 +201,43 @@ struct rtm_callbacks {
 
 /* ---- options (copied by rtm_client_new) ---- */
 
-rtm_options *rtm_options_new(void);
-void rtm_options_free(rtm_options *o);
+RTM_EXPORT rtm_options *rtm_options_new(void);
+RTM_EXPORT void rtm_options_free(rtm_options *o);
 /* ws://host:port or wss://host:port, optionally with a path (default /v1). */
-rtm_status rtm_options_set_url(rtm_options *o, const char *url);
-rtm_status rtm_options_set_token(rtm_options *o, const char *token);
-rtm_status rtm_options_set_token_provider(rtm_options *o, rtm_token_provider_fn fn, void *ud);
-rtm_status rtm_options_set_publishable_key(rtm_options *o, const char *pk);
+RTM_EXPORT rtm_status rtm_options_set_url(rtm_options *o, const char *url);
+RTM_EXPORT rtm_status rtm_options_set_token(rtm_options *o, const char *token);
+RTM_EXPORT rtm_status rtm_options_set_token_provider(rtm_options *o, rtm_token_provider_fn fn, void *ud);
+RTM_EXPORT rtm_status rtm_options_set_publishable_key(rtm_options *o, const char *pk);
 /* Sent as the Origin header (host:port form as lws wants it; NULL = none). */
-rtm_status rtm_options_set_origin(rtm_options *o, const char *origin);
-rtm_status rtm_options_set_callbacks(rtm_options *o, const struct rtm_callbacks *cb, void *ud);
+RTM_EXPORT rtm_status rtm_options_set_origin(rtm_options *o, const char *origin);
+RTM_EXPORT rtm_status rtm_options_set_callbacks(rtm_options *o, const struct rtm_callbacks *cb, void *ud);
 /* Bounds of the outbound queue. max_frames counts requests not yet written
  * (waiting while disconnected, or behind a slow socket) plus those awaiting
  * their answer; max_bytes counts the unwritten frames' bytes. Defaults 1024
  * frames, 4 MiB. A call over either returns RTM_ERR_QUEUE_FULL (and never
  * calls back); nothing already queued is dropped. */
-rtm_status rtm_options_set_queue_limits(rtm_options *o, size_t max_frames, size_t max_bytes);
+RTM_EXPORT rtm_status rtm_options_set_queue_limits(rtm_options *o, size_t max_frames, size_t max_bytes);
 /* Request timeout for completions, default 10000 ms. */
-rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms);
+RTM_EXPORT rtm_status rtm_options_set_request_timeout(rtm_options *o, int ms);
 /* Liveness: ping interval (default 20000) and silence before closing with
  * 4000 (default 60000). Backoff base and cap (default 500, 30000). Tests
  * shorten these; production code should leave them alone. */
-rtm_status rtm_options_set_liveness(rtm_options *o, int ping_ms, int idle_ms);
-rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int cap_ms);
+RTM_EXPORT rtm_status rtm_options_set_liveness(rtm_options *o, int ping_ms, int idle_ms);
+RTM_EXPORT rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int cap_ms);
 /* Protocol extensions (docs/EXTENSIONS.md; &ext=1 on the connect URL), on by
  * default: in-band token refresh through the token provider (no 4002
  * disconnect), resuming the held session after a drop (others see no
  * leave/join, direct messages sent meanwhile are delivered), and per-sender
  * sequence numbers on direct messages (the gap callback). A broker without
  * them ignores the request. */
-rtm_status rtm_options_set_extensions(rtm_options *o, int on);
+RTM_EXPORT rtm_status rtm_options_set_extensions(rtm_options *o, int on);
 /* Ask the broker for fromMetadata on channel messages (includeSenderMetadata). */
-rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
+RTM_EXPORT rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
 
 /* Load generators: channel "message" frames go only to the frame callback,
  * unparsed (the message callback is not called for them). Every other frame
  * is handled as usual. Off by default. */
-rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
+RTM_EXPORT rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
 
 /* Run on a libwebsockets context you own and service yourself. Put a copy
  * of *rtm_lws_protocol() in the protocols you give lws_create_context() (any
@@ -229,49 +247,49 @@ rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
  * used. The context must outlive the client. */
 struct lws_context;
 struct lws_protocols;
-rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx);
-const struct lws_protocols *rtm_lws_protocol(void);
+RTM_EXPORT rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx);
+RTM_EXPORT const struct lws_protocols *rtm_lws_protocol(void);
 
 /* ---- the client ---- */
 
 /* Creates a client and starts connecting (the first attempt is made from
  * the next service call). Needs a URL and one of token, token provider or
  * publishable key. *out is owned by the caller: free with rtm_client_free. */
-rtm_status rtm_client_new(const rtm_options *o, rtm_client **out);
+RTM_EXPORT rtm_status rtm_client_new(const rtm_options *o, rtm_client **out);
 /* Closes (1000) and frees. Pending completions fire with RTM_ERR_CLOSED. */
-void rtm_client_free(rtm_client *c);
+RTM_EXPORT void rtm_client_free(rtm_client *c);
 /* Closes with 1000 and stops reconnecting; pending completions fire with
  * RTM_ERR_CLOSED, then the closed callback with will_reconnect = 0. */
-void rtm_client_stop(rtm_client *c);
+RTM_EXPORT void rtm_client_stop(rtm_client *c);
 
 /* Services the client's own lws context: waits at most timeout_ms for
  * network activity or timers (0 = do not wait), runs the callbacks due.
  * Returns RTM_STATUS_OK, or RTM_ERR_CLOSED once the client has stopped for good. */
-rtm_status rtm_client_service(rtm_client *c, int timeout_ms);
+RTM_EXPORT rtm_status rtm_client_service(rtm_client *c, int timeout_ms);
 /* Any thread: makes a blocked rtm_client_service() return soon. */
-void rtm_client_wake(rtm_client *c);
+RTM_EXPORT void rtm_client_wake(rtm_client *c);
 
 /* 1 while a welcomed session is open. */
-int rtm_client_is_connected(const rtm_client *c);
+RTM_EXPORT int rtm_client_is_connected(const rtm_client *c);
 /* The peerId of the current session (NULL before the first welcome). */
-const char *rtm_client_peer_id(const rtm_client *c);
+RTM_EXPORT const char *rtm_client_peer_id(const rtm_client *c);
 
 /* Requests. cb may be NULL (fire and forget: no requestId is sent). data is
  * JSON text (any JSON value: "\"hi\"", "{\"a\":1}", "42"). A frame larger
  * than the broker's maxMessageSize is refused with RTM_ERR_TOO_BIG. While
  * disconnected, frames wait in the bounded queue (RTM_ERR_QUEUE_FULL). */
-rtm_status rtm_subscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
-rtm_status rtm_unsubscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
-rtm_status rtm_publish(rtm_client *c, const char *channel, const char *data, rtm_done_fn cb, void *ud);
-rtm_status rtm_send(rtm_client *c, const char *peer_id, const char *data, rtm_done_fn cb, void *ud);
+RTM_EXPORT rtm_status rtm_subscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
+RTM_EXPORT rtm_status rtm_unsubscribe(rtm_client *c, const char *channel, rtm_done_fn cb, void *ud);
+RTM_EXPORT rtm_status rtm_publish(rtm_client *c, const char *channel, const char *data, rtm_done_fn cb, void *ud);
+RTM_EXPORT rtm_status rtm_send(rtm_client *c, const char *peer_id, const char *data, rtm_done_fn cb, void *ud);
 
 /* Calls fn once per current member of a subscribed channel (the library's
  * reconciled view; the local peer is not listed). Returns the member count,
  * or RTM_ERR_STATE when the channel is not subscribed. */
-int rtm_members(rtm_client *c, const char *channel, void (*fn)(const struct rtm_member *m, void *ud), void *ud);
+RTM_EXPORT int rtm_members(rtm_client *c, const char *channel, void (*fn)(const struct rtm_member *m, void *ud), void *ud);
 
 /* Number of frames currently waiting in the outbound queue. */
-size_t rtm_client_queued(const rtm_client *c);
+RTM_EXPORT size_t rtm_client_queued(const rtm_client *c);
 
 /* ---- minting helpers (any thread; blocking) ---- */
 
@@ -291,14 +309,14 @@ struct rtm_token_params {
  * credential for turn_urls is put into metadata.iceServers (unless the
  * caller's metadata already has iceServers). *token is malloc'd (caller
  * frees); *expires_at may be NULL. */
-rtm_status rtm_sign_token(const char *key_id, const char *key_secret, const struct rtm_token_params *p,
+RTM_EXPORT rtm_status rtm_sign_token(const char *key_id, const char *key_secret, const struct rtm_token_params *p,
                           const char *turn_secret, const char *const *turn_urls, size_t n_turn_urls,
                           char **token, int64_t *expires_at);
 
 /* Mints through the mint API (POST mint_url/v1/tokens with Bearer key_secret).
  * mint_url is http://host:port. On an HTTP error returns RTM_ERR_HTTP with
  * *http_status set (when non-NULL). */
-rtm_status rtm_fetch_token(const char *mint_url, const char *key_secret, const struct rtm_token_params *p,
+RTM_EXPORT rtm_status rtm_fetch_token(const char *mint_url, const char *key_secret, const struct rtm_token_params *p,
                            int timeout_ms, char **token, int64_t *expires_at, int *http_status);
 
 /* One blocking HTTP request (the backend REST API: /v1/peers, /v1/sessions,
@@ -306,7 +324,7 @@ rtm_status rtm_fetch_token(const char *mint_url, const char *key_secret, const s
  * NULL. *resp (malloc'd, NUL-terminated, caller frees; at most 16 MiB) and
  * *status are set whenever a response arrived. Returns RTM_STATUS_OK for
  * any HTTP status; RTM_ERR_CONNECT / RTM_ERR_TIMEOUT when none arrived. */
-rtm_status rtm_http_request(const char *method, const char *url, const char *bearer, const char *body,
+RTM_EXPORT rtm_status rtm_http_request(const char *method, const char *url, const char *bearer, const char *body,
                             int timeout_ms, int *status, char **resp);
 
 #ifdef __cplusplus
