@@ -113,8 +113,19 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
     struct rtm_store *st = b->srv->store;
     char kid[80];
     *code = RTM_WIRE_INVALID_TOKEN;
+    /* Tokens of 16 KB and a margin fit the request head (48 KB); a larger
+     * one is refused here with its reason, whatever else is wrong with it. */
+    if (strlen(cred) > RTM_MAX_TOKEN_BYTES) {
+        *reason = "token too large";
+        return RTM_EINVAL;
+    }
     if (publishable) {
-        snprintf(kid, sizeof kid, "%s", cred);
+        size_t n = strlen(cred);
+        if (n >= sizeof kid) { /* no key id is that long */
+            *reason = "unknown key";
+            return RTM_EINVAL;
+        }
+        memcpy(kid, cred, n + 1);
     } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
         return RTM_EINVAL;
     }

@@ -27,6 +27,9 @@ const char *rtm_perm_name(unsigned bit);
 #define RTM_MAX_METADATA 8192
 #define RTM_MAX_PEER_METADATA 4096
 #define RTM_MAX_MESSAGE_SIZE 65536
+/* A token's largest size, bytes (16 KB and a margin; sdk-c's
+ * RTM_MAX_TOKEN_LEN is the same). Larger: 4001 "token too large". */
+#define RTM_MAX_TOKEN_BYTES 24576
 
 /* WebSocket close codes. */
 enum rtm_close {
