@@ -34,6 +34,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->app_conns, HTAB_STR);
     htab_init(&b->places, HTAB_STR);
     b->snapshot_wait_ms = -1;
+    htab_init(&b->unauth_ips, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
     b->wbuf = malloc(LWS_PRE + BRK_SCRATCH);
     if (!b->scratch || !b->wbuf || !b->timers) {
@@ -160,6 +161,7 @@ void brk_destroy(struct brk_broker *b)
     brk_flush_sessions(b);
     free(b->rows);
     limits_destroy(b);
+    authmsg_destroy(b);
     resume_destroy(b);
     htab_free(&b->places);
     for (uint32_t i = 0; i < b->app_conns.cap; i++)

@@ -298,6 +298,107 @@ static void reject(struct brk_session *s, enum rtm_wire_err e, const char *reaso
     lws_callback_on_writable(s->wsi);
 }
 
+/* Admits a session on its credential (from the request, or from the auth
+ * frame of ?auth=message): verification, Origin, caps, resume, welcome.
+ * s->origin, s->user_agent, s->ext and s->resume_req are already set. */
+static void admit(struct brk_session *s, const char *cred, int publishable, int via_message)
+{
+    struct brk_broker *b = s->b;
+    const struct rtm_config *cfg = b->cfg;
+    struct rtm_key key;
+    memset(&key, 0, sizeof key);
+    enum rtm_wire_err code;
+    const char *reason = NULL;
+    if (auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason)) {
+        rtm_key_free(&key);
+        reject(s, code, reason, s->remote);
+        return;
+    }
+    s->publishable = publishable;
+    if (!auth_origin_allowed(&key, s->origin)) {
+        rtm_key_free(&key);
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_ORIGIN_NOT_ALLOWED, NULL, s->remote);
+        return;
+    }
+    snprintf(s->app, sizeof s->app, "%s", key.app);
+    rtm_key_free(&key);
+
+    struct rtm_app app;
+    memset(&app, 0, sizeof app);
+    app.resume_window_ms = -1;
+    if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
+
+    /* Extensions (docs/EXTENSIONS.md): a resume takes a place that already
+     * counts toward the caps, so it is not refused for capacity. */
+    struct brk_session *take = NULL;
+    if (s->ext && !s->publishable) {
+        s->resume_window_ms = app.resume_window_ms >= 0 ? app.resume_window_ms : cfg->resume_window_ms;
+        if (s->resume_req[0] && s->resume_window_ms > 0) {
+            take = resume_find(b, s->resume_req, s->app, s->claims.sub);
+            if (!take) log_info("ws: resume not granted peer=%s app=%s (unknown, expired or not this peer's)",
+                                s->claims.sub, s->app);
+        }
+    }
+
+    int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
+    if (!take && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
+                  (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_OVER_CAPACITY, NULL, s->remote);
+        return;
+    }
+
+    if (app.duplicate_replace) {
+        struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
+        for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
+            if (x == take) continue;
+            log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
+            sess_close(x, RTM_WIRE_REPLACED, NULL);
+        }
+    }
+    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
+        return;
+    }
+    if (take ? resume_take(s, take) : (peer_attach(s) || (s->ext && resume_register(s)))) {
+        if (!take) {
+            htab_del(&b->places, s->rsid);
+            peer_detach(s);
+            app_conns_add(b, s->app, -1);
+        }
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
+        return;
+    }
+    s->perms = s->claims.perms;
+    s->connected_ms = rtm_now_ms();
+    s->state = SESS_OPEN;
+    s->attached = 1;
+    s->next = b->sessions;
+    if (b->sessions) b->sessions->prev = s;
+    b->sessions = s;
+    b->n_sessions++;
+    rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
+    log_info("ws: open sid=%s peer=%s app=%s remote=%s auth=%s", s->sid, s->claims.sub, s->app, s->remote,
+             via_message ? "frame" : "request");
+
+    welcome(s, take != NULL, take && take->presence_lost && (s->perms & RTM_PERM_PRESENCE));
+    if (take) resume_finish(s, take);
+    sess_arm_expiry(s);
+    live_start(s);
+    rows_add(b, s, 0);
+}
+
+/* A query argument into b->scratch (NULL when absent). The scratch buffer,
+ * not a small one: lws stops looking at the first argument longer than the
+ * buffer, which may be the token. */
+static const char *url_arg(struct brk_broker *b, struct lws *wsi, const char *name)
+{
+    return lws_get_urlarg_by_name(wsi, name, b->scratch, BRK_SCRATCH - 1);
+}
+
 static void on_established(struct brk_session *s, struct lws *wsi)
 {
     struct brk_broker *b = broker_of(wsi);
@@ -327,107 +428,26 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         reject(s, RTM_WIRE_SHUTTING_DOWN, NULL, s->remote);
         return;
     }
+    /* Everything the admission needs from the request head is taken now:
+     * with ?auth=message it happens later, when lws has freed the head. */
+    s->origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN, 512);
+    s->user_agent = hdr_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 512);
+    const char *v = url_arg(b, wsi, "ext=");
+    s->ext = v && strcmp(v, "1") == 0;
+    v = url_arg(b, wsi, "resume=");
+    if (v && strlen(v) < sizeof s->resume_req) snprintf(s->resume_req, sizeof s->resume_req, "%s", v);
+    v = url_arg(b, wsi, "auth=");
+    if (v && strcmp(v, "message") == 0) {
+        authmsg_begin(s); /* the token comes in the first frame (handle_message) */
+        return;
+    }
     int publishable;
     const char *cred = auth_find_credential(b, wsi, &publishable);
     if (!cred) {
         reject(s, RTM_WIRE_INVALID_TOKEN, "missing token", s->remote);
         return;
     }
-    struct rtm_key key;
-    memset(&key, 0, sizeof key);
-    enum rtm_wire_err code;
-    const char *reason = NULL;
-    if (auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason)) {
-        rtm_key_free(&key);
-        reject(s, code, reason, s->remote);
-        return;
-    }
-    s->publishable = publishable;
-    char *origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN, 512);
-    if (!auth_origin_allowed(&key, origin)) {
-        free(origin);
-        rtm_key_free(&key);
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_ORIGIN_NOT_ALLOWED, NULL, s->remote);
-        return;
-    }
-    snprintf(s->app, sizeof s->app, "%s", key.app);
-    rtm_key_free(&key);
-
-    struct rtm_app app;
-    memset(&app, 0, sizeof app);
-    app.resume_window_ms = -1;
-    if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
-
-    /* Extensions (docs/EXTENSIONS.md): a resume takes a place that already
-     * counts toward the caps, so it is not refused for capacity. */
-    struct brk_session *take = NULL;
-    /* The scratch buffer (the credential is no longer needed): lws stops
-     * looking at the first argument longer than the buffer, the token. */
-    const char *ext = lws_get_urlarg_by_name(wsi, "ext=", b->scratch, BRK_SCRATCH - 1);
-    s->ext = ext && strcmp(ext, "1") == 0;
-    if (s->ext && !s->publishable) {
-        s->resume_window_ms = app.resume_window_ms >= 0 ? app.resume_window_ms : cfg->resume_window_ms;
-        const char *rs = lws_get_urlarg_by_name(wsi, "resume=", b->scratch, BRK_SCRATCH - 1);
-        if (rs && *rs && s->resume_window_ms > 0) {
-            take = resume_find(b, rs, s->app, s->claims.sub);
-            if (!take) log_info("ws: resume not granted peer=%s app=%s (unknown, expired or not this peer's)",
-                                s->claims.sub, s->app);
-        }
-    }
-
-    int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
-    if (!take && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
-                  (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
-        free(origin);
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_OVER_CAPACITY, NULL, s->remote);
-        return;
-    }
-
-    if (app.duplicate_replace) {
-        struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
-        for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
-            if (x == take) continue;
-            log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
-            sess_close(x, RTM_WIRE_REPLACED, NULL);
-        }
-    }
-    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
-        free(origin);
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
-        return;
-    }
-    if (take ? resume_take(s, take) : (peer_attach(s) || (s->ext && resume_register(s)))) {
-        if (!take) {
-            htab_del(&b->places, s->rsid);
-            peer_detach(s);
-            app_conns_add(b, s->app, -1);
-        }
-        free(origin);
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
-        return;
-    }
-    s->origin = origin;
-    s->user_agent = hdr_dup(wsi, WSI_TOKEN_HTTP_USER_AGENT, 512);
-    s->perms = s->claims.perms;
-    s->connected_ms = rtm_now_ms();
-    s->state = SESS_OPEN;
-    s->attached = 1;
-    s->next = b->sessions;
-    if (b->sessions) b->sessions->prev = s;
-    b->sessions = s;
-    b->n_sessions++;
-    rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
-    log_info("ws: open sid=%s peer=%s app=%s remote=%s", s->sid, s->claims.sub, s->app, s->remote);
-
-    welcome(s, take != NULL, take && take->presence_lost && (s->perms & RTM_PERM_PRESENCE));
-    if (take) resume_finish(s, take);
-    sess_arm_expiry(s);
-    live_start(s);
-    rows_add(b, s, 0);
+    admit(s, cred, publishable, 0);
 }
 
 /* ---- inbound ---- */
@@ -445,6 +465,18 @@ static void close_violation(struct brk_session *s, enum rtm_wire_err e)
 
 static void handle_message(struct brk_session *s, const unsigned char *data, size_t len)
 {
+    if (s->state == SESS_AUTH) { /* ?auth=message: nothing but the auth frame is read first */
+        char *token = utf8_valid(data, len) ? authmsg_token(s, (const char *)data, len) : NULL;
+        if (!token && s->state == SESS_AUTH) {
+            authmsg_end(s);
+            reject(s, RTM_WIRE_AUTH_EXPECTED, NULL, s->remote);
+        }
+        if (!token) return;
+        admit(s, token, 0, 1);
+        memset(token, 0, strlen(token));
+        free(token);
+        return;
+    }
     s->frames_in++;
     rtm_metric_inc(RTM_M_FRAMES_IN, 1);
     if (!utf8_valid(data, len)) {
@@ -467,12 +499,17 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
 
 static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned char *in, size_t len)
 {
-    if (s->state != SESS_OPEN) return; /* a session being closed (or lingering) reads nothing more */
-    live_seen(s);
+    if (s->state != SESS_OPEN && s->state != SESS_AUTH) return; /* closing or lingering: nothing more */
+    if (s->state == SESS_OPEN) live_seen(s);
     const struct rtm_config *cfg = s->b->cfg;
     size_t max = cfg->max_message_size > 0 ? (size_t)cfg->max_message_size : RX_HARD_CAP;
     s->bytes_in += len;
     if (lws_frame_is_binary(wsi)) {
+        if (s->state == SESS_AUTH) { /* nothing but the auth frame first */
+            authmsg_end(s);
+            reject(s, RTM_WIRE_AUTH_EXPECTED, NULL, s->remote);
+            return;
+        }
         close_violation(s, RTM_WIRE_BINARY_FRAME);
         return;
     }
@@ -562,6 +599,7 @@ static void on_closed(struct brk_session *s)
 {
     if (!s->b) return;
     xnode_session_closed(s);
+    authmsg_end(s);
     detach(s);
     msg_unref(s->resume_unsubscribed);
     s->resume_unsubscribed = NULL;

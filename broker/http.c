@@ -1,7 +1,9 @@
 /* http.c: the public listener's plain HTTP: static files from web_root at
- * "/" (index.html, /sdk/rtm.js, ...) and, when demo-token is on, the
- * development route GET /demo/token?room=&name=[&peer=] (broker/demo.c). Everything
- * else falls through to lws's default HTTP handling. */
+ * "/" (index.html, /sdk/rtm.js, ...), the broker's capabilities at
+ * GET /.well-known/rtm (how a token may travel: clients that can keep it out
+ * of URLs learn here that this broker takes it in the first frame), and,
+ * when demo-token is on, the development route GET /demo/token?room=&name=[&peer=]
+ * (broker/demo.c). Everything else falls through to lws's default HTTP handling. */
 #include "internal.h"
 
 #include "demo.h"
@@ -11,7 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct lws_http_mount m_files, m_demo;
+static struct lws_http_mount m_files, m_demo, m_known;
+
+/* What a client may rely on; public, so any page may read it (CORS *). */
+static const char capabilities[] =
+    "{\"protocol\":\"rtm.v1\",\"tokenTransports\":[\"query\",\"header\",\"message\"],"
+    "\"extensions\":[\"refresh\",\"resume\",\"seq\"]}";
 
 const struct lws_http_mount *brk_mounts(const struct rtm_server *srv)
 {
@@ -21,17 +28,23 @@ const struct lws_http_mount *brk_mounts(const struct rtm_server *srv)
     m_files.origin = srv->cfg->web_root;
     m_files.def = "index.html";
     m_files.origin_protocol = LWSMPRO_FILE;
-    if (!srv->cfg->demo_token) return &m_files;
+    memset(&m_known, 0, sizeof m_known);
+    m_known.mount_next = &m_files;
+    m_known.mountpoint = "/.well-known";
+    m_known.mountpoint_len = 12;
+    m_known.origin = "rtm.v1"; /* the protocol whose callback serves it */
+    m_known.origin_protocol = LWSMPRO_CALLBACK;
+    if (!srv->cfg->demo_token) return &m_known;
     memset(&m_demo, 0, sizeof m_demo);
-    m_demo.mount_next = &m_files;
+    m_demo.mount_next = &m_known;
     m_demo.mountpoint = "/demo";
     m_demo.mountpoint_len = 5;
-    m_demo.origin = "rtm.v1"; /* the protocol whose callback serves it */
+    m_demo.origin = "rtm.v1";
     m_demo.origin_protocol = LWSMPRO_CALLBACK;
     return &m_demo;
 }
 
-static int respond(struct lws *wsi, struct brk_session *s, int status, char *body)
+static int respond(struct lws *wsi, struct brk_session *s, int status, char *body, int cors)
 {
     unsigned char hdr[LWS_PRE + 512], *p = hdr + LWS_PRE, *end = hdr + sizeof hdr - 1;
     s->http_body = body;
@@ -40,6 +53,8 @@ static int respond(struct lws *wsi, struct brk_session *s, int status, char *bod
                                     &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)"no-store", 8,
                                      &p, end) ||
+        (cors && lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                             (const unsigned char *)"*", 1, &p, end)) ||
         lws_finalize_write_http_header(wsi, hdr + LWS_PRE, &p, end))
         return 1;
     lws_callback_on_writable(wsi);
@@ -51,6 +66,7 @@ static int on_http(struct lws *wsi, struct brk_session *s, const char *path)
     struct rtm_server *srv = lws_context_user(lws_get_context(wsi));
     /* lws 4.1.6 hands a LWSMPRO_CALLBACK mount the full path ("/demo/token"),
      * not the part after the mountpoint. */
+    if (strcmp(path, "/.well-known/rtm") == 0) return respond(wsi, s, 200, strdup(capabilities), 1);
     if (!srv->cfg->demo_token || (strcmp(path, "/demo/token") != 0 && strcmp(path, "/token") != 0)) {
         return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ||
                lws_http_transaction_completed(wsi);
@@ -63,10 +79,12 @@ static int on_http(struct lws *wsi, struct brk_session *s, const char *path)
     int status = 500;
     if (brk_demo_token(srv, r ? r : "", n ? n : "", pe, &json, &status) || !json) {
         free(json);
-        json = strdup("{\"error\":\"internal_error\"}");
+        char fallback[64];
+        snprintf(fallback, sizeof fallback, "{\"error\":\"%s\"}", rtm_wire(RTM_WIRE_INTERNAL_ERROR)->code);
+        json = strdup(fallback);
         if (status < 400) status = 500;
     }
-    return respond(wsi, s, status, json);
+    return respond(wsi, s, status, json, 0);
 }
 
 static int on_http_writeable(struct lws *wsi, struct brk_session *s)

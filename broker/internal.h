@@ -91,6 +91,7 @@ void outq_clear(struct outq *q);
 
 enum sess_state {
     SESS_NEW = 0,  /* upgraded, not yet verified */
+    SESS_AUTH,     /* auth_message.c: upgraded with ?auth=message, waiting for the auth frame */
     SESS_OPEN,     /* welcomed, in the tables */
     SESS_CLOSING,  /* close decided: detached, waiting for WRITEABLE to send the code */
     SESS_HELD,     /* resume.c: a held place, no socket; heap-allocated, in b->places only */
@@ -182,6 +183,12 @@ struct brk_session {
     struct brk_msg *resume_unsubscribed; /* a resume's "unsubscribed" frame, queued after the welcome */
 
     struct xwait *xwaits;     /* xnode.c: requests waiting on Redis (cluster mode) */
+
+    /* auth_message.c (?auth=message): what the request head said, kept for
+     * the admission when the auth frame comes (lws frees the head) */
+    struct rtm_timer auth_t;   /* auth-timeout-ms */
+    unsigned unauth_counted : 1;
+    char resume_req[48];       /* &resume= of the request, "" when none */
 };
 
 struct brk_peer {
@@ -243,6 +250,9 @@ struct brk_broker {
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
     struct htab app_conns;    /* app -> struct app_count: live sessions per app, for max-connections-per-app */
     struct rtm_timer ip_prune_t;
+    int n_unauth;              /* auth_message.c: sockets waiting for their auth frame */
+    struct htab unauth_ips;    /* remote IP -> struct unauth_ip (those sockets per address) */
+    int unauth_full_logged;
     int ip_table_full_logged;
     int shutting_down;
 
@@ -318,6 +328,17 @@ int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *k
 /* 1 when the key has no Origin list, origin is on it, or (secret keys
  * only) no Origin was sent: the list is a browser control. */
 int auth_origin_allowed(const struct rtm_key *key, const char *origin);
+
+/* auth_message.c: the ?auth=message connect form */
+/* From ESTABLISHED: counts s (bounded overall and per address) and arms its
+ * timer; s is then SESS_AUTH. 0, or -1 when s was refused (4010, 1011). */
+int authmsg_begin(struct brk_session *s);
+/* Uncounts s and cancels its timer (idempotent): from the auth frame or CLOSED. */
+void authmsg_end(struct brk_session *s);
+/* The first frame of a SESS_AUTH session: the token (malloc'd, the caller
+ * frees), or NULL after refusing s (4001 with a reason). Ends the wait. */
+char *authmsg_token(struct brk_session *s, const char *text, size_t len);
+void authmsg_destroy(struct brk_broker *b);
 
 /* frames.c: one complete inbound text message */
 void frame_handle(struct brk_session *s, const char *data, size_t len);

@@ -97,6 +97,13 @@ static const struct opt opts[] = {
      "accept. Below the header pool (1024), so the backend listener always has header space"},
     {"max-handshakes-per-ip", T_INT, O(max_handshakes_per_ip), 0, 0, 1, 1000, "32", 0, NULL,
      "the same, per client address (refused at accept beyond)"},
+    {"auth-timeout-ms", T_INT, O(auth_timeout_ms), 0, 0, 100, 60000, "5000", 0, NULL,
+     "with ?auth=message the first frame must be {\"type\":\"auth\",\"token\":...} within this; else close 4001 "
+     "\"auth timeout\""},
+    {"max-unauthenticated", T_INT, O(max_unauthenticated), 0, 0, 1, 100000, "256", 0, NULL,
+     "sockets upgraded with ?auth=message still waiting for their auth frame, at once; beyond: close 4010 at once"},
+    {"max-unauthenticated-per-ip", T_INT, O(max_unauthenticated_per_ip), 0, 0, 1, 100000, "8", 0, NULL,
+     "the same, per client address"},
     {"handshake-timeout-sec", T_INT, O(handshake_timeout_sec), 0, 0, 1, 60, "5", 0, NULL,
      "seconds a public connection has to send a complete request head"},
     {"max-connections", T_INT, O(max_connections), 0, 0, 0, 10000000, "0", 0, NULL,

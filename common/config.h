@@ -59,6 +59,9 @@ struct rtm_config {
     int max_handshakes;                  /* 1000: public connections not yet WebSocket sessions (rtmd/listen.c) */
     int max_handshakes_per_ip;           /* 32 */
     int handshake_timeout_sec;           /* 5: for a complete request head on the public listener */
+    int auth_timeout_ms;                 /* 5000: ?auth=message, the auth frame must come within this */
+    int max_unauthenticated;             /* 256: ?auth=message sockets waiting for their auth frame */
+    int max_unauthenticated_per_ip;      /* 8 */
     int max_connections;               /* 0 = off */
     int max_connections_per_app;       /* 0 = off */
     int queue_bytes;                   /* 1 MiB */

@@ -110,6 +110,11 @@ static const struct rtm_wire_def wire[RTM_WIRE__COUNT] = {
     [RTM_WIRE_SENDING_TOO_FAST] = {"sending_too_fast", 0, RTM_CLOSE_RATE, RTM_LOG_WARN, 0, "sending too fast"},
     [RTM_WIRE_KEY_REVOKED] = {"key_revoked", 0, RTM_CLOSE_KEY_REVOKED, RTM_LOG_INFO, 0, "key revoked"},
     [RTM_WIRE_KICKED] = {"kicked", 0, RTM_CLOSE_KICKED, RTM_LOG_INFO, 0, "kicked"},
+    [RTM_WIRE_AUTH_TIMEOUT] = {"auth_timeout", 0, RTM_CLOSE_UNAUTHORIZED, RTM_LOG_INFO, 0, "auth timeout"},
+    [RTM_WIRE_AUTH_EXPECTED] = {"auth_expected", 0, RTM_CLOSE_UNAUTHORIZED, RTM_LOG_INFO, 0,
+                                "the first frame must be {\"type\":\"auth\",\"token\":...}"},
+    [RTM_WIRE_UNAUTHENTICATED_LIMIT] = {"unauthenticated_limit", 0, RTM_CLOSE_OVER_CAPACITY, RTM_LOG_WARN, 0,
+                                        "too many connections waiting to authenticate"},
 };
 
 const struct rtm_wire_def *rtm_wire(enum rtm_wire_err e)
@@ -140,6 +145,9 @@ int rtm_wire_by_code(const char *code)
 #define F_OUT(name, types, req, ext) {name, types, req, ext, 0, 0, RTM_CS_ANY, RTM_WIRE_MALFORMED_MESSAGE, NULL}
 #define DEF(server, type, ext, f) {server, type, ext, f, sizeof f / sizeof f[0]}
 
+static const struct rtm_field c_auth[] = {
+    F_TYPE,
+    {"token", RTM_J_STRING, 1, 0, 1, RTM_MAX_TOKEN_BYTES, RTM_CS_ANY, RTM_WIRE_AUTH_EXPECTED, "token must be a non-empty string"}};
 static const struct rtm_field c_ping[] = {F_TYPE, F_REQUEST_ID(0)};
 static const struct rtm_field c_publish[] = {F_TYPE, F_CHANNEL, F_DATA, F_REQUEST_ID(0)};
 static const struct rtm_field c_refresh[] = {
@@ -183,6 +191,7 @@ static const struct rtm_field s_welcome[] = {
 };
 
 const struct rtm_frame_def rtm_frames[] = {
+    DEF(0, "auth", 1, c_auth),
     DEF(0, "ping", 0, c_ping),
     DEF(0, "publish", 0, c_publish),
     DEF(0, "refresh", 1, c_refresh),

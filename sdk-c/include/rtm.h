@@ -77,9 +77,9 @@ extern "C" {
  * and changes only with an incompatible ABI; rtm.pc carries the same
  * MAJOR.MINOR.PATCH (the Makefile reads them from here). */
 #define RTM_VERSION_MAJOR 1
-#define RTM_VERSION_MINOR 0
+#define RTM_VERSION_MINOR 1
 #define RTM_VERSION_PATCH 0
-#define RTM_VERSION_STRING "1.0.0"
+#define RTM_VERSION_STRING "1.1.0"
 /* A number to compare: (major << 16) | (minor << 8) | patch. */
 #define RTM_VERSION_NUMBER ((RTM_VERSION_MAJOR << 16) | (RTM_VERSION_MINOR << 8) | RTM_VERSION_PATCH)
 
@@ -231,6 +231,14 @@ RTM_EXPORT rtm_status rtm_options_set_backoff(rtm_options *o, int base_ms, int c
  * sequence numbers on direct messages (the gap callback). A broker without
  * them ignores the request. */
 RTM_EXPORT rtm_status rtm_options_set_extensions(rtm_options *o, int on);
+/* Where the token travels. RTM_TOKEN_IN_URL (default): ?token= (a long
+ * token: an Authorization header), as every rtm broker takes it.
+ * RTM_TOKEN_IN_MESSAGE: the connection opens with ?auth=message and its first
+ * frame is {"type":"auth","token":...} (docs/EXTENSIONS.md), so the token
+ * is in no URL or header a proxy might log; the broker must support it
+ * (GET /.well-known/rtm lists "message"). Publishable keys always go in the URL. */
+typedef enum rtm_token_transport { RTM_TOKEN_IN_URL = 0, RTM_TOKEN_IN_MESSAGE = 1 } rtm_token_transport;
+RTM_EXPORT rtm_status rtm_options_set_token_transport(rtm_options *o, rtm_token_transport t);
 /* Ask the broker for fromMetadata on channel messages (includeSenderMetadata). */
 RTM_EXPORT rtm_status rtm_options_set_sender_metadata(rtm_options *o, int on);
 

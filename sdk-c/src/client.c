@@ -8,6 +8,7 @@
  * through one function, socket_gone(), which settles the in-flight requests
  * and decides between reconnecting and stopping. */
 #include "rtm_internal.h"
+#include "json_dump.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -113,12 +114,19 @@ static void stop_for_good(struct rtm_client *c, int code, const char *reason)
 
 static void sul_connect_cb(lws_sorted_usec_list_t *s);
 
+/* Both hold a token: wiped, not only freed. */
+static void wipe(char **p)
+{
+    if (!*p) return;
+    memset(*p, 0, strlen(*p));
+    free(*p);
+    *p = NULL;
+}
+
 static void auth_clear(struct rtm_client *c)
 {
-    if (!c->auth_hdr) return;
-    memset(c->auth_hdr, 0, strlen(c->auth_hdr));
-    free(c->auth_hdr);
-    c->auth_hdr = NULL;
+    wipe(&c->auth_hdr);
+    wipe(&c->auth_frame);
 }
 
 /* The socket is gone (or never came up): settle requests, pick what next. */
@@ -215,7 +223,14 @@ static void sul_connect_cb(lws_sorted_usec_list_t *s)
             goto out;
         }
         protos = strdup("rtm.v1");
-        if (strlen(token) <= RTM_QUERY_TOKEN_MAX) {
+        if (c->o.auth_message) {
+            /* ?auth=message: the token goes in the first frame, in no URL or header */
+            path = build_path(c, "auth=", "message");
+            json_t *f = json_pack("{s:s, s:s}", "type", "auth", "token", token);
+            c->auth_frame = f ? rtm_json_dumps(f, JSON_COMPACT) : NULL;
+            json_decref(f);
+            if (!c->auth_frame) goto fail_local;
+        } else if (strlen(token) <= RTM_QUERY_TOKEN_MAX) {
             /* lws 4.1.6 caps the client request line at 2048 bytes and its
              * server refuses subprotocol lists over 127 bytes, so the query
              * is the one place a short token fits everywhere */
@@ -373,6 +388,21 @@ static int on_writeable(struct rtm_client *c, struct lws *wsi)
         lws_close_reason(wsi, (enum lws_close_status)c->local_close, (unsigned char *)why, strlen(why));
         return -1;
     }
+    if (c->auth_frame) { /* ?auth=message: before anything else */
+        size_t n = strlen(c->auth_frame);
+        unsigned char *buf = malloc(LWS_PRE + n);
+        if (!buf) return -1;
+        memcpy(buf + LWS_PRE, c->auth_frame, n);
+        int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
+        memset(buf, 0, LWS_PRE + n);
+        free(buf);
+        wipe(&c->auth_frame);
+        if (w < (int)n) return -1;
+        if (lws_send_pipe_choked(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
     if (c->ping_due) {
         unsigned char buf[LWS_PRE + 16];
         memcpy(buf + LWS_PRE, "{\"type\":\"ping\"}", 15);
@@ -410,7 +440,7 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                                         (unsigned char *)c->auth_hdr, (int)strlen(c->auth_hdr), p,
                                                         end))
             return -1;
-        auth_clear(c);
+        wipe(&c->auth_hdr); /* the auth frame, if any, waits for ESTABLISHED */
         return 0;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -418,6 +448,7 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->wsi = wsi;
         c->last_rx = client_mono_ms();
         sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms);
+        if (c->auth_frame) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (c->free_pending) return -1;

@@ -170,6 +170,13 @@ rtm_status rtm_options_set_extensions(rtm_options *o, int on)
     return RTM_STATUS_OK;
 }
 
+rtm_status rtm_options_set_token_transport(rtm_options *o, rtm_token_transport t)
+{
+    if (!o || (t != RTM_TOKEN_IN_URL && t != RTM_TOKEN_IN_MESSAGE)) return RTM_ERR_INVALID_ARG;
+    o->auth_message = t == RTM_TOKEN_IN_MESSAGE;
+    return RTM_STATUS_OK;
+}
+
 rtm_status rtm_options_set_raw_messages(rtm_options *o, int on)
 {
     if (!o) return RTM_ERR_INVALID_ARG;

@@ -49,6 +49,7 @@ struct rtm_options {
     int sender_metadata;
     int raw_messages;
     int ext;
+    int auth_message;     /* RTM_TOKEN_IN_MESSAGE */
     struct lws_context *ctx;
 };
 
@@ -119,6 +120,7 @@ struct rtm_client {
     int ping_due;
     int stop_requested;
     char *auth_hdr;       /* "Bearer <jwt>" for a long token, until the handshake is sent */
+    char *auth_frame;     /* RTM_TOKEN_IN_MESSAGE: {"type":"auth",...}, until written as the first frame */
     /* extensions */
     char *session_id;     /* from the last welcome; offered as &resume= after a drop */
     int64_t resume_until; /* monotonic ms: the broker holds the session until then */

@@ -893,6 +893,29 @@ TEST(extensions_narrowing_refresh_drops_the_ended_channels)
     rtm_client_free(c);
 }
 
+TEST(token_in_the_first_frame)
+{
+    struct app a = {0}, b = {0};
+    int before = h_log_count(D.log, "peer=in-message app=test remote=127.0.0.1 auth=frame");
+    rtm_options *o = rtm_options_new();
+    CHECK(rtm_options_set_token_transport(o, (rtm_token_transport)7) == RTM_ERR_INVALID_ARG);
+    CHECK(rtm_options_set_token_transport(o, RTM_TOKEN_IN_MESSAGE) == RTM_STATUS_OK);
+    char *t = mint("in-message", NULL, 0, NULL, 0, 0, NULL, NULL);
+    rtm_client *ca = client_with(t, &a, o), *cb = client_for("to-message", &b);
+    free(t);
+    struct done sa = {0}, sd = {0};
+    CHECK(PUMP_UNTIL(a.connected && b.connected, 5000, ca, cb));
+    CHECK(rtm_subscribe(ca, "room", on_done, &sa) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(sa.count == 1, 3000, ca, cb));
+    CHECK(rtm_publish(cb, "room", "\"via frame\"", on_done, &sd) == RTM_STATUS_OK);
+    CHECK(PUMP_UNTIL(a.messages == 1, 3000, ca, cb));
+    CHECK_STR(a.last_data, "\"via frame\"");
+    /* the broker says where the token came from */
+    CHECK(h_log_count(D.log, "peer=in-message app=test remote=127.0.0.1 auth=frame") == before + 1);
+    rtm_client_free(ca);
+    rtm_client_free(cb);
+}
+
 TEST(extensions_resume_hides_a_drop_and_keeps_direct_messages)
 {
     if (!broker_has_extensions()) return;

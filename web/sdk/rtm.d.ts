@@ -45,9 +45,11 @@ export interface RtmClientOptions {
   reconcileGraceMs?: number;     // 3000: a member missing after a reconnect is reported left only after this
   maxQueued?: number;            // 256 requests waiting for a connection, then 'queue_full'
   connectTimeoutMs?: number;     // 15000 for the welcome to arrive
-  /** 'query' (default): ?token= on the socket URL. 'subprotocol': `token.<jwt>` beside `rtm.v1`
-   *  (keeps it out of URLs; libwebsockets 4.1.6 refuses such long protocol headers). */
-  tokenTransport?: 'query' | 'subprotocol';
+  /** 'auto' (default): 'message' when the broker lists it at GET /.well-known/rtm, else 'query'.
+   *  'message': ?auth=message and the token in the first frame (in no URL). 'query': ?token= on the
+   *  socket URL. 'subprotocol': `token.<jwt>` beside `rtm.v1` (libwebsockets 4.1.6 refuses such long
+   *  protocol headers). */
+  tokenTransport?: 'auto' | 'message' | 'query' | 'subprotocol';
   /** true (default): a plain HTTP request to the broker's host before each socket, so a host
    *  that is down never makes the browser print the socket URL (and token) in the console. */
   probe?: boolean;
@@ -127,6 +129,8 @@ export declare class RtmClient extends Emitter<RtmEvents> {
   constructor(opts: RtmClientOptions);
   readonly state: 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
   readonly peerId: string | null;
+  /** Where the token travels, once settled (before the first socket). */
+  readonly tokenTransport: 'message' | 'query' | 'subprotocol' | null;
   /** The latest iceServers: the welcome's, then each refresh's. */
   readonly iceServers: RTCIceServer[];
   /** The token in force's expiry (unix s; updated by each refresh), null for publishable keys. */

@@ -2,8 +2,8 @@
 //
 // One RtmClient owns one WebSocket to the broker and keeps it alive: it asks
 // the application's token provider for a token before every connect and
-// reconnect (in `?token=`, or in the subprotocol list as `token.<jwt>` beside
-// `rtm.v1`: see tokenTransport), reconnects with capped, jittered backoff,
+// reconnect (in the first frame after `?auth=message` when the broker offers
+// it, else in `?token=`: see tokenTransport), reconnects with capped, jittered backoff,
 // replays subscriptions and reconciles member lists so the application only
 // sees real joins and leaves. The token never appears in an error message or
 // a log line this module produces.
@@ -43,12 +43,16 @@ const DEFAULTS = {
   reconcileGraceMs: 3000,
   maxQueued: 256,
   connectTimeoutMs: 15000,
-  // Where the token travels. 'query' (?token=, the default) works with every
-  // rtm broker. 'subprotocol' offers `token.<jwt>` beside `rtm.v1` and keeps
-  // the token out of URLs, but libwebsockets 4.1.6 refuses any
-  // Sec-WebSocket-Protocol header over 127 bytes (a JWT always is), so it
-  // needs a broker or proxy that accepts long protocol lists.
-  tokenTransport: 'query',
+  // Where the token travels. 'auto' (the default): 'message' when the broker
+  // lists it at GET /.well-known/rtm (asked once per client), else 'query'.
+  // 'message': the socket opens with ?auth=message and its first frame is
+  // {"type":"auth","token":...}, so the token is in no URL a proxy, a load
+  // balancer or the browser's console might show. 'query' (?token=) works
+  // with every rtm broker. 'subprotocol' offers `token.<jwt>` beside `rtm.v1`,
+  // but libwebsockets 4.1.6 refuses any Sec-WebSocket-Protocol header over
+  // 127 bytes (a JWT always is), so it needs a broker or proxy that accepts
+  // long protocol lists.
+  tokenTransport: 'auto',
   probe: true,          // see _open(): check the host answers before opening the socket
   probeTimeoutMs: 5000,
   extensions: true,     // ask for refresh, resume and seq (&ext=1)
@@ -171,6 +175,7 @@ export class RtmClient extends Emitter {
     this._nextDelay = null;    // forced delay for the next reconnect (4002, 4010, going_away)
     this._connects = 0;        // welcomes received, so `reconnect` can be reported
     this._firstWaiters = [];
+    this.tokenTransport = null; // settled before the first socket: 'message', 'query' or 'subprotocol'
   }
 
   // Resolves with the first welcome; rejects on a terminal close before it.
@@ -251,11 +256,23 @@ export class RtmClient extends Emitter {
     if (this.state === 'closed') return;
     // A WebSocket to a host that is down makes the browser print the socket's
     // URL in the console, and with tokenTransport 'query' that URL holds the
-    // token. A plain request first (it carries nothing secret) finds out.
-    if (this.opts.probe && typeof fetch === 'function' && !(await this._probe())) {
+    // token. A plain request first (it carries nothing secret) finds out; in
+    // 'auto' mode that request is the one that reads the broker's capabilities.
+    let transport = this.opts.tokenTransport;
+    if (transport === 'auto') {
+      const reachable = this.tokenTransport || typeof fetch !== 'function' ? true : await this._capabilities();
+      if (this.state === 'closed') return;
+      if (!reachable && this.opts.probe) {
+        this._scheduleReconnect({ code: 1006, reason: 'broker unreachable' });
+        return;
+      }
+      transport = this.tokenTransport || 'query';
+    } else if (this.opts.probe && typeof fetch === 'function' && !(await this._probe())) {
       if (this.state === 'closed') return;
       this._scheduleReconnect({ code: 1006, reason: 'broker unreachable' });
       return;
+    } else {
+      this.tokenTransport = transport;
     }
     if (this.state === 'closed') return;
     const WS = this.opts.WebSocket || globalThis.WebSocket;
@@ -267,9 +284,20 @@ export class RtmClient extends Emitter {
     }
     let ws;
     try {
-      ws = this.opts.tokenTransport === 'subprotocol'
-        ? new WS(url, ['rtm.v1', 'token.' + token])
-        : new WS(withArg(url, 'token', token), ['rtm.v1']);
+      if (transport === 'message') {
+        // docs/EXTENSIONS.md: nothing but this frame is sent before the welcome
+        let first = JSON.stringify({ type: 'auth', token });
+        ws = new WS(withArg(url, 'auth', 'message'), ['rtm.v1']);
+        ws.onopen = () => {
+          const f = first;
+          first = null;
+          if (this._ws === ws && f) ws.send(f);
+        };
+      } else {
+        ws = transport === 'subprotocol'
+          ? new WS(url, ['rtm.v1', 'token.' + token])
+          : new WS(withArg(url, 'token', token), ['rtm.v1']);
+      }
     } catch (e) {
       this.emit('error', new RtmError('connect_failed', 'cannot open WebSocket: ' + redact(e && e.message)));
       this._scheduleReconnect({ code: 0, reason: 'cannot open WebSocket' });
@@ -285,6 +313,33 @@ export class RtmClient extends Emitter {
       if (this._ws === ws && !this._gotWelcome) this._abort(ws, CLOSE.CLIENT_TIMEOUT, 'no welcome in time');
     }, this.opts.connectTimeoutMs);
     this._touch(ws);
+  }
+
+  // 'auto': reads GET /.well-known/rtm (public, CORS *) once and settles
+  // this.tokenTransport ('message' when listed, else 'query'). True when the
+  // host answered at all; a broker without the document (404, no CORS
+  // header) answers the plain probe and gets 'query'.
+  async _capabilities() {
+    const u = new URL(this.url);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = '/.well-known/rtm';
+    u.search = '';
+    const ac = typeof AbortController === 'function' ? new AbortController() : null;
+    const t = setTimeout(() => ac && ac.abort(), this.opts.probeTimeoutMs);
+    try {
+      const r = await fetch(u.toString(), { cache: 'no-store', credentials: 'omit', signal: ac ? ac.signal : undefined });
+      let caps = null;
+      try { caps = r.ok ? await r.json() : null; } catch { caps = null; }
+      const list = caps && Array.isArray(caps.tokenTransports) ? caps.tokenTransports : [];
+      this.tokenTransport = list.includes('message') ? 'message' : 'query';
+      return true;
+    } catch {
+      if (!(await this._probe())) return false;
+      this.tokenTransport = 'query';
+      return true;
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   // True when the broker's host answers HTTP at all (any status will do).

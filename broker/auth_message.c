@@ -1,0 +1,130 @@
+/* auth_message.c: the connect form that keeps tokens out of URLs
+ * (GET /v1?auth=message, docs/EXTENSIONS.md): the socket is upgraded without
+ * a credential and its first frame must be {"type":"auth","token":"<jwt>"},
+ * within auth-timeout-ms, else 4001 "auth timeout"; nothing else is read
+ * before it.
+ *
+ * Design: such a socket is a session in state SESS_AUTH: not in any table,
+ * holding only what the request head said (Origin, User-Agent, ext, resume:
+ * lws frees the head after the upgrade), one timer, and a place in the
+ * unauthenticated count. That count is bounded overall and per address
+ * (max-unauthenticated, max-unauthenticated-per-ip) and is taken at the
+ * upgrade, so together with the listener's handshake budget (rtmd/listen.c,
+ * from accept to the upgrade) an unauthenticated socket is counted from
+ * accept until its token is checked. Over a bound the socket is closed at
+ * once with 4010. The admission itself stays in conn.c: this file only hands
+ * back the token. */
+#include "internal.h"
+
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One per address with sockets waiting; owned by b->unauth_ips (n >= 1). */
+struct unauth_ip {
+    int n;
+    char ip[64]; /* key */
+};
+
+static void refuse(struct brk_session *s, enum rtm_wire_err e)
+{
+    const struct rtm_wire_def *w = rtm_wire(e);
+    rtm_metric_inc(RTM_M_WS_REJECTED, 1);
+    rtm_log(w->log_level, "ws: refused remote=%s code=%d reason=\"%s\"", s->remote, w->close_code, w->message);
+    s->close_now = 1;
+    sess_close(s, e, NULL);
+}
+
+static void timeout_cb(struct rtm_timer *t)
+{
+    struct brk_session *s = lws_container_of(t, struct brk_session, auth_t);
+    if (s->state == SESS_AUTH) refuse(s, RTM_WIRE_AUTH_TIMEOUT);
+}
+
+int authmsg_begin(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    const struct rtm_config *cfg = b->cfg;
+    struct unauth_ip *u = htab_get(&b->unauth_ips, s->remote);
+    if (b->n_unauth >= cfg->max_unauthenticated || (u && u->n >= cfg->max_unauthenticated_per_ip)) {
+        if (!b->unauth_full_logged) log_warn("ws: unauthenticated sockets at their bound (%d, from %s at %d)",
+                                             b->n_unauth, s->remote, u ? u->n : 0);
+        b->unauth_full_logged = 1;
+        refuse(s, RTM_WIRE_UNAUTHENTICATED_LIMIT);
+        return -1;
+    }
+    if (!u) {
+        if (!(u = calloc(1, sizeof *u))) goto oom;
+        snprintf(u->ip, sizeof u->ip, "%s", s->remote);
+        if (htab_put(&b->unauth_ips, u->ip, u)) {
+            free(u);
+            goto oom;
+        }
+    }
+    if (rtm_timer_in(b->timers, &s->auth_t, timeout_cb, cfg->auth_timeout_ms)) {
+        if (!u->n) {
+            htab_del(&b->unauth_ips, u->ip);
+            free(u);
+        }
+        goto oom;
+    }
+    u->n++;
+    b->n_unauth++;
+    s->unauth_counted = 1;
+    s->state = SESS_AUTH;
+    return 0;
+oom:
+    refuse(s, RTM_WIRE_INTERNAL_ERROR);
+    return -1;
+}
+
+void authmsg_end(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    rtm_timer_cancel(b->timers, &s->auth_t);
+    if (!s->unauth_counted) return;
+    s->unauth_counted = 0;
+    b->n_unauth--;
+    if (b->n_unauth < b->cfg->max_unauthenticated / 2) b->unauth_full_logged = 0;
+    struct unauth_ip *u = htab_get(&b->unauth_ips, s->remote);
+    if (u && --u->n == 0) {
+        htab_del(&b->unauth_ips, u->ip);
+        free(u);
+    }
+}
+
+char *authmsg_token(struct brk_session *s, const char *text, size_t len)
+{
+    authmsg_end(s);
+    const struct rtm_frame_def *def = rtm_frame_find(0, "auth");
+    json_error_t e;
+    json_t *f = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    const char *type = json_string_value(json_object_get(f, "type"));
+    json_t *tv = json_object_get(f, "token");
+    const char *tok = json_string_value(tv);
+    char *out = NULL;
+    if (def && json_is_object(f) && type && !strcmp(type, def->type) && tok && *tok &&
+        strlen(tok) == json_string_length(tv)) {
+        if (strlen(tok) > RTM_MAX_TOKEN_BYTES) {
+            s->close_now = 1;
+            sess_close(s, RTM_WIRE_INVALID_TOKEN, "token too large");
+        } else if (!(out = strdup(tok))) {
+            refuse(s, RTM_WIRE_INTERNAL_ERROR);
+        }
+    } else {
+        refuse(s, RTM_WIRE_AUTH_EXPECTED);
+    }
+    json_decref(f);
+    return out;
+}
+
+void authmsg_destroy(struct brk_broker *b)
+{
+    for (uint32_t i = 0; i < b->unauth_ips.cap; i++)
+        if (b->unauth_ips.slots[i].key) free(b->unauth_ips.slots[i].val);
+    htab_free(&b->unauth_ips);
+}
