@@ -14,6 +14,7 @@
  * with a single write (LWS_WRITE_RAW: the WebSocket headers are already in
  * the bytes), a lone frame goes straight from its shared buffer. */
 #include "internal.h"
+#include "bind.h"
 
 #include "errors.h"
 #include "log.h"
@@ -319,6 +320,13 @@ static void admit(struct brk_session *s, const char *cred, int publishable, int 
         rtm_key_free(&key);
         rtm_claims_free(&s->claims);
         reject(s, RTM_WIRE_ORIGIN_NOT_ALLOWED, NULL, s->remote);
+        return;
+    }
+    /* A token minted with bind {ip, userAgent} serves only that client. */
+    if (!rtm_bind_matches(&s->claims, s->remote, s->user_agent)) {
+        rtm_key_free(&key);
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_INVALID_TOKEN, "token bound to another client", s->remote);
         return;
     }
     snprintf(s->app, sizeof s->app, "%s", key.app);

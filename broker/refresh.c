@@ -9,6 +9,7 @@
  * new token does not allow are dropped (presence tells the others), and the
  * expiry timers are re-armed for the new exp. */
 #include "internal.h"
+#include "bind.h"
 
 #include "errors.h"
 #include "log.h"
@@ -111,6 +112,7 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
     if (strcmp(key.app, s->app) != 0) reason = "app mismatch";
     else if (strcmp(c.sub, s->claims.sub) != 0) reason = "peer mismatch";
     else if (!auth_origin_allowed(&key, s->origin)) reason = "origin not allowed";
+    else if (!rtm_bind_matches(&c, s->remote, s->user_agent)) reason = "token bound to another client";
     else reason = NULL;
     rtm_key_free(&key);
     if (reason) {

@@ -14,6 +14,7 @@
  * rtm_token_verify accepts; tests/unit/test_mint.c checks exactly that. */
 #include "mint.h"
 
+#include "bind.h"
 #include "errors.h"
 #include "pattern.h"
 #include "protocol.h"
@@ -75,6 +76,7 @@ static json_t *claims_json(const struct rtm_claims *c)
           json_object_set_new(o, "channels", chans) | json_object_set_new(o, "permissions", perms) |
           json_object_set(o, "metadata", c->metadata);
     if (c->peer_metadata) bad |= json_object_set(o, "peerMetadata", c->peer_metadata);
+    bad |= rtm_bind_claim_add(o, c) != 0;
     if (bad) {
         json_decref(o);
         return NULL;
@@ -287,6 +289,21 @@ int rtm_mint(const struct rtm_mint_policy *pol, const struct rtm_key *key,
     c.kid = (char *)key->id;
     c.metadata = meta;
     c.peer_metadata = rq->peer_metadata;
+    /* bind: hashes under this token's jti, never the values (common/bind.h) */
+    char ip[64], bip[RTM_BIND_HASH_LEN + 1], bua[RTM_BIND_HASH_LEN + 1];
+    if (rq->bind_ip) {
+        if (rtm_bind_ip_canonical(rq->bind_ip, ip, sizeof ip))
+            FAIL(RTM_WIRE_INVALID_REQUEST, "bind.ip must be an IPv4 or IPv6 address");
+        if (rtm_bind_hash("ip", jti, ip, bip, sizeof bip)) FAIL(RTM_WIRE_INTERNAL_ERROR, "could not hash bind.ip");
+        c.bind_ip = bip;
+    }
+    if (rq->bind_ua) {
+        size_t n = strlen(rq->bind_ua);
+        if (n == 0 || n > RTM_BIND_UA_MAX) FAIL(RTM_WIRE_INVALID_REQUEST, "bind.userAgent must be 1 to 512 bytes");
+        if (rtm_bind_hash("ua", jti, rq->bind_ua, bua, sizeof bua))
+            FAIL(RTM_WIRE_INTERNAL_ERROR, "could not hash bind.userAgent");
+        c.bind_ua = bua;
+    }
     rc = sign_hs256(&c, key->secret, token);
     if (rc != 0) FAIL(RTM_WIRE_INTERNAL_ERROR, "could not sign the token");
     *expires_at = c.exp;

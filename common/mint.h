@@ -19,6 +19,8 @@ struct rtm_mint_request {
     int64_t expires_in;          /* seconds; 0 = default_ttl */
     json_t *metadata;            /* borrowed; object or NULL */
     json_t *peer_metadata;       /* borrowed; object or NULL */
+    const char *bind_ip;         /* bind the token to this client address (hashed into it); NULL = no */
+    const char *bind_ua;         /* ... and/or this User-Agent; NULL = no */
 };
 
 struct rtm_mint_policy {

@@ -14,6 +14,7 @@
  * absent metadata becomes {}. */
 #include "token.h"
 
+#include "bind.h"
 #include "errors.h"
 #include "pattern.h"
 #include "protocol.h"
@@ -45,6 +46,8 @@ void rtm_claims_free(struct rtm_claims *c)
     free(c->channels);
     json_decref(c->metadata);
     json_decref(c->peer_metadata);
+    free(c->bind_ip);
+    free(c->bind_ua);
     memset(c, 0, sizeof *c);
 }
 
@@ -78,6 +81,7 @@ static json_t *claims_to_json(const struct rtm_claims *c)
     perms = NULL;
     if (c->metadata && json_object_set(o, "metadata", c->metadata)) goto fail_owned;
     if (c->peer_metadata && json_object_set(o, "peerMetadata", c->peer_metadata)) goto fail_owned;
+    if (rtm_bind_claim_add(o, c)) goto fail_owned;
     return o;
 fail:
     json_decref(chans);
@@ -257,7 +261,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     json_t *sub = json_object_get(g, "sub"), *iat = json_object_get(g, "iat"),
            *exp = json_object_get(g, "exp"), *nbf = json_object_get(g, "nbf"), *jti = json_object_get(g, "jti"),
            *chans = json_object_get(g, "channels"), *perms = json_object_get(g, "permissions"),
-           *md = json_object_get(g, "metadata"), *pmd = json_object_get(g, "peerMetadata");
+           *md = json_object_get(g, "metadata"), *pmd = json_object_get(g, "peerMetadata"),
+           *bind = json_object_get(g, "bind");
     const char *bad = NULL;
 
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
@@ -278,6 +283,7 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     if (!bad) bad = check_string(jti, JTI_MAX, 1, "invalid claims: jti");
     if (!bad) bad = check_object(md, RTM_MAX_METADATA, "invalid claims: metadata");
     if (!bad) bad = check_object(pmd, RTM_MAX_PEER_METADATA, "invalid claims: peerMetadata");
+    if (!bad && bind && rtm_bind_claim_valid(bind)) bad = "invalid claims: bind";
     if (!bad && chans) {
         size_t i;
         json_t *v;
@@ -329,6 +335,7 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     out->metadata = md ? json_incref(md) : json_object();
     out->peer_metadata = pmd ? json_incref(pmd) : NULL;
     if (!out->metadata) return RTM_ENOMEM;
+    if (bind && rtm_bind_claim_read(bind, out)) return RTM_ENOMEM;
     return 0;
 }
 

@@ -38,6 +38,7 @@ struct rtm_claims {
     unsigned perms;       /* RTM_PERM_* */
     json_t *metadata;      /* object, owned reference; never NULL after verify (may be {}) */
     json_t *peer_metadata; /* object, owned reference; may be NULL */
+    char *bind_ip, *bind_ua; /* claim "bind" (common/bind.h): hashes, owned; NULL = not bound */
 };
 void rtm_claims_free(struct rtm_claims *c);
 

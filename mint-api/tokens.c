@@ -16,7 +16,30 @@
 static const struct mint_field fields[] = {
     {"peerId", JSON_STRING, 1},   {"channels", JSON_ARRAY, 0},    {"permissions", JSON_ARRAY, 0},
     {"expiresInSec", JSON_INTEGER, 0}, {"metadata", JSON_OBJECT, 0}, {"peerMetadata", JSON_OBJECT, 0},
+    {"bind", JSON_OBJECT, 0},
 };
+
+/* bind: {"ip": "...", "userAgent": "..."}, at least one, nothing else. -1 after a reply. */
+static int bind_arg(struct mint_req *rq, json_t *b, struct rtm_mint_request *mr)
+{
+    json_t *bind = json_object_get(b, "bind");
+    if (!bind) return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(bind, k, v) {
+        const char **slot = !strcmp(k, "ip") ? &mr->bind_ip : !strcmp(k, "userAgent") ? &mr->bind_ua : NULL;
+        if (!slot || !json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+            mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "bind takes ip and userAgent, strings");
+            return -1;
+        }
+        *slot = json_string_value(v);
+    }
+    if (!mr->bind_ip && !mr->bind_ua) {
+        mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST, "bind needs ip or userAgent");
+        return -1;
+    }
+    return 0;
+}
 
 void mint_tokens_post(struct mint_req *rq)
 {
@@ -74,6 +97,7 @@ void mint_tokens_post(struct mint_req *rq)
     }
     mr.metadata = json_object_get(b, "metadata");
     mr.peer_metadata = json_object_get(b, "peerMetadata");
+    if (bind_arg(rq, b, &mr)) goto done;
 
     char *token = NULL;
     int64_t expires_at = 0;
