@@ -31,7 +31,9 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     "$root/usr/sbin/rtmd" "$root/usr/bin/rtm" "$root/usr/lib/$MA/librtm.so.1"
 strip --strip-debug "$root/usr/lib/$MA/librtm.a"
 install -m 0644 sdk-c/include/rtm.h "$root/usr/include/rtm.h"
-sed -e 's|@PREFIX@|/usr|g' -e "s|^libdir=.*|libdir=\${prefix}/lib/$MA|" sdk-c/rtm.pc.in > "$root/usr/lib/$MA/pkgconfig/rtm.pc"
+# librtm's own version (rtm.h's RTM_VERSION_STRING, as the Makefile's rtm.pc)
+LIBV=$(sed -n 's/^#define RTM_VERSION_STRING "\(.*\)"/\1/p' sdk-c/include/rtm.h)
+sed -e 's|@PREFIX@|/usr|g' -e "s|@VERSION@|$LIBV|g" -e "s|^libdir=.*|libdir=\${prefix}/lib/$MA|" sdk-c/rtm.pc.in > "$root/usr/lib/$MA/pkgconfig/rtm.pc"
 chmod 0644 "$root/usr/lib/$MA/pkgconfig/rtm.pc"
 cp -R web "$root/usr/share/rtm/web"
 find "$root/usr/share/rtm/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
