@@ -159,7 +159,7 @@ static void on_hup(int sig)
     hup = 1;
     /* lws_cancel_service is what the loop's own signal handlers call: a
      * write to lws's wake-up pipe, safe in a handler. */
-    if (tls.cfg && tls.n) lws_cancel_service(tls_ctx_owner);
+    if (tls_ctx_owner) lws_cancel_service(tls_ctx_owner);
 }
 
 static void log_tls_error(const char *what, const char *path)

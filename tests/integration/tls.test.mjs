@@ -143,3 +143,16 @@ test('backend-tls serves the backend API over https; the config refuses a cert w
   assert.equal(r.code, 2);
   assert.match(r.stderr, /tls-cert and tls-key go together/);
 });
+
+test('SIGHUP without TLS: rtmd says so and keeps running (never the default action)', async () => {
+  const p = await startRtmd();
+  try {
+    process.kill(p.pid, 'SIGHUP');
+    for (let i = 0; i < 50 && !/SIGHUP: no TLS certificate to reload/.test(p.log); i++) await sleep(50);
+    assert.match(p.log, /SIGHUP: no TLS certificate to reload/);
+    assert.equal(p.proc.exitCode, null);
+    assert.equal((await p.api('GET', '/healthz', undefined, { auth: null })).status, 200);
+  } finally {
+    await p.cleanup();
+  }
+});
