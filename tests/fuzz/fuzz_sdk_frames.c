@@ -84,7 +84,12 @@ static void on_presence(rtm_client *c, const struct rtm_presence *p, void *ud)
     }
     for (size_t i = 0; i < p->n_left; i++) {
         FUZZ_CHECK(p->left[i].peer_id, "a left member without a peerId");
-        FUZZ_CHECK(!is_member(c, p->channel, p->left[i].peer_id), "reported left but still a member: %s",
+        /* A frame listing a peer in both arrays is applied left first: the
+         * peer is reported in both and ends a member (the broker never sends
+         * that: one pending change per peer per flush). */
+        int rejoined = 0;
+        for (size_t k = 0; k < p->n_joined; k++) rejoined |= !strcmp(p->joined[k].peer_id, p->left[i].peer_id);
+        FUZZ_CHECK(rejoined || !is_member(c, p->channel, p->left[i].peer_id), "reported left but still a member: %s",
                    p->left[i].peer_id);
     }
 }
