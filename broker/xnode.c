@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
+#include "server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,7 +328,7 @@ void xnode_start(struct brk_broker *b, struct lws_context *ctx)
 {
     if (!b->xn) return;
     if (clu_want(b->xn->cl, CLU_CONTROL) < 0) log_error("cluster: out of memory subscribing " CLU_CONTROL);
-    clu_start(b->xn->cl, ctx, b->timers);
+    clu_start(b->xn->cl, ctx, b->timers, b->srv->ev);
     xbeat_start(b->xn);
 }
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ev_loop;
 struct lws_context;
 struct rtm_timers;
 struct clu;
@@ -42,9 +43,10 @@ struct clu_stats {
  * prepares the link; nothing connects yet. 0, or -1 with a reason in err. */
 int clu_create(const char *urls, const char *node_id, int timeout_ms, const struct clu_handler *h, void *user,
                struct clu **out, char *err, size_t errlen);
-/* Starts connecting on ctx's loop, from a timer of its own in the loop's
- * heap (so it may be called from any lws callback). */
-void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers);
+/* Starts connecting, from a timer of its own in the loop's heap (so it may be
+ * called from any lws callback): on ev with hiredis's libev adapter, or, when
+ * ev is NULL, on ctx's lws poll loop through adopted descriptors. */
+void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers, struct ev_loop *ev);
 /* Cancels timers and frees every connection; pending publishes complete
  * with ok = 0 before it returns. */
 void clu_destroy(struct clu *cl);

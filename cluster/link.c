@@ -94,6 +94,7 @@ struct clu {
     struct lws_context *ctx;
     struct lws_vhost *vh;
     struct rtm_timers *timers; /* the loop's heap */
+    struct ev_loop *ev;        /* libev loop for hiredis's adapter, or NULL (lws poll loop: rio adoption) */
     struct rtm_timer tick;
     int started, stopping;
     struct clu_stats st;
@@ -467,7 +468,7 @@ static int conn_open(struct shard *sh, struct conn *c)
         return -1;
     }
     ac->data = c;
-    if (rio_attach(sh->cl->vh, ac, on_lost, c)) {
+    if (sh->cl->ev ? rio_attach_ev(sh->cl->ev, ac) : rio_attach(sh->cl->vh, ac, on_lost, c)) {
         redisAsyncFree(ac);
         return -1;
     }
@@ -547,7 +548,7 @@ static void probe(struct shard *sh, int64_t now)
 static void tick_cb(struct rtm_timer *t)
 {
     struct clu *cl = lws_container_of(t, struct clu, tick);
-    if (!cl->vh && !(cl->vh = rio_vhost(cl->ctx))) {
+    if (!cl->ev && !cl->vh && !(cl->vh = rio_vhost(cl->ctx))) {
         rtm_timer_in(cl->timers, &cl->tick, tick_cb, 1000);
         return;
     }
@@ -588,11 +589,12 @@ static void tick_cb(struct rtm_timer *t)
     rtm_timer_in(cl->timers, &cl->tick, tick_cb, TICK_MS);
 }
 
-void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers)
+void clu_start(struct clu *cl, struct lws_context *ctx, struct rtm_timers *timers, struct ev_loop *ev)
 {
     if (cl->started) return;
     cl->started = 1;
     cl->ctx = ctx;
+    cl->ev = ev;
     cl->timers = timers;
     int64_t now = now_ms();
     for (int i = 0; i < cl->n; i++) cl->sh[i].retry_at_ms = now;

@@ -11,6 +11,7 @@
 
 #include <hiredis.h>
 #include <async.h>
+#include <adapters/libev.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,4 +119,9 @@ int rio_attach(struct lws_vhost *vh, redisAsyncContext *ac, void (*on_lost)(void
     /* The connect completes on the first writable event. */
     lws_callback_on_writable(r->wsi);
     return 0;
+}
+
+int rio_attach_ev(struct ev_loop *ev, redisAsyncContext *ac)
+{
+    return redisLibevAttach(ev, ac) == REDIS_OK ? 0 : -1;
 }

@@ -13,6 +13,7 @@ struct rtm_store;
 struct brk_broker;
 struct mint_api;
 struct rtm_loop;
+struct ev_loop;
 struct rtm_timers;
 
 struct rtm_server {
@@ -21,6 +22,7 @@ struct rtm_server {
     struct lws_context *lws;
     struct rtm_loop *loop;        /* rtmd/loop.c: the event loop and its signals */
     struct rtm_timers *timers;    /* the loop's one timer heap: every timer of the process */
+    struct ev_loop *ev;           /* the libev loop (rtmd/loop.c), for hiredis's libev adapter; NULL on a poll loop */
     struct lws_vhost *public_vh;  /* NULL with --role mint */
     struct lws_vhost *backend_vh; /* NULL with --role broker */
     struct brk_broker *broker;    /* NULL with --role mint */

@@ -25,12 +25,10 @@
  *    says input is buffered (lws_service_adjust_timeout == 0).
  * lws's log level stays ERR|WARN (main): the plugin logs a notice per I/O change.
  *
- * With --cluster the loop is lws's own poll loop instead (the same heap
- * behind one lws_sul, signals through sigaction): the cluster's Redis
- * connections (cluster/rio.c, hiredis on raw descriptors adopted by lws)
- * stopped re-subscribing after a Redis stall on the libev plugin, with
- * either libev backend (tests/integration/cluster_publish.test.mjs). The way
- * out is hiredis's own libev adapter through this module (docs/KNOWN-GAPS.md). */
+ * The cluster's Redis connections (cluster/rio.c) attach to the same loop
+ * through hiredis's own libev adapter (srv->ev): hiredis on raw descriptors
+ * adopted by lws stopped re-subscribing after a Redis stall on the libev
+ * plugin. The poll-loop branches (use_ev 0) remain for a build without it. */
 #include "loop.h"
 
 #include "broker.h"
@@ -120,7 +118,7 @@ int rtm_loop_create(struct rtm_server *srv)
 {
     struct rtm_loop *l = calloc(1, sizeof *l);
     if (!l) return RTM_ENOMEM;
-    l->use_ev = !(srv->cfg->cluster && *srv->cfg->cluster);
+    l->use_ev = 1;
     /* EVFLAG_NOENV: LIBEV_FLAGS in the environment cannot pick poll/select. */
     if (l->use_ev) l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (l->use_ev && !l->ev) {
@@ -136,6 +134,7 @@ int rtm_loop_create(struct rtm_server *srv)
     rtm_timers_init(&l->timers, wake_at, l);
     srv->loop = l;
     srv->timers = &l->timers;
+    srv->ev = l->ev; /* the cluster's hiredis connections attach to it (cluster/rio.c) */
     return 0;
 }
 
