@@ -107,7 +107,7 @@ test('SIGHUP reloads the certificate; open sessions stay; a bad pair leaves the 
   copyFileSync(two.key, join(dir, 'live.key'));
   process.kill(d.pid, 'SIGHUP');
   let served;
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 200; i++) { // bounded: about 10 s
     served = await servedSerial(d.publicPort);
     if (served === two.serial) break;
     await sleep(50);
@@ -119,7 +119,7 @@ test('SIGHUP reloads the certificate; open sessions stay; a bad pair leaves the 
   // a key that is not the certificate's: refused, the current pair stays
   writeFileSync(join(dir, 'live.key'), readFileSync(one.key));
   process.kill(d.pid, 'SIGHUP');
-  for (let i = 0; i < 50 && !/TLS reload: cannot use the key/.test(d.log); i++) await sleep(50);
+  for (let i = 0; i < 200 && !/TLS reload: cannot use the key/.test(d.log); i++) await sleep(50);
   assert.match(d.log, /TLS reload: cannot use the key .*live\.key.*the current certificate stays/);
   assert.equal(await servedSerial(d.publicPort), two.serial);
   const r = await httpsGet(`https://127.0.0.1:${d.publicPort}/sdk/rtm.js`);
@@ -148,7 +148,7 @@ test('SIGHUP without TLS: rtmd says so and keeps running (never the default acti
   const p = await startRtmd();
   try {
     process.kill(p.pid, 'SIGHUP');
-    for (let i = 0; i < 50 && !/SIGHUP: no TLS certificate to reload/.test(p.log); i++) await sleep(50);
+    for (let i = 0; i < 200 && !/SIGHUP: no TLS certificate to reload/.test(p.log); i++) await sleep(50);
     assert.match(p.log, /SIGHUP: no TLS certificate to reload/);
     assert.equal(p.proc.exitCode, null);
     assert.equal((await p.api('GET', '/healthz', undefined, { auth: null })).status, 200);
