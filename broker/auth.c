@@ -14,6 +14,7 @@
 #include "server.h"
 #include "turn.h"
 #include "util.h"
+#include "view.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +108,12 @@ fail:
     return RTM_ENOMEM;
 }
 
-int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
+int auth_connect(struct brk_broker *b, const char *cred, int publishable, const struct rtm_key **keyp,
                  struct rtm_claims *c, enum rtm_wire_err *code, const char **reason)
 {
-    struct rtm_store *st = b->srv->store;
     char kid[80];
     *code = RTM_WIRE_INVALID_TOKEN;
+    *keyp = NULL;
     /* Tokens of 16 KB and a margin fit the request head (48 KB); a larger
      * one is refused here with its reason, whatever else is wrong with it. */
     if (strlen(cred) > RTM_MAX_TOKEN_BYTES) {
@@ -129,15 +130,10 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
     } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
         return RTM_EINVAL;
     }
-    int rc = rtm_store_key_get(st, kid, key);
-    if (rc == RTM_ENOTFOUND) {
+    const struct rtm_key *key = rtm_view_key(b->srv->view, kid);
+    if (!key) {
         *reason = "unknown key";
-        return rc;
-    }
-    if (rc) {
-        *code = RTM_WIRE_INTERNAL_ERROR;
-        *reason = rtm_wire(*code)->message;
-        return rc;
+        return RTM_ENOTFOUND;
     }
     if (key->revoked) {
         *reason = "key revoked";
@@ -148,25 +144,38 @@ int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct
         *reason = "unknown key";
         return RTM_EDENIED;
     }
-    if (publishable) return claims_from_pk(b, key, c, reason);
-    struct rtm_token_policy pol = {.now = rtm_now_s(),
-                                   .clock_leeway_s = b->cfg->clock_leeway_seconds,
-                                   .max_lifetime_s = b->cfg->max_token_lifetime};
-    rc = rtm_token_verify_policy(cred, key, &pol, c, reason);
+    int rc;
+    if (publishable) {
+        rc = claims_from_pk(b, key, c, reason);
+    } else {
+        struct rtm_token_policy pol = {.now = rtm_now_s(),
+                                       .clock_leeway_s = b->cfg->clock_leeway_seconds,
+                                       .max_lifetime_s = b->cfg->max_token_lifetime};
+        rc = rtm_token_verify_policy(cred, key, &pol, c, reason);
+    }
     if (rc) return rc;
-    rc = rtm_store_is_revoked(st, key->app, c->jti, c->sub, c->iat);
-    if (rc != 0) {
+    if (!publishable && (rc = rtm_view_is_revoked(b->srv->view, key->app, c->jti, c->sub, c->iat)) != 0) {
+        /* Below zero: the revocation table is over its bound, so one may be missing. */
         if (rc < 0) *code = RTM_WIRE_INTERNAL_ERROR;
-        *reason = rc > 0 ? "token revoked" : rtm_wire(*code)->message;
+        *reason = rc > 0 ? "token revoked" : "revocations unavailable";
         rtm_claims_free(c);
         return rc > 0 ? RTM_EDENIED : rc;
     }
+    *keyp = key;
     return 0;
 }
 
-int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
+int auth_verify_token(struct brk_broker *b, const char *token, const struct rtm_key **key, struct rtm_claims *c,
                       const char **reason)
 {
     enum rtm_wire_err code;
     return auth_connect(b, token, 0, key, c, &code, reason);
 }
+
+uint64_t auth_kid_hash(const char *kid)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a: ids are ours or the operator's, not an attacker's */
+    for (const unsigned char *p = (const unsigned char *)kid; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+

@@ -1,11 +1,11 @@
-/* broker.c: the broker's lifetime, the batched session rows, and the
- * functions the mint API and main call (peers, kick, server publish,
- * revocations, shutdown).
+/* broker.c: the broker's lifetime, what it hands the store's view (session
+ * rows, presence snapshots), and the functions main and the bus call (peers,
+ * kick, server publish, revocations and revoked keys, shutdown).
  *
- * Session rows never touch sqlite on the message path: a row is copied into
- * an in-memory batch when a session opens and when it closes, and a timer
- * writes the batch in one transaction every session-flush-ms. The batch is
- * bounded (ROWS_MAX); at the bound it is written at once. */
+ * The broker never calls the store: a session row is copied to the view's
+ * writer thread when a session opens and when it closes (common/view.h
+ * bounds and batches them); revocations and revoked keys arrive from the
+ * view's poll as calls on the loop and close the matching live sessions. */
 #include "internal.h"
 
 #include "errors.h"
@@ -14,12 +14,17 @@
 #include "protocol.h"
 #include "server.h"
 #include "util.h"
+#include "bus.h"
+#include "view.h"
 #include "json_dump.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define ROWS_MAX 4096
+/* GET /v1/peers snapshots for other processes: at most this often, at most
+ * this many peers per app. */
+#define PEERS_SNAPSHOT_MS 250
+#define PEERS_SNAPSHOT_MAX 10000
 
 int brk_create(struct rtm_server *srv, struct brk_broker **out)
 {
@@ -33,6 +38,7 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     htab_init(&b->conn_ips, HTAB_STR);
     htab_init(&b->app_conns, HTAB_STR);
     htab_init(&b->places, HTAB_STR);
+    htab_init(&b->peers_snapshot_apps, HTAB_STR);
     b->snapshot_wait_ms = -1;
     htab_init(&b->unauth_ips, HTAB_STR);
     b->scratch = malloc(BRK_SCRATCH);
@@ -54,87 +60,86 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     return 0;
 }
 
-static void rows_free(struct brk_broker *b)
-{
-    for (size_t i = 0; i < b->n_rows; i++) {
-        free(b->rows[i].origin);
-        free(b->rows[i].user_agent);
-    }
-    b->n_rows = 0;
-}
-
-void brk_flush_sessions(struct brk_broker *b)
-{
-    if (!b || !b->n_rows) return;
-    int rc = rtm_store_sessions_write(b->srv->store, b->rows, b->n_rows);
-    if (rc) log_error("broker: writing %zu session rows failed: %s", b->n_rows, rtm_err_str(rc));
-    rows_free(b);
-}
-
-static void flush_cb(struct rtm_timer *t)
-{
-    struct brk_broker *b = lws_container_of(t, struct brk_broker, flush_t);
-    b->flush_armed = 0;
-    brk_flush_sessions(b);
-}
-
 void rows_add(struct brk_broker *b, const struct brk_session *s, int closing)
 {
-    if (b->n_rows == b->cap_rows) {
-        if (b->cap_rows >= ROWS_MAX) {
-            brk_flush_sessions(b); /* the bound: write now rather than grow */
-        } else {
-            size_t cap = b->cap_rows ? b->cap_rows * 2 : 64;
-            struct rtm_session_row *r = realloc(b->rows, cap * sizeof *r);
-            if (!r) {
-                brk_flush_sessions(b);
-            } else {
-                b->rows = r;
-                b->cap_rows = cap;
-            }
+    struct rtm_session_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%s", s->sid);
+    snprintf(r.app, sizeof r.app, "%s", s->app);
+    snprintf(r.peer_id, sizeof r.peer_id, "%s", s->claims.sub ? s->claims.sub : "");
+    snprintf(r.jti, sizeof r.jti, "%s", s->claims.jti ? s->claims.jti : "");
+    snprintf(r.remote_addr, sizeof r.remote_addr, "%s", s->remote);
+    r.origin = s->origin ? strdup(s->origin) : NULL;
+    r.user_agent = s->user_agent ? strdup(s->user_agent) : NULL;
+    r.connected_ms = s->connected_ms;
+    if (closing) {
+        r.closed_ms = rtm_now_ms();
+        r.close_code = s->close_code;
+        snprintf(r.close_reason, sizeof r.close_reason, "%s", s->close_reason);
+    }
+    r.frames_in = s->frames_in;
+    r.frames_out = s->frames_out;
+    r.bytes_in = s->bytes_in;
+    r.bytes_out = s->bytes_out;
+    rtm_view_session_row(b->srv->view, &r);
+}
+
+/* ---- presence snapshots (GET /v1/peers from another process) ---- */
+
+static void peers_snapshot_cb(struct rtm_timer *t)
+{
+    struct brk_broker *b = lws_container_of(t, struct brk_broker, peers_snapshot_t);
+    json_t *all = brk_peers_app(b, NULL, NULL);
+    if (!all) return;
+    /* Split by app: one row per app; an app that emptied gets "[]" (row deleted). */
+    struct htab now;
+    htab_init(&now, HTAB_STR);
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p)
+    {
+        const char *app = json_string_value(json_object_get(p, "app"));
+        json_t *list = app ? htab_get(&now, app) : NULL;
+        if (app && !list && (list = json_array()) && htab_put(&now, app, list)) json_decref(list), list = NULL;
+        if (list && json_array_size(list) < PEERS_SNAPSHOT_MAX) json_array_append(list, p);
+    }
+    for (uint32_t k = 0; k < now.cap; k++) {
+        if (!now.slots[k].key) continue;
+        char *text = json_dumps(now.slots[k].val, JSON_COMPACT);
+        if (text) rtm_view_presence(b->srv->view, now.slots[k].key, text);
+        free(text);
+        if (!htab_get(&b->peers_snapshot_apps, now.slots[k].key)) {
+            char *app = strdup(now.slots[k].key);
+            if (app && htab_put(&b->peers_snapshot_apps, app, app)) free(app);
         }
     }
-    if (b->n_rows == b->cap_rows) {
-        log_error("broker: no room for the session row of sid=%s", s->sid);
-        return;
+    /* Apps written before and empty now: cleared, and forgotten. */
+    for (uint32_t k = 0; k < b->peers_snapshot_apps.cap;) {
+        char *app = b->peers_snapshot_apps.slots[k].key ? b->peers_snapshot_apps.slots[k].val : NULL;
+        if (app && !htab_get(&now, app)) {
+            rtm_view_presence(b->srv->view, app, "[]");
+            htab_del(&b->peers_snapshot_apps, app); /* backward shift: slot k holds another entry now */
+            free(app);
+            continue;
+        }
+        k++;
     }
-    if (b->n_rows == 0) b->rows_oldest_ms = rtm_mono_ms();
-    struct rtm_session_row *r = &b->rows[b->n_rows++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->id, sizeof r->id, "%s", s->sid);
-    snprintf(r->app, sizeof r->app, "%s", s->app);
-    snprintf(r->peer_id, sizeof r->peer_id, "%s", s->claims.sub ? s->claims.sub : "");
-    snprintf(r->jti, sizeof r->jti, "%s", s->claims.jti ? s->claims.jti : "");
-    snprintf(r->remote_addr, sizeof r->remote_addr, "%s", s->remote);
-    r->origin = s->origin ? strdup(s->origin) : NULL;
-    r->user_agent = s->user_agent ? strdup(s->user_agent) : NULL;
-    r->connected_ms = s->connected_ms;
-    if (closing) {
-        r->closed_ms = rtm_now_ms();
-        r->close_code = s->close_code;
-        snprintf(r->close_reason, sizeof r->close_reason, "%s", s->close_reason);
-    }
-    r->frames_in = s->frames_in;
-    r->frames_out = s->frames_out;
-    r->bytes_in = s->bytes_in;
-    r->bytes_out = s->bytes_out;
-    if (!b->flush_armed && b->ctx) {
-        b->flush_armed = 1;
-        int ms = b->cfg->session_flush_ms > 0 ? b->cfg->session_flush_ms : 200;
-        rtm_timer_in(b->timers, &b->flush_t, flush_cb, ms);
-    }
+    for (uint32_t k = 0; k < now.cap; k++)
+        if (now.slots[k].key) json_decref(now.slots[k].val);
+    htab_free(&now);
+    json_decref(all); /* the keys of now pointed into it: freed last */
+}
+
+void presence_changed(struct brk_broker *b)
+{
+    if (rtm_timer_armed(&b->peers_snapshot_t) || !b->ctx) return;
+    rtm_timer_in(b->timers, &b->peers_snapshot_t, peers_snapshot_cb, PEERS_SNAPSHOT_MS);
 }
 
 void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx)
 {
     if (b->ctx) return; /* PROTOCOL_INIT comes once per vhost */
     b->ctx = ctx;
-    /* Revocations already stored were enforced at connect; only newer ones concern live sessions. */
-    json_t *rows = NULL;
-    int64_t last = 0;
-    if (rtm_store_revocations_since(b->srv->store, 0, &rows, &last) == 0) b->revocations_seen = last;
-    json_decref(rows);
-    retention_start(b);
     xnode_start(b, ctx);
 }
 
@@ -144,10 +149,8 @@ void broker_loop_gone(struct brk_broker *b)
     resume_destroy(b); /* held places have timers on this loop; their leaves go in the flush below */
     rtm_timer_cancel(b->timers, &b->presence_t);
     rtm_timer_cancel(b->timers, &b->snapshot_t);
-    rtm_timer_cancel(b->timers, &b->flush_t);
+    rtm_timer_cancel(b->timers, &b->peers_snapshot_t);
     rtm_timer_cancel(b->timers, &b->ip_prune_t);
-    retention_stop(b);
-    b->flush_armed = 0;
     xnode_destroy(b); /* its Redis connections live on this loop */
     b->ctx = NULL;
     presence_flush(b); /* frees the channels left dirty by the last closes */
@@ -158,8 +161,9 @@ void brk_destroy(struct brk_broker *b)
     if (!b) return;
     if (b->ctx) broker_loop_gone(b);
     xnode_destroy(b);
-    brk_flush_sessions(b);
-    free(b->rows);
+    for (uint32_t i = 0; i < b->peers_snapshot_apps.cap; i++)
+        if (b->peers_snapshot_apps.slots[i].key) free(b->peers_snapshot_apps.slots[i].val);
+    htab_free(&b->peers_snapshot_apps);
     limits_destroy(b);
     authmsg_destroy(b);
     resume_destroy(b);
@@ -228,7 +232,6 @@ void brk_metrics_gauges(struct brk_broker *b)
     rtm_gauges[RTM_G_CHANNELS] = b->channels.n;
     rtm_gauges[RTM_G_SUBSCRIPTIONS] = subs;
     rtm_gauges[RTM_G_QUEUE_BYTES] = queued;
-    rtm_gauges[RTM_G_STORE_WRITE_LAG] = b->n_rows ? (double)(rtm_mono_ms() - b->rows_oldest_ms) / 1e3 : 0;
     xnode_metrics_gauges(b);
 }
 
@@ -296,72 +299,126 @@ int kick_local(struct brk_broker *b, const char *app, const char *peer_id)
     return n;
 }
 
-int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, json_t *data)
+int brk_server_publish(struct brk_broker *b, const char *app, const char *channel, const char *data)
 {
     /* Reserved names are refused on every path, this one included. */
     if (!data || !rtm_channel_valid(channel) || rtm_channel_reserved(channel)) return RTM_EINVAL;
-    char *text = rtm_json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text) return RTM_ENOMEM;
     if (b->xn) {
         /* Every node delivers from Redis; what this node knows is how many
          * subscribers it has itself (docs/KNOWN-GAPS.md). */
         struct brk_channel *ch = chan_find(b, app, channel);
         int local = ch ? (int)ch->subs.n : 0;
-        int rc = xnode_publish(b, app, channel, NULL, text, strlen(text), NULL);
-        free(text);
+        int rc = xnode_publish(b, app, channel, NULL, data, strlen(data), NULL);
         return rc ? rc : local;
     }
-    int n = chan_publish(b, app, channel, NULL, text, strlen(text));
-    free(text);
-    return n;
+    return chan_publish(b, app, channel, NULL, data, strlen(data));
 }
 
 static int revocation_matches(const struct brk_session *s, void *arg)
 {
-    json_t *row = arg;
-    const char *app = json_string_value(json_object_get(row, "app"));
-    if (!app || strcmp(app, s->app) != 0) return 0;
-    const char *jti = json_string_value(json_object_get(row, "jti"));
-    if (jti && s->claims.jti && *jti && strcmp(jti, s->claims.jti) == 0) return 1;
-    const char *peer = json_string_value(json_object_get(row, "peerId"));
-    json_t *before = json_object_get(row, "before");
-    if (peer && strcmp(peer, s->claims.sub) == 0)
-        return !json_is_integer(before) || s->claims.iat < json_integer_value(before);
-    return 0;
+    const struct rtm_revocation *r = arg;
+    if (strcmp(r->app, s->app) != 0 || s->publishable) return 0;
+    if (r->jti) return s->claims.jti && *r->jti && strcmp(r->jti, s->claims.jti) == 0;
+    return r->peer_id && strcmp(r->peer_id, s->claims.sub) == 0 && s->claims.iat < r->before;
 }
 
-void brk_revocations_changed(struct brk_broker *b)
+/* A session's credential is gone: it closes at once (its queue is not drained). */
+static void revoke_close(struct brk_session *s, enum rtm_wire_err e, const char *reason)
 {
-    /* The other nodes read the same store: they are told to read it now. */
-    if (b->xn) xnode_control(b, CLU_CTL_REVOKED, "", "");
-    revocations_local(b);
+    log_info("ws: %s sid=%s peer=%s", reason ? reason : rtm_wire(e)->message, s->sid, s->claims.sub);
+    s->close_now = 1;
+    sess_close(s, e, reason);
 }
 
-void revocations_local(struct brk_broker *b)
+void brk_revoked(struct brk_broker *b, const struct rtm_revocation *r)
 {
-    json_t *rows = NULL;
-    int64_t last = b->revocations_seen;
-    if (rtm_store_revocations_since(b->srv->store, b->revocations_seen, &rows, &last)) {
-        log_error("broker: cannot read revocations");
-        return;
+    for (struct brk_session *s = b->sessions; s; s = s->next)
+        if (s->state == SESS_OPEN && revocation_matches(s, (void *)r)) revoke_close(s, RTM_WIRE_INVALID_TOKEN, "token revoked");
+    /* A held place (its connection just dropped) is the same token: it
+     * ends now, so the peer leaves presence at once. */
+    int n = resume_end_held(b, revocation_matches, (void *)r);
+    if (n) log_info("ws: revocation ended %d held place(s)", n);
+}
+
+struct key_match {
+    uint64_t kid_hash;
+    const char *app;
+};
+
+static int key_matches(const struct brk_session *s, void *arg)
+{
+    const struct key_match *k = arg;
+    return s->kid_hash == k->kid_hash && strcmp(s->app, k->app) == 0;
+}
+
+void brk_key_revoked(struct brk_broker *b, const char *kid, const char *app)
+{
+    struct key_match k = {auth_kid_hash(kid), app};
+    int n = 0;
+    for (struct brk_session *s = b->sessions; s; s = s->next) {
+        if (s->state != SESS_OPEN || !key_matches(s, &k)) continue;
+        revoke_close(s, RTM_WIRE_KEY_REVOKED, NULL);
+        n++;
     }
-    b->revocations_seen = last;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        for (struct brk_session *s = b->sessions; s; s = s->next) {
-            if (s->state != SESS_OPEN || !revocation_matches(s, row)) continue;
-            log_info("ws: revoked sid=%s peer=%s", s->sid, s->claims.sub);
-            s->close_now = 1;
-            sess_close(s, RTM_WIRE_INVALID_TOKEN, "token revoked");
-        }
-        /* A held place (its connection just dropped) is the same token: it
-         * ends now, so the peer leaves presence at once. */
-        int n = resume_end_held(b, revocation_matches, row);
-        if (n) log_info("ws: revocation ended %d held place(s)", n);
-    }
-    json_decref(rows);
+    int held = resume_end_held(b, key_matches, &k);
+    log_info("broker: key %s of app %s revoked: %d live sessions closed with 4012, %d held places ended", kid, app,
+             n, held);
+}
+
+void brk_view_refreshed(struct brk_broker *b) { conn_view_refreshed(b); }
+
+/* Cluster mode: another node stored a revocation; this node's view reads it now. */
+void revocations_local(struct brk_broker *b) { rtm_view_refresh(b->srv->view); }
+
+/* ---- wiring: the broker behind the bus and the view's hooks ---- */
+
+static int bus_kick(void *arg, const char *app, const char *peer_id) { return brk_kick(arg, app, peer_id); }
+static int bus_publish(void *arg, const char *app, const char *channel, const char *data)
+{
+    return brk_server_publish(arg, app, channel, data);
+}
+static json_t *bus_peers(void *arg, const char *app, const char *channel) { return brk_peers_app(arg, app, channel); }
+static void bus_revoked(void *arg)
+{
+    struct brk_broker *b = arg;
+    if (b->xn) xnode_control(b, CLU_CTL_REVOKED, "", ""); /* the other nodes read the same store now */
+}
+
+void brk_bus_broker(struct brk_broker *b, struct rtm_bus_broker *out)
+{
+    *out = (struct rtm_bus_broker){bus_kick, bus_publish, bus_peers, bus_revoked, b};
+}
+
+/* The hooks reach the broker through the server, so they work before the
+ * broker exists and with none (--role mint: they do nothing). */
+static void hook_key_revoked(void *arg, const char *kid, const char *app)
+{
+    struct rtm_server *srv = arg;
+    if (srv->broker) brk_key_revoked(srv->broker, kid, app);
+}
+static void hook_revoked(void *arg, const struct rtm_revocation *r)
+{
+    struct rtm_server *srv = arg;
+    if (srv->broker) brk_revoked(srv->broker, r);
+}
+static void hook_outbox(void *arg, const char *kind, const char *app, const char *target, const char *data)
+{
+    struct rtm_server *srv = arg;
+    if (srv->broker && srv->bus) rtm_bus_deliver(srv->bus, kind, app, target, data);
+}
+static void hook_refreshed(void *arg)
+{
+    struct rtm_server *srv = arg;
+    if (srv->broker) conn_view_refreshed(srv->broker);
+}
+
+void brk_view_hooks(struct rtm_server *srv, struct rtm_view_hooks *h)
+{
+    h->key_revoked = hook_key_revoked;
+    h->revoked = hook_revoked;
+    h->outbox = hook_outbox;
+    h->refreshed = hook_refreshed;
+    h->arg = srv;
 }
 
 void brk_begin_shutdown(struct brk_broker *b, int retry_after_ms)

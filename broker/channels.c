@@ -99,6 +99,7 @@ static void pending_free(struct brk_pending *p)
 /* Records a join (peer != NULL) or a leave; the opposite pending change cancels. */
 static void pending_change(struct brk_broker *b, struct brk_channel *ch, struct brk_peer *peer, int join)
 {
+    presence_changed(b); /* a peer's channels are part of GET /v1/peers */
     struct brk_pending *p = htab_get(&ch->pending, peer->peer_id);
     if (p) {
         if ((p->peer != NULL) != join) {

@@ -24,6 +24,7 @@
 #include "server.h"
 #include "netaddr.h"
 #include "util.h"
+#include "view.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -299,43 +300,97 @@ static void reject(struct brk_session *s, enum rtm_wire_err e, const char *reaso
     lws_callback_on_writable(s->wsi);
 }
 
+/* A connection whose key is not in the view yet (created a moment ago by
+ * another process) waits for one fresh poll of the store instead of being
+ * refused; its credential is kept here (lws lets the request head go once
+ * ESTABLISHED returns, and an auth frame is gone once read). */
+struct brk_waiting {
+    char *cred;
+    int publishable, via_message;
+    uint64_t ticket; /* rtm_view_served() >= ticket: the poll has been seen */
+};
+#define WAITING_MAX 256 /* beyond, an unknown key is refused at once */
+
+static void waiting_unlink(struct brk_session *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else s->b->waiting = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->b->n_waiting--;
+}
+
+static void waiting_free(struct brk_session *s)
+{
+    if (!s->waiting) return;
+    waiting_unlink(s);
+    free(s->waiting->cred);
+    free(s->waiting);
+    s->waiting = NULL;
+}
+
+static int wait_for_view(struct brk_session *s, const char *cred, int publishable, int via_message)
+{
+    struct brk_broker *b = s->b;
+    if (b->n_waiting >= WAITING_MAX || !(s->waiting = calloc(1, sizeof *s->waiting))) return -1;
+    s->waiting->cred = strdup(cred);
+    s->waiting->publishable = publishable;
+    s->waiting->via_message = via_message;
+    /* 0: a view without threads, no poll will come */
+    if (!s->waiting->cred || !(s->waiting->ticket = rtm_view_refresh(b->srv->view))) {
+        free(s->waiting->cred);
+        free(s->waiting);
+        s->waiting = NULL;
+        return -1;
+    }
+    s->prev = NULL;
+    s->next = b->waiting;
+    if (b->waiting) b->waiting->prev = s;
+    b->waiting = s;
+    b->n_waiting++;
+    return 0;
+}
+
 /* Admits a session on its credential (from the request, or from the auth
- * frame of ?auth=message): verification, Origin, caps, resume, welcome.
- * s->origin, s->user_agent, s->ext and s->resume_req are already set. */
-static void admit(struct brk_session *s, const char *cred, int publishable, int via_message)
+ * frame of ?auth=message): verification (from the store's view, no store
+ * call), Origin, caps, resume, welcome. s->origin, s->user_agent, s->ext and
+ * s->resume_req are already set. A key the view does not know yet makes the
+ * session wait for one fresh poll when may_wait. */
+static void admit(struct brk_session *s, const char *cred, int publishable, int via_message, int may_wait)
 {
     struct brk_broker *b = s->b;
     const struct rtm_config *cfg = b->cfg;
-    struct rtm_key key;
-    memset(&key, 0, sizeof key);
+    const struct rtm_key *key = NULL;
     enum rtm_wire_err code;
     const char *reason = NULL;
-    if (auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason)) {
-        rtm_key_free(&key);
+    int rc = auth_connect(b, cred, publishable, &key, &s->claims, &code, &reason);
+    if (rc == RTM_ENOTFOUND && may_wait && !wait_for_view(s, cred, publishable, via_message)) return;
+    if (rc) {
         reject(s, code, reason, s->remote);
         return;
     }
     s->publishable = publishable;
-    if (!auth_origin_allowed(&key, s->origin)) {
-        rtm_key_free(&key);
+    if (!auth_origin_allowed(key, s->origin)) {
         rtm_claims_free(&s->claims);
         reject(s, RTM_WIRE_ORIGIN_NOT_ALLOWED, NULL, s->remote);
         return;
     }
     /* A token minted with bind {ip, userAgent} serves only that client. */
     if (!rtm_bind_matches(&s->claims, s->remote, s->user_agent)) {
-        rtm_key_free(&key);
         rtm_claims_free(&s->claims);
         reject(s, RTM_WIRE_INVALID_TOKEN, "token bound to another client", s->remote);
         return;
     }
-    snprintf(s->app, sizeof s->app, "%s", key.app);
-    rtm_key_free(&key);
+    snprintf(s->app, sizeof s->app, "%s", key->app);
+    s->kid_hash = auth_kid_hash(key->id);
 
     struct rtm_app app;
-    memset(&app, 0, sizeof app);
-    app.resume_window_ms = -1;
-    if (rtm_store_app_ensure(b->srv->store, s->app, &app)) app.duplicate_replace = 0; /* defaults */
+    if (rtm_view_app(b->srv->view, s->app, &app)) {
+        /* Not in the view yet: the defaults now, the row written on the writer thread. */
+        memset(&app, 0, sizeof app);
+        app.resume_window_ms = -1;
+        rtm_view_app_ensure(b->srv->view, s->app);
+    }
 
     /* Extensions (docs/EXTENSIONS.md): a resume takes a place that already
      * counts toward the caps, so it is not refused for capacity. */
@@ -399,6 +454,22 @@ static void admit(struct brk_session *s, const char *cred, int publishable, int 
     rows_add(b, s, 0);
 }
 
+void conn_view_refreshed(struct brk_broker *b)
+{
+    uint64_t served = rtm_view_served(b->srv->view);
+    for (struct brk_session *s = b->waiting, *next; s; s = next) {
+        next = s->next;
+        if (s->waiting->ticket > served) continue;
+        struct brk_waiting *w = s->waiting;
+        s->waiting = NULL;
+        waiting_unlink(s); /* w stays alive: admit reads its credential */
+        if (b->shutting_down) reject(s, RTM_WIRE_SHUTTING_DOWN, NULL, s->remote);
+        else admit(s, w->cred, w->publishable, w->via_message, 0);
+        free(w->cred);
+        free(w);
+    }
+}
+
 /* A query argument into b->scratch (NULL when absent). The scratch buffer,
  * not a small one: lws stops looking at the first argument longer than the
  * buffer, which may be the token. */
@@ -455,7 +526,7 @@ static void on_established(struct brk_session *s, struct lws *wsi)
         reject(s, RTM_WIRE_INVALID_TOKEN, "missing token", s->remote);
         return;
     }
-    admit(s, cred, publishable, 0);
+    admit(s, cred, publishable, 0, 1);
 }
 
 /* ---- inbound ---- */
@@ -480,7 +551,7 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
             reject(s, RTM_WIRE_AUTH_EXPECTED, NULL, s->remote);
         }
         if (!token) return;
-        admit(s, token, 0, 1);
+        admit(s, token, 0, 1, 0); /* no wait for the view here: the auth frame was the one chance */
         memset(token, 0, strlen(token));
         free(token);
         return;
@@ -606,6 +677,7 @@ static void detach(struct brk_session *s)
 static void on_closed(struct brk_session *s)
 {
     if (!s->b) return;
+    waiting_free(s);
     xnode_session_closed(s);
     authmsg_end(s);
     detach(s);
@@ -664,6 +736,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (s) on_closed(s);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: /* woken by the view's threads (or a signal) */
+        if ((b = broker_of(wsi)) && b->srv->view) rtm_view_drain(b->srv->view);
         return 0;
     default:
         return brk_http(wsi, reason, user, in, len);

@@ -138,6 +138,8 @@ struct brk_session {
     int64_t upgraded_ns;       /* rtm_mono_ns() at ESTABLISHED: the welcome's latency starts there */
     struct rtm_claims claims;  /* owned; claims.sub is the peerId */
     int publishable;           /* connected with ?key=pk_ (expiresAt null) */
+    uint64_t kid_hash;         /* auth_kid_hash of the key it authenticated with (4012 on its revocation) */
+    struct brk_waiting *waiting; /* conn.c: waiting for the view to know its key; NULL otherwise */
     unsigned perms;
 
     struct brk_peer *peer;
@@ -238,15 +240,15 @@ struct brk_broker {
     struct rtm_timer snapshot_t; /* re-flushes channels whose snapshots waited for a budget */
     int64_t snapshot_wait_ms;    /* during a presence flush: the shortest wait of a deferred snapshot, or -1 */
 
-    /* session rows waiting for the batched write */
-    struct rtm_session_row *rows;
-    size_t n_rows, cap_rows;
-    struct rtm_timer flush_t;
-    int flush_armed;
-    struct rtm_timer retention_t; /* retention.c: pruning old session rows */
-    int64_t pruned;               /* retention.c: rows pruned in the backlog being drained */
+    /* sessions waiting for the view to know their key (conn.c), linked by next/prev */
+    struct brk_session *waiting;
+    int n_waiting;
 
-    int64_t revocations_seen; /* newest revocation row id enforced */
+    /* GET /v1/peers for other processes (broker.c): this node's peers written
+     * to the store at most every PEERS_SNAPSHOT_MS while something changed */
+    struct rtm_timer peers_snapshot_t;
+    struct htab peers_snapshot_apps; /* app -> strdup(app): apps whose last snapshot was not empty */
+
     struct htab conn_ips;     /* remote IP -> struct ip_window (limits.c) */
     struct htab app_conns;    /* app -> struct app_count: live sessions per app, for max-connections-per-app */
     struct rtm_timer ip_prune_t;
@@ -258,7 +260,6 @@ struct brk_broker {
 
     struct htab places;       /* rsid -> brk_session (live or held) of resumable extension sessions */
     int n_held;               /* held places: they count toward max-connections */
-    int64_t rows_oldest_ms;   /* rtm_mono_ms() when the oldest row in rows was added (store write lag) */
 
     struct brk_xnode *xn;     /* xnode.c: cluster mode, NULL without --cluster */
 
@@ -295,6 +296,8 @@ int wire_is_presence(const struct brk_msg *m);
 
 /* conn.c */
 struct brk_broker *broker_of(struct lws *wsi);
+/* The view answered a refresh: sessions waiting for their key are admitted or refused. */
+void conn_view_refreshed(struct brk_broker *b);
 /* Queues a frame to a session (takes its own reference). At the queue's byte
  * bound the session is closed with 1013 instead. Returns 0 or RTM_ELIMIT. */
 int sess_enqueue(struct brk_session *s, struct brk_msg *m);
@@ -315,16 +318,19 @@ void sess_arm_expiry(struct brk_session *s);
  * Authorization: Bearer, else "token.<jwt>" in the subprotocol list.
  * Returns a pointer into b->scratch (valid until its next use), or NULL. */
 const char *auth_find_credential(struct brk_broker *b, struct lws *wsi, int *publishable);
-/* Verifies a credential: key lookup, key state, and a token's signature,
- * claims and revocation, or a publishable key's claims. 0 with key and c
- * filled (the caller frees both); else negative with the error *code (its
- * close code) and *reason (never NULL; key may hold data to free, c is
- * empty). */
-int auth_connect(struct brk_broker *b, const char *cred, int publishable, struct rtm_key *key,
+/* Verifies a credential against the store's in-memory view: key lookup, key
+ * state, and a token's signature, claims and revocation, or a publishable
+ * key's claims. 0 with *key (borrowed until the view's next drain) and c
+ * filled (the caller frees c); else negative with the error *code (its close
+ * code) and *reason (never NULL; c empty). RTM_ENOTFOUND: no such key in the
+ * view (yet). */
+int auth_connect(struct brk_broker *b, const char *cred, int publishable, const struct rtm_key **key,
                  struct rtm_claims *c, enum rtm_wire_err *code, const char **reason);
 /* auth_connect for a secret-key token (in-band refresh). 0 or negative with *reason. */
-int auth_verify_token(struct brk_broker *b, const char *token, struct rtm_key *key, struct rtm_claims *c,
+int auth_verify_token(struct brk_broker *b, const char *token, const struct rtm_key **key, struct rtm_claims *c,
                       const char **reason);
+/* A key id's 64-bit hash: what a session keeps to be found when its key is revoked. */
+uint64_t auth_kid_hash(const char *kid);
 /* 1 when the key has no Origin list, origin is on it, or (secret keys
  * only) no Origin was sent: the list is a browser control. */
 int auth_origin_allowed(const struct rtm_key *key, const char *origin);
@@ -485,9 +491,10 @@ void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p);
 void xnode_session_closed(struct brk_session *s);
 
 /* broker.c */
-/* brk_kick and brk_revocations_changed on this node's sessions only (the
- * public ones also tell the other nodes in cluster mode). */
+/* brk_kick on this node's sessions only (the public one also tells the
+ * other nodes in cluster mode). */
 int kick_local(struct brk_broker *b, const char *app, const char *peer_id);
+/* Another node stored a revocation (cluster mode): the store's view polls now. */
 void revocations_local(struct brk_broker *b);
 struct app_count {
     char app[65];
@@ -501,11 +508,10 @@ int app_conns_add(struct brk_broker *b, const char *app, int delta);
 void broker_loop_ready(struct brk_broker *b, struct lws_context *ctx);
 /* Called at PROTOCOL_DESTROY: cancels the broker's timers; none is armed after. */
 void broker_loop_gone(struct brk_broker *b);
+/* A session row (open, or closing) for the view's writer thread. */
 void rows_add(struct brk_broker *b, const struct brk_session *s, int closing);
+/* Peers or subscriptions changed: a presence snapshot for other processes is written soon. */
+void presence_changed(struct brk_broker *b);
 
-/* retention.c: session rows older than session-retention-days are pruned in
- * the background, in bounded batches. */
-void retention_start(struct brk_broker *b);
-void retention_stop(struct brk_broker *b);
 
 #endif

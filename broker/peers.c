@@ -74,6 +74,7 @@ int peer_attach(struct brk_session *s)
     if (p->sessions) p->sessions->peer_prev = s;
     p->sessions = s;
     p->n_sessions++;
+    presence_changed(b);
     return 0;
 }
 
@@ -86,6 +87,7 @@ void peer_detach(struct brk_session *s)
     if (s->peer_next) s->peer_next->peer_prev = s->peer_prev;
     s->peer = NULL;
     s->peer_next = s->peer_prev = NULL;
+    presence_changed(s->b);
     if (--p->n_sessions > 0) return;
     xnode_peer_dirty(s->b, p); /* no longer on this node */
     htab_del(&s->b->peers, p->key);

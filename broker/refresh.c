@@ -95,26 +95,24 @@ static void refuse(struct brk_session *s, const char *reason, const char *rid)
 void ext_refresh(struct brk_session *s, const char *token, const char *rid)
 {
     struct brk_broker *b = s->b;
-    struct rtm_key key;
+    const struct rtm_key *key = NULL;
     struct rtm_claims c;
     const char *reason = "invalid token";
-    memset(&key, 0, sizeof key);
     memset(&c, 0, sizeof c);
     if (s->publishable) {
         refuse(s, "publishable key sessions do not expire", rid);
         return;
     }
     if (auth_verify_token(b, token, &key, &c, &reason)) {
-        rtm_key_free(&key);
         refuse(s, reason, rid);
         return;
     }
-    if (strcmp(key.app, s->app) != 0) reason = "app mismatch";
+    if (strcmp(key->app, s->app) != 0) reason = "app mismatch";
     else if (strcmp(c.sub, s->claims.sub) != 0) reason = "peer mismatch";
-    else if (!auth_origin_allowed(&key, s->origin)) reason = "origin not allowed";
+    else if (!auth_origin_allowed(key, s->origin)) reason = "origin not allowed";
     else if (!rtm_bind_matches(&c, s->remote, s->user_agent)) reason = "token bound to another client";
     else reason = NULL;
-    rtm_key_free(&key);
+    if (!reason) s->kid_hash = auth_kid_hash(key->id); /* the session now lives on this key */
     if (reason) {
         rtm_claims_free(&c);
         refuse(s, reason, rid);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_type { T_INT, T_STR, T_BOOL, T_LIST, T_LOGLEVEL };
 
@@ -130,6 +131,12 @@ static const struct opt opts[] = {
      "how often session rows are written to the store, in one transaction"},
     {"session-retention-days", T_INT, O(session_retention_days), 0, 0, 1, 3650, "7", 0, NULL,
      "closed session rows (GET /v1/sessions) are deleted this many days after they connected, in the background"},
+    {"session-rows-max", T_INT, O(session_rows_max), 0, 0, 64, 10000000, "50000", 0, NULL,
+     "session rows waiting for the store (it is slow or down; about 650 bytes each); beyond, the oldest are dropped and counted"},
+    {"store-poll-ms", T_INT, O(store_poll_ms), 0, 0, 10, 5000, "100", 0, NULL,
+     "how often the store is asked for changes (keys, apps, revocations, kicks, publishes from other processes)"},
+    {"node-id", T_STR, O(node_id), 0, 0, 0, 0, "", 0, NULL,
+     "this rtmd's name on session rows and presence (default: hostname:public-port); a restart closes only its own rows"},
     {"shutdown-grace-ms", T_INT, O(shutdown_grace_ms), 0, 0, 0, 60000, "2000", 0, NULL,
      "on SIGTERM, how long sessions get to close after going_away"},
     {"cluster", T_STR, O(cluster), 0, 0, 0, 0, "", 0, NULL,
@@ -457,10 +464,28 @@ int rtm_config_load(struct rtm_config *cfg, int argc, char **argv, char *err, si
     }
     char host[256];
     int port;
-    if (rtm_config_split_addr(c.public_addr, host, sizeof host, &port) ||
-        rtm_config_split_addr(c.backend_addr, host, sizeof host, &port)) {
+    if (rtm_config_split_addr(c.backend_addr, host, sizeof host, &port) ||
+        rtm_config_split_addr(c.public_addr, host, sizeof host, &port)) {
         snprintf(err, errlen, "public and backend must be HOST:PORT");
         goto fail;
+    }
+    if (strlen(c.node_id) > 64) {
+        snprintf(err, errlen, "node-id must be at most 64 characters");
+        goto fail;
+    }
+    if (!c.node_id[0]) {
+        /* Two rtmd on one machine differ by their public port. */
+        char hn[128] = "localhost", id[80];
+        gethostname(hn, sizeof hn - 1);
+        hn[sizeof hn - 1] = '\0';
+        snprintf(id, sizeof id, "%.50s:%d", hn, port);
+        char *dup = strdup(id);
+        if (!dup) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        free(c.node_id);
+        c.node_id = dup;
     }
     for (size_t i = 0; i < c.n_turn_urls; i++) {
         const char *u = c.turn_urls[i];

@@ -74,6 +74,9 @@ struct rtm_config {
     int resume_queue_bytes;            /* 262144 */
     int session_flush_ms;              /* 200: batching of session rows */
     int session_retention_days;        /* 7: closed session rows older than this are pruned */
+    int session_rows_max;              /* 50000: rows waiting for a slow or absent store */
+    int store_poll_ms;                 /* 100: the view asks the store for changes this often */
+    char *node_id;                     /* session rows and presence; default hostname:public-port */
     int shutdown_grace_ms;             /* 2000 */
 
     /* cluster mode (docs/CLUSTER.md) */

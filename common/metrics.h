@@ -40,7 +40,8 @@
     X(CLUSTER_RECONNECTS, "rtm_cluster_redis_reconnects_total", "", "Redis shard reconnects (after a loss, a missed deadline or probe)") \
     X(CLUSTER_PROBES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"probe\"", "Redis shard restarts by cause") \
     X(CLUSTER_DEADLINES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"deadline\"", "")   \
-    X(CLUSTER_CONN_LOST, "rtm_cluster_redis_faults_total", "fault=\"closed\"", "")
+    X(CLUSTER_CONN_LOST, "rtm_cluster_redis_faults_total", "fault=\"closed\"", "")                             \
+    X(SESSION_ROWS_DROPPED, "rtm_session_rows_dropped_total", "", "Session rows dropped while the store lagged (session-rows-max)")
 
 #define RTM_HISTOGRAMS(X)                                                                          \
     X(MINT_LATENCY, "rtm_http_request_duration_seconds", "Backend API request latency")            \

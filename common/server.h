@@ -2,7 +2,8 @@
  *
  * Exactly one exists, owned by rtmd's main(); it is the lws context's user
  * pointer, so any callback reaches it with lws_context_user(lws_get_context(wsi)).
- * Everything in it is used from the event-loop thread only. */
+ * Everything in it is used from the event-loop thread only (the view's
+ * threads touch only the view's own state). */
 #ifndef RTM_SERVER_H
 #define RTM_SERVER_H
 
@@ -15,10 +16,14 @@ struct mint_api;
 struct rtm_loop;
 struct ev_loop;
 struct rtm_timers;
+struct rtm_view;
+struct rtm_bus;
 
 struct rtm_server {
     const struct rtm_config *cfg;
-    struct rtm_store *store;
+    struct rtm_store *store;      /* the loop's handle: tools, the mint API's writes (not the broker) */
+    struct rtm_view *view;        /* keys, apps, revocations in memory; the writer thread */
+    struct rtm_bus *bus;          /* how the mint API reaches brokers (local or through the store) */
     struct lws_context *lws;
     struct rtm_loop *loop;        /* rtmd/loop.c: the event loop and its signals */
     struct rtm_timers *timers;    /* the loop's one timer heap: every timer of the process */

@@ -162,9 +162,9 @@ int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row 
     return st->ops->sessions_write(st, rows, n);
 }
 
-int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason)
+int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *node_id, const char *reason)
 {
-    return st->ops->sessions_close_dangling(st, reason ? reason : "");
+    return st->ops->sessions_close_dangling(st, node_id ? node_id : "", reason ? reason : "");
 }
 
 int rtm_store_sessions_prune(struct rtm_store *st, int64_t connected_before_ms, int max_rows)
@@ -179,4 +179,69 @@ int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *
     if (limit <= 0) limit = STORE_SESSIONS_QUERY_DEFAULT;
     if (limit > STORE_SESSIONS_QUERY_MAX) limit = STORE_SESSIONS_QUERY_MAX;
     return st->ops->sessions_query(st, app, peer_id, limit, out);
+}
+
+int rtm_store_changed(struct rtm_store *st) { return st->ops->changed(st); }
+
+int rtm_store_config_version(struct rtm_store *st, int64_t *out) { return st->ops->config_version(st, out); }
+
+int rtm_store_keys_load(struct rtm_store *st, struct rtm_key **out, size_t *n)
+{
+    return st->ops->keys_load(st, out, n);
+}
+
+void rtm_keys_free(struct rtm_key *keys, size_t n)
+{
+    for (size_t i = 0; keys && i < n; i++) rtm_key_free(&keys[i]);
+    free(keys);
+}
+
+int rtm_store_apps_load(struct rtm_store *st, struct rtm_app **out, size_t *n)
+{
+    return st->ops->apps_load(st, out, n);
+}
+
+int rtm_store_outbox_post(struct rtm_store *st, const char *kind, const char *app, const char *target,
+                          const char *data)
+{
+    if (!kind || (strcmp(kind, "kick") && strcmp(kind, "publish")) || !store_app_name_valid(app) || !target ||
+        (!strcmp(kind, "publish") && !data))
+        return RTM_EINVAL;
+    return st->ops->outbox_post(st, kind, app, target, data);
+}
+
+int rtm_store_outbox_since(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id)
+{
+    return st->ops->outbox_since(st, since_id, out, last_id);
+}
+
+int rtm_store_outbox_last(struct rtm_store *st, int64_t *last_id) { return st->ops->outbox_last(st, last_id); }
+
+int rtm_store_outbox_prune(struct rtm_store *st, int64_t before_ms, int keep_max)
+{
+    return st->ops->outbox_prune(st, before_ms, keep_max);
+}
+
+int rtm_store_presence_put(struct rtm_store *st, const char *node_id, const char *app, const char *peers,
+                           int64_t now_ms)
+{
+    if (!node_id || !app || !peers) return RTM_EINVAL;
+    return st->ops->presence_put(st, node_id, app, peers, now_ms);
+}
+
+int rtm_store_node_seen(struct rtm_store *st, const char *node_id, int64_t now_ms)
+{
+    if (!node_id) return RTM_EINVAL;
+    return st->ops->node_seen(st, node_id, now_ms);
+}
+
+int rtm_store_node_clear(struct rtm_store *st, const char *node_id)
+{
+    return node_id ? st->ops->node_clear(st, node_id) : RTM_EINVAL;
+}
+
+int rtm_store_presence_query(struct rtm_store *st, const char *app, int64_t fresh_ms, json_t **out)
+{
+    if (!app) return RTM_EINVAL;
+    return st->ops->presence_query(st, app, fresh_ms, out);
 }

@@ -120,6 +120,7 @@ int rtm_store_revocations_since(struct rtm_store *st, int64_t since_id, json_t *
 /* ---- sessions ---- */
 struct rtm_session_row {
     char id[40];
+    char node_id[65];   /* the rtmd that owns the row (node-id setting) */
     char app[65];
     char peer_id[129];
     char jti[80];
@@ -134,8 +135,10 @@ struct rtm_session_row {
 };
 /* Upserts the rows in one transaction (the broker batches; never per frame). */
 int rtm_store_sessions_write(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
-/* Closes rows left open by a crash: closed = now, code 1006, reason given. Returns rows changed. */
-int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *reason);
+/* Closes this node's rows left open by a crash (and rows from before node
+ * ids, node_id ''): closed = now, code 1006, reason given. Rows of other
+ * nodes are left alone. Returns rows changed. */
+int rtm_store_sessions_close_dangling(struct rtm_store *st, const char *node_id, const char *reason);
 /* Retention: deletes at most max_rows closed rows of sessions that connected
  * before connected_before_ms, oldest first (an index search, so a call costs
  * in proportion to max_rows, not to the table). Returns rows deleted or a
@@ -147,5 +150,42 @@ int rtm_store_sessions_prune(struct rtm_store *st, int64_t connected_before_ms, 
  * are null while the session is open; origin and userAgent null when unknown. */
 int rtm_store_sessions_query(struct rtm_store *st, const char *app, const char *peer_id, int limit,
                              json_t **out);
+
+/* ---- for the in-memory view (common/view.c) and roles across processes ----
+ * Called from the view's own threads, each with its own store handle. */
+#define RTM_STORE_LOAD_MAX 100000 /* keys or apps one load returns at most */
+/* 1 when another connection may have committed since the last call on this
+ * handle (always 1 on the first call), 0 when surely not, negative on error.
+ * sqlite: PRAGMA data_version, so an idle poll costs no table read. */
+int rtm_store_changed(struct rtm_store *st);
+/* A counter that changes with every change to keys or apps. */
+int rtm_store_config_version(struct rtm_store *st, int64_t *out);
+/* Every key, secrets included (*n of them, oldest first); free with rtm_keys_free. */
+int rtm_store_keys_load(struct rtm_store *st, struct rtm_key **out, size_t *n);
+void rtm_keys_free(struct rtm_key *keys, size_t n);
+/* Every app (*n of them); free() the array. */
+int rtm_store_apps_load(struct rtm_store *st, struct rtm_app **out, size_t *n);
+
+/* The outbox: kicks and server publishes for brokers in other processes.
+ * kind "kick" (target = peerId) or "publish" (target = channel, data = JSON text). */
+int rtm_store_outbox_post(struct rtm_store *st, const char *kind, const char *app, const char *target,
+                          const char *data);
+/* Rows after since_id, oldest first, at most 1000: [{id, kind, app, target, data?}]; *last_id the newest. */
+int rtm_store_outbox_since(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
+/* The newest row id (0 when empty): a broker starts after it. */
+int rtm_store_outbox_last(struct rtm_store *st, int64_t *last_id);
+/* Deletes rows created before before_ms, and all but the newest keep_max. */
+int rtm_store_outbox_prune(struct rtm_store *st, int64_t before_ms, int keep_max);
+
+/* Presence snapshots: a broker's peers of one app as the JSON array text
+ * GET /v1/peers shows ("[]" deletes the row); node rows say who is alive. */
+int rtm_store_presence_put(struct rtm_store *st, const char *node_id, const char *app, const char *peers,
+                           int64_t now_ms);
+int rtm_store_node_seen(struct rtm_store *st, const char *node_id, int64_t now_ms);
+/* Removes a node's row and its presence rows (clean stop, or start). */
+int rtm_store_node_clear(struct rtm_store *st, const char *node_id);
+/* The peers of app on every node seen since fresh_ms: one JSON array of the
+ * snapshots' objects (at most 64 nodes). */
+int rtm_store_presence_query(struct rtm_store *st, const char *app, int64_t fresh_ms, json_t **out);
 
 #endif

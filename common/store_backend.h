@@ -49,11 +49,26 @@ struct rtm_store_ops {
     int (*revocations_since)(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
 
     int (*sessions_write)(struct rtm_store *st, const struct rtm_session_row *rows, size_t n);
-    int (*sessions_close_dangling)(struct rtm_store *st, const char *reason);
+    int (*sessions_close_dangling)(struct rtm_store *st, const char *node_id, const char *reason);
     /* Rows deleted (closed, connected before the bound, oldest first, at most max_rows). */
     int (*sessions_prune)(struct rtm_store *st, int64_t connected_before_ms, int max_rows);
     int (*sessions_query)(struct rtm_store *st, const char *app, const char *peer_id, int limit,
                           json_t **out);
+
+    int (*changed)(struct rtm_store *st);
+    int (*config_version)(struct rtm_store *st, int64_t *out);
+    int (*keys_load)(struct rtm_store *st, struct rtm_key **out, size_t *n);
+    int (*apps_load)(struct rtm_store *st, struct rtm_app **out, size_t *n);
+    int (*outbox_post)(struct rtm_store *st, const char *kind, const char *app, const char *target,
+                       const char *data);
+    int (*outbox_since)(struct rtm_store *st, int64_t since_id, json_t **out, int64_t *last_id);
+    int (*outbox_last)(struct rtm_store *st, int64_t *last_id);
+    int (*outbox_prune)(struct rtm_store *st, int64_t before_ms, int keep_max);
+    int (*presence_put)(struct rtm_store *st, const char *node_id, const char *app, const char *peers,
+                        int64_t now_ms);
+    int (*node_seen)(struct rtm_store *st, const char *node_id, int64_t now_ms);
+    int (*node_clear)(struct rtm_store *st, const char *node_id);
+    int (*presence_query)(struct rtm_store *st, const char *app, int64_t fresh_ms, json_t **out);
 };
 
 extern const struct rtm_store_ops rtm_store_sqlite_ops;

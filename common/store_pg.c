@@ -72,6 +72,7 @@ extern const size_t rtm_pg_schema_migration_count;
  * (0x72746d01, 0x72746d02), in decimal because Postgres 15 has no hex literals. */
 #define LOCK_MIGRATE 1920232705
 #define LOCK_REVOCATIONS 1920232706
+#define LOCK_OUTBOX 1920232707
 
 enum stmt_id {
     S_APP_INSERT,
@@ -96,6 +97,20 @@ enum stmt_id {
     S_SESSION_PRUNE,
     S_SESSIONS_ALL,
     S_SESSIONS_PEER,
+    S_CONFIG_VERSION,
+    S_KEYS_ALL,
+    S_APPS_ALL,
+    S_OUTBOX_LOCK,
+    S_OUTBOX_POST,
+    S_OUTBOX_SINCE,
+    S_OUTBOX_LAST,
+    S_OUTBOX_PRUNE,
+    S_PRESENCE_PUT,
+    S_PRESENCE_DEL,
+    S_NODE_SEEN,
+    S_NODE_DEL,
+    S_NODE_DEL_PRESENCE,
+    S_PRESENCE_QUERY,
     S_COUNT
 };
 
@@ -131,22 +146,42 @@ static const char *const stmt_sql[S_COUNT] = {
                     "ORDER BY id LIMIT $2",
     [S_REV_PRUNE] = "DELETE FROM revocations WHERE jti IS NOT NULL AND expires > 0 AND expires < $1",
     [S_SESSION_UPSERT] =
-        "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES "
-        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+        "INSERT INTO sessions (" SESSION_COLUMNS ", node_id) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
         "ON CONFLICT (id) DO UPDATE SET app = excluded.app, peer_id = excluded.peer_id, "
         "jti = excluded.jti, remote_addr = excluded.remote_addr, origin = excluded.origin, "
         "user_agent = excluded.user_agent, connected_ms = excluded.connected_ms, "
         "closed_ms = excluded.closed_ms, close_code = excluded.close_code, "
         "close_reason = excluded.close_reason, frames_in = excluded.frames_in, "
-        "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out",
+        "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, "
+        "node_id = excluded.node_id",
     [S_SESSION_DANGLING] = "UPDATE sessions SET closed_ms = $1, close_code = $2, close_reason = $3 "
-                           "WHERE closed_ms = 0",
+                           "WHERE closed_ms = 0 AND node_id IN ($4, '')",
     [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE ($2::text IS NULL OR app = $2) "
                        "ORDER BY connected_ms DESC, seq DESC LIMIT $1",
     [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE connected_ms < $1 "
                         "AND closed_ms > 0 ORDER BY connected_ms LIMIT $2)",
     [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = $1 "
                         "AND ($3::text IS NULL OR app = $3) ORDER BY connected_ms DESC, seq DESC LIMIT $2",
+    [S_CONFIG_VERSION] = "SELECT n FROM change_counter WHERE id = 1",
+    [S_KEYS_ALL] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, seq LIMIT $1",
+    [S_APPS_ALL] = "SELECT name, duplicate_peer, resume_window_ms, max_connections FROM apps ORDER BY name LIMIT $1",
+    [S_OUTBOX_LOCK] = "SELECT pg_advisory_xact_lock(" STR(LOCK_OUTBOX) ")",
+    [S_OUTBOX_POST] = "INSERT INTO outbox (kind, app, target, data, created_ms) VALUES ($1, $2, $3, $4, $5)",
+    [S_OUTBOX_SINCE] = "SELECT id, kind, app, target, data FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+    [S_OUTBOX_LAST] = "SELECT coalesce(max(id), 0) FROM outbox",
+    [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE created_ms < $1 "
+                       "OR id <= (SELECT coalesce(max(id), 0) FROM outbox) - $2",
+    [S_PRESENCE_PUT] = "INSERT INTO presence (node_id, app, peers, updated_ms) VALUES ($1, $2, $3, $4) "
+                       "ON CONFLICT (node_id, app) DO UPDATE SET peers = excluded.peers, "
+                       "updated_ms = excluded.updated_ms",
+    [S_PRESENCE_DEL] = "DELETE FROM presence WHERE node_id = $1 AND app = $2",
+    [S_NODE_SEEN] = "INSERT INTO nodes (node_id, seen_ms) VALUES ($1, $2) "
+                    "ON CONFLICT (node_id) DO UPDATE SET seen_ms = excluded.seen_ms",
+    [S_NODE_DEL] = "DELETE FROM nodes WHERE node_id = $1",
+    [S_NODE_DEL_PRESENCE] = "DELETE FROM presence WHERE node_id = $1",
+    [S_PRESENCE_QUERY] = "SELECT p.peers FROM presence p JOIN nodes n ON n.node_id = p.node_id "
+                         "WHERE p.app = $1 AND n.seen_ms >= $2 LIMIT 64",
 };
 
 /* Run once per connection, before the statements are prepared: the bounds
@@ -909,6 +944,7 @@ static int pg_sessions_write(struct rtm_store *base, const struct rtm_session_ro
         p_i64(&p, (int64_t)w->frames_out);
         p_i64(&p, (int64_t)w->bytes_in);
         p_i64(&p, (int64_t)w->bytes_out);
+        p_text(&p, w->node_id);
         int err = send_prepared(st, S_SESSION_UPSERT, &p, "session write");
         if (!err) sent++;
         if (err || sent == PIPELINE_MAX || i + 1 == n) {
@@ -931,7 +967,7 @@ fail:
     return ret;
 }
 
-static int pg_sessions_close_dangling(struct rtm_store *base, const char *reason)
+static int pg_sessions_close_dangling(struct rtm_store *base, const char *node_id, const char *reason)
 {
     struct pg_store *st = pg(base);
     int ret = ensure_conn(st);
@@ -940,6 +976,7 @@ static int pg_sessions_close_dangling(struct rtm_store *base, const char *reason
     p_i64(&p, rtm_now_ms());
     p_i64(&p, STORE_SESSION_CLOSE_ABNORMAL);
     p_text(&p, reason);
+    p_text(&p, node_id);
     return run_changes(st, S_SESSION_DANGLING, &p, "close dangling sessions");
 }
 
@@ -987,6 +1024,217 @@ static int pg_sessions_query(struct rtm_store *base, const char *app, const char
                        session_json, out);
 }
 
+/* ---- change detection, bulk loads, outbox, presence (store.h: for the view) ---- */
+
+/* No cheap "did anything commit" question in Postgres: every poll asks the
+ * change counter and the id cursors (three indexed reads). */
+static int pg_changed(struct rtm_store *base)
+{
+    (void)base;
+    return 1;
+}
+
+static int read_i64(struct pg_store *st, enum stmt_id id, int64_t *out, const char *what)
+{
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    PGresult *r = NULL;
+    if ((ret = run(st, id, NULL, &r, what))) return ret;
+    if (PQntuples(r) == 1) *out = col_i64(r, 0, 0);
+    else ret = RTM_ESTORE;
+    PQclear(r);
+    return ret;
+}
+
+static int pg_config_version(struct rtm_store *base, int64_t *out)
+{
+    return read_i64(pg(base), S_CONFIG_VERSION, out, "config version");
+}
+
+static int pg_keys_load(struct rtm_store *base, struct rtm_key **out, size_t *n)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_i64(&p, RTM_STORE_LOAD_MAX);
+    PGresult *r = NULL;
+    if ((ret = run(st, S_KEYS_ALL, &p, &r, "keys load"))) return ret;
+    int rows = PQntuples(r);
+    struct rtm_key *keys = calloc(rows ? (size_t)rows : 1, sizeof *keys);
+    size_t len = 0;
+    if (!keys) ret = RTM_ENOMEM;
+    for (int i = 0; !ret && i < rows; i++)
+        if (!(ret = row_to_key(r, i, &keys[len]))) len++;
+    PQclear(r);
+    if (ret) {
+        rtm_keys_free(keys, len);
+        return ret;
+    }
+    *out = keys;
+    *n = len;
+    return 0;
+}
+
+static int pg_apps_load(struct rtm_store *base, struct rtm_app **out, size_t *n)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_i64(&p, RTM_STORE_LOAD_MAX);
+    PGresult *r = NULL;
+    if ((ret = run(st, S_APPS_ALL, &p, &r, "apps load"))) return ret;
+    int rows = PQntuples(r);
+    struct rtm_app *apps = calloc(rows ? (size_t)rows : 1, sizeof *apps);
+    size_t len = 0;
+    for (int i = 0; apps && i < rows; i++) {
+        struct rtm_app *a = &apps[len];
+        const char *name = PQgetvalue(r, i, 0);
+        if (strlen(name) >= sizeof a->name) continue; /* the schema bounds it */
+        memcpy(a->name, name, strlen(name) + 1);
+        a->duplicate_replace = strcmp(PQgetvalue(r, i, 1), "replace") == 0;
+        a->resume_window_ms = atoi(PQgetvalue(r, i, 2));
+        a->max_connections = atoi(PQgetvalue(r, i, 3));
+        len++;
+    }
+    PQclear(r);
+    if (!apps) return RTM_ENOMEM;
+    *out = apps;
+    *n = len;
+    return 0;
+}
+
+static int pg_outbox_post(struct rtm_store *base, const char *kind, const char *app, const char *target,
+                          const char *data)
+{
+    struct pg_store *st = pg(base);
+    struct params p = {0};
+    p_text(&p, kind);
+    p_text(&p, app);
+    p_text(&p, target);
+    p_text(&p, data);
+    p_i64(&p, rtm_now_ms());
+    /* Under a lock, as revocations: ids commit in order, so no reader skips one. */
+    int ret = ensure_conn(st);
+    if (ret || (ret = begin(st))) return ret;
+    PGresult *r = NULL;
+    if ((ret = run(st, S_OUTBOX_LOCK, NULL, &r, "outbox post"))) goto fail;
+    PQclear(r);
+    if ((ret = run_changes(st, S_OUTBOX_POST, &p, "outbox post")) < 0 || (ret = commit(st))) goto fail;
+    return 0;
+fail:
+    rollback(st);
+    return ret;
+}
+
+static json_t *outbox_json(const PGresult *r, int i, int *err)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)col_i64(r, i, 0), "kind", PQgetvalue(r, i, 1),
+                          "app", PQgetvalue(r, i, 2), "target", PQgetvalue(r, i, 3));
+    if (o && !PQgetisnull(r, i, 4) && json_object_set_new(o, "data", json_string(PQgetvalue(r, i, 4))))
+        json_decref(o), o = NULL;
+    return o;
+}
+
+static int pg_outbox_since(struct rtm_store *base, int64_t since_id, json_t **out, int64_t *last_id)
+{
+    struct params p = {0};
+    p_i64(&p, since_id);
+    p_i64(&p, STORE_REVOCATIONS_BATCH);
+    int ret = query_array(pg(base), S_OUTBOX_SINCE, &p, "outbox since", outbox_json, out);
+    if (!ret && last_id) {
+        size_t n = json_array_size(*out);
+        *last_id = n ? json_integer_value(json_object_get(json_array_get(*out, n - 1), "id")) : since_id;
+    }
+    return ret;
+}
+
+static int pg_outbox_last(struct rtm_store *base, int64_t *last_id)
+{
+    return read_i64(pg(base), S_OUTBOX_LAST, last_id, "outbox last");
+}
+
+static int pg_outbox_prune(struct rtm_store *base, int64_t before_ms, int keep_max)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_i64(&p, before_ms);
+    p_i64(&p, keep_max);
+    ret = run_changes(st, S_OUTBOX_PRUNE, &p, "outbox prune");
+    return ret < 0 ? ret : 0;
+}
+
+static int pg_presence_put(struct rtm_store *base, const char *node_id, const char *app, const char *peers,
+                           int64_t now_ms)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    int empty = strcmp(peers, "[]") == 0;
+    struct params p = {0};
+    p_text(&p, node_id);
+    p_text(&p, app);
+    if (!empty) {
+        p_text(&p, peers);
+        p_i64(&p, now_ms);
+    }
+    ret = run_changes(st, empty ? S_PRESENCE_DEL : S_PRESENCE_PUT, &p, "presence put");
+    return ret < 0 ? ret : 0;
+}
+
+static int pg_node_seen(struct rtm_store *base, const char *node_id, int64_t now_ms)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_text(&p, node_id);
+    p_i64(&p, now_ms);
+    ret = run_changes(st, S_NODE_SEEN, &p, "node seen");
+    return ret < 0 ? ret : 0;
+}
+
+static int pg_node_clear(struct rtm_store *base, const char *node_id)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret || (ret = begin(st))) return ret;
+    struct params p = {0};
+    p_text(&p, node_id);
+    if ((ret = run_changes(st, S_NODE_DEL_PRESENCE, &p, "node clear")) < 0 ||
+        (ret = run_changes(st, S_NODE_DEL, &p, "node clear")) < 0 || (ret = commit(st)))
+        goto fail;
+    return 0;
+fail:
+    rollback(st);
+    return ret;
+}
+
+static int pg_presence_query(struct rtm_store *base, const char *app, int64_t fresh_ms, json_t **out)
+{
+    struct pg_store *st = pg(base);
+    int ret = ensure_conn(st);
+    if (ret) return ret;
+    struct params p = {0};
+    p_text(&p, app);
+    p_i64(&p, fresh_ms);
+    PGresult *r = NULL;
+    if ((ret = run(st, S_PRESENCE_QUERY, &p, &r, "presence query"))) return ret;
+    json_t *a = json_array();
+    for (int i = 0; a && i < PQntuples(r); i++) {
+        json_t *peers = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+        if (json_is_array(peers)) json_array_extend(a, peers);
+        json_decref(peers);
+    }
+    PQclear(r);
+    if (!a) return RTM_ENOMEM;
+    *out = a;
+    return 0;
+}
+
 const struct rtm_store_ops rtm_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1009,4 +1257,16 @@ const struct rtm_store_ops rtm_store_pg_ops = {
     .sessions_close_dangling = pg_sessions_close_dangling,
     .sessions_prune = pg_sessions_prune,
     .sessions_query = pg_sessions_query,
+    .changed = pg_changed,
+    .config_version = pg_config_version,
+    .keys_load = pg_keys_load,
+    .apps_load = pg_apps_load,
+    .outbox_post = pg_outbox_post,
+    .outbox_since = pg_outbox_since,
+    .outbox_last = pg_outbox_last,
+    .outbox_prune = pg_outbox_prune,
+    .presence_put = pg_presence_put,
+    .node_seen = pg_node_seen,
+    .node_clear = pg_node_clear,
+    .presence_query = pg_presence_query,
 };

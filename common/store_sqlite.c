@@ -64,6 +64,20 @@ enum stmt_id {
     S_SESSION_PRUNE,
     S_SESSIONS_ALL,
     S_SESSIONS_PEER,
+    S_DATA_VERSION,
+    S_CONFIG_VERSION,
+    S_KEYS_ALL,
+    S_APPS_ALL,
+    S_OUTBOX_POST,
+    S_OUTBOX_SINCE,
+    S_OUTBOX_LAST,
+    S_OUTBOX_PRUNE,
+    S_PRESENCE_PUT,
+    S_PRESENCE_DEL,
+    S_NODE_SEEN,
+    S_NODE_DEL,
+    S_NODE_DEL_PRESENCE,
+    S_PRESENCE_QUERY,
     S_COUNT
 };
 
@@ -98,16 +112,17 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REV_SINCE] = "SELECT id, app, jti, peer_id, \"before\" FROM revocations WHERE id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [S_SESSION_UPSERT] =
-        "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+        "INSERT INTO sessions (" SESSION_COLUMNS ", node_id) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
         "ON CONFLICT (id) DO UPDATE SET app = excluded.app, peer_id = excluded.peer_id, "
         "jti = excluded.jti, remote_addr = excluded.remote_addr, origin = excluded.origin, "
         "user_agent = excluded.user_agent, connected_ms = excluded.connected_ms, "
         "closed_ms = excluded.closed_ms, close_code = excluded.close_code, "
         "close_reason = excluded.close_reason, frames_in = excluded.frames_in, "
-        "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out",
+        "frames_out = excluded.frames_out, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, "
+        "node_id = excluded.node_id",
     [S_SESSION_DANGLING] = "UPDATE sessions SET closed_ms = ?1, close_code = ?2, close_reason = ?3 "
-                           "WHERE closed_ms = 0",
+                           "WHERE closed_ms = 0 AND node_id IN (?4, '')",
     /* sessions_by_connected: the subquery walks the oldest rows only. */
     [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE connected_ms < ?1 "
                         "AND closed_ms > 0 ORDER BY connected_ms LIMIT ?2)",
@@ -115,6 +130,26 @@ static const char *const stmt_sql[S_COUNT] = {
                        "ORDER BY connected_ms DESC, rowid DESC LIMIT ?1",
     [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = ?1 "
                         "AND (?3 IS NULL OR app = ?3) ORDER BY connected_ms DESC, rowid DESC LIMIT ?2",
+    [S_DATA_VERSION] = "PRAGMA data_version",
+    [S_CONFIG_VERSION] = "SELECT n FROM change_counter WHERE id = 1",
+    [S_KEYS_ALL] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, rowid LIMIT ?1",
+    [S_APPS_ALL] = "SELECT name, duplicate_peer, resume_window_ms, max_connections FROM apps "
+                   "ORDER BY rowid LIMIT ?1",
+    [S_OUTBOX_POST] = "INSERT INTO outbox (kind, app, target, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_OUTBOX_SINCE] = "SELECT id, kind, app, target, data FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [S_OUTBOX_LAST] = "SELECT coalesce(max(id), 0) FROM outbox",
+    [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE created_ms < ?1 "
+                       "OR id <= (SELECT coalesce(max(id), 0) FROM outbox) - ?2",
+    [S_PRESENCE_PUT] = "INSERT INTO presence (node_id, app, peers, updated_ms) VALUES (?1, ?2, ?3, ?4) "
+                       "ON CONFLICT (node_id, app) DO UPDATE SET peers = excluded.peers, "
+                       "updated_ms = excluded.updated_ms",
+    [S_PRESENCE_DEL] = "DELETE FROM presence WHERE node_id = ?1 AND app = ?2",
+    [S_NODE_SEEN] = "INSERT INTO nodes (node_id, seen_ms) VALUES (?1, ?2) "
+                    "ON CONFLICT (node_id) DO UPDATE SET seen_ms = excluded.seen_ms",
+    [S_NODE_DEL] = "DELETE FROM nodes WHERE node_id = ?1",
+    [S_NODE_DEL_PRESENCE] = "DELETE FROM presence WHERE node_id = ?1",
+    [S_PRESENCE_QUERY] = "SELECT p.peers FROM presence p JOIN nodes n ON n.node_id = p.node_id "
+                         "WHERE p.app = ?1 AND n.seen_ms >= ?2 LIMIT 64",
 };
 
 /* One per process (see store.h); owns the connection and every statement. */
@@ -122,6 +157,7 @@ struct sq_store {
     struct rtm_store base; /* first: the front's handle */
     sqlite3 *db;
     int version;
+    int64_t data_version; /* -1 until the first rtm_store_changed */
     sqlite3_stmt *stmt[S_COUNT];
 };
 
@@ -390,6 +426,7 @@ static int sq_open(const char *path, const struct rtm_store_opts *opts, struct r
     struct sq_store *st = calloc(1, sizeof *st);
     if (!st) return RTM_ENOMEM;
     st->base.ops = &rtm_store_sqlite_ops;
+    st->data_version = -1;
     ret = RTM_ESTORE;
     /* NOMUTEX: one thread uses a store (store.h), so sqlite's own
      * per-call mutex would be pure cost on the hot lookups. */
@@ -770,6 +807,7 @@ static int sq_sessions_write(struct rtm_store *base, const struct rtm_session_ro
         sqlite3_bind_int64(s, 13, (sqlite3_int64)r->frames_out);
         sqlite3_bind_int64(s, 14, (sqlite3_int64)r->bytes_in);
         sqlite3_bind_int64(s, 15, (sqlite3_int64)r->bytes_out);
+        sqlite3_bind_text(s, 16, r->node_id, -1, SQLITE_STATIC);
         if ((ret = exec_stmt(st, s, "session write"))) goto fail;
     }
     if ((ret = commit(st))) goto fail;
@@ -779,13 +817,14 @@ fail:
     return ret;
 }
 
-static int sq_sessions_close_dangling(struct rtm_store *base, const char *reason)
+static int sq_sessions_close_dangling(struct rtm_store *base, const char *node_id, const char *reason)
 {
     struct sq_store *st = sq(base);
     sqlite3_stmt *s = stmt(st, S_SESSION_DANGLING);
     sqlite3_bind_int64(s, 1, rtm_now_ms());
     sqlite3_bind_int(s, 2, STORE_SESSION_CLOSE_ABNORMAL);
     sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, node_id, -1, SQLITE_STATIC);
     int ret = exec_stmt(st, s, "close dangling sessions");
     return ret ? ret : sqlite3_changes(st->db);
 }
@@ -858,6 +897,235 @@ static int sq_sessions_query(struct rtm_store *base, const char *app, const char
     return 0;
 }
 
+/* ---- change detection, bulk loads, outbox, presence (store.h: for the view) ---- */
+
+static int sq_changed(struct rtm_store *base)
+{
+    struct sq_store *st = sq(base);
+    sqlite3_stmt *s = stmt(st, S_DATA_VERSION);
+    int rc = sqlite3_step(s);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    done(s);
+    if (v < 0) return store_fail(st, "data version");
+    int changed = v != st->data_version;
+    st->data_version = v;
+    return changed;
+}
+
+/* One integer from a one-row statement without parameters. */
+static int read_one(struct sq_store *st, enum stmt_id id, int64_t *out, const char *what)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    int rc = sqlite3_step(s), ret = 0;
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
+    else ret = store_fail(st, what);
+    done(s);
+    return ret;
+}
+
+static int sq_config_version(struct rtm_store *base, int64_t *out)
+{
+    return read_one(sq(base), S_CONFIG_VERSION, out, "config version");
+}
+
+static int sq_keys_load(struct rtm_store *base, struct rtm_key **out, size_t *n)
+{
+    struct sq_store *st = sq(base);
+    size_t cap = 16, len = 0;
+    struct rtm_key *keys = calloc(cap, sizeof *keys);
+    if (!keys) return RTM_ENOMEM;
+    sqlite3_stmt *s = stmt(st, S_KEYS_ALL);
+    sqlite3_bind_int(s, 1, RTM_STORE_LOAD_MAX);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            struct rtm_key *k = realloc(keys, cap * 2 * sizeof *k);
+            if (!k) {
+                ret = RTM_ENOMEM;
+                break;
+            }
+            keys = k;
+            cap *= 2;
+        }
+        if ((ret = row_to_key(s, &keys[len]))) break;
+        len++;
+    }
+    if (!ret && rc != SQLITE_DONE) ret = store_fail(st, "keys load");
+    done(s);
+    if (ret) {
+        rtm_keys_free(keys, len);
+        return ret;
+    }
+    *out = keys;
+    *n = len;
+    return 0;
+}
+
+static int sq_apps_load(struct rtm_store *base, struct rtm_app **out, size_t *n)
+{
+    struct sq_store *st = sq(base);
+    size_t cap = 16, len = 0;
+    struct rtm_app *apps = calloc(cap, sizeof *apps);
+    if (!apps) return RTM_ENOMEM;
+    sqlite3_stmt *s = stmt(st, S_APPS_ALL);
+    sqlite3_bind_int(s, 1, RTM_STORE_LOAD_MAX);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            struct rtm_app *a = realloc(apps, cap * 2 * sizeof *a);
+            if (!a) {
+                ret = RTM_ENOMEM;
+                break;
+            }
+            apps = a;
+            cap *= 2;
+        }
+        struct rtm_app *a = &apps[len];
+        memset(a, 0, sizeof *a);
+        const char *name = col_text(s, 0);
+        if (strlen(name) >= sizeof a->name) continue; /* the schema bounds it */
+        memcpy(a->name, name, strlen(name) + 1);
+        a->duplicate_replace = strcmp(col_text(s, 1), "replace") == 0;
+        a->resume_window_ms = sqlite3_column_int(s, 2);
+        a->max_connections = sqlite3_column_int(s, 3);
+        len++;
+    }
+    if (!ret && rc != SQLITE_DONE) ret = store_fail(st, "apps load");
+    done(s);
+    if (ret) {
+        free(apps);
+        return ret;
+    }
+    *out = apps;
+    *n = len;
+    return 0;
+}
+
+static int sq_outbox_post(struct rtm_store *base, const char *kind, const char *app, const char *target,
+                          const char *data)
+{
+    struct sq_store *st = sq(base);
+    sqlite3_stmt *s = stmt(st, S_OUTBOX_POST);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
+    bind_text_or_null(s, 4, data);
+    sqlite3_bind_int64(s, 5, rtm_now_ms());
+    return exec_stmt(st, s, "outbox post");
+}
+
+static int sq_outbox_since(struct rtm_store *base, int64_t since_id, json_t **out, int64_t *last_id)
+{
+    struct sq_store *st = sq(base);
+    json_t *a = json_array();
+    if (!a) return RTM_ENOMEM;
+    sqlite3_stmt *s = stmt(st, S_OUTBOX_SINCE);
+    sqlite3_bind_int64(s, 1, since_id);
+    sqlite3_bind_int(s, 2, STORE_REVOCATIONS_BATCH);
+    int64_t last = since_id;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(s, 0);
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)last, "kind", col_text(s, 1), "app",
+                              col_text(s, 2), "target", col_text(s, 3));
+        if (o && sqlite3_column_type(s, 4) != SQLITE_NULL &&
+            json_object_set_new(o, "data", json_string(col_text(s, 4))))
+            json_decref(o), o = NULL;
+        if (!o || json_array_append_new(a, o)) {
+            ret = RTM_ENOMEM;
+            break;
+        }
+    }
+    if (!ret && rc != SQLITE_DONE) ret = store_fail(st, "outbox since");
+    done(s);
+    if (ret) {
+        json_decref(a);
+        return ret;
+    }
+    *out = a;
+    if (last_id) *last_id = last;
+    return 0;
+}
+
+static int sq_outbox_last(struct rtm_store *base, int64_t *last_id)
+{
+    return read_one(sq(base), S_OUTBOX_LAST, last_id, "outbox last");
+}
+
+static int sq_outbox_prune(struct rtm_store *base, int64_t before_ms, int keep_max)
+{
+    struct sq_store *st = sq(base);
+    sqlite3_stmt *s = stmt(st, S_OUTBOX_PRUNE);
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int(s, 2, keep_max);
+    return exec_stmt(st, s, "outbox prune");
+}
+
+static int sq_presence_put(struct rtm_store *base, const char *node_id, const char *app, const char *peers,
+                           int64_t now_ms)
+{
+    struct sq_store *st = sq(base);
+    int empty = strcmp(peers, "[]") == 0;
+    sqlite3_stmt *s = stmt(st, empty ? S_PRESENCE_DEL : S_PRESENCE_PUT);
+    sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
+    if (!empty) {
+        sqlite3_bind_text(s, 3, peers, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, now_ms);
+    }
+    return exec_stmt(st, s, "presence put");
+}
+
+static int sq_node_seen(struct rtm_store *base, const char *node_id, int64_t now_ms)
+{
+    struct sq_store *st = sq(base);
+    sqlite3_stmt *s = stmt(st, S_NODE_SEEN);
+    sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return exec_stmt(st, s, "node seen");
+}
+
+static int sq_node_clear(struct rtm_store *base, const char *node_id)
+{
+    struct sq_store *st = sq(base);
+    int ret = begin(st);
+    if (ret) return ret;
+    sqlite3_stmt *s = stmt(st, S_NODE_DEL_PRESENCE);
+    sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
+    if ((ret = exec_stmt(st, s, "node clear"))) goto fail;
+    s = stmt(st, S_NODE_DEL);
+    sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
+    if ((ret = exec_stmt(st, s, "node clear")) || (ret = commit(st))) goto fail;
+    return 0;
+fail:
+    rollback(st);
+    return ret;
+}
+
+static int sq_presence_query(struct rtm_store *base, const char *app, int64_t fresh_ms, json_t **out)
+{
+    struct sq_store *st = sq(base);
+    json_t *a = json_array();
+    if (!a) return RTM_ENOMEM;
+    sqlite3_stmt *s = stmt(st, S_PRESENCE_QUERY);
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, fresh_ms);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *peers = json_loads(col_text(s, 0), 0, NULL);
+        if (json_is_array(peers)) json_array_extend(a, peers);
+        json_decref(peers);
+    }
+    if (rc != SQLITE_DONE) ret = store_fail(st, "presence query");
+    done(s);
+    if (ret) {
+        json_decref(a);
+        return ret;
+    }
+    *out = a;
+    return 0;
+}
+
 const struct rtm_store_ops rtm_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -880,4 +1148,16 @@ const struct rtm_store_ops rtm_store_sqlite_ops = {
     .sessions_close_dangling = sq_sessions_close_dangling,
     .sessions_prune = sq_sessions_prune,
     .sessions_query = sq_sessions_query,
+    .changed = sq_changed,
+    .config_version = sq_config_version,
+    .keys_load = sq_keys_load,
+    .apps_load = sq_apps_load,
+    .outbox_post = sq_outbox_post,
+    .outbox_since = sq_outbox_since,
+    .outbox_last = sq_outbox_last,
+    .outbox_prune = sq_outbox_prune,
+    .presence_put = sq_presence_put,
+    .node_seen = sq_node_seen,
+    .node_clear = sq_node_clear,
+    .presence_query = sq_presence_query,
 };

@@ -29,7 +29,7 @@ struct mint_keycache;
 struct mint_api {
     struct rtm_server *srv;
     struct rtm_mint_policy pol; /* built once from the config; strings borrowed from it */
-    struct mint_keycache *keys; /* NULL when the cache could not open: lookups go to the store */
+    struct mint_keycache *keys; /* Bearer secret -> key, from the store's view */
 };
 
 struct mint_req {

@@ -1,29 +1,30 @@
-/* health.c: GET /healthz (the store answers a query; in cluster mode, the
- * state of the Redis link too) and GET /metrics
- * (Prometheus text). Neither needs auth: a load balancer or a scraper calls
- * them, and they carry nothing secret. */
+/* health.c: GET /healthz (the store's state from its in-memory view: "ok",
+ * or "degraded" with the reason while the store does not answer, the node
+ * serving from memory meanwhile, so the status stays 200; in cluster mode,
+ * the state of the Redis link too) and GET /metrics (Prometheus text).
+ * Neither needs auth: a load balancer or a scraper calls them, and they
+ * carry nothing secret. Neither touches the store. */
 #include "api.h"
 
 #include "broker.h"
 #include "cluster.h"
 #include "errors.h"
 #include "metrics.h"
+#include "config.h"
 #include "server.h"
 #include "store.h"
+#include "view.h"
 
 #include <string.h>
 
 void mint_healthz_get(struct mint_req *rq)
 {
-    struct rtm_app app;
-    /* A lookup that touches the database: a missing row is a healthy answer. */
-    int rc = rtm_store_app_get(rq->srv->store, "_healthz", &app);
-    if (rc != 0 && rc != RTM_ENOTFOUND) {
-        mint_reply_json(rq, 503, json_pack("{s:s, s:s}", "status", "unavailable", "store", "error"));
-        return;
-    }
-    json_t *reply = json_pack("{s:s, s:s, s:i}", "status", "ok", "store", "ok", "schemaVersion",
-                              rtm_store_version(rq->srv->store));
+    char why[200];
+    int degraded = rtm_view_status(rq->srv->view, why, sizeof why);
+    json_t *reply = json_pack("{s:s, s:s, s:i, s:s}", "status", degraded ? "degraded" : "ok", "store",
+                              degraded ? "degraded" : "ok", "schemaVersion", rtm_store_version(rq->srv->store),
+                              "node", rq->srv->cfg->node_id);
+    if (reply && degraded) json_object_set_new(reply, "storeError", json_string(why));
     struct clu_stats cs;
     if (reply && rq->srv->broker && brk_cluster_stats(rq->srv->broker, &cs)) {
         /* Redis is shared by every node: a node without it still serves its own
@@ -41,6 +42,9 @@ void mint_healthz_get(struct mint_req *rq)
 void mint_metrics_get(struct mint_req *rq)
 {
     if (rq->srv->broker) brk_metrics_gauges(rq->srv->broker);
+    /* The store's side: the view owns the rows waiting for the writer. */
+    rtm_gauges[RTM_G_STORE_WRITE_LAG] = (double)rtm_view_write_lag_ms(rq->srv->view) / 1e3;
+    rtm_counters[RTM_M_SESSION_ROWS_DROPPED] = rtm_view_rows_dropped(rq->srv->view);
     char *s = rtm_metrics_render();
     if (!s) {
         mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "out of memory");

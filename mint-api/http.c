@@ -12,7 +12,6 @@
  * cannot deliver it) is answered at once, unread, and the connection closed
  * after a short linger (refuse_now says why). */
 #include "api.h"
-#include "dburl.h"
 #include "keycache.h"
 
 #include "errors.h"
@@ -20,6 +19,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
+#include "view.h"
 #include "config.h"
 #include "protocol.h"
 #include "util.h"
@@ -561,6 +561,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_writeable(wsi, c);
     case LWS_CALLBACK_TIMER: /* the linger after a refusal is over */
         return c && c->draining ? -1 : 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: /* woken by the view's threads (or a signal) */
+        if (srv && srv->view) rtm_view_drain(srv->view);
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c) conn_free(c);
@@ -591,9 +594,10 @@ int mint_create(struct rtm_server *srv, struct mint_api **out)
     m->pol.n_turn_urls = cfg->n_turn_urls;
     m->pol.turn_ttl = cfg->turn_ttl;
     if (!m->pol.turn_secret) log_warn("mint: no TURN secret configured: tokens carry no iceServers");
-    /* The cache watches a sqlite file's data_version; on Postgres every lookup is a query. */
-    if (!rtm_dburl_is_postgres(cfg->db_path))
-        mint_keycache_open(cfg->db_path, &m->keys); /* NULL on failure: logged, lookups still work */
+    if (mint_keycache_open(srv->view, &m->keys)) {
+        free(m);
+        return RTM_ENOMEM;
+    }
     *out = m;
     return 0;
 }

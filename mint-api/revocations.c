@@ -1,13 +1,14 @@
 /* revocations.c: POST /v1/revocations {jti} | {peerId}: stored in the key's
- * app, then the broker (same process, when present) re-reads the new rows
- * and closes matching live sessions. A revocation by peerId voids every
+ * app (before the reply: a 201 means it is durable), then the bus asks every
+ * broker's view for a poll now; they close matching live sessions with 4001. A revocation by peerId voids every
  * token of that peer issued up to now: iat has one-second resolution and the
  * store voids iat < before, so before is the next second, or a token minted
  * in this very second (the usual mint, connect, revoke sequence) would
  * survive. Tokens minted from the next second on are valid. */
 #include "api.h"
 
-#include "broker.h"
+#include "bus.h"
+#include "view.h"
 #include "config.h"
 #include "protocol.h"
 #include "server.h"
@@ -64,7 +65,8 @@ void mint_revocations_post(struct mint_req *rq)
         mint_reply_store_error(rq, rc, "the revocation");
         goto done;
     }
-    if (rq->srv->broker) brk_revocations_changed(rq->srv->broker);
+    struct rtm_revocation r = {rq->key->app, jti, peer, rq->now + 1};
+    rtm_bus_revoked(rq->srv->bus, &r);
     mint_reply_json(rq, 201, reply);
 done:
     json_decref(b);

@@ -179,7 +179,7 @@ static void drain_check(struct rtm_timer *t)
         rtm_timer_in(&l->timers, &l->drain_t, drain_check, DRAIN_CHECK_MS);
         return;
     }
-    if (srv->broker) brk_flush_sessions(srv->broker);
+    /* Session rows: the store view's writer writes what is pending when main closes it. */
     if (l->use_ev) ev_timer_start(l->ev, &l->stop_w);
     else l->done = 1;
 }
@@ -230,7 +230,6 @@ int rtm_loop_run(struct rtm_server *srv)
     if (!l->use_ev) {
         int rc = run_poll(l);
         rtm_timer_cancel(&l->timers, &l->drain_t);
-        if (srv->broker) brk_flush_sessions(srv->broker);
         return rc;
     }
     ev_signal_init(&l->term_w, on_ev_signal, SIGTERM);
@@ -250,7 +249,7 @@ int rtm_loop_run(struct rtm_server *srv)
     ev_run(l->ev, 0);
 
     rtm_timer_cancel(&l->timers, &l->drain_t);
-    if (srv->broker) brk_flush_sessions(srv->broker);
+    /* Session rows: the store view's writer writes what is pending when main closes it. */
     return srv->stopping ? 0 : -1; /* without a signal, the loop ended on its own: a failure */
 }
 

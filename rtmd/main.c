@@ -3,8 +3,11 @@
  *
  * One libwebsockets context, one vhost per listener (listen.c), and struct
  * rtm_server as the context's user pointer so every callback reaches the
- * shared state. The loop, its timers, signals and the drain belong to loop.c. */
+ * shared state. The loop, its timers, signals and the drain belong to loop.c;
+ * the store's in-memory view (common/view.h) and the bus (common/bus.h) are
+ * wired to the broker here. */
 #include "broker.h"
+#include "bus.h"
 #include "config.h"
 #include "listen.h"
 #include "log.h"
@@ -13,6 +16,7 @@
 #include "server.h"
 #include "store.h"
 #include "util.h"
+#include "view.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -24,6 +28,46 @@ static void lws_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
     rtm_log(level == LLL_ERR ? RTM_LOG_ERROR : RTM_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+/* ---- the store's view and the bus, wired to the broker ----
+ * The view's threads wake the loop with lws_cancel_service (the only
+ * cross-thread call); the broker's and the mint API's protocols drain the
+ * view in LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
+static struct lws_context *wake_ctx; /* read by the view's threads: atomics */
+
+static void view_wake(void *arg)
+{
+    (void)arg;
+    struct lws_context *ctx = __atomic_load_n(&wake_ctx, __ATOMIC_ACQUIRE);
+    if (ctx) lws_cancel_service(ctx);
+}
+
+static int open_view_and_bus(struct rtm_server *srv, char *err, size_t errlen)
+{
+    const struct rtm_config *cfg = srv->cfg;
+    struct rtm_store_opts so = {.password_file = cfg->db_password_file};
+    struct rtm_view_opts vo = {
+        .db = cfg->db_path,
+        .store_opts = &so,
+        .node_id = cfg->node_id,
+        .poll_ms = cfg->store_poll_ms,
+        .flush_ms = cfg->session_flush_ms,
+        .rows_max = cfg->session_rows_max,
+        .broker = srv->broker != NULL,
+        .retention_ms = (int64_t)cfg->session_retention_days * 86400 * 1000,
+    };
+    struct rtm_view_hooks vh = {.wake = view_wake};
+    brk_view_hooks(srv, &vh);
+    if (rtm_view_open(&vo, &vh, &srv->view, err, errlen)) return -1;
+    if (srv->broker) {
+        struct rtm_bus_broker bb;
+        brk_bus_broker(srv->broker, &bb);
+        if (rtm_bus_local(&bb, srv->view, &srv->bus)) return -1;
+    } else if (rtm_bus_store(srv->view, srv->store, &srv->bus)) {
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -60,11 +104,16 @@ int main(int argc, char **argv)
         log_error("rtmd: %s", err);
         goto out;
     }
-    int dangling = rtm_store_sessions_close_dangling(srv.store, "server restart");
+    int dangling = rtm_store_sessions_close_dangling(srv.store, cfg.node_id, "server restart");
     if (dangling > 0) log_warn("rtmd: closed %d session rows left open by an unclean stop", dangling);
 
     if (want_broker && brk_create(&srv, &srv.broker)) {
         log_error("rtmd: broker initialisation failed");
+        goto out;
+    }
+    err[0] = '\0';
+    if (open_view_and_bus(&srv, err, sizeof err)) {
+        log_error("rtmd: %s", err[0] ? err : "cannot start the store's view");
         goto out;
     }
     if (want_mint && mint_create(&srv, &srv.mint)) {
@@ -86,16 +135,21 @@ int main(int argc, char **argv)
     info.fd_limit_per_thread = 0;
     rtm_listen_context_options(&cfg, &info);
     if (rtm_loop_open(&srv, &info)) goto out;
+    __atomic_store_n(&wake_ctx, srv.lws, __ATOMIC_RELEASE);
+    lws_cancel_service(srv.lws); /* whatever the view posted before the loop existed */
     if (want_broker && rtm_listen_public(&srv)) goto out;
     if (want_mint && rtm_listen_backend(&srv)) goto out;
 
     if (rtm_loop_run(&srv) == 0) exit_code = 0;
     log_info("rtmd: stopped");
 out:
-    rtm_loop_destroy(&srv);
+    __atomic_store_n(&wake_ctx, NULL, __ATOMIC_RELEASE);
+    rtm_loop_destroy(&srv); /* the last session rows reach the view here */
     rtm_listen_free();
-    if (srv.broker) brk_destroy(srv.broker);
     if (srv.mint) mint_destroy(srv.mint);
+    rtm_bus_free(srv.bus);
+    rtm_view_close(srv.view); /* writes what is pending, then stops its threads */
+    if (srv.broker) brk_destroy(srv.broker);
     if (srv.store) rtm_store_close(srv.store);
     rtm_config_free(&cfg);
     return exit_code;

@@ -73,7 +73,7 @@ fi
 if want pg; then
     RTM_TEST_DB=postgres run_suite integration-pg node --test --test-concurrency=2 --test-timeout=300000 \
         --test-reporter=tap tests/integration/mint_api.test.mjs tests/integration/broker_auth.test.mjs \
-        tests/integration/broker_sessions.test.mjs
+        tests/integration/broker_sessions.test.mjs tests/integration/split_roles.test.mjs
 fi
 if want browser && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
     run_suite browser node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap tests/browser/

@@ -3,7 +3,7 @@
 // came in their welcome frames. Also: the SDK's request/error paths and
 // terminal close handling against the real broker, and no token in any log.
 import { enterNetns, launchBrowser, newPage, waitInPage, jwtPayload } from '../lib/browser.mjs';
-import { startRtmd } from '../lib/rtmd.mjs';
+import { startRtmd, rtmJson } from '../lib/rtmd.mjs';
 import { startCoturn } from '../lib/coturn.mjs';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -206,6 +206,30 @@ test('SDK requests settle on ack or error; a bad token is terminal and never ech
   const all = JSON.stringify(r) + page.rtmLog.join('\n');
   assert.ok(!all.includes(tok.token.split('.')[2].slice(0, 20)), 'no token material in errors or console');
   assert.ok(!all.includes(tok.token.split('.')[1].slice(0, 40)), 'no token payload in errors or console');
+  await page.context().close();
+});
+
+test('a key revoked by `rtm key revoke` closes the page\'s session with 4012, terminal: no reconnect', async () => {
+  // A key of its own, revoked from another process while the page is connected.
+  const k = rtmJson(['key', 'create', '--db', d.db, '--app', d.app]);
+  const r0 = await d.api('POST', '/v1/tokens', { peerId: 'dave' }, { auth: k.secret });
+  assert.equal(r0.status, 200, r0.text);
+  const page = await newPage(browser, d.publicUrl);
+  await page.evaluate(async ({ token }) => {
+    const { RtmClient } = await import('/sdk/rtm.js');
+    const T = window.T = { closes: [], calls: 0 };
+    const c = new RtmClient({ url: location.origin, token: () => { T.calls++; return token; }, backoffInitialMs: 50 });
+    c.on('close', (e) => T.closes.push({ code: e.code, reason: e.reason, terminal: e.terminal }));
+    T.client = c;
+    await c.connect();
+  }, { token: r0.json.token });
+  rtmJson(['key', 'revoke', '--db', d.db, k.id]);
+  await waitInPage(page, () => window.T.closes.length > 0, null, { what: 'the 4012 close', timeout: 3000 });
+  await new Promise((res) => setTimeout(res, 600)); // a reconnect would have started by now
+  const r = await page.evaluate(() => ({ closes: window.T.closes, calls: window.T.calls, state: window.T.client.state }));
+  assert.deepEqual(r.closes, [{ code: 4012, reason: 'key revoked', terminal: true }]);
+  assert.equal(r.calls, 1, 'no reconnect after 4012');
+  assert.equal(r.state, 'closed');
   await page.context().close();
 });
 

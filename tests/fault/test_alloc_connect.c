@@ -22,6 +22,7 @@
 #include "store.h"
 #include "token.h"
 #include "util.h"
+#include "view.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -198,7 +199,7 @@ int main(void)
     struct rtm_key key;
     const char *const chans[] = {"room-*"};
     struct rtm_key_spec spec = {.app = "fault", .channels = chans, .n_channels = 1};
-    if (rtm_store_key_create(benv_srv.store, &spec, &key)) return 2;
+    if (rtm_store_key_create(benv_srv.store, &spec, &key) || rtm_view_poll_now(benv_srv.view)) return 2;
     struct rtm_claims c = {0};
     char *tc[] = {"room-1"}, *tok = NULL;
     c.sub = "frank";

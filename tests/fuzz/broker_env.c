@@ -4,9 +4,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "bus.h"
 #include "store.h"
 #include "timers.h"
 #include "util.h"
+#include "view.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -17,6 +19,12 @@ struct rtm_config benv_cfg;
 struct rtm_server benv_srv;
 static int ready;
 static struct rtm_timers timers; /* armed by the broker, never run */
+
+static void view_close(void)
+{
+    rtm_view_close(benv_srv.view);
+    benv_srv.view = NULL;
+}
 
 void benv_init(const char *db_name)
 {
@@ -33,13 +41,29 @@ void benv_init(const char *db_name)
     benv_srv.cfg = &benv_cfg;
     rtm_timers_init(&timers, NULL, NULL);
     benv_srv.timers = &timers;
+    /* The store's view, as rtmd has it but without its threads (replay.c
+     * forks after this): loaded once; revocations made through the bus reach
+     * the broker at once, through the hooks; the mint API's key lookups see
+     * the view behind the store and read the store, as rtmd's do. Closed
+     * before the scratch directory goes (atexit runs in reverse order). */
+    struct rtm_view_opts vo = {.db = db, .node_id = "fuzz", .poll_ms = 100, .flush_ms = 200, .rows_max = 1000,
+                               .broker = 1, .no_threads = 1};
+    struct rtm_view_hooks vh = {0};
+    brk_view_hooks(&benv_srv, &vh);
+    if (rtm_view_open(&vo, &vh, &benv_srv.view, err, sizeof err)) abort();
+    atexit(view_close);
 }
 
 struct brk_broker *benv_broker(void)
 {
     struct brk_broker *b;
+    /* Keys and revocations the harness stored since: into the view, as its poll would. */
+    if (rtm_view_poll_now(benv_srv.view)) abort();
     if (brk_create(&benv_srv, &b)) abort();
     benv_srv.broker = b;
+    struct rtm_bus_broker bb;
+    brk_bus_broker(b, &bb);
+    if (rtm_bus_local(&bb, benv_srv.view, &benv_srv.bus)) abort();
     broker_loop_ready(b, fuzz_lws_context());
     return b;
 }
@@ -49,6 +73,8 @@ void benv_broker_free(struct brk_broker *b)
     presence_flush(b); /* frees the channels the closes left */
     brk_destroy(b);
     benv_srv.broker = NULL;
+    rtm_bus_free(benv_srv.bus);
+    benv_srv.bus = NULL;
 }
 
 struct brk_session *benv_session_open(struct brk_broker *b, const struct benv_session *sp, int i)

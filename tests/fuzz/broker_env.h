@@ -26,7 +26,9 @@ extern struct rtm_server benv_srv;
 
 /* Sets the environment up (idempotent); db_name is the file in the scratch dir. */
 void benv_init(const char *db_name);
-/* A fresh broker on the environment (srv.broker set); free with benv_broker_free. */
+/* A fresh broker on the environment (srv.broker set), the store's view
+ * brought up to date first (what the harness stored is known); free with
+ * benv_broker_free. */
 struct brk_broker *benv_broker(void);
 void benv_broker_free(struct brk_broker *b);
 /* An open session of app "fuzz" (sid "ses_fuzz<i>"), attached to the tables. */

@@ -90,14 +90,19 @@ test('scope wider than the key: 4001 channels/permissions outside key scope', as
   await c.close();
 });
 
-test('revoked key, and a publishable key id as kid: 4001', async () => {
+test('revoked key: live sessions close with 4012 within a second, new ones get 4001; a publishable key id as kid: 4001', async () => {
   const k = rtmJson(['key', 'create', '--db', d.db, '--app', d.app]);
   const t = signToken(k, { sub: 'before-revoke' });
   used.push(t);
   const c = await d.connect(t);
+  // `rtm key revoke` is another process: the broker sees it through its
+  // in-memory view (store-poll-ms), and closes the sessions on that key.
+  const t0 = Date.now();
   rtmJson(['key', 'revoke', '--db', d.db, k.id]);
+  const info = await c.closed;
+  assert.deepEqual(info, { code: 4012, reason: 'key revoked' });
+  assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
   await refused(signToken(k, { sub: 'after-revoke' }), 'key revoked');
-  await c.close();
   const pk = rtmJson(['key', 'create', '--db', d.db, '--app', d.app, '--publishable']);
   await refused(signToken({ id: pk.id, secret: 'guess' }, { sub: 'pk-as-kid' }), 'unknown key');
 });

@@ -32,7 +32,9 @@ const ids = (l) => l.map((m) => m.peerId).sort();
 
 describe('one daemon: keys, origins, kicks, revocations, server publish', () => {
   let d;
-  before(async () => { d = frames.track(await startRtmd({ config: NOIP })); });
+  // A fixed node id: a restart listens on new ephemeral ports, and the
+  // default id (hostname:public-port) would make it another node.
+  before(async () => { d = frames.track(await startRtmd({ config: { ...NOIP, 'node-id': 'protection-node' } })); });
   after(async () => { await d.cleanup(); });
 
   test('publishable key: random peerId, scope from the key, TURN minted by the broker, expiresAt null', async () => {
@@ -54,7 +56,14 @@ describe('one daemon: keys, origins, kicks, revocations, server publish', () => 
     await c2.close();
     let r = await expectClose(d, '?key=pk_0123456789abcdef0123456789abcdef');
     assert.deepEqual([r.code, r.reason], [4001, 'unknown key']);
+    // Revoked from another process: the live session on it ends with 4012
+    // within a second (the broker's view polls), then the key is refused.
+    const live = await d.open(`?key=${pk.id}`);
+    await live.next('welcome');
+    const t0 = Date.now();
     rtmJson(['key', 'revoke', '--db', d.db, pk.id]);
+    assert.deepEqual(await live.closed, { code: 4012, reason: 'key revoked' });
+    assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
     r = await expectClose(d, `?key=${pk.id}`);
     assert.deepEqual([r.code, r.reason], [4001, 'key revoked']);
     r = await expectClose(d, `?key=${d.key.id}`); // a secret key's id is not a publishable key

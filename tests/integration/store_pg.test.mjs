@@ -9,12 +9,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RTM, RTMD, startRtmd } from '../lib/rtmd.mjs';
+import { RTM, RTMD, ROOT, startRtmd } from '../lib/rtmd.mjs';
 import { startPostgres } from '../lib/postgres.mjs';
 import { until } from './broker_util.mjs';
+
+const PG_MIGRATIONS = readdirSync(join(ROOT, 'schema', 'pg')).filter((f) => /^\d+_.*\.sql$/.test(f)).length;
 
 const pg = startPostgres();
 const dir = mkdtempSync(join(tmpdir(), 'rtm-store-pg-'));
@@ -119,7 +121,7 @@ test('rtmd on Postgres: a password in the config file stays out of the log', asy
     d = await startRtmd({ db: withPassword(db), key, config: { 'log-level': 'debug' } });
     const h = await d.api('GET', '/healthz', undefined, { auth: null });
     assert.equal(h.status, 200, h.text);
-    assert.equal(h.json.schemaVersion, 1);
+    assert.equal(h.json.schemaVersion, PG_MIGRATIONS); // every schema/pg migration applied
     const { token } = await d.mint({ peerId: 'pg-alice' });
     const c = await d.connect(token);
     assert.equal(c.welcome.peerId, 'pg-alice');
@@ -133,7 +135,7 @@ test('rtmd on Postgres: a password in the config file stays out of the log', asy
   assert.ok(!d.log.includes(pg.password()), 'the password is not in the log');
 });
 
-test('rtmd outlives a stopped Postgres: sessions go on, and the store is written again once it is back', async () => {
+test('rtmd outlives a stopped Postgres: sessions go on, new tokens from cached keys connect, /healthz says degraded, the store is written again once it is back', async () => {
   const d = await startRtmd({ postgres: true });
   try {
     const { token: ta } = await d.mint({ peerId: 'pg-a' });
@@ -142,13 +144,29 @@ test('rtmd outlives a stopped Postgres: sessions go on, and the store is written
     assert.equal((await b.request({ type: 'subscribe', channel: 'room-1' })).type, 'ack');
 
     pg.halt();
+    // The store's view notices at its next poll; rtmd keeps serving from memory (issue 12 item 2).
+    const down = await until(async () => {
+      const r = await d.api('GET', '/healthz', undefined, { auth: null });
+      return r.json?.status === 'degraded' ? r : null;
+    }, { timeoutMs: 10000, stepMs: 200 });
+    assert.ok(down, '/healthz says degraded while Postgres is down');
+    assert.equal(down.status, 200, down.text);
+    assert.equal(down.json.store, 'degraded');
+    assert.match(down.json.storeError, /cannot (read|write)/);
     // the live sessions do not need the store
     assert.equal((await a.request({ type: 'publish', channel: 'room-1', data: { n: 1 } })).type, 'ack');
     assert.deepEqual((await b.next('message')).data, { n: 1 });
     await until(() => /connection lost/.test(d.log), { timeoutMs: 4000 });
+    // a new token, minted and checked with the cached key, still connects
+    const { token: td } = await d.mint({ peerId: 'pg-d' });
+    const e = await d.connect(td);
+    assert.equal(e.welcome.peerId, 'pg-d');
     assert.equal(d.proc.exitCode, null, 'rtmd stayed up');
 
     pg.resume();
+    const back = await until(async () => (await d.api('GET', '/healthz', undefined, { auth: null })).json?.status === 'ok',
+      { timeoutMs: 8000, stepMs: 200 });
+    assert.ok(back, '/healthz is ok again once Postgres is back');
     // a session that starts after the server is back gets its row in Postgres
     const c = await until(async () => {
       const r = await d.api('POST', '/v1/tokens', { peerId: 'pg-c' });
@@ -159,9 +177,13 @@ test('rtmd outlives a stopped Postgres: sessions go on, and the store is written
     const row = await until(() => pg.psqlJson(d.db, "SELECT close_code FROM sessions WHERE peer_id = 'pg-c'")[0],
       { timeoutMs: 8000, stepMs: 200 });
     assert.equal(row?.close_code, 1000);
+    // and the row made while it was down waited in memory and is written too
+    const waited = await until(() => pg.psqlJson(d.db, "SELECT id FROM sessions WHERE peer_id = 'pg-d'")[0],
+      { timeoutMs: 8000, stepMs: 200 });
+    assert.ok(waited, 'the row made while Postgres was down is written after');
     assert.match(d.log, /connection back/);
     assert.ok(!d.log.includes(pg.password()));
-    await Promise.all([a.close(), b.close()]);
+    await Promise.all([a.close(), b.close(), e.close()]);
   } finally {
     await d.cleanup();
   }

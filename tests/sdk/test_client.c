@@ -540,6 +540,33 @@ TEST(kick_closes_4020_and_stops)
     rtm_client_free(c);
 }
 
+TEST(key_revoked_closes_4012_and_stops)
+{
+    /* A key of its own, revoked by `rtm key revoke` (another process): the
+     * broker's view sees it within a poll and closes with 4012, which the
+     * SDK treats as terminal (issue 10). */
+    char tool[300], out[2048], kid[128] = "", secret[128] = "";
+    snprintf(tool, sizeof tool, "%s/rtm", D.build);
+    char *create[] = {tool, "key", "create", "--db", D.db, "--app", "test", NULL};
+    CHECK(h_run(create, out, sizeof out) == 0);
+    CHECK(h_json_str(out, "id", kid, sizeof kid) == 0 && h_json_str(out, "secret", secret, sizeof secret) == 0);
+    struct rtm_token_params p = {.peer_id = "on-revoked-key", .expires_in_sec = 600};
+    char *t = NULL;
+    CHECK(rtm_sign_token(kid, secret, &p, NULL, NULL, 0, &t, NULL) == RTM_STATUS_OK);
+    struct app a = {0};
+    rtm_client *c = client_with(t, &a, NULL);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected == 1 || a.closed_final, 5000, c));
+    CHECK(a.connected == 1);
+    char *revoke[] = {tool, "key", "revoke", "--db", D.db, kid, NULL};
+    CHECK(h_run(revoke, out, sizeof out) == 0);
+    CHECK(PUMP_UNTIL(a.closed_final == 1, 3000, c));
+    CHECK(a.last_code == 4012);
+    PUMP_UNTIL(0, 1200, c);
+    CHECK(a.closed == 1 && a.connected == 1); /* terminal: no reconnect */
+    rtm_client_free(c);
+}
+
 struct prov {
     int calls;
     char last[4096];

@@ -950,8 +950,8 @@ STORE_TEST(sessions_write_query_and_close_dangling)
     json_decref(one);
 
     /* Only s3 is still open (as after a crash). */
-    CHECK(rtm_store_sessions_close_dangling(st, "rtmd restarted") == 1);
-    CHECK(rtm_store_sessions_close_dangling(st, "rtmd restarted") == 0);
+    CHECK(rtm_store_sessions_close_dangling(st, "n1", "rtmd restarted") == 1);
+    CHECK(rtm_store_sessions_close_dangling(st, "n1", "rtmd restarted") == 0);
     CHECK(rtm_store_sessions_query(st, "demo", "alice", 1, &one) == 0);
     json_t *s3 = json_array_get(one, 0);
     CHECK_STR(json_string_value(json_object_get(s3, "id")), "s3");
@@ -998,7 +998,7 @@ STORE_TEST(bounded_results)
     CHECK(rtm_store_sessions_query(st, NULL, "mallory", 100000, &rows) == 0);
     CHECK(json_array_size(rows) == 1000);
     json_decref(rows);
-    CHECK(rtm_store_sessions_close_dangling(st, "restart") == N);
+    CHECK(rtm_store_sessions_close_dangling(st, "n1", "restart") == N);
     rtm_store_close(st);
 }
 

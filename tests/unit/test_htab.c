@@ -1,8 +1,7 @@
-/* test_broker_htab.c: the broker's open-addressing hash table (broker/htab.c)
- * against a plain array as the reference: random inserts, replaces and
- * deletes, with both key kinds, through growth and shrinking. The module is
- * compiled in here (the broker is not part of librtm). */
-#include "../../broker/htab.c"
+/* test_htab.c: the open-addressing hash table (common/htab.c) against a
+ * plain array as the reference: random inserts, replaces and deletes, with
+ * both key kinds, through growth and shrinking. */
+#include "htab.h"
 
 #include "testlib.h"
 

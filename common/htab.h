@@ -1,15 +1,15 @@
-/* htab.h: the broker's one hash table: string keys hashed with SipHash-2-4
- * under a per-process random key (client-chosen names cannot be made to
- * collide), open addressing, linear probing,
+/* htab.h: rtm's one hash table (the broker's tables, the store view's): string keys
+ * hashed with SipHash-2-4 under a per-process random key (client-chosen names
+ * cannot be made to collide), open addressing, linear probing,
  * backward-shift deletion (no tombstones), power-of-two capacity that grows
  * at 3/4 load and shrinks at 1/8. Keys are borrowed: a string key must live
  * as long as its entry (it is normally a field of the value), a pointer key
- * is the pointer itself. Loop thread only.
+ * is the pointer itself. Not thread-safe: one thread uses a table at a time.
  *
  * Iteration: for (i = 0; i < t->cap; i++) if (t->slots[i].key) ...; do not
  * insert or delete while iterating (collect first). */
-#ifndef BRK_HTAB_H
-#define BRK_HTAB_H
+#ifndef RTM_HTAB_H
+#define RTM_HTAB_H
 
 #include <stddef.h>
 #include <stdint.h>
