@@ -67,12 +67,13 @@ fuzz_libs = $(if $(filter sdk_%,$(1)),$(B)/librtm.a,$(B)/fuzz/libbenv.a $(B)/lib
 
 # librtm.so exports what rtm.h declares (RTM_EXPORT) and nothing else: its
 # objects, libcommon's included, are built with hidden visibility.
-$(B)/obj/common/%.o $(B)/obj/sdk-c/src/%.o: CFLAGS += -fvisibility=hidden
+HIDDEN_CFLAGS := -fvisibility=hidden
+$(B)/obj/common/%.o $(B)/obj/sdk-c/src/%.o: CFLAGS += $(HIDDEN_CFLAGS)
 # The version lives in rtm.h (RTM_VERSION_*): the soname's major and rtm.pc follow it.
 RTM_VERSION := $(shell sed -n 's/^\#define RTM_VERSION_STRING "\(.*\)"/\1/p' sdk-c/include/rtm.h)
 SDK_SONAME := librtm.so.$(firstword $(subst ., ,$(RTM_VERSION)))
 
-.PHONY: all deps test-deps run-deps run test asan valgrind bench install clean help lint deb fuzz fuzz-build
+.PHONY: FORCE all deps test-deps run-deps run test asan valgrind bench install clean help lint deb fuzz fuzz-build
 # Targets that install packages run the build in a sub-make, because the
 # pkg-config flags above are read when make starts (before apt-get ran).
 all: $(B)/rtmd $(B)/rtm $(B)/$(SDK_SONAME) $(B)/librtm.a $(B)/rtm.pc $(UNIT_BIN) $(SDKT_BIN) $(FUZZ_REPLAY) $(FAULT_BIN) $(if $(BENCH_SRC),$(B)/rtm-bench-raw)
@@ -95,7 +96,18 @@ test-deps:
 run-deps:
 	@scripts/deps.sh run
 
-$(B)/obj/%.o: %.c
+# Objects depend on the flags, not only on their sources: $(FLAGS_STAMP) holds
+# the compiler and every flag an object can be built with, and is rewritten only
+# when that text changes, so a CFLAGS change (say -fvisibility=hidden on
+# librtm's objects) rebuilds what a stale build dir holds, and nothing otherwise.
+FLAGS_STAMP := $(B)/flags.stamp
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(subst ','\'',$(FLAGS_TEXT))' | cmp -s - $@ || \
+		printf '%s\n' '$(subst ','\'',$(FLAGS_TEXT))' > $@
+FORCE:
+
+$(B)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -106,7 +118,7 @@ $(B)/obj/schema_sql.c: $(SCHEMA_SQL) scripts/embed-sql.sh
 $(B)/obj/schema_pg_sql.c: $(PG_SCHEMA_SQL) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh --name rtm_pg_schema_migrations $(PG_SCHEMA_SQL) > $@
-$(B)/obj/schema_sql.o $(B)/obj/schema_pg_sql.o: $(B)/obj/%.o: $(B)/obj/%.c
+$(B)/obj/schema_sql.o $(B)/obj/schema_pg_sql.o: $(B)/obj/%.o: $(B)/obj/%.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libcommon.a: $(COMMON_OBJ)
@@ -145,11 +157,17 @@ $(B)/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o $(
 	$(CC) $(LDFLAGS) -o $@ $< $(B)/obj/tests/fuzz/replay.o $(FUZZ_SUPPORT) $(call fuzz_libs,$*) $(LDLIBS)
 
 # The SDK harness reads librtm's private header.
-$(B)/obj/tests/fuzz/%.o: CFLAGS += -Isdk-c/src
-$(B)/obj/tests/fault/%.o: CFLAGS += -Itests/fuzz
+FUZZ_CFLAGS  := -Isdk-c/src
+FAULT_CFLAGS := -Itests/fuzz
+$(B)/obj/tests/fuzz/%.o: CFLAGS += $(FUZZ_CFLAGS)
+$(B)/obj/tests/fault/%.o: CFLAGS += $(FAULT_CFLAGS)
+# Expanded here, once: a prerequisite inherits its target's CFLAGS += above,
+# so a lazily expanded text would change with the object that asked first.
+FLAGS_TEXT := $(CC) $(CFLAGS) | $(LDFLAGS) | hidden: $(HIDDEN_CFLAGS) | fuzz: $(FUZZ_CFLAGS) | fault: $(FAULT_CFLAGS)
 
-# Kept between builds (make would delete them as intermediates).
-.SECONDARY: $(FUZZ_SUPPORT) $(B)/obj/tests/fuzz/replay.o $(B)/obj/tests/fuzz/broker_env.o $(patsubst %,$(B)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
+# Kept between builds (make would delete them as intermediates, and the flags
+# stamp's forced check would then compile them again on the next make).
+.SECONDARY: $(call obj,$(UNIT_SRC) $(SDKT_SRC) $(FAULT_SRC) $(BENCH_SRC)) $(FUZZ_SUPPORT) $(B)/obj/tests/fuzz/replay.o $(B)/obj/tests/fuzz/broker_env.o $(patsubst %,$(B)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
 
 # rtmd/listen.o: the connect test listens as rtmd does.
 FAULT_LINK := $(B)/obj/tests/fault/failalloc.o $(FUZZ_SUPPORT) $(B)/obj/rtmd/listen.o $(B)/fuzz/libbenv.a $(B)/librtmd.a $(B)/libcommon.a
