@@ -114,10 +114,6 @@ enum stmt_id {
     S_COUNT
 };
 
-#define KEY_COLUMNS "id, app, kind, alg, secret, channels, actions, origins, created, revoked"
-#define SESSION_COLUMNS                                                                            \
-    "id, app, peer_id, jti, remote_addr, origin, user_agent, connected_ms, closed_ms, close_code, " \
-    "close_reason, frames_in, frames_out, bytes_in, bytes_out"
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -129,9 +125,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_APP_SET_MAXCONN] = "UPDATE apps SET max_connections = $2 WHERE name = $1",
     [S_KEY_INSERT] = "INSERT INTO keys (id, app, kind, alg, secret, secret_hash, channels, actions, "
                      "origins, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    [S_KEY_GET] = "SELECT " KEY_COLUMNS " FROM keys WHERE id = $1",
-    [S_KEY_BY_HASH] = "SELECT " KEY_COLUMNS " FROM keys WHERE secret_hash = $1 AND alg = 'HS256'",
-    [S_KEY_LIST] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, seq LIMIT $1",
+    [S_KEY_GET] = "SELECT " STORE_KEY_COLUMNS " FROM keys WHERE id = $1",
+    [S_KEY_BY_HASH] = "SELECT " STORE_KEY_COLUMNS " FROM keys WHERE secret_hash = $1 AND alg = 'HS256'",
+    [S_KEY_LIST] = "SELECT " STORE_KEY_COLUMNS " FROM keys ORDER BY created, seq LIMIT $1",
     [S_KEY_REVOKE] = "UPDATE keys SET revoked = $2 WHERE id = $1 AND revoked = 0",
     [S_KEY_PUBLIC] = "SELECT id, alg, secret FROM keys WHERE alg IN ('RS256', 'ES256') "
                      "AND revoked = 0 ORDER BY created, seq LIMIT $1",
@@ -146,7 +142,7 @@ static const char *const stmt_sql[S_COUNT] = {
                     "ORDER BY id LIMIT $2",
     [S_REV_PRUNE] = "DELETE FROM revocations WHERE jti IS NOT NULL AND expires > 0 AND expires < $1",
     [S_SESSION_UPSERT] =
-        "INSERT INTO sessions (" SESSION_COLUMNS ", node_id) VALUES "
+        "INSERT INTO sessions (" STORE_SESSION_COLUMNS ", node_id) VALUES "
         "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
         "ON CONFLICT (id) DO UPDATE SET app = excluded.app, peer_id = excluded.peer_id, "
         "jti = excluded.jti, remote_addr = excluded.remote_addr, origin = excluded.origin, "
@@ -157,14 +153,14 @@ static const char *const stmt_sql[S_COUNT] = {
         "node_id = excluded.node_id",
     [S_SESSION_DANGLING] = "UPDATE sessions SET closed_ms = $1, close_code = $2, close_reason = $3 "
                            "WHERE closed_ms = 0 AND node_id IN ($4, '')",
-    [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE ($2::text IS NULL OR app = $2) "
+    [S_SESSIONS_ALL] = "SELECT " STORE_SESSION_COLUMNS " FROM sessions WHERE ($2::text IS NULL OR app = $2) "
                        "ORDER BY connected_ms DESC, seq DESC LIMIT $1",
     [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE connected_ms < $1 "
                         "AND closed_ms > 0 ORDER BY connected_ms LIMIT $2)",
-    [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = $1 "
+    [S_SESSIONS_PEER] = "SELECT " STORE_SESSION_COLUMNS " FROM sessions WHERE peer_id = $1 "
                         "AND ($3::text IS NULL OR app = $3) ORDER BY connected_ms DESC, seq DESC LIMIT $2",
     [S_CONFIG_VERSION] = "SELECT n FROM change_counter WHERE id = 1",
-    [S_KEYS_ALL] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, seq LIMIT $1",
+    [S_KEYS_ALL] = "SELECT " STORE_KEY_COLUMNS " FROM keys ORDER BY created, seq LIMIT $1",
     [S_APPS_ALL] = "SELECT name, duplicate_peer, resume_window_ms, max_connections FROM apps ORDER BY name LIMIT $1",
     [S_OUTBOX_LOCK] = "SELECT pg_advisory_xact_lock(" STR(LOCK_OUTBOX) ")",
     [S_OUTBOX_POST] = "INSERT INTO outbox (kind, app, target, data, created_ms) VALUES ($1, $2, $3, $4, $5)",

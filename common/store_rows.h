@@ -46,6 +46,14 @@ struct store_key_new {
 int store_key_new_init(struct store_key_new *nk, const struct rtm_key_spec *spec);
 void store_key_new_clear(struct store_key_new *nk);
 
+/* The columns every backend selects for a key row and a session row, in the
+ * order of store_key_cols and store_session_cols: one list, so a column added
+ * to the schema is read the same way by both backends. */
+#define STORE_KEY_COLUMNS "id, app, kind, alg, secret, channels, actions, origins, created, revoked"
+#define STORE_SESSION_COLUMNS                                                                      \
+    "id, app, peer_id, jti, remote_addr, origin, user_agent, connected_ms, closed_ms, close_code, " \
+    "close_reason, frames_in, frames_out, bytes_in, bytes_out"
+
 /* One key row as column text (secret NULL when the column is NULL). */
 struct store_key_cols {
     const char *id, *app, *kind, *alg, *secret, *channels, *actions, *origins;

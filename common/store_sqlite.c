@@ -81,11 +81,6 @@ enum stmt_id {
     S_COUNT
 };
 
-#define KEY_COLUMNS "id, app, kind, alg, secret, channels, actions, origins, created, revoked"
-#define SESSION_COLUMNS                                                                            \
-    "id, app, peer_id, jti, remote_addr, origin, user_agent, connected_ms, closed_ms, close_code, " \
-    "close_reason, frames_in, frames_out, bytes_in, bytes_out"
-
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -97,9 +92,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_APP_SET_MAXCONN] = "UPDATE apps SET max_connections = ?2 WHERE name = ?1",
     [S_KEY_INSERT] = "INSERT INTO keys (id, app, kind, alg, secret, secret_hash, channels, actions, "
                      "origins, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [S_KEY_GET] = "SELECT " KEY_COLUMNS " FROM keys WHERE id = ?1",
-    [S_KEY_BY_HASH] = "SELECT " KEY_COLUMNS " FROM keys WHERE secret_hash = ?1 AND alg = 'HS256'",
-    [S_KEY_LIST] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, rowid LIMIT ?1",
+    [S_KEY_GET] = "SELECT " STORE_KEY_COLUMNS " FROM keys WHERE id = ?1",
+    [S_KEY_BY_HASH] = "SELECT " STORE_KEY_COLUMNS " FROM keys WHERE secret_hash = ?1 AND alg = 'HS256'",
+    [S_KEY_LIST] = "SELECT " STORE_KEY_COLUMNS " FROM keys ORDER BY created, rowid LIMIT ?1",
     [S_KEY_REVOKE] = "UPDATE keys SET revoked = ?2 WHERE id = ?1 AND revoked = 0",
     [S_KEY_PUBLIC] = "SELECT id, alg, secret FROM keys WHERE alg IN ('RS256', 'ES256') "
                      "AND revoked = 0 ORDER BY created, rowid LIMIT ?1",
@@ -112,7 +107,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REV_SINCE] = "SELECT id, app, jti, peer_id, \"before\" FROM revocations WHERE id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [S_SESSION_UPSERT] =
-        "INSERT INTO sessions (" SESSION_COLUMNS ", node_id) VALUES "
+        "INSERT INTO sessions (" STORE_SESSION_COLUMNS ", node_id) VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
         "ON CONFLICT (id) DO UPDATE SET app = excluded.app, peer_id = excluded.peer_id, "
         "jti = excluded.jti, remote_addr = excluded.remote_addr, origin = excluded.origin, "
@@ -126,13 +121,13 @@ static const char *const stmt_sql[S_COUNT] = {
     /* sessions_by_connected: the subquery walks the oldest rows only. */
     [S_SESSION_PRUNE] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE connected_ms < ?1 "
                         "AND closed_ms > 0 ORDER BY connected_ms LIMIT ?2)",
-    [S_SESSIONS_ALL] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE (?2 IS NULL OR app = ?2) "
+    [S_SESSIONS_ALL] = "SELECT " STORE_SESSION_COLUMNS " FROM sessions WHERE (?2 IS NULL OR app = ?2) "
                        "ORDER BY connected_ms DESC, rowid DESC LIMIT ?1",
-    [S_SESSIONS_PEER] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE peer_id = ?1 "
+    [S_SESSIONS_PEER] = "SELECT " STORE_SESSION_COLUMNS " FROM sessions WHERE peer_id = ?1 "
                         "AND (?3 IS NULL OR app = ?3) ORDER BY connected_ms DESC, rowid DESC LIMIT ?2",
     [S_DATA_VERSION] = "PRAGMA data_version",
     [S_CONFIG_VERSION] = "SELECT n FROM change_counter WHERE id = 1",
-    [S_KEYS_ALL] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created, rowid LIMIT ?1",
+    [S_KEYS_ALL] = "SELECT " STORE_KEY_COLUMNS " FROM keys ORDER BY created, rowid LIMIT ?1",
     [S_APPS_ALL] = "SELECT name, duplicate_peer, resume_window_ms, max_connections FROM apps "
                    "ORDER BY rowid LIMIT ?1",
     [S_OUTBOX_POST] = "INSERT INTO outbox (kind, app, target, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -569,7 +564,7 @@ static const char *col_text_or_null(sqlite3_stmt *s, int i)
     return sqlite3_column_type(s, i) == SQLITE_NULL ? NULL : col_text(s, i);
 }
 
-/* Fills k from a row selected with KEY_COLUMNS. */
+/* Fills k from a row selected with STORE_KEY_COLUMNS. */
 static int row_to_key(sqlite3_stmt *s, struct rtm_key *k)
 {
     const struct store_key_cols c = {
