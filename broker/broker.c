@@ -132,6 +132,9 @@ static void peers_snapshot_cb(struct rtm_timer *t)
 
 void presence_changed(struct brk_broker *b)
 {
+    /* Only a broker-only process has a mint elsewhere to read them; an
+     * all-in-one rtmd answers GET /v1/peers from its own tables. */
+    if (strcmp(b->cfg->role, "broker") != 0) return;
     if (rtm_timer_armed(&b->peers_snapshot_t) || !b->ctx) return;
     rtm_timer_in(b->timers, &b->peers_snapshot_t, peers_snapshot_cb, PEERS_SNAPSHOT_MS);
 }

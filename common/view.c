@@ -595,6 +595,10 @@ static void batch_take(struct rtm_view *v, struct batch *b, int with_rows)
         for (size_t i = 0; i < v->n_rows; i++) b->rows[i] = v->rows[(v->rows_head + i) % v->cap_rows];
         b->n_rows = v->n_rows;
         v->n_rows = v->rows_head = 0;
+        /* The ring goes too: a connect storm's peak is not kept for the idle hours after. */
+        free(v->rows);
+        v->rows = NULL;
+        v->cap_rows = 0;
     } /* no memory for the copy: the rows stay queued for the next flush */
     b->apps = v->apps_pending;
     b->n_apps = v->n_apps_pending;
