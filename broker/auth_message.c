@@ -16,6 +16,7 @@
  * back the token. */
 #include "internal.h"
 
+#include "ipcount.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -23,12 +24,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One per address with sockets waiting; owned by b->unauth_ips (n >= 1). */
-struct unauth_ip {
-    int n;
-    char ip[64]; /* key */
-};
 
 static void refuse(struct brk_session *s, enum rtm_wire_err e)
 {
@@ -49,30 +44,20 @@ int authmsg_begin(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
     const struct rtm_config *cfg = b->cfg;
-    struct unauth_ip *u = htab_get(&b->unauth_ips, s->remote);
-    if (b->n_unauth >= cfg->max_unauthenticated || (u && u->n >= cfg->max_unauthenticated_per_ip)) {
+    int from_ip = rtm_ipcount_get(&b->unauth_ips, s->remote);
+    if (b->n_unauth >= cfg->max_unauthenticated || from_ip >= cfg->max_unauthenticated_per_ip) {
         if (!b->unauth_full_logged) log_warn("ws: unauthenticated sockets at their bound (%d, from %s at %d)",
-                                             b->n_unauth, s->remote, u ? u->n : 0);
+                                             b->n_unauth, s->remote, from_ip);
         b->unauth_full_logged = 1;
         refuse(s, RTM_WIRE_UNAUTHENTICATED_LIMIT);
         return -1;
     }
-    if (!u) {
-        if (!(u = calloc(1, sizeof *u))) goto oom;
-        snprintf(u->ip, sizeof u->ip, "%s", s->remote);
-        if (htab_put(&b->unauth_ips, u->ip, u)) {
-            free(u);
-            goto oom;
-        }
-    }
+    struct rtm_ipcount *u = rtm_ipcount_add(&b->unauth_ips, s->remote);
+    if (!u) goto oom;
     if (rtm_timer_in(b->timers, &s->auth_t, timeout_cb, cfg->auth_timeout_ms)) {
-        if (!u->n) {
-            htab_del(&b->unauth_ips, u->ip);
-            free(u);
-        }
+        rtm_ipcount_drop(&b->unauth_ips, u);
         goto oom;
     }
-    u->n++;
     b->n_unauth++;
     s->unauth_counted = 1;
     s->state = SESS_AUTH;
@@ -90,11 +75,8 @@ void authmsg_end(struct brk_session *s)
     s->unauth_counted = 0;
     b->n_unauth--;
     if (b->n_unauth < b->cfg->max_unauthenticated / 2) b->unauth_full_logged = 0;
-    struct unauth_ip *u = htab_get(&b->unauth_ips, s->remote);
-    if (u && --u->n == 0) {
-        htab_del(&b->unauth_ips, u->ip);
-        free(u);
-    }
+    struct rtm_ipcount *u = htab_get(&b->unauth_ips, s->remote);
+    if (u) rtm_ipcount_drop(&b->unauth_ips, u);
 }
 
 char *authmsg_token(struct brk_session *s, const char *text, size_t len)
@@ -124,7 +106,5 @@ char *authmsg_token(struct brk_session *s, const char *text, size_t len)
 
 void authmsg_destroy(struct brk_broker *b)
 {
-    for (uint32_t i = 0; i < b->unauth_ips.cap; i++)
-        if (b->unauth_ips.slots[i].key) free(b->unauth_ips.slots[i].val);
-    htab_free(&b->unauth_ips);
+    rtm_ipcount_free(&b->unauth_ips);
 }

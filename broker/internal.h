@@ -253,7 +253,7 @@ struct brk_broker {
     struct htab app_conns;    /* app -> struct app_count: live sessions per app, for max-connections-per-app */
     struct rtm_timer ip_prune_t;
     int n_unauth;              /* auth_message.c: sockets waiting for their auth frame */
-    struct htab unauth_ips;    /* remote IP -> struct unauth_ip (those sockets per address) */
+    struct htab unauth_ips;    /* remote IP -> struct rtm_ipcount (those sockets per address) */
     int unauth_full_logged;
     int ip_table_full_logged;
     int shutting_down;

@@ -28,6 +28,7 @@
 #include "broker.h"
 #include "config.h"
 #include "htab.h"
+#include "ipcount.h"
 #include "log.h"
 #include "metrics.h"
 #include "../mint-api/mint.h" /* not common/mint.h */
@@ -42,12 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One per address with unfinished handshakes; owned by budget.by_ip. */
-struct ip_count {
-    char ip[64];
-    int n;
-};
 
 /* TLS of the listeners: one per process. The SSL_CTXs belong to lws. */
 static struct {
@@ -67,9 +62,9 @@ static struct {
     const struct rtm_config *cfg;
     lws_callback_function *inner;   /* the broker's callback */
     struct lws_protocols protos[2]; /* the broker's table with public_cb in front */
-    struct htab by_ip;              /* ip -> ip_count (n >= 1) */
-    struct htab by_wsi;             /* wsi -> ip_count: connections counted */
-    struct ip_count *accepted;      /* counted at FILTER_NETWORK_CONNECTION, not yet given a wsi */
+    struct htab by_ip;              /* ip -> rtm_ipcount (n >= 1) */
+    struct htab by_wsi;             /* wsi -> rtm_ipcount: connections counted */
+    struct rtm_ipcount *accepted;   /* counted at FILTER_NETWORK_CONNECTION, not yet given a wsi */
     int total;
     int refusing;                   /* a refusal is being logged: once per episode, not per connection */
 } budget;
@@ -83,14 +78,11 @@ static void ip_string(const struct lws_filter_network_conn_args *a, char *out, s
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, out, (socklen_t)n);
 }
 
-static void release(struct ip_count *c)
+static void release(struct rtm_ipcount *c)
 {
     budget.total--;
     rtm_gauges[RTM_G_HANDSHAKES] = budget.total;
-    if (--c->n == 0) {
-        htab_del(&budget.by_ip, c->ip);
-        free(c);
-    }
+    rtm_ipcount_drop(&budget.by_ip, c);
     if (budget.refusing && budget.total < budget.cfg->max_handshakes) {
         budget.refusing = 0;
         log_info("rtmd: public handshakes back under their budget (%d)", budget.total);
@@ -119,20 +111,12 @@ static int on_accept(const struct lws_filter_network_conn_args *a)
     if (!*ip) snprintf(ip, sizeof ip, "unknown");
     if (budget.total >= budget.cfg->max_handshakes)
         return refuse(ip, "max-handshakes reached", RTM_M_HANDSHAKES_REFUSED_TOTAL);
-    struct ip_count *c = htab_get(&budget.by_ip, ip);
     /* a trusted reverse proxy speaks for many clients: only the total applies */
-    if (c && c->n >= budget.cfg->max_handshakes_per_ip &&
+    if (rtm_ipcount_get(&budget.by_ip, ip) >= budget.cfg->max_handshakes_per_ip &&
         !rtm_cidr_match(budget.cfg->trusted_cidrs, budget.cfg->n_trusted_proxies, ip))
         return refuse(ip, "max-handshakes-per-ip reached", RTM_M_HANDSHAKES_REFUSED_PER_IP);
-    if (!c) {
-        if (!(c = calloc(1, sizeof *c))) return 1;
-        snprintf(c->ip, sizeof c->ip, "%s", ip);
-        if (htab_put(&budget.by_ip, c->ip, c)) {
-            free(c);
-            return 1;
-        }
-    }
-    c->n++;
+    struct rtm_ipcount *c = rtm_ipcount_add(&budget.by_ip, ip);
+    if (!c) return 1;
     budget.total++;
     rtm_gauges[RTM_G_HANDSHAKES] = budget.total;
     budget.accepted = c;
@@ -141,7 +125,7 @@ static int on_accept(const struct lws_filter_network_conn_args *a)
 
 static void on_wsi_create(struct lws *wsi)
 {
-    struct ip_count *c = budget.accepted;
+    struct rtm_ipcount *c = budget.accepted;
     if (!c) return; /* not an accepted connection (the listening socket) */
     budget.accepted = NULL;
     if (htab_put(&budget.by_wsi, wsi, c)) release(c); /* out of memory: uncounted rather than leaked */
@@ -149,7 +133,7 @@ static void on_wsi_create(struct lws *wsi)
 
 static void on_handshake_over(struct lws *wsi)
 {
-    struct ip_count *c = htab_del(&budget.by_wsi, wsi);
+    struct rtm_ipcount *c = htab_del(&budget.by_wsi, wsi);
     if (c) release(c);
 }
 
@@ -356,9 +340,7 @@ int rtm_listen_backend(struct rtm_server *srv)
 
 void rtm_listen_free(void)
 {
-    for (uint32_t i = 0; i < budget.by_ip.cap; i++)
-        if (budget.by_ip.slots && budget.by_ip.slots[i].key) free(budget.by_ip.slots[i].val);
-    htab_free(&budget.by_ip);
+    rtm_ipcount_free(&budget.by_ip);
     htab_free(&budget.by_wsi);
     budget.accepted = NULL;
     budget.total = 0;
