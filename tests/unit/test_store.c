@@ -19,6 +19,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "store.h"
+#include "util.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -999,6 +1000,192 @@ STORE_TEST(bounded_results)
     CHECK(json_array_size(rows) == 1000);
     json_decref(rows);
     CHECK(rtm_store_sessions_close_dangling(st, "n1", "restart") == N);
+    rtm_store_close(st);
+}
+
+/* ---- several processes on one store: nodes, change detection, outbox, presence ---- */
+
+STORE_TEST(close_dangling_closes_only_this_nodes_rows)
+{
+    struct rtm_store *st = open_ok(db_at("nodes"));
+    if (!st) return;
+    struct rtm_session_row rows[4] = {row("na", "p1", 1000, 0), row("nb", "p2", 1001, 0), row("nc", "p3", 1002, 0),
+                                      row("nd", "p4", 1003, 2000)};
+    snprintf(rows[0].node_id, sizeof rows[0].node_id, "n1");
+    snprintf(rows[1].node_id, sizeof rows[1].node_id, "n2");
+    /* rows[2]: node_id "" (written before node ids): any node closes it */
+    snprintf(rows[3].node_id, sizeof rows[3].node_id, "n1");
+    CHECK(rtm_store_sessions_write(st, rows, 4) == 0);
+    CHECK(rtm_store_sessions_close_dangling(st, "n1", "restart") == 2);
+    json_t *q = NULL;
+    CHECK(rtm_store_sessions_query(st, NULL, "p2", 10, &q) == 0);
+    CHECK(json_is_null(json_object_get(json_array_get(q, 0), "closedAt"))); /* n2's row is left alone */
+    json_decref(q);
+    CHECK(rtm_store_sessions_query(st, NULL, "p4", 10, &q) == 0);
+    CHECK(json_integer_value(json_object_get(json_array_get(q, 0), "closedAt")) == 2000); /* closed rows keep theirs */
+    json_decref(q);
+    CHECK(rtm_store_sessions_close_dangling(st, "n2", "restart") == 1);
+    CHECK(rtm_store_sessions_close_dangling(st, "n1", "restart") == 0);
+    rtm_store_close(st);
+}
+
+STORE_TEST(change_detection_and_bulk_loads)
+{
+    const char *where = db_at("changes");
+    struct rtm_store *a = open_ok(where), *b = open_ok(where);
+    if (!a || !b) goto out;
+    int64_t v0 = -1, v1 = -1, v2 = -1;
+    CHECK(rtm_store_changed(a) == 1); /* always on the first call */
+    CHECK(rtm_store_changed(a) == 0); /* an idle poll: nothing committed */
+    CHECK(rtm_store_config_version(a, &v0) == 0);
+    struct rtm_key k1, k2;
+    struct rtm_key_spec spec = {.app = "chg"};
+    CHECK(rtm_store_key_create(b, &spec, &k1) == 0);
+    CHECK(rtm_store_app_set(b, "chg", "maxConnections", "7") == 0);
+    CHECK(rtm_store_changed(a) == 1);
+    CHECK(rtm_store_changed(a) == 0);
+    /* what a poller follows besides keys and apps: revocations, the outbox */
+    CHECK(rtm_store_revoke_jti(b, "chg", "j1", 4102444800) == 0);
+    CHECK(rtm_store_changed(a) == 1);
+    CHECK(rtm_store_changed(a) == 0);
+    CHECK(rtm_store_outbox_post(b, "kick", "chg", "p1", NULL) == 0);
+    CHECK(rtm_store_changed(a) == 1);
+    CHECK(rtm_store_changed(a) == 0);
+    CHECK(rtm_store_config_version(a, &v1) == 0);
+    CHECK(v1 != v0);
+    struct rtm_app app;
+    CHECK(rtm_store_app_ensure(b, "chg", &app) == 0); /* no change: the counter stays */
+    CHECK(rtm_store_config_version(a, &v2) == 0);
+    CHECK(v2 == v1);
+    CHECK(rtm_store_key_create(b, &spec, &k2) == 0);
+    CHECK(rtm_store_key_revoke(b, k1.id) == 0);
+    CHECK(rtm_store_config_version(a, &v2) == 0);
+    CHECK(v2 != v1);
+
+    struct rtm_key *keys = NULL;
+    size_t n = 0;
+    CHECK(rtm_store_keys_load(a, &keys, &n) == 0);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK_STR(keys[0].id, k1.id); /* oldest first, secrets included */
+        CHECK_STR(keys[0].secret, k1.secret);
+        CHECK(keys[0].revoked > 0);
+        CHECK_STR(keys[1].id, k2.id);
+        CHECK(keys[1].revoked == 0 && keys[1].n_channels == 1);
+    }
+    rtm_keys_free(keys, n);
+    struct rtm_app *apps = NULL;
+    CHECK(rtm_store_apps_load(a, &apps, &n) == 0);
+    CHECK(n == 1);
+    if (n == 1) {
+        CHECK_STR(apps[0].name, "chg");
+        CHECK(apps[0].max_connections == 7 && apps[0].resume_window_ms == -1);
+    }
+    free(apps);
+    rtm_key_free(&k1);
+    rtm_key_free(&k2);
+out:
+    rtm_store_close(a);
+    rtm_store_close(b);
+}
+
+STORE_TEST(outbox_post_since_last_prune)
+{
+    struct rtm_store *st = open_ok(db_at("outbox"));
+    if (!st) return;
+    int64_t last = -1, next = -1;
+    CHECK(rtm_store_outbox_last(st, &last) == 0 && last == 0);
+    CHECK(rtm_store_outbox_post(st, "kick", "demo", "alice", NULL) == 0);
+    CHECK(rtm_store_outbox_post(st, "publish", "demo", "room-1", "{\"x\":1}") == 0);
+    CHECK(rtm_store_outbox_post(st, "shout", "demo", "room-1", "1") == RTM_EINVAL);
+    CHECK(rtm_store_outbox_post(st, "publish", "demo", "room-1", NULL) == RTM_EINVAL);
+    CHECK(rtm_store_outbox_post(st, "kick", "", "alice", NULL) == RTM_EINVAL);
+    json_t *rows = NULL;
+    CHECK(rtm_store_outbox_since(st, 0, &rows, &last) == 0);
+    CHECK(json_array_size(rows) == 2);
+    json_t *k = json_array_get(rows, 0), *p = json_array_get(rows, 1);
+    CHECK_STR(json_string_value(json_object_get(k, "kind")), "kick");
+    CHECK_STR(json_string_value(json_object_get(k, "target")), "alice");
+    CHECK(json_object_get(k, "data") == NULL);
+    CHECK_STR(json_string_value(json_object_get(p, "kind")), "publish");
+    CHECK_STR(json_string_value(json_object_get(p, "app")), "demo");
+    CHECK_STR(json_string_value(json_object_get(p, "data")), "{\"x\":1}");
+    CHECK(last == json_integer_value(json_object_get(p, "id")));
+    CHECK(json_integer_value(json_object_get(k, "id")) < last);
+    json_decref(rows);
+    CHECK(rtm_store_outbox_last(st, &next) == 0 && next == last);
+    CHECK(rtm_store_outbox_since(st, last, &rows, &next) == 0);
+    CHECK(json_array_size(rows) == 0 && next == last);
+    json_decref(rows);
+
+    /* prune by count keeps the newest, by age removes the old; ids never go back */
+    for (int i = 0; i < 5; i++) CHECK(rtm_store_outbox_post(st, "kick", "demo", "bob", NULL) == 0);
+    CHECK(rtm_store_outbox_prune(st, 0, 2) == 0);
+    CHECK(rtm_store_outbox_since(st, 0, &rows, &next) == 0);
+    CHECK(json_array_size(rows) == 2);
+    json_decref(rows);
+    CHECK(rtm_store_outbox_prune(st, rtm_now_ms() + 60000, 1000) == 0);
+    CHECK(rtm_store_outbox_since(st, 0, &rows, &next) == 0);
+    CHECK(json_array_size(rows) == 0);
+    json_decref(rows);
+    CHECK(rtm_store_outbox_post(st, "kick", "demo", "carol", NULL) == 0);
+    CHECK(rtm_store_outbox_last(st, &next) == 0 && next > last);
+    rtm_store_close(st);
+}
+
+/* The peerIds in a presence query's answer, sorted, comma-separated. */
+static const char *peer_ids(json_t *a)
+{
+    static char buf[256];
+    char *ids[16];
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (n < 16) ids[n++] = (char *)json_string_value(json_object_get(v, "peerId"));
+    for (size_t x = 1; x < n; x++)
+        for (size_t y = x; y > 0 && strcmp(ids[y - 1], ids[y]) > 0; y--) {
+            char *t = ids[y];
+            ids[y] = ids[y - 1];
+            ids[y - 1] = t;
+        }
+    buf[0] = '\0';
+    for (i = 0; i < n; i++) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", ids[i]);
+    return buf;
+}
+
+STORE_TEST(presence_snapshots_of_live_nodes)
+{
+    struct rtm_store *st = open_ok(db_at("presence"));
+    if (!st) return;
+    int64_t now = rtm_now_ms();
+    CHECK(rtm_store_node_seen(st, "n1", now) == 0);
+    CHECK(rtm_store_node_seen(st, "n2", now - 60000) == 0); /* a node that stopped beating */
+    CHECK(rtm_store_presence_put(st, "n1", "demo", "[{\"peerId\":\"a\"}]", now) == 0);
+    CHECK(rtm_store_presence_put(st, "n2", "demo", "[{\"peerId\":\"b\"}]", now - 60000) == 0);
+    CHECK(rtm_store_presence_put(st, "n1", "other", "[{\"peerId\":\"c\"}]", now) == 0);
+    json_t *a = NULL;
+    CHECK(rtm_store_presence_query(st, "demo", now - 10000, &a) == 0);
+    CHECK_STR(peer_ids(a), "a");
+    json_decref(a);
+    CHECK(rtm_store_presence_query(st, "demo", now - 120000, &a) == 0);
+    CHECK_STR(peer_ids(a), "a,b");
+    json_decref(a);
+    /* a newer snapshot replaces the old one; "[]" removes it */
+    CHECK(rtm_store_presence_put(st, "n1", "demo", "[{\"peerId\":\"a\"},{\"peerId\":\"d\"}]", now) == 0);
+    CHECK(rtm_store_presence_query(st, "demo", now - 10000, &a) == 0);
+    CHECK_STR(peer_ids(a), "a,d");
+    json_decref(a);
+    CHECK(rtm_store_presence_put(st, "n1", "demo", "[]", now) == 0);
+    CHECK(rtm_store_presence_query(st, "demo", now - 120000, &a) == 0);
+    CHECK_STR(peer_ids(a), "b");
+    json_decref(a);
+    CHECK(rtm_store_node_clear(st, "n2") == 0); /* its presence goes with it */
+    CHECK(rtm_store_node_seen(st, "n2", now) == 0);
+    CHECK(rtm_store_presence_query(st, "demo", now - 120000, &a) == 0);
+    CHECK(json_array_size(a) == 0);
+    json_decref(a);
+    CHECK(rtm_store_presence_query(st, "other", now - 10000, &a) == 0);
+    CHECK_STR(peer_ids(a), "c");
+    json_decref(a);
     rtm_store_close(st);
 }
 
