@@ -5,7 +5,11 @@
 // the server: live sessions keep working while it is stopped, and the store
 // is written again once it is back (what /healthz says meanwhile is the
 // store-fault tests' business).
-// (The common mint/broker suites also run on Postgres: tests/run.sh, group pg.)
+// Then issue 12's store fault on Postgres: the server stopped under a live
+// rtmd (sessions go on, cached keys admit new tokens, /healthz degraded,
+// rows written and revocations intact after).
+// (The common mint/broker suites and split roles also run on Postgres:
+// tests/run.sh, group pg.)
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RTM, RTMD, ROOT, startRtmd } from '../lib/rtmd.mjs';
 import { startPostgres } from '../lib/postgres.mjs';
-import { until } from './broker_util.mjs';
+import { until, claimsOf, expectClose } from './broker_util.mjs';
 
 const PG_MIGRATIONS = readdirSync(join(ROOT, 'schema', 'pg')).filter((f) => /^\d+_.*\.sql$/.test(f)).length;
 
@@ -184,6 +188,45 @@ test('rtmd outlives a stopped Postgres: sessions go on, new tokens from cached k
     assert.match(d.log, /connection back/);
     assert.ok(!d.log.includes(pg.password()));
     await Promise.all([a.close(), b.close(), e.close()]);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test('Postgres stopped under a live rtmd: sessions go on, cached keys admit new tokens, /healthz degraded, nothing lost', async () => {
+  const d = await startRtmd({ postgres: true, config: { 'node-id': 'pg-faults' } });
+  try {
+    const { token: revoked } = await d.mint({ peerId: 'pg-revoked' });
+    assert.equal((await d.api('POST', '/v1/revocations', { jti: claimsOf(revoked).jti })).status, 201);
+    const a = await d.connect((await d.mint({ peerId: 'pg-a' })).token);
+    assert.equal((await a.request({ type: 'subscribe', channel: 'room-1' })).type, 'ack');
+
+    pg.halt();
+    const degraded = await until(async () => {
+      const h = await d.api('GET', '/healthz', undefined, { auth: null });
+      return h.status === 200 && h.json.status === 'degraded' ? h.json : null;
+    }, { timeoutMs: 8000, stepMs: 200 });
+    assert.ok(degraded, '/healthz says degraded while Postgres is down');
+    // a token from the key held in memory connects; the live session goes on
+    const b = await d.connect((await d.mint({ peerId: 'pg-b' })).token);
+    assert.equal((await b.request({ type: 'subscribe', channel: 'room-1' })).type, 'ack');
+    assert.equal((await a.request({ type: 'publish', channel: 'room-1', data: { n: 2 } })).type, 'ack');
+    assert.deepEqual((await b.next('message')).data, { n: 2 });
+    // the revocation made while the store was up is still in force
+    assert.equal((await expectClose(d, `?token=${encodeURIComponent(revoked)}`)).code, 4001);
+    await b.close();
+
+    pg.resume();
+    const ok = await until(async () => (await d.api('GET', '/healthz', undefined, { auth: null })).json?.status === 'ok',
+      { timeoutMs: 10000, stepMs: 200 });
+    assert.ok(ok, '/healthz ok again once Postgres is back');
+    // the row of the session that lived and closed while the store was down is written
+    const row = await until(() => pg.psqlJson(d.db, "SELECT close_code, node_id FROM sessions WHERE peer_id = 'pg-b'")[0],
+      { timeoutMs: 10000, stepMs: 200 });
+    assert.deepEqual(row, { close_code: 1000, node_id: 'pg-faults' });
+    await a.close();
+    await d.restart();
+    assert.equal((await expectClose(d, `?token=${encodeURIComponent(revoked)}`)).code, 4001, 'and after a restart');
   } finally {
     await d.cleanup();
   }
