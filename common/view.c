@@ -18,10 +18,10 @@
 #include "errors.h"
 #include "htab.h"
 #include "log.h"
+#include "store_rows.h" /* store_secret_hash: the same hash the keys table indexes */
 #include "util.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,15 +160,6 @@ static void snapshot_free(struct snapshot *s)
     free(s);
 }
 
-static int sha256_hex(const char *text, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    if (!EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) || n != 32) return RTM_ECRYPTO;
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 /* Sync thread: keys and apps as the store holds them now. */
 static int snapshot_load(struct rtm_store *st, struct snapshot **out)
 {
@@ -186,7 +177,7 @@ static int snapshot_load(struct rtm_store *st, struct snapshot **out)
         struct rtm_key *k = &s->keys[i];
         if (htab_put(&s->by_id, k->id, k)) goto fail;
         if (k->revoked || k->publishable || !k->secret || strcmp(k->alg, "HS256") != 0) continue;
-        if (sha256_hex(k->secret, s->hashes[i]) || htab_put(&s->by_hash, s->hashes[i], k)) goto fail;
+        if (store_secret_hash(k->secret, s->hashes[i]) || htab_put(&s->by_hash, s->hashes[i], k)) goto fail;
     }
     for (size_t i = 0; i < s->n_apps; i++)
         if (htab_put(&s->by_app, s->apps[i].name, &s->apps[i])) goto fail;
@@ -407,7 +398,7 @@ const struct rtm_key *rtm_view_key(const struct rtm_view *v, const char *id)
 const struct rtm_key *rtm_view_key_by_secret(const struct rtm_view *v, const char *secret)
 {
     char h[65];
-    if (!v->snap || !secret || sha256_hex(secret, h)) return NULL;
+    if (!v->snap || !secret || store_secret_hash(secret, h)) return NULL;
     const struct rtm_key *k = htab_get(&v->snap->by_hash, h);
     return k && rtm_streq_ct(k->secret, secret) ? k : NULL;
 }
