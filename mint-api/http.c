@@ -245,7 +245,7 @@ static int method_of(struct lws *wsi)
 }
 
 /* Finds the route; on a known path with the wrong method returns NULL and
- * sets *allow to the methods the path takes (every path takes one or two).
+ * sets *allow to the methods the path takes.
  *
  * A prefix route's argument is the whole rest of the path, '/' included: lws
  * has already percent-decoded it, so "evil%2Fpeer" arrives as "evil/peer"
@@ -265,8 +265,10 @@ static const struct route *route_find(const char *path, int method, const char *
         if (r->method & (unsigned)method) return r;
         takes |= r->method;
     }
-    if (takes == (M_GET | M_DELETE)) *allow = "GET, DELETE";
-    else if (takes) *allow = takes == M_GET ? "GET" : takes == M_POST ? "POST" : "DELETE";
+    /* The Allow header for any set of methods a path takes (bits of M_GET, M_POST, M_DELETE). */
+    static const char *const allow_text[8] = {NULL,     "GET",         "POST",         "GET, POST",
+                                              "DELETE", "GET, DELETE", "POST, DELETE", "GET, POST, DELETE"};
+    *allow = allow_text[takes & (M_GET | M_POST | M_DELETE)];
     return NULL;
 }
 
