@@ -91,12 +91,8 @@ char *authmsg_token(struct brk_session *s, const char *text, size_t len)
     char *out = NULL;
     if (def && json_is_object(f) && type && !strcmp(type, def->type) && tok && *tok &&
         strlen(tok) == json_string_length(tv)) {
-        if (strlen(tok) > RTM_MAX_TOKEN_BYTES) {
-            s->close_now = 1;
-            sess_close(s, RTM_WIRE_INVALID_TOKEN, "token too large");
-        } else if (!(out = strdup(tok))) {
-            refuse(s, RTM_WIRE_INTERNAL_ERROR);
-        }
+        /* An oversize token is refused by auth_connect, as on the request. */
+        if (!(out = strdup(tok))) refuse(s, RTM_WIRE_INTERNAL_ERROR);
     } else {
         refuse(s, RTM_WIRE_AUTH_EXPECTED);
     }
