@@ -22,6 +22,7 @@
 #include "util.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@
 #define PRUNE_EVERY_MS 60000
 #define PRUNE_BUSY_MS 100
 #define PRUNE_BATCH 250
+#define TRIM_ROWS 1024 /* a batch this large is followed by malloc_trim */
 #define JOIN_MAX 400
 /* Revocation pages (of 1000) read per poll, so one poll stays short. */
 #define POLL_PAGES 8
@@ -759,7 +761,12 @@ static void *write_main(void *arg)
             v->dropping = 0;
         }
         pthread_mutex_unlock(&v->mu);
+        size_t big = b.n_rows >= TRIM_ROWS;
         batch_free(&b);
+        /* This thread's malloc arena kept a storm's batch (650 bytes a row)
+         * for good: give it back (glibc; measured +650 B per session in rtm
+         * bench connect without it). */
+        if (big) malloc_trim(0);
         if (stop) break;
         if (prunes && !rc && rtm_mono_ms() >= next_prune) next_prune = prune_step(v, &pruned);
     }
