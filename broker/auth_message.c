@@ -25,14 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void refuse(struct brk_session *s, enum rtm_wire_err e)
+/* level: the table's level, or debug for a refusal whose episode is logged once. */
+static void refuse_at(struct brk_session *s, enum rtm_wire_err e, int level)
 {
     const struct rtm_wire_def *w = rtm_wire(e);
     rtm_metric_inc(RTM_M_WS_REJECTED, 1);
-    rtm_log(w->log_level, "ws: refused remote=%s code=%d reason=\"%s\"", s->remote, w->close_code, w->message);
+    rtm_log(level, "ws: refused remote=%s code=%d reason=\"%s\"", s->remote, w->close_code, w->message);
     s->close_now = 1;
     sess_close(s, e, NULL);
 }
+
+static void refuse(struct brk_session *s, enum rtm_wire_err e) { refuse_at(s, e, rtm_wire(e)->log_level); }
 
 static void timeout_cb(struct rtm_timer *t)
 {
@@ -49,7 +52,8 @@ int authmsg_begin(struct brk_session *s)
         if (!b->unauth_full_logged) log_warn("ws: unauthenticated sockets at their bound (%d, from %s at %d)",
                                              b->n_unauth, s->remote, from_ip);
         b->unauth_full_logged = 1;
-        refuse(s, RTM_WIRE_UNAUTHENTICATED_LIMIT);
+        /* one warning per episode (above), not one per refused socket of a flood */
+        refuse_at(s, RTM_WIRE_UNAUTHENTICATED_LIMIT, RTM_LOG_DEBUG);
         return -1;
     }
     struct rtm_ipcount *u = rtm_ipcount_add(&b->unauth_ips, s->remote);
