@@ -69,7 +69,9 @@ static const struct rtm_wire_def wire[RTM_WIRE__COUNT] = {
                                        "the token does not allow this action"},
     [RTM_WIRE_OVER_MESSAGE_QUOTA] = {"over_message_quota", 0, 0, RTM_LOG_DEBUG, 1, "too many frames: slow down"},
     [RTM_WIRE_INTERNAL_ERROR] = {"internal_error", 500, RTM_CLOSE_INTERNAL, RTM_LOG_ERROR, 1, "internal error"},
-    [RTM_WIRE_CLUSTER_UNAVAILABLE] = {"cluster_unavailable", 503, 0, RTM_LOG_WARN, 1,
+    /* debug: the link logs the outage (cluster/link.c) and a counter counts each refusal; a
+     * warning per refused publish would flood the log at the clients' publish rate */
+    [RTM_WIRE_CLUSTER_UNAVAILABLE] = {"cluster_unavailable", 503, 0, RTM_LOG_DEBUG, 1,
                                       "the message could not reach the other nodes; try again"},
     [RTM_WIRE_INVALID_TOKEN] = {"invalid_token", 0, RTM_CLOSE_UNAUTHORIZED, RTM_LOG_INFO, 1, "invalid token"},
 
