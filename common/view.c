@@ -342,7 +342,9 @@ void rtm_view_drain(struct rtm_view *v)
             apply_snapshot(v, m->snap);
             break;
         case M_REVOCATIONS:
-            json_array_foreach(m->rows, i, row) revocation_row(v, row);
+            json_array_foreach(m->rows, i, row) {
+                revocation_row(v, row);
+            }
             break;
         case M_OUTBOX:
             json_array_foreach(m->rows, i, row)
