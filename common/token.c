@@ -1,6 +1,11 @@
 /* token.c: rtm's JWTs on top of libjwt 1.10.2, with the checks it lacks.
  *
- * Design: libjwt only computes and compares signatures. Everything that makes
+ * Design: a token is split and its header and payload parsed once, here
+ * (libjwt's decode parsed the payload on each call, and its grants could
+ * only be read back as text to parse again: three parses per connect).
+ * libjwt signs, and checks RS256/ES256 signatures; HS256, the common case
+ * on the connect path, is checked with OpenSSL's HMAC against the same
+ * signature text libjwt compares. Everything that makes
  * a token trustworthy is decided here, in a fixed order: the key must be a
  * live key with a verifier (not publishable, not empty), the header's alg must
  * be exactly the key's (so "none" and HS256-keyed-with-an-RSA-PEM never reach
@@ -25,10 +30,13 @@
 #include <jwt.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A token longer than this is refused before any parsing: 8 KB metadata plus
  * 4 KB peerMetadata plus 100 channels of 256 bytes, base64-expanded, fits. */
@@ -123,6 +131,16 @@ fail:
 
 /* ---- verification ---- */
 
+static int b64url_value(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '-') return 62;
+    if (ch == '_') return 63;
+    return -1;
+}
+
 /* 1 when token is three base64url segments with a non-empty header and
  * payload. libjwt 1.10.2 writes one byte past a zero-size buffer when it
  * base64-decodes an empty segment (seen under valgrind with ".." and "h.."),
@@ -139,7 +157,7 @@ static int well_formed(const char *token)
     unsigned acc = 0, bits = 0; /* base64url decoding of the current segment */
     for (i = 0; token[i]; i++) {
         char ch = token[i];
-        unsigned v;
+        int v;
         if (i >= TOKEN_MAX) return 0;
         if (ch == '.') {
             if (len == 0 || ++seg > 2) return 0;
@@ -147,14 +165,9 @@ static int well_formed(const char *token)
             acc = bits = 0;
             continue;
         }
-        if (ch >= 'A' && ch <= 'Z') v = (unsigned)(ch - 'A');
-        else if (ch >= 'a' && ch <= 'z') v = (unsigned)(ch - 'a') + 26;
-        else if (ch >= '0' && ch <= '9') v = (unsigned)(ch - '0') + 52;
-        else if (ch == '-') v = 62;
-        else if (ch == '_') v = 63;
-        else return 0;
+        if ((v = b64url_value(ch)) < 0) return 0;
         len++;
-        acc = (acc << 6 | v) & 0xfffu;
+        acc = (acc << 6 | (unsigned)v) & 0xfffu;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -164,33 +177,92 @@ static int well_formed(const char *token)
     return seg == 2; /* the signature may be empty (alg none), refused later */
 }
 
-/* Untrusted decode: no key, so nothing is verified. Only for reading the
- * header. The caller frees *j. */
-static int decode_unverified(const char *token, jwt_t **j)
+/* One segment's JSON, decoded and parsed once (well_formed checked the
+ * alphabet). Flags 0 as libjwt's own decode: an object or an array at the
+ * top, a repeated member keeps its last value. NULL when not JSON. */
+static json_t *segment_json(const char *s, size_t len)
 {
-    *j = NULL;
+    unsigned char *buf = malloc(len * 3 / 4 + 1);
+    unsigned acc = 0, bits = 0;
+    size_t n = 0;
+    if (!buf) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        acc = (acc << 6 | (unsigned)b64url_value(s[i])) & 0xffffu;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    json_t *j = json_loadb((const char *)buf, n, 0, NULL);
+    free(buf);
+    return j;
+}
+
+/* A token split at its dots with its header parsed; nothing verified. */
+struct jws {
+    json_t *head;
+    const char *payload, *sig; /* segments inside the token */
+    size_t signed_len, payload_len; /* "header.payload", and the payload alone */
+};
+
+/* Splits and parses the header, refusing what libjwt 1.10.2's decode
+ * refuses there (not JSON, an alg it does not know, a typ other than JWT
+ * beside a real alg), so moving the header off libjwt changes no answer. */
+static int jws_open(const char *token, struct jws *w)
+{
+    memset(w, 0, sizeof *w);
     if (!token || !well_formed(token)) return RTM_EINVAL;
-    if (jwt_decode(j, token, NULL, 0) || !*j) return RTM_EINVAL;
+    const char *d1 = strchr(token, '.'), *d2 = strchr(d1 + 1, '.');
+    w->payload = d1 + 1;
+    w->payload_len = (size_t)(d2 - w->payload);
+    w->signed_len = (size_t)(d2 - token);
+    w->sig = d2 + 1;
+    if (!(w->head = segment_json(token, (size_t)(d1 - token)))) return RTM_EINVAL;
+    const char *alg = json_string_value(json_object_get(w->head, "alg"));
+    const char *typ = json_string_value(json_object_get(w->head, "typ"));
+    if (!alg || jwt_str_alg(alg) == JWT_ALG_INVAL ||
+        (jwt_str_alg(alg) != JWT_ALG_NONE && typ && strcasecmp(typ, "JWT") != 0)) {
+        json_decref(w->head);
+        w->head = NULL;
+        return RTM_EINVAL;
+    }
     return 0;
 }
 
 int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char **reason)
 {
-    jwt_t *j = NULL;
-    if (decode_unverified(token, &j)) {
+    struct jws w;
+    if (jws_open(token, &w)) {
         *reason = "malformed token";
         return RTM_EINVAL;
     }
-    const char *k = jwt_get_header(j, "kid");
+    const char *k = json_string_value(json_object_get(w.head, "kid"));
     size_t n = k ? strlen(k) : 0;
     if (n == 0 || n >= kidlen || n > KID_MAX) {
-        jwt_free(j);
+        json_decref(w.head);
         *reason = "missing kid";
         return RTM_EINVAL;
     }
     memcpy(kid, k, n + 1);
-    jwt_free(j);
+    json_decref(w.head);
     return 0;
+}
+
+/* HS256 without libjwt's second parse of the payload: the HMAC of
+ * "header.payload", base64url without padding, compared in constant time
+ * with the token's signature text (libjwt compares the same text, so a
+ * signature that differs only in unused trailing bits is refused as there). */
+static int hs256_ok(const char *token, const struct jws *w, const char *secret)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    char enc[64];
+    int n;
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)token, w->signed_len, mac, &maclen))
+        return 0;
+    if ((n = rtm_base64url(mac, maclen, enc, sizeof enc)) < 0) return 0;
+    return strlen(w->sig) == (size_t)n && CRYPTO_memcmp(enc, w->sig, (size_t)n) == 0;
 }
 
 /* Each check_* returns NULL when fine, or the "invalid claims: <what>" reason. */
@@ -208,10 +280,10 @@ static const char *check_object(json_t *v, size_t max, const char *what)
 {
     if (!v) return NULL;
     if (!json_is_object(v)) return what;
-    char *s = rtm_json_dumps(v, JSON_COMPACT);
-    size_t n = s ? strlen(s) : SIZE_MAX;
-    free(s);
-    return n > max ? what : NULL;
+    /* Measured, not written: json_dumpb without a buffer is the length
+     * alone (0 only when out of memory, a refusal). */
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    return n == 0 || n > max ? what : NULL;
 }
 
 static int dup_channels(struct rtm_claims *out, char *const *src, size_t n)
@@ -366,8 +438,8 @@ int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, 
 int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const struct rtm_token_policy *pol,
                             struct rtm_claims *out, const char **reason)
 {
-    jwt_t *peek = NULL, *j = NULL;
-    char *grants = NULL;
+    struct jws w = {0};
+    jwt_t *j = NULL;
     json_t *g = NULL;
     int rc;
     jwt_alg_t want;
@@ -389,15 +461,17 @@ int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const 
 
     rc = RTM_EINVAL;
     *reason = "malformed token";
-    if (decode_unverified(token, &peek)) goto fail;
-    /* The unkeyed decode reports alg none whatever the header says, so read
-     * the header's own string and pin it to the key before any keyed decode. */
-    const char *alg = jwt_get_header(peek, "alg");
+    if (jws_open(token, &w)) goto fail;
+    /* The payload is parsed once, here, before any key is used (a payload
+     * that is not JSON is malformed, as libjwt's unkeyed decode said). */
+    if (!(g = segment_json(w.payload, w.payload_len))) goto fail;
+    /* The header's own alg string, pinned to the key before any keyed check. */
+    const char *alg = json_string_value(json_object_get(w.head, "alg"));
     if (!alg || strcmp(alg, key->alg) != 0) {
         *reason = "algorithm not allowed";
         goto fail;
     }
-    const char *kid = jwt_get_header(peek, "kid");
+    const char *kid = json_string_value(json_object_get(w.head, "kid"));
     if (!kid || !*kid || strlen(kid) > KID_MAX) {
         *reason = "missing kid";
         goto fail;
@@ -411,24 +485,23 @@ int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const 
      * writes its terminating NUL there (a heap overflow before any check):
      * an empty signature never reaches the keyed decode. It could not
      * verify anyway. */
-    const char *sig = strrchr(token, '.');
-    if (!sig || !sig[1]) {
-        *reason = "bad signature";
-        rc = RTM_EDENIED;
-        goto fail;
+    rc = RTM_EDENIED;
+    *reason = "bad signature";
+    if (!w.sig[0]) goto fail;
+    if (want == JWT_ALG_HS256) {
+        if (!hs256_ok(token, &w, key->secret)) goto fail;
+    } else {
+        /* RS256/ES256: libjwt checks the signature (and parses the payload
+         * again on the way; these keys are the rare case). */
+        if (jwt_decode(&j, token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) goto fail;
+        if (jwt_get_alg(j) != want) {
+            rc = RTM_EINVAL;
+            *reason = "algorithm not allowed";
+            goto fail;
+        }
     }
-
-    /* The token parsed without a key, so a keyed failure is the signature. */
-    if (jwt_decode(&j, token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) {
-        *reason = "bad signature";
-        rc = RTM_EDENIED;
-        goto fail;
-    }
-    if (jwt_get_alg(j) != want) {
-        *reason = "algorithm not allowed";
-        goto fail;
-    }
-    if (!(grants = jwt_get_grants_json(j, NULL)) || !(g = json_loads(grants, 0, NULL)) || !json_is_object(g)) {
+    rc = RTM_EINVAL;
+    if (!json_is_object(g)) {
         *reason = "invalid claims: payload";
         goto fail;
     }
@@ -446,9 +519,8 @@ fail:
     rtm_claims_free(out);
 done:
     json_decref(g);
-    free(grants);
+    json_decref(w.head);
     jwt_free(j);
-    jwt_free(peek);
     return rc;
 }
 

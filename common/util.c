@@ -55,8 +55,14 @@ int rtm_random_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
     size_t plen = strlen(prefix);
     if (nbytes > sizeof buf || plen + 2 * nbytes + 1 > outlen) return RTM_EINVAL;
     if (rtm_random_bytes(buf, nbytes)) return RTM_ECRYPTO;
+    static const char hex[] = "0123456789abcdef";
     memcpy(out, prefix, plen);
-    for (size_t i = 0; i < nbytes; i++) snprintf(out + plen + 2 * i, 3, "%02x", buf[i]);
+    /* by hand: a snprintf per byte was 4 % of a connect's instructions (session ids) */
+    for (size_t i = 0; i < nbytes; i++) {
+        out[plen + 2 * i] = hex[buf[i] >> 4];
+        out[plen + 2 * i + 1] = hex[buf[i] & 15];
+    }
+    out[plen + 2 * nbytes] = '\0';
     return 0;
 }
 
