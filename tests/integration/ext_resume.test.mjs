@@ -139,9 +139,19 @@ test('resume after the window: the others see left, then joined; the queue is di
   const set = rtmJson(['app', 'set', '--db', d.db, 'brief', 'resumeWindowMs', '700']);
   assert.equal(set.resumeWindowMs, 700);
   const tok = (peerId) => signToken(key, { sub: peerId, channels: ['**'] });
-  const m0 = await metrics(d);
-  const a = await member(d, 'dora', ['lobby'], '&ext=1', tok('dora'));
+  // The broker sees another process's change within a poll of its store view
+  // (store-poll-ms): connect until the welcome carries the setting, 2 s at most.
+  const a = await until(async () => {
+    const c = await member(d, 'dora', [], '&ext=1', tok('dora'));
+    if (c.welcome.resumeWindowMs === 700) return c;
+    await c.close(1000);
+    return null;
+  }, { timeoutMs: 2000 * SLOW, stepMs: 100 });
+  assert.ok(a, 'the app setting reaches the broker');
   assert.equal(a.welcome.resumeWindowMs, 700, 'the app setting');
+  assert.equal((await a.request({ type: 'subscribe', channel: 'lobby' })).type, 'ack');
+  await a.next((f) => f.type === 'presence' && f.channel === 'lobby');
+  const m0 = await metrics(d);
   const b = await member(d, 'ed', ['lobby'], '&ext=1', tok('ed'));
   await kill(d, a, key.secret);
   const t0 = Date.now();

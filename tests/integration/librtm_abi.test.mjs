@@ -58,7 +58,10 @@ int main(void) {
   return 0;
 }
 `);
-    const cc = (src, out) => spawnSync('cc', ['-I', join(ROOT, 'sdk-c', 'include'), src, '-o', out, '-L', BUILD, '-l:' + soname], { encoding: 'utf8' });
+    // a sanitizer build of librtm (make asan) needs its runtime linked first
+    const san = /libasan/.test(spawnSync('ldd', [join(BUILD, soname)], { encoding: 'utf8' }).stdout || '')
+      ? ['-fsanitize=address,undefined'] : [];
+    const cc = (src, out) => spawnSync('cc', [...san, '-I', join(ROOT, 'sdk-c', 'include'), src, '-o', out, '-L', BUILD, '-l:' + soname], { encoding: 'utf8' });
     let r = cc(ok, join(dir, 'ok'));
     assert.equal(r.status, 0, r.stderr);
     r = spawnSync(join(dir, 'ok'), [], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: BUILD } });
