@@ -124,7 +124,10 @@ test('two pages call through coturn, relay only, with the welcome\'s iceServers'
     let st = null;
     for (let i = 0; i < 50; i++) { // bounded: 10 s
       st = await page.evaluate(callStats);
-      if (st.framesDecoded > 0 && st.audioSamples > st.audioConcealed && st.audioPackets > 0) break;
+      // the selected pair's state is a stats snapshot: a consent check in flight reads
+      // 'in-progress' for a moment even while media flows over it
+      if (st.framesDecoded > 0 && st.audioSamples > st.audioConcealed && st.audioPackets > 0 &&
+          st.pairState === 'succeeded') break;
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(st.framesDecoded > 0, `${who}: video frames decoded (${st.framesDecoded})`);
