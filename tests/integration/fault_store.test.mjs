@@ -54,7 +54,7 @@ test('store locked by another writer: sessions go on, revocations 503 store_lock
       // Another process takes the write lock and keeps it for 6 s.
       holder = spawn('python3', ['-c', `
 import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
 c.execute('BEGIN IMMEDIATE')
 print('locked', flush=True)
 time.sleep(6)
