@@ -923,6 +923,18 @@ static int sq_config_version(struct rtm_store *base, int64_t *out)
     return read_one(sq(base), S_CONFIG_VERSION, out, "config version");
 }
 
+/* Doubles *arr (n elements of size) when len has reached *cap: 0 or RTM_ENOMEM
+ * (*arr unchanged). The keys and apps loads read row by row into one array. */
+static int grow_full(void **arr, size_t *cap, size_t len, size_t size)
+{
+    if (len < *cap) return 0;
+    void *a = realloc(*arr, *cap * 2 * size);
+    if (!a) return RTM_ENOMEM;
+    *arr = a;
+    *cap *= 2;
+    return 0;
+}
+
 static int sq_keys_load(struct rtm_store *base, struct rtm_key **out, size_t *n)
 {
     struct sq_store *st = sq(base);
@@ -933,15 +945,7 @@ static int sq_keys_load(struct rtm_store *base, struct rtm_key **out, size_t *n)
     sqlite3_bind_int(s, 1, RTM_STORE_LOAD_MAX);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            struct rtm_key *k = realloc(keys, cap * 2 * sizeof *k);
-            if (!k) {
-                ret = RTM_ENOMEM;
-                break;
-            }
-            keys = k;
-            cap *= 2;
-        }
+        if ((ret = grow_full((void **)&keys, &cap, len, sizeof *keys))) break;
         if ((ret = row_to_key(s, &keys[len]))) break;
         len++;
     }
@@ -966,15 +970,7 @@ static int sq_apps_load(struct rtm_store *base, struct rtm_app **out, size_t *n)
     sqlite3_bind_int(s, 1, RTM_STORE_LOAD_MAX);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            struct rtm_app *a = realloc(apps, cap * 2 * sizeof *a);
-            if (!a) {
-                ret = RTM_ENOMEM;
-                break;
-            }
-            apps = a;
-            cap *= 2;
-        }
+        if ((ret = grow_full((void **)&apps, &cap, len, sizeof *apps))) break;
         struct rtm_app *a = &apps[len];
         memset(a, 0, sizeof *a);
         const char *name = col_text(s, 0);
