@@ -52,8 +52,15 @@ int rtm_cidr_match(const struct rtm_cidr *list, size_t n, const char *ip)
     if (inet_pton(AF_INET, ip, a) == 1) family = AF_INET;
     else if (inet_pton(AF_INET6, ip, a) == 1) family = AF_INET6;
     else return 0;
-    for (size_t i = 0; i < n; i++)
+    /* A dual-stack socket names an IPv4 client ::ffff:a.b.c.d: it is the same host as
+     * a.b.c.d, so it matches IPv4 blocks (as common/bind.c compares it) and stays
+     * matchable by an explicit ::ffff:0:0/96 block too. */
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    int mapped = family == AF_INET6 && !memcmp(a, v4mapped, sizeof v4mapped);
+    for (size_t i = 0; i < n; i++) {
         if (in_block(&list[i], family, a)) return 1;
+        if (mapped && in_block(&list[i], AF_INET, a + 12)) return 1;
+    }
     return 0;
 }
 

@@ -37,7 +37,10 @@ TEST(cidr_parse_and_match)
     CHECK(!rtm_cidr_match(list, n, "11.0.0.1"));
     CHECK(rtm_cidr_match(list, n, "192.168.1.127"));
     CHECK(!rtm_cidr_match(list, n, "192.168.1.128"));
-    CHECK(!rtm_cidr_match(list, n, "::ffff:10.0.0.1")); /* another family */
+    CHECK(rtm_cidr_match(list, n, "::ffff:10.0.0.1"));  /* IPv4-mapped: the same host */
+    CHECK(!rtm_cidr_match(list, n, "::ffff:11.0.0.1"));
+    CHECK(!rtm_cidr_match(list, n, "::10.0.0.1"));      /* IPv4-compatible form is not mapped */
+    CHECK(!rtm_cidr_match(list, n, "fe80::ffff:a00:1")); /* the same last 32 bits elsewhere */
     CHECK(!rtm_cidr_match(list, n, "garbage"));
     trust("0.0.0.0/0", NULL);
     CHECK(rtm_cidr_match(list, n, "203.0.113.9"));
