@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define SUB_WAITS_MAX 65536 /* subscribe acks waiting on Redis; beyond, acked at once */
 
@@ -290,16 +289,6 @@ void xnode_control(struct brk_broker *b, char kind, const char *app, const char 
 
 /* ---- lifetime ---- */
 
-static void default_node_id(const struct rtm_config *cfg, char *out, size_t outlen)
-{
-    /* Two nodes on one machine with one config differ by their public port. */
-    char host[64] = "localhost";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    const char *port = strrchr(cfg->public_addr, ':');
-    snprintf(out, outlen, "%s:%s", host, port ? port + 1 : cfg->public_addr);
-}
-
 int xnode_create(struct brk_broker *b, char *err, size_t errlen)
 {
     struct brk_xnode *xn = calloc(1, sizeof *xn);
@@ -310,7 +299,9 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     xn->b = b;
     htab_init(&xn->dirty, HTAB_STR);
     htab_init(&xn->remote_apps, HTAB_STR);
-    default_node_id(b->cfg, xn->node, sizeof xn->node);
+    /* The node-id setting (common/config.c): hostname:public-port unless given,
+     * so two nodes on one machine with one config differ by their port. */
+    snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);
     static const struct clu_handler h = {on_message, on_subscribed, on_shard_state};
     if (clu_create(b->cfg->cluster, xn->node, b->cfg->cluster_timeout_ms, &h, xn, &xn->cl, err, errlen)) {
         free(xn);

@@ -136,7 +136,7 @@ static const struct opt opts[] = {
     {"store-poll-ms", T_INT, O(store_poll_ms), 0, 0, 10, 5000, "100", 0, NULL,
      "how often the store is asked for changes (keys, apps, revocations, kicks, publishes from other processes)"},
     {"node-id", T_STR, O(node_id), 0, 0, 0, 0, "", 0, NULL,
-     "this rtmd's name on session rows and presence (default: hostname:public-port); a restart closes only its own rows"},
+     "this rtmd's name on session rows, presence and in cluster mode (default: hostname:public-port); a restart closes only its own rows"},
     {"shutdown-grace-ms", T_INT, O(shutdown_grace_ms), 0, 0, 0, 60000, "2000", 0, NULL,
      "on SIGTERM, how long sessions get to close after going_away"},
     {"cluster", T_STR, O(cluster), 0, 0, 0, 0, "", 0, NULL,
