@@ -111,58 +111,69 @@ fail:
 int auth_connect(struct brk_broker *b, const char *cred, int publishable, const struct rtm_key **keyp,
                  struct rtm_claims *c, enum rtm_wire_err *code, const char **reason)
 {
-    char kid[80];
+    struct rtm_jws w = {0};
+    const char *kid = cred; /* a publishable key's credential is its id */
+    int rc;
     *code = RTM_WIRE_INVALID_TOKEN;
     *keyp = NULL;
+    memset(c, 0, sizeof *c);
     /* Tokens of 16 KB and a margin fit the request head (48 KB); a larger
      * one is refused here with its reason, whatever else is wrong with it. */
     if (strlen(cred) > RTM_MAX_TOKEN_BYTES) {
         *reason = "token too large";
         return RTM_EINVAL;
     }
-    if (publishable) {
-        size_t n = strlen(cred);
-        if (n >= sizeof kid) { /* no key id is that long */
-            *reason = "unknown key";
-            return RTM_EINVAL;
-        }
-        memcpy(kid, cred, n + 1);
-    } else if (rtm_token_peek_kid(cred, kid, sizeof kid, reason)) {
+    /* A token is opened once: its kid names the key, and the same opened
+     * token is verified against it. */
+    /* No key id is that long: refused at once, not after a wait for the view. */
+    if (publishable && strlen(cred) >= sizeof ((struct rtm_key *)0)->id) {
+        *reason = "unknown key";
         return RTM_EINVAL;
     }
-    const struct rtm_key *key = rtm_view_key(b->srv->view, kid);
-    if (!key) {
-        *reason = "unknown key";
-        return RTM_ENOTFOUND;
+    if (!publishable) {
+        if (rtm_token_open(cred, &w)) {
+            *reason = "malformed token";
+            return RTM_EINVAL;
+        }
+        if (!rtm_token_kid_ok(&w)) {
+            *reason = "missing kid";
+            rc = RTM_EINVAL;
+            goto done;
+        }
+        kid = w.kid;
     }
+    const struct rtm_key *key = rtm_view_key(b->srv->view, kid);
+    rc = RTM_ENOTFOUND;
+    *reason = "unknown key";
+    if (!key) goto done;
+    rc = RTM_EDENIED;
     if (key->revoked) {
         *reason = "key revoked";
-        return RTM_EDENIED;
+        goto done;
     }
-    if (publishable != key->publishable) {
-        /* A pk_ id in a token's kid, or a secret key id given as ?key=. */
-        *reason = "unknown key";
-        return RTM_EDENIED;
-    }
-    int rc;
+    /* A pk_ id in a token's kid, or a secret key id given as ?key=. */
+    if (publishable != key->publishable) goto done;
     if (publishable) {
         rc = claims_from_pk(b, key, c, reason);
     } else {
         struct rtm_token_policy pol = {.now = rtm_now_s(),
                                        .clock_leeway_s = b->cfg->clock_leeway_seconds,
                                        .max_lifetime_s = b->cfg->max_token_lifetime};
-        rc = rtm_token_verify_policy(cred, key, &pol, c, reason);
+        rc = rtm_token_verify_opened(&w, key, &pol, c, reason);
     }
-    if (rc) return rc;
+    if (rc) goto done;
     if (!publishable && (rc = rtm_view_is_revoked(b->srv->view, key->app, c->jti, c->sub, c->iat)) != 0) {
         /* Below zero: the revocation table is over its bound, so one may be missing. */
         if (rc < 0) *code = RTM_WIRE_INTERNAL_ERROR;
         *reason = rc > 0 ? "token revoked" : "revocations unavailable";
         rtm_claims_free(c);
-        return rc > 0 ? RTM_EDENIED : rc;
+        rc = rc > 0 ? RTM_EDENIED : rc;
+        goto done;
     }
     *keyp = key;
-    return 0;
+done:
+    rtm_token_close(&w);
+    return rc;
 }
 
 int auth_verify_token(struct brk_broker *b, const char *token, const struct rtm_key **key, struct rtm_claims *c,

@@ -179,7 +179,7 @@ void brk_destroy(struct brk_broker *b)
     for (uint32_t i = 0; i < b->peers.cap; i++) {
         struct brk_peer *p = b->peers.slots[i].key ? b->peers.slots[i].val : NULL;
         if (!p) continue;
-        peer_set_metadata(p, NULL);
+        peer_set_metadata(p, NULL, NULL);
         free(p->key);
         free(p);
     }

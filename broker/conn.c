@@ -281,9 +281,13 @@ static void welcome(struct brk_session *s, int resumed, int presence_reset)
     sess_enqueue(s, w);
     msg_unref(w);
     /* The private metadata was for the welcome only: an idle session keeps
-     * nothing it does not need (peerMetadata stays, for presence). */
+     * nothing it does not need (peerMetadata stays, for presence, and its
+     * text with the peer). */
     json_decref(s->claims.metadata);
     s->claims.metadata = NULL;
+    free(s->claims.metadata_text);
+    free(s->claims.peer_metadata_text);
+    s->claims.metadata_text = s->claims.peer_metadata_text = NULL;
 }
 
 /* Refuses a connection before its welcome; reason NULL: the table's message. */

@@ -383,8 +383,9 @@ void channels_destroy(struct brk_broker *b);
 /* peers.c */
 int peer_attach(struct brk_session *s);
 /* The peer's public metadata becomes pm (a new reference is taken; NULL
- * clears it), serialized once for every frame that carries it. */
-void peer_set_metadata(struct brk_peer *p, json_t *pm);
+ * clears it), serialized once for every frame that carries it: text, when
+ * not NULL, is pm already serialized (compact; copied), else pm is dumped. */
+void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text);
 /* Appends the peer's metadata text (or null). */
 void mb_peer_meta(struct mb *m, const struct brk_peer *p);
 void peer_detach(struct brk_session *s);

@@ -25,13 +25,13 @@ struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *pe
     return htab_get(&b->peers, key);
 }
 
-void peer_set_metadata(struct brk_peer *p, json_t *pm)
+void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text)
 {
     if (pm) json_incref(pm);
     json_decref(p->peer_metadata);
     free(p->meta_text);
     p->peer_metadata = pm;
-    p->meta_text = pm ? json_dumps(pm, JSON_COMPACT) : NULL;
+    p->meta_text = !pm ? NULL : text ? strdup(text) : json_dumps(pm, JSON_COMPACT);
     p->meta_len = p->meta_text ? strlen(p->meta_text) : 0;
     if (pm && !p->meta_text) {
         /* Out of memory: the peer goes without metadata rather than with stale text. */
@@ -66,7 +66,7 @@ int peer_attach(struct brk_session *s)
         xnode_peer_dirty(b, p); /* now on this node */
     }
     /* The newest connection's token speaks for the peer's public metadata. */
-    peer_set_metadata(p, s->claims.peer_metadata);
+    peer_set_metadata(p, s->claims.peer_metadata, s->claims.peer_metadata_text);
 
     s->peer = p;
     s->peer_prev = NULL;
@@ -91,7 +91,7 @@ void peer_detach(struct brk_session *s)
     if (--p->n_sessions > 0) return;
     xnode_peer_dirty(s->b, p); /* no longer on this node */
     htab_del(&s->b->peers, p->key);
-    peer_set_metadata(p, NULL);
+    peer_set_metadata(p, NULL, NULL);
     free(p->key);
     free(p);
 }

@@ -55,7 +55,7 @@ static int sub_allowed(const struct brk_session *s, const char *channel)
 struct brk_msg *ext_adopt_claims(struct brk_session *s)
 {
     s->perms = s->claims.perms;
-    if (s->peer) peer_set_metadata(s->peer, s->claims.peer_metadata);
+    if (s->peer) peer_set_metadata(s->peer, s->claims.peer_metadata, s->claims.peer_metadata_text);
     return ext_narrow_subs(s);
 }
 

@@ -20,7 +20,7 @@ struct brk_msg *wire_welcome(const struct brk_session *s, int resumed, int prese
 {
     const struct rtm_config *cfg = s->b->cfg;
     struct mb m;
-    mb_init(&m, 1024); /* room for iceServers: the metadata is serialized straight in, once */
+    mb_init(&m, 256 + (s->claims.metadata_text ? strlen(s->claims.metadata_text) : 768));
     mb_lit(&m, "{\"type\":\"welcome\",\"peerId\":");
     mb_str(&m, s->claims.sub);
     mb_lit(&m, ",\"expiresAt\":");
@@ -31,7 +31,10 @@ struct brk_msg *wire_welcome(const struct brk_session *s, int resumed, int prese
     mb_lit(&m, ",\"maxMessageSize\":");
     mb_int(&m, cfg->max_message_size > 0 ? cfg->max_message_size : RTM_MAX_MESSAGE_SIZE);
     mb_lit(&m, ",\"metadata\":");
-    if (s->claims.metadata) mb_json(&m, s->claims.metadata);
+    /* The text the token's verification already serialized (and measured),
+     * copied as is: the welcome dumps nothing a second time. */
+    if (s->claims.metadata_text) mb_raw(&m, s->claims.metadata_text, strlen(s->claims.metadata_text));
+    else if (s->claims.metadata) mb_json(&m, s->claims.metadata);
     else mb_lit(&m, "{}");
     if (s->ext) {
         /* docs/EXTENSIONS.md: only for clients that asked (&ext=1). */

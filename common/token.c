@@ -2,7 +2,11 @@
  *
  * Design: a token is split and its header and payload parsed once, here
  * (libjwt's decode parsed the payload on each call, and its grants could
- * only be read back as text to parse again: three parses per connect).
+ * only be read back as text to parse again: three parses per connect). The
+ * connect path opens a token once (rtm_token_open: split, header, kid),
+ * looks its key up and verifies that same opened token; the metadata
+ * claims are serialized once, and that one dump is both their size check
+ * and the text the welcome and presence frames copy.
  * libjwt signs, and checks RS256/ES256 signatures; HS256, the common case
  * on the connect path, is checked with OpenSSL's HMAC against the same
  * signature text libjwt compares. Everything that makes
@@ -54,6 +58,8 @@ void rtm_claims_free(struct rtm_claims *c)
     free(c->channels);
     json_decref(c->metadata);
     json_decref(c->peer_metadata);
+    free(c->metadata_text);
+    free(c->peer_metadata_text);
     free(c->bind_ip);
     free(c->bind_ua);
     memset(c, 0, sizeof *c);
@@ -205,21 +211,15 @@ static json_t *segment_json(const char *s, size_t len)
     return j;
 }
 
-/* A token split at its dots with its header parsed; nothing verified. */
-struct jws {
-    json_t *head;
-    const char *payload, *sig; /* segments inside the token */
-    size_t signed_len, payload_len; /* "header.payload", and the payload alone */
-};
-
 /* Splits and parses the header, refusing what libjwt 1.10.2's decode
  * refuses there (not JSON, an alg it does not know, a typ other than JWT
  * beside a real alg), so moving the header off libjwt changes no answer. */
-static int jws_open(const char *token, struct jws *w)
+int rtm_token_open(const char *token, struct rtm_jws *w)
 {
     memset(w, 0, sizeof *w);
     if (!token || !well_formed(token)) return RTM_EINVAL;
     const char *d1 = strchr(token, '.'), *d2 = strchr(d1 + 1, '.');
+    w->token = token;
     w->payload = d1 + 1;
     w->payload_len = (size_t)(d2 - w->payload);
     w->signed_len = (size_t)(d2 - token);
@@ -233,25 +233,36 @@ static int jws_open(const char *token, struct jws *w)
         w->head = NULL;
         return RTM_EINVAL;
     }
+    w->kid = json_string_value(json_object_get(w->head, "kid"));
     return 0;
+}
+
+void rtm_token_close(struct rtm_jws *w)
+{
+    json_decref(w->head);
+    memset(w, 0, sizeof *w);
+}
+
+int rtm_token_kid_ok(const struct rtm_jws *w)
+{
+    size_t n = w->kid ? strlen(w->kid) : 0;
+    return n > 0 && n <= KID_MAX;
 }
 
 int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char **reason)
 {
-    struct jws w;
-    if (jws_open(token, &w)) {
+    struct rtm_jws w;
+    if (rtm_token_open(token, &w)) {
         *reason = "malformed token";
         return RTM_EINVAL;
     }
-    const char *k = json_string_value(json_object_get(w.head, "kid"));
-    size_t n = k ? strlen(k) : 0;
-    if (n == 0 || n >= kidlen || n > KID_MAX) {
-        json_decref(w.head);
+    if (!rtm_token_kid_ok(&w) || strlen(w.kid) >= kidlen) {
+        rtm_token_close(&w);
         *reason = "missing kid";
         return RTM_EINVAL;
     }
-    memcpy(kid, k, n + 1);
-    json_decref(w.head);
+    memcpy(kid, w.kid, strlen(w.kid) + 1);
+    rtm_token_close(&w);
     return 0;
 }
 
@@ -259,13 +270,13 @@ int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char *
  * "header.payload", base64url without padding, compared in constant time
  * with the token's signature text (libjwt compares the same text, so a
  * signature that differs only in unused trailing bits is refused as there). */
-static int hs256_ok(const char *token, const struct jws *w, const char *secret)
+static int hs256_ok(const struct rtm_jws *w, const char *secret)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
     char enc[64];
     int n;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)token, w->signed_len, mac, &maclen))
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)w->token, w->signed_len, mac, &maclen))
         return 0;
     if ((n = rtm_base64url(mac, maclen, enc, sizeof enc)) < 0) return 0;
     return strlen(w->sig) == (size_t)n && CRYPTO_memcmp(enc, w->sig, (size_t)n) == 0;
@@ -282,14 +293,28 @@ static const char *check_string(json_t *v, size_t max, int required, const char 
     return NULL;
 }
 
-static const char *check_object(json_t *v, size_t max, const char *what)
+/* An object claim serialized (compact) into buf of bufsize = max + 1
+ * bytes: the size check and the text the broker's frames copy are one
+ * dump (a second json_dumpb for the text cost as much as the check).
+ * NULL when fine (*n = its length, 0 when absent), or the reason. */
+static const char *object_text(json_t *v, char *buf, size_t bufsize, size_t *n, const char *what)
 {
+    *n = 0;
     if (!v) return NULL;
     if (!json_is_object(v)) return what;
-    /* Measured, not written: json_dumpb without a buffer is the length
-     * alone (0 only when out of memory, a refusal). */
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    return n == 0 || n > max ? what : NULL;
+    /* Over bufsize - 1 the dump is cut short but still measured; 0 only
+     * when out of memory, a refusal as before. */
+    *n = json_dumpb(v, buf, bufsize, JSON_COMPACT);
+    return *n == 0 || *n >= bufsize ? what : NULL;
+}
+
+static char *text_dup(const char *buf, size_t n)
+{
+    char *t = malloc(n + 1);
+    if (!t) return NULL;
+    memcpy(t, buf, n);
+    t[n] = '\0';
+    return t;
 }
 
 static int dup_channels(struct rtm_claims *out, char *const *src, size_t n)
@@ -342,6 +367,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
            *md = json_object_get(g, "metadata"), *pmd = json_object_get(g, "peerMetadata"),
            *bind = json_object_get(g, "bind");
     const char *bad = NULL;
+    char md_buf[RTM_MAX_METADATA + 1], pmd_buf[RTM_MAX_PEER_METADATA + 1];
+    size_t md_n = 0, pmd_n = 0;
 
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
         !rtm_peer_id_valid(json_string_value(sub)))
@@ -359,8 +386,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     else if (perms && !json_is_array(perms))
         bad = "invalid claims: permissions";
     if (!bad) bad = check_string(jti, JTI_MAX, 1, "invalid claims: jti");
-    if (!bad) bad = check_object(md, RTM_MAX_METADATA, "invalid claims: metadata");
-    if (!bad) bad = check_object(pmd, RTM_MAX_PEER_METADATA, "invalid claims: peerMetadata");
+    if (!bad) bad = object_text(md, md_buf, sizeof md_buf, &md_n, "invalid claims: metadata");
+    if (!bad) bad = object_text(pmd, pmd_buf, sizeof pmd_buf, &pmd_n, "invalid claims: peerMetadata");
     if (!bad && bind && rtm_bind_claim_valid(bind)) bad = "invalid claims: bind";
     if (!bad && chans) {
         size_t i;
@@ -412,7 +439,9 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     if (!perms) out->perms = key->actions;
     out->metadata = md ? json_incref(md) : json_object();
     out->peer_metadata = pmd ? json_incref(pmd) : NULL;
-    if (!out->metadata) return RTM_ENOMEM;
+    out->metadata_text = md ? text_dup(md_buf, md_n) : text_dup("{}", 2);
+    out->peer_metadata_text = pmd ? text_dup(pmd_buf, pmd_n) : NULL;
+    if (!out->metadata || !out->metadata_text || (pmd && !out->peer_metadata_text)) return RTM_ENOMEM;
     if (bind && rtm_bind_claim_read(bind, out)) return RTM_ENOMEM;
     return 0;
 }
@@ -441,16 +470,10 @@ int rtm_token_verify(const char *token, const struct rtm_key *key, int64_t now, 
     return rtm_token_verify_policy(token, key, &pol, out, reason);
 }
 
-int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const struct rtm_token_policy *pol,
-                            struct rtm_claims *out, const char **reason)
+/* What every verification checks of the key first: 0 with the algorithm it
+ * pins, or the refusal. */
+static int key_usable(const struct rtm_key *key, jwt_alg_t *want, const char **reason)
 {
-    struct jws w = {0};
-    jwt_t *j = NULL;
-    json_t *g = NULL;
-    int rc;
-    jwt_alg_t want;
-
-    memset(out, 0, sizeof *out);
     if (!key || key->publishable || !key->secret || !*key->secret) {
         *reason = "unknown key";
         return RTM_ENOTFOUND;
@@ -459,30 +482,42 @@ int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const 
         *reason = "key revoked";
         return RTM_EDENIED;
     }
-    want = alg_from_name(key->alg);
-    if (want == JWT_ALG_INVAL) {
+    *want = alg_from_name(key->alg);
+    if (*want == JWT_ALG_INVAL) {
         *reason = "unknown key";
         return RTM_ENOTFOUND;
     }
+    return 0;
+}
+
+int rtm_token_verify_opened(const struct rtm_jws *w, const struct rtm_key *key, const struct rtm_token_policy *pol,
+                            struct rtm_claims *out, const char **reason)
+{
+    jwt_t *j = NULL;
+    json_t *g = NULL;
+    int rc;
+    jwt_alg_t want;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = key_usable(key, &want, reason))) return rc;
 
     rc = RTM_EINVAL;
     *reason = "malformed token";
-    if (jws_open(token, &w)) goto fail;
+    if (!w->head) goto fail;
     /* The payload is parsed once, here, before any key is used (a payload
      * that is not JSON is malformed, as libjwt's unkeyed decode said). */
-    if (!(g = segment_json(w.payload, w.payload_len))) goto fail;
+    if (!(g = segment_json(w->payload, w->payload_len))) goto fail;
     /* The header's own alg string, pinned to the key before any keyed check. */
-    const char *alg = json_string_value(json_object_get(w.head, "alg"));
+    const char *alg = json_string_value(json_object_get(w->head, "alg"));
     if (!alg || strcmp(alg, key->alg) != 0) {
         *reason = "algorithm not allowed";
         goto fail;
     }
-    const char *kid = json_string_value(json_object_get(w.head, "kid"));
-    if (!kid || !*kid || strlen(kid) > KID_MAX) {
+    if (!rtm_token_kid_ok(w)) {
         *reason = "missing kid";
         goto fail;
     }
-    if (strcmp(kid, key->id) != 0) {
+    if (strcmp(w->kid, key->id) != 0) {
         *reason = "unknown key";
         goto fail;
     }
@@ -493,13 +528,13 @@ int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const 
      * verify anyway. */
     rc = RTM_EDENIED;
     *reason = "bad signature";
-    if (!w.sig[0]) goto fail;
+    if (!w->sig[0]) goto fail;
     if (want == JWT_ALG_HS256) {
-        if (!hs256_ok(token, &w, key->secret)) goto fail;
+        if (!hs256_ok(w, key->secret)) goto fail;
     } else {
         /* RS256/ES256: libjwt checks the signature (and parses the payload
          * again on the way; these keys are the rare case). */
-        if (jwt_decode(&j, token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) goto fail;
+        if (jwt_decode(&j, w->token, (const unsigned char *)key->secret, (int)strlen(key->secret)) || !j) goto fail;
         if (jwt_get_alg(j) != want) {
             rc = RTM_EINVAL;
             *reason = "algorithm not allowed";
@@ -513,7 +548,7 @@ int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const 
     }
     if ((rc = read_claims(g, key, pol, out, reason))) goto fail;
     if ((rc = within_key(out, key, reason))) goto fail;
-    if (!(out->kid = strdup(kid))) {
+    if (!(out->kid = strdup(w->kid))) {
         *reason = "internal error";
         rc = RTM_ENOMEM;
         goto fail;
@@ -525,8 +560,26 @@ fail:
     rtm_claims_free(out);
 done:
     json_decref(g);
-    json_decref(w.head);
     jwt_free(j);
+    return rc;
+}
+
+int rtm_token_verify_policy(const char *token, const struct rtm_key *key, const struct rtm_token_policy *pol,
+                            struct rtm_claims *out, const char **reason)
+{
+    struct rtm_jws w;
+    jwt_alg_t want;
+    int rc;
+    memset(out, 0, sizeof *out);
+    /* The key first, as before the token is looked at (an unknown key is
+     * "unknown key" whatever the token holds). */
+    if ((rc = key_usable(key, &want, reason))) return rc;
+    if (rtm_token_open(token, &w)) {
+        *reason = "malformed token";
+        return RTM_EINVAL;
+    }
+    rc = rtm_token_verify_opened(&w, key, pol, out, reason);
+    rtm_token_close(&w);
     return rc;
 }
 

@@ -232,10 +232,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: %s\n", keys[k].alg, rc ? reason : "accepted");
     if (rc == 0) {
         check_accepted(k, token, &c);
+        /* The text frames copy is the metadata as jansson writes it, compact. */
+        char *md = json_dumps(c.metadata, JSON_COMPACT);
+        FUZZ_CHECK(md && c.metadata_text && strcmp(md, c.metadata_text) == 0, "metadata_text is not the metadata");
+        free(md);
+        if (c.peer_metadata) {
+            char *pm = json_dumps(c.peer_metadata, JSON_COMPACT);
+            FUZZ_CHECK(pm && c.peer_metadata_text && strcmp(pm, c.peer_metadata_text) == 0,
+                       "peer_metadata_text is not the peerMetadata");
+            free(pm);
+        } else {
+            FUZZ_CHECK(!c.peer_metadata_text, "peer_metadata_text without peerMetadata");
+        }
         rtm_claims_free(&c);
     } else {
         FUZZ_CHECK(reason && *reason, "a refusal without a reason");
         FUZZ_CHECK(c.sub == NULL && c.channels == NULL && c.metadata == NULL, "a refusal left claims allocated");
+    }
+    /* The connect path's form (open once, verify the opened token) decides
+     * exactly as rtm_token_verify once the token opens. */
+    struct rtm_jws w;
+    if (rtm_token_open(token, &w) == 0) {
+        struct rtm_claims c2;
+        const char *reason2 = NULL;
+        struct rtm_token_policy pol = {.now = NOW, .clock_leeway_s = RTM_CLOCK_LEEWAY_DEFAULT};
+        int rc2 = rtm_token_verify_opened(&w, &keys[k], &pol, &c2, &reason2);
+        FUZZ_CHECK(rc2 == rc && (rc ? reason2 && strcmp(reason, reason2) == 0 : !reason2),
+                   "verify_opened decided otherwise than verify");
+        rtm_claims_free(&c2);
+        rtm_token_close(&w);
+    } else {
+        FUZZ_CHECK(rc != 0, "a token that does not open was accepted");
     }
     char kid[80];
     if (rtm_token_peek_kid(token, kid, sizeof kid, &reason) == 0)
