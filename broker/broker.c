@@ -75,7 +75,7 @@ void rows_add(struct brk_broker *b, const struct brk_session *s, int closing)
     if (closing) {
         r.closed_ms = rtm_now_ms();
         r.close_code = s->close_code;
-        snprintf(r.close_reason, sizeof r.close_reason, "%s", s->close_reason);
+        snprintf(r.close_reason, sizeof r.close_reason, "%s", s->close_reason ? s->close_reason : "");
     }
     r.frames_in = s->frames_in;
     r.frames_out = s->frames_out;

@@ -80,7 +80,7 @@ void sess_close(struct brk_session *s, enum rtm_wire_err e, const char *reason)
     const struct rtm_wire_def *w = rtm_wire(e);
     s->state = SESS_CLOSING;
     s->close_code = w->close_code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : w->message);
+    s->close_reason = reason ? reason : w->message;
     want_writeable(s);
 }
 
@@ -121,6 +121,13 @@ void sess_send_going_away(struct brk_session *s, int retry_after_ms)
 
 static void detach(struct brk_session *s);
 
+/* The reason's bytes on the wire: a close frame's payload is 125 bytes at most. */
+static size_t close_reason_len(const struct brk_session *s)
+{
+    size_t n = s->close_reason ? strlen(s->close_reason) : 0;
+    return n > 123 ? 123 : n;
+}
+
 /* A lingering close (for a client that broke a rule while it may still be
  * sending: 1003, 1007, 1009): the close frame is written, the write side
  * shut, and the client's input read and discarded until it closes or
@@ -129,10 +136,9 @@ static void detach(struct brk_session *s);
  * code. The session leaves every table now; only the socket lingers. */
 static int close_lingering(struct brk_session *s)
 {
-    unsigned char f[LWS_PRE + 4 + sizeof s->close_reason];
+    unsigned char f[LWS_PRE + 4 + 123];
     unsigned char *p = f + LWS_PRE;
-    size_t rl = strlen(s->close_reason);
-    if (rl > 123) rl = 123;
+    size_t rl = close_reason_len(s);
     p[0] = 0x88; /* FIN + close */
     p[1] = (unsigned char)(2 + rl);
     p[2] = (unsigned char)(s->close_code >> 8);
@@ -157,8 +163,8 @@ static int close_with_code(struct brk_session *s)
     if (s->linger && !s->drop) return close_lingering(s);
     s->sent_close = 1;
     if (s->drop) return -1;
-    lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
-                     strlen(s->close_reason));
+    lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                     (unsigned char *)(s->close_reason ? s->close_reason : ""), close_reason_len(s));
     return -1;
 }
 
@@ -300,7 +306,7 @@ static void reject(struct brk_session *s, enum rtm_wire_err e, const char *reaso
     s->state = SESS_CLOSING;
     s->close_now = 1;
     s->close_code = w->close_code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->close_reason = reason;
     lws_callback_on_writable(s->wsi);
 }
 
@@ -317,10 +323,7 @@ struct brk_waiting {
 
 static void waiting_unlink(struct brk_session *s)
 {
-    if (s->prev) s->prev->next = s->next;
-    else s->b->waiting = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    sess_list_unlink(&s->b->waiting, s);
     s->b->n_waiting--;
 }
 
@@ -347,10 +350,7 @@ static int wait_for_view(struct brk_session *s, const char *cred, int publishabl
         s->waiting = NULL;
         return -1;
     }
-    s->prev = NULL;
-    s->next = b->waiting;
-    if (b->waiting) b->waiting->prev = s;
-    b->waiting = s;
+    sess_list_push(&b->waiting, s);
     b->n_waiting++;
     return 0;
 }
@@ -443,9 +443,7 @@ static void admit(struct brk_session *s, const char *cred, int publishable, int 
     s->connected_ms = rtm_now_ms();
     s->state = SESS_OPEN;
     s->attached = 1;
-    s->next = b->sessions;
-    if (b->sessions) b->sessions->prev = s;
-    b->sessions = s;
+    sess_list_push(&b->sessions, s);
     b->n_sessions++;
     rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
     log_info("ws: open sid=%s peer=%s app=%s remote=%s auth=%s", s->sid, s->claims.sub, s->app, s->remote,
@@ -635,9 +633,11 @@ static void on_peer_close(struct brk_session *s, const unsigned char *in, size_t
 {
     if (len >= 2) {
         s->peer_close_code = (in[0] << 8) | in[1];
-        size_t rl = len - 2 < sizeof s->peer_close_reason - 1 ? len - 2 : sizeof s->peer_close_reason - 1;
-        memcpy(s->peer_close_reason, in + 2, rl);
-        s->peer_close_reason[rl] = '\0';
+        /* Kept for the session's row; rare, so on the heap (out of memory:
+         * the row goes without the reason). A close frame holds 123 at most. */
+        size_t rl = len - 2 < 123 ? len - 2 : 123;
+        free(s->peer_close_reason);
+        s->peer_close_reason = rl ? strndup((const char *)in + 2, rl) : NULL;
     } else {
         s->peer_close_code = RTM_CLOSE_NO_STATUS;
     }
@@ -655,10 +655,10 @@ static void detach(struct brk_session *s)
     if (!s->sent_close) {
         if (s->peer_close_code) {
             s->close_code = s->peer_close_code;
-            snprintf(s->close_reason, sizeof s->close_reason, "%s", s->peer_close_reason);
+            s->close_reason = s->peer_close_reason;
         } else {
             s->close_code = RTM_CLOSE_ABNORMAL;
-            snprintf(s->close_reason, sizeof s->close_reason, "connection lost");
+            s->close_reason = "connection lost";
         }
     }
     rows_add(b, s, 1);
@@ -671,9 +671,7 @@ static void detach(struct brk_session *s)
         peer_detach(s);
         app_conns_add(b, s->app, -1);
     }
-    if (s->prev) s->prev->next = s->next;
-    else b->sessions = s->next;
-    if (s->next) s->next->prev = s->prev;
+    sess_list_unlink(&b->sessions, s);
     b->n_sessions--;
     s->attached = 0;
 }
@@ -693,9 +691,11 @@ static void on_closed(struct brk_session *s)
     free(s->rx);
     free(s->origin);
     free(s->user_agent);
+    free(s->peer_close_reason);
     rtm_claims_free(&s->claims);
     s->rx = NULL;
-    s->origin = s->user_agent = NULL;
+    s->origin = s->user_agent = s->peer_close_reason = NULL;
+    s->close_reason = NULL;
     s->b = NULL;
 }
 

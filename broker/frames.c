@@ -353,15 +353,34 @@ static void do_ping(struct req *r)
 
 static void do_refresh(struct req *r) { ext_refresh(r->s, str_field(r, "token"), r->rid); }
 
-static const struct {
+struct handler {
     const char *type;
     void (*fn)(struct req *r);
     unsigned perm; /* needed before the fields are looked at; 0 = none */
-} handlers[] = {
+};
+static const struct handler handlers[] = {
     {"subscribe", do_subscribe, RTM_PERM_SUBSCRIBE}, {"unsubscribe", do_unsubscribe, 0},
     {"publish", do_publish, RTM_PERM_PUBLISH},       {"send", do_send, RTM_PERM_SEND},
     {"ping", do_ping, 0},                            {"refresh", do_refresh, 0},
 };
+#define N_HANDLERS (sizeof handlers / sizeof handlers[0])
+
+/* The handler of a client frame type and its field table (*def), in one
+ * pass over the handlers: a type is compared once per frame, not once here
+ * and again in the protocol's table. NULL for a type without a handler
+ * (unknown, or "auth", which is only a first frame). Each handler's table is
+ * looked up on its first frame (loop thread only). */
+static const struct handler *handler_find(const char *type, const struct rtm_frame_def **def)
+{
+    static const struct rtm_frame_def *defs[N_HANDLERS];
+    for (size_t i = 0; i < N_HANDLERS; i++) {
+        if (strcmp(type, handlers[i].type) != 0) continue;
+        if (!defs[i]) defs[i] = rtm_frame_find(0, handlers[i].type);
+        *def = defs[i];
+        return defs[i] ? &handlers[i] : NULL;
+    }
+    return NULL;
+}
 
 size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen)
 {
@@ -424,17 +443,16 @@ void frame_handle(struct brk_session *s, const char *text, size_t len)
         fail(&r, RTM_WIRE_MALFORMED_MESSAGE, "type must be a string");
         goto done;
     }
-    const char *t = json_string_value(type);
-    const struct rtm_frame_def *def = rtm_frame_find(0, t);
-    for (size_t i = 0; def && i < sizeof handlers / sizeof handlers[0]; i++) {
-        if (strcmp(t, handlers[i].type) != 0) continue;
-        if (def->ext && !s->ext) break; /* unknown_type for sessions that did not ask */
-        if (handlers[i].perm && need_perm(&r, handlers[i].perm)) goto done;
-        if (check_fields(&r, def)) goto done;
-        handlers[i].fn(&r);
+    const struct rtm_frame_def *def = NULL;
+    const struct handler *h = handler_find(json_string_value(type), &def);
+    /* An extension frame is unknown_type for sessions that did not ask. */
+    if (!h || (def->ext && !s->ext)) {
+        fail(&r, RTM_WIRE_UNKNOWN_TYPE, NULL);
         goto done;
     }
-    fail(&r, RTM_WIRE_UNKNOWN_TYPE, NULL);
+    if (h->perm && need_perm(&r, h->perm)) goto done;
+    if (check_fields(&r, def)) goto done;
+    h->fn(&r);
 done:
     json_decref(r.root);
 }

@@ -116,7 +116,10 @@ struct brk_session {
     struct brk_broker *b;
     enum sess_state state;
     int close_code;          /* when SESS_CLOSING (or a reject) */
-    char close_reason[124];
+    /* Static text (the error table's, token.c's, a literal: what sess_close
+     * and reject are given), or peer_close_reason after the client's close;
+     * NULL = none. A pointer, not a 124-byte copy in every idle session. */
+    const char *close_reason;
     unsigned close_now : 1;  /* close without draining the queue (reject, 1003, 1007, 1009, 1013) */
     unsigned attached : 1;   /* in the broker's tables (welcomed, not yet CLOSED) */
     unsigned sent_close : 1; /* the close code is ours */
@@ -124,7 +127,7 @@ struct brk_session {
     unsigned linger : 1;     /* close frame, then shut the write side and discard input (1003, 1007, 1009) */
     unsigned lingering : 1;  /* the close frame is sent; reading and discarding until the peer closes or LINGER_SEC */
     int peer_close_code;     /* from the client's close frame */
-    char peer_close_reason[124];
+    char *peer_close_reason; /* its reason (at most 123 bytes), malloc'd; NULL when it gave none */
 
     /* plain HTTP requests on this protocol (the demo token route) */
     char *http_body;
@@ -294,6 +297,23 @@ struct brk_msg *wire_with_seq(const struct brk_msg *direct, uint32_t seq);
 int wire_is_direct(const struct brk_msg *m);
 int wire_is_presence(const struct brk_msg *m);
 
+/* The broker's session lists (b->sessions, b->waiting) are linked through
+ * next/prev; a session is on one of them at most. */
+static inline void sess_list_push(struct brk_session **head, struct brk_session *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+}
+static inline void sess_list_unlink(struct brk_session **head, struct brk_session *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else *head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
 /* conn.c */
 struct brk_broker *broker_of(struct lws *wsi);
 /* The view answered a refresh: sessions waiting for their key are admitted or refused. */
@@ -304,7 +324,8 @@ int sess_enqueue(struct brk_session *s, struct brk_msg *m);
 /* Decides to close with the error's close code: detaches the session from
  * every table at once (so it gets no more frames and leaves presence now)
  * and sends the code when the socket is next writable. reason NULL: the
- * table's message. Idempotent. */
+ * table's message; else static text (kept by pointer, at most 123 bytes
+ * sent). Idempotent. */
 void sess_close(struct brk_session *s, enum rtm_wire_err e, const char *reason);
 /* Sends an error frame (message NULL: the table's message). */
 void sess_error(struct brk_session *s, enum rtm_wire_err e, const char *message, const char *request_id);

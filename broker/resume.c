@@ -331,14 +331,11 @@ int resume_take(struct brk_session *s, struct brk_session *take)
         rtm_timer_cancel(b->timers, &take->expiry_t);
         rtm_timer_cancel(b->timers, &take->notice_t);
         limits_session_end(take);
-        if (take->prev) take->prev->next = take->next;
-        else b->sessions = take->next;
-        if (take->next) take->next->prev = take->prev;
-        take->next = take->prev = NULL;
+        sess_list_unlink(&b->sessions, take);
         b->n_sessions--;
         take->attached = 0;
         take->close_code = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->close_code;
-        snprintf(take->close_reason, sizeof take->close_reason, "%s", rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->message);
+        take->close_reason = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->message;
         take->sent_close = 1;
         rows_add(b, take, 1);
     }
