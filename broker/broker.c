@@ -387,9 +387,17 @@ static void bus_revoked(void *arg)
     if (b->xn) xnode_control(b, CLU_CTL_REVOKED, "", ""); /* the other nodes read the same store now */
 }
 
+static int bus_ask(void *arg, enum rtm_bus_op op, const char *app, const char *target, const char *data,
+                   rtm_bus_done_fn *done, void *done_arg)
+{
+    struct brk_broker *b = arg;
+    return b->xn ? xrest_ask(b, op, app, target, data, done, done_arg) : RTM_EINVAL;
+}
+
 void brk_bus_broker(struct brk_broker *b, struct rtm_bus_broker *out)
 {
-    *out = (struct rtm_bus_broker){bus_kick, bus_publish, bus_peers, bus_revoked, b};
+    *out = (struct rtm_bus_broker){.kick = bus_kick, .publish = bus_publish, .peers = bus_peers,
+                                   .revoked = bus_revoked, .ask = b->xn ? bus_ask : NULL, .arg = b};
 }
 
 /* The hooks reach the broker through the server, so they work before the

@@ -16,6 +16,7 @@
 #define BRK_INTERNAL_H
 
 #include "broker.h"
+#include "bus.h"
 #include "config.h"
 #include "htab.h"
 #include "protocol.h"
@@ -497,6 +498,10 @@ int xnode_publish(struct brk_broker *b, const char *app, const char *channel, st
  * with Redis down it is logged and lost (revocations still arrive with the
  * store). */
 void xnode_control(struct brk_broker *b, char kind, const char *app, const char *peer_id);
+/* xrest.c: the bus's `ask` (common/bus.h) in cluster mode: op on every node,
+ * the result gathered. 0 when done will fire exactly once, or negative. */
+int xrest_ask(struct brk_broker *b, enum rtm_bus_op op, const char *app, const char *target, const char *data,
+              rtm_bus_done_fn *done, void *done_arg);
 /* The app's sessions on the other nodes as of the last heartbeat (a soft
  * count for max-connections-per-app; 0 without --cluster; any b). */
 int xnode_app_remote(struct brk_broker *b, const char *app);

@@ -239,8 +239,7 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     struct brk_xnode *xn = user;
     struct clu_msg m;
     (void)chan;
-    if (clu_decode(payload, len, &m) ||
-        (m.kind != CLU_PUBLISH && m.kind != CLU_DIRECT && m.kind != CLU_CTL_KICK && m.kind != CLU_CTL_REVOKED)) {
+    if (clu_decode(payload, len, &m) || !m.kind || !strchr("pdkrqaP", m.kind)) {
         log_warn("cluster: dropped a malformed message from Redis (%zu bytes)", len);
         return;
     }
@@ -264,6 +263,18 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
     }
     if (m.kind == CLU_DIRECT) {
         xpeers_deliver(xn, &m, app, channel, from);
+        return;
+    }
+    if (m.kind == CLU_QUESTION) { /* on this node's channel: another node asks */
+        xask_serve(xn, &m, app, channel);
+        return;
+    }
+    if (m.kind == CLU_ANSWER) {
+        xask_on_answer(xn, &m);
+        return;
+    }
+    if (m.kind == CLU_PUBLISH_COUNTED) { /* a server publish whose origin counts the recipients */
+        xrest_deliver_counted(xn, &m, app, channel);
         return;
     }
     /* Only a session of this node can be the sender. */
@@ -299,6 +310,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     xn->b = b;
     htab_init(&xn->dirty, HTAB_STR);
     htab_init(&xn->remote_apps, HTAB_STR);
+    htab_init(&xn->asks, HTAB_PTR);
     /* The node-id setting (common/config.c): hostname:public-port unless given,
      * so two nodes on one machine with one config differ by their port. */
     snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);
@@ -330,6 +342,7 @@ void xnode_destroy(struct brk_broker *b)
     xn->stopping = 1;
     rtm_timer_cancel(b->timers, &xn->flush_t);
     xbeat_stop(xn);
+    xask_close_all(xn); /* their requests are answered now, as partial */
     clu_destroy(xn->cl); /* publish and send waits complete (and are freed) here */
     xpeers_free(xn);
     xbeat_free(xn);

@@ -40,6 +40,8 @@ struct brk_xnode {
     uint32_t shards_met; /* bit per shard: its stale fields of this node's id were removed */
     char index[CLU_NAME_MAX]; /* rtm:ni:<node> */
     struct htab remote_apps;  /* app -> struct remote_app (xbeat.c) */
+    struct htab asks;         /* question id (as a pointer key) -> struct xask (xask.c) */
+    uint64_t ask_seq;
 };
 
 /* The process's one xnode, for callbacks that carry only a key (they may
@@ -59,6 +61,50 @@ void xpeers_rewrite_all(struct brk_xnode *xn);    /* a shard came back: every lo
 void xpeers_deliver(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *to,
                     const char *from);            /* a direct from another node */
 void xpeers_free(struct brk_xnode *xn);
+
+/* xask.c: questions to other nodes, answers gathered on this node's channel.
+ * done(arg, status, answered) fires exactly once: XASK_COMPLETE when every
+ * node that was listening answered, XASK_INCOMPLETE when some did not within
+ * cluster-timeout-ms, XASK_NOT_SENT when Redis did not take the question
+ * (shard down, deadline, out of memory). on_answer (may be NULL) sees each
+ * answer as it comes (node and data borrowed for the call). */
+enum { XASK_NOT_SENT = -1, XASK_INCOMPLETE = 0, XASK_COMPLETE = 1 };
+typedef void xask_answer_fn(void *arg, const char *node, size_t nlen, const char *data, size_t dlen);
+typedef void xask_done_fn(void *arg, int status, int answered);
+/* Ops (a question's "from" field). */
+#define XASK_KICK 'k'  /* target: peerId; answer: sessions closed, decimal */
+#define XASK_PEERS 'l' /* target: channel or ""; answer: the node's GET /v1/peers array */
+/* Asks every other live node (xask_all) or one node (xask_node): 0 when
+ * done will fire (it may have already, when the question could not be
+ * sent), -1 when it never will (XASK_MAX questions open, or out of memory). */
+int xask_all(struct brk_xnode *xn, char op, const char *app, const char *target, const char *data, size_t dlen,
+             xask_answer_fn *on_answer, xask_done_fn *done, void *arg);
+int xask_node(struct brk_xnode *xn, const char *node, char op, const char *app, const char *target,
+              const char *data, size_t dlen, xask_answer_fn *on_answer, xask_done_fn *done, void *arg);
+/* For a caller that counts answers its own way (a counted publish): open a
+ * question (NULL: never fires), put its id in the message (xask_id, "%llu"),
+ * then say how many answers come (xask_expect; -1: none can). */
+struct xask;
+struct xask *xask_open(struct brk_xnode *xn, xask_answer_fn *on_answer, xask_done_fn *done, void *arg);
+int xask_id(const struct xask *q, char *out, size_t outlen);
+uint64_t xask_question_id(const struct xask *q);
+void xask_expect(struct brk_xnode *xn, uint64_t id, int n);
+uint64_t xask_parse_id(const char *s, size_t n); /* 0: not an id */
+/* The answering side: a question from another node (kind 'q') is served by
+ * its op's handler; xask_reply answers m's asker (this node's own: at once). */
+void xask_serve(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *target);
+void xask_reply(struct brk_xnode *xn, const struct clu_msg *m, const char *data, size_t dlen);
+void xask_on_answer(struct brk_xnode *xn, const struct clu_msg *m); /* kind 'a' */
+/* Shutdown: every open question ends now (done fires, incomplete). */
+void xask_close_all(struct brk_xnode *xn);
+
+/* xrest.c: the backend API's results across nodes (kick, peers, publish). */
+char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+                       size_t *len);
+char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+                        size_t *len);
+/* A counted server publish came back from Redis (kind 'P'): deliver and answer the count. */
+void xrest_deliver_counted(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *channel);
 
 /* xbeat.c */
 void xbeat_start(struct brk_xnode *xn);

@@ -38,6 +38,11 @@ enum clu_kind {
     CLU_DIRECT = 'd',  /* a direct message to a peer on the receiving node: the channel field holds the peerId */
     CLU_CTL_KICK = 'k',    /* rtm:ctl: kick app's peer (the channel field holds the peerId) */
     CLU_CTL_REVOKED = 'r', /* rtm:ctl: new revocations in the shared store */
+    CLU_QUESTION = 'q',    /* rtm:n:<node>: a question (broker/xask.c): node = asker, sid = question id,
+                              app, channel = target, from = op (one byte), data */
+    CLU_ANSWER = 'a',      /* rtm:n:<asker>: node = answering node, sid = question id, data = answer */
+    CLU_PUBLISH_COUNTED = 'P', /* a server publish whose origin gathers the recipients: as 'p', with
+                                  sid = the origin's question id (a server publish has no sender session) */
 };
 
 /* A decoded message: every field points into the encoded buffer (borrowed). */

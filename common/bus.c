@@ -128,6 +128,26 @@ json_t *rtm_bus_peers(struct rtm_bus *bus, const char *app, const char *channel)
     return bus->ops->peers(bus, app, channel);
 }
 
+void rtm_bus_ask(struct rtm_bus *bus, enum rtm_bus_op op, const char *app, const char *target, const char *data,
+                 rtm_bus_done_fn *done, void *arg)
+{
+    int asked = bus->ops == &local_ops && bus->broker.ask;
+    if (asked && bus->broker.ask(bus->broker.arg, op, app, target, data, done, arg) == 0) return;
+    /* One process or the store: the answer is known now. (A cluster node
+     * that could not ask the others answers for itself, and says so.) */
+    struct rtm_bus_result r = {0, NULL, asked};
+    switch (op) {
+    case RTM_BUS_KICK: r.rc = rtm_bus_kick(bus, app, target); break;
+    case RTM_BUS_PUBLISH: r.rc = rtm_bus_publish(bus, app, target, data); break;
+    case RTM_BUS_PEERS:
+        r.peers = rtm_bus_peers(bus, app, target);
+        r.rc = r.peers ? 0 : RTM_ENOMEM;
+        break;
+    }
+    done(arg, &r);
+    json_decref(r.peers);
+}
+
 void rtm_bus_revoked(struct rtm_bus *bus, const struct rtm_revocation *r)
 {
     if (bus->view) {

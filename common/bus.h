@@ -11,8 +11,10 @@
  *          store-poll-ms); who is online comes from the presence snapshots
  *          each broker writes (fresh nodes only). Results are RTM_BUS_QUEUED.
  * Revocations themselves are rows in the store that every view polls; the
- * bus only asks for a poll now. The cluster (issue 15) adds a Redis
- * implementation of the same ops.
+ * bus only asks for a poll now. In cluster mode (issue 15) the local broker
+ * offers `ask` too: a kick, a publish or a listing asked of every node
+ * through Redis (broker/xask.c), the answers gathered with a deadline, so
+ * rtm_bus_ask reports the cluster's result (or a partial one, said so).
  *
  * One bus per rtmd process (owned by main); owner (loop) thread only. */
 #ifndef RTM_BUS_H
@@ -23,6 +25,17 @@
 
 struct rtm_view;
 struct rtm_store;
+
+enum rtm_bus_op { RTM_BUS_KICK, RTM_BUS_PUBLISH, RTM_BUS_PEERS };
+
+/* What a request to every broker came to. */
+struct rtm_bus_result {
+    int rc;        /* KICK: sessions closed; PUBLISH: recipients; PEERS: 0; or RTM_BUS_QUEUED, or negative */
+    json_t *peers; /* PEERS with rc 0: the array, each peer once (borrowed for the call) */
+    int partial;   /* some broker did not answer within its deadline (cluster mode): the counts and
+                      the listing miss its share, and a kick may not have reached it */
+};
+typedef void rtm_bus_done_fn(void *arg, const struct rtm_bus_result *r);
 
 /* What a broker in this process offers the bus (rtmd wires the broker in). */
 struct rtm_bus_broker {
@@ -35,6 +48,12 @@ struct rtm_bus_broker {
     /* A revocation was stored here (may be NULL): a broker that has other
      * nodes (cluster mode) tells them. */
     void (*revoked)(void *arg);
+    /* Cluster mode, else NULL: op asked of every node (target: the peerId
+     * or the channel, NULL for every channel; data: a publish's JSON text).
+     * 0 when done will fire exactly once (perhaps before this returns), or
+     * negative when it never will. */
+    int (*ask)(void *arg, enum rtm_bus_op op, const char *app, const char *target, const char *data,
+               rtm_bus_done_fn *done, void *done_arg);
     void *arg;
 };
 
@@ -55,6 +74,12 @@ int rtm_bus_kick(struct rtm_bus *bus, const char *app, const char *peer_id);
 int rtm_bus_publish(struct rtm_bus *bus, const char *app, const char *channel, const char *data);
 /* Peers online in app (optionally in channel): a new JSON array, or NULL on error. */
 json_t *rtm_bus_peers(struct rtm_bus *bus, const char *app, const char *channel);
+/* The same three with the result of every broker: done fires exactly once,
+ * perhaps before this returns (one process, or the store: RTM_BUS_QUEUED),
+ * perhaps later, within cluster-timeout-ms (cluster mode). target: the
+ * peerId (KICK), the channel (PUBLISH; PEERS: NULL for every channel). */
+void rtm_bus_ask(struct rtm_bus *bus, enum rtm_bus_op op, const char *app, const char *target, const char *data,
+                 rtm_bus_done_fn *done, void *arg);
 /* A revocation was just stored: a broker in this process enforces it now;
  * brokers elsewhere are asked to poll now (their next poll at the latest). */
 struct rtm_revocation;

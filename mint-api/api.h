@@ -44,12 +44,29 @@ struct mint_req {
     const char *q_limit;       /* ?limit=, NULL when absent */
     int64_t now;               /* unix seconds at dispatch */
 
+    /* http.c's: the connection, for mint_reply_later */
+    void *conn;
+    struct mint_later *later;
+
     /* the reply, filled by mint_reply_* (owned by http.c afterwards) */
     int status;
     char *out;                 /* malloc'd body */
     size_t out_len;
     const char *content_type;
 };
+
+/* A reply that comes later (cluster mode: answers gathered from other
+ * nodes, within cluster-timeout-ms): the handler returns without replying
+ * and keeps the handle; everything in rq but the handle is gone then.
+ * mint_later_req gives a request to reply on with mint_reply_*, and
+ * mint_later_send sends that reply and frees the handle (a connection that
+ * closed meanwhile just loses it). It may be sent before the handler
+ * returns. NULL when memory ran out (reply now instead). At most one per
+ * request. */
+struct mint_later;
+struct mint_later *mint_reply_later(struct mint_req *rq);
+struct mint_req *mint_later_req(struct mint_later *l);
+void mint_later_send(struct mint_later *l);
 
 /* Replies with a JSON value (stolen reference). */
 void mint_reply_json(struct mint_req *rq, int status, json_t *v);

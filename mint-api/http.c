@@ -69,6 +69,9 @@ struct conn {
     int draining;              /* refused and answered: not reading, waiting for the client to close */
     int reply_ready;
     int had_body;              /* this request had a body (see on_body_done) */
+    int dispatching;           /* inside the handler: a later reply sent now is written by dispatch's caller */
+    struct mint_later *later;  /* a reply the handler promised (mint_reply_later), not sent yet */
+    struct lws *wsi;
 
     struct mint_key *key;      /* a reference, released at the end of the transaction */
 
@@ -88,6 +91,46 @@ struct conn {
 };
 
 /* ---- replies ---- */
+
+/* A reply promised for later; owned by the handler's side until sent. */
+struct mint_later {
+    struct conn *c; /* NULL once the connection's transaction ended (closed) */
+    struct mint_req rq;
+};
+
+static void ready(struct lws *wsi, struct conn *c);
+
+struct mint_later *mint_reply_later(struct mint_req *rq)
+{
+    struct conn *c = rq->conn;
+    if (!c || c->later || rq->later) return NULL;
+    struct mint_later *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->c = c;
+    c->later = l;
+    rq->later = l;
+    return l;
+}
+
+struct mint_req *mint_later_req(struct mint_later *l) { return &l->rq; }
+
+void mint_later_send(struct mint_later *l)
+{
+    struct conn *c = l->c;
+    if (c) {
+        c->later = NULL;
+        if (!l->rq.out) mint_reply_error(&l->rq, RTM_WIRE_INTERNAL_ERROR, "no reply");
+        free(c->out);
+        c->status = l->rq.status;
+        c->out = l->rq.out;
+        c->out_len = l->rq.out_len;
+        c->content_type = l->rq.content_type;
+        l->rq.out = NULL;
+        if (!c->dispatching) ready(c->wsi, c);
+    }
+    free(l->rq.out);
+    free(l);
+}
 
 void mint_reply_raw(struct mint_req *rq, int status, char *body, size_t len, const char *ctype)
 {
@@ -210,6 +253,10 @@ static void conn_error(struct conn *c, enum rtm_wire_err e, const char *msg)
 
 static void conn_reset(struct conn *c)
 {
+    if (c->later) { /* its reply, when it comes, has nowhere to go */
+        c->later->c = NULL;
+        c->later = NULL;
+    }
     mint_key_put(c->key);
     c->key = NULL;
     free(c->out);
@@ -315,9 +362,11 @@ static int authenticate(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     return c->key ? 0 : -1;
 }
 
-static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
+/* Runs the handler: 0 when the reply is decided, 1 when it comes later
+ * (mint_later_send makes it ready). */
+static int dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
 {
-    if (!c->route) return; /* the reply was decided already */
+    if (!c->route) return 0; /* the reply was decided already */
     struct mint_req rq = {
         .srv = srv,
         .api = srv->mint,
@@ -329,8 +378,17 @@ static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
         .q_channel = c->has_channel ? c->q_channel : NULL,
         .q_limit = c->has_limit ? c->q_limit : NULL,
         .now = rtm_now_s(),
+        .conn = c,
     };
+    c->wsi = wsi;
+    c->dispatching = 1;
     c->route->fn(&rq);
+    c->dispatching = 0;
+    if (rq.later) { /* promised: sent already (the conn has it), or to come */
+        free(rq.out);
+        c->route = NULL;
+        return c->later ? 1 : 0;
+    }
     if (!rq.out) mint_reply_error(&rq, RTM_WIRE_INTERNAL_ERROR, "no reply");
     free(c->out);
     c->status = rq.status;
@@ -338,6 +396,7 @@ static void dispatch(struct lws *wsi, struct rtm_server *srv, struct conn *c)
     c->out_len = rq.out_len;
     c->content_type = rq.content_type;
     c->route = NULL;
+    return 0;
 }
 
 static void ready(struct lws *wsi, struct conn *c)
@@ -466,8 +525,7 @@ static int on_http(struct lws *wsi, struct rtm_server *srv, struct conn *c, cons
         c->waiting_body = 1;
         return 0;
     }
-    dispatch(wsi, srv, c);
-    ready(wsi, c);
+    if (dispatch(wsi, srv, c) == 0) ready(wsi, c);
     return 0;
 }
 
@@ -512,6 +570,10 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
      * after this reply instead: HTTP/1.1 lets the server close, and clients
      * resend what was not answered. */
     if (c->draining) return -1; /* the refused body ended after all: close now */
+    if (c->later) { /* a repeat while the reply is on its way (see below): close after it */
+        c->closing = 1;
+        return 0;
+    }
     if (!c->waiting_body) {
         if (!c->reply_ready) return -1; /* after the transaction completed: the wedge above, end it */
         c->closing = 1;
@@ -527,8 +589,7 @@ static int on_body_done(struct lws *wsi, struct rtm_server *srv, struct conn *c)
      * this one may be it, and the reply closes. A spurious close of a POST
      * connection costs its client a reconnect; a wedge costs everyone. */
     c->had_body = 1;
-    dispatch(wsi, srv, c);
-    ready(wsi, c);
+    if (dispatch(wsi, srv, c) == 0) ready(wsi, c);
     return 0;
 }
 
