@@ -1,27 +1,28 @@
-/* bench.c: `rtm bench fanout|pairs|connect`: a load generator built on
- * librtm, every client on one shared lws context in one thread (the
- * library's "existing lws context" mode), so thousands of connections cost
- * one loop, not thousands of contexts. The contexts run on epoll (lws's
- * libev plugin on a loop of ours, as rtmd does), so a turn of the generator
- * costs what happened, not the number of connections it holds: with 10,000
- * idle sessions beside the measured ones, the generator must not be what
- * limits a benchmark (its own CPU is printed with the broker's).
+/* bench.c: `rtm bench fanout|pairs|connect`, the load generator of `make
+ * bench` (bench/README.md). It speaks two wires with the same client engine
+ * (wsgen.c: epoll, frames parsed in place), so one run can measure rtmd and
+ * the raw relay (bench/rawws.c, --server raw) side by side, and the
+ * generator's cost per event is a fraction of either server's.
  *
- * Design: receivers live in the same process as senders, so latency is
- * measured with one monotonic clock (the sender stamps "t" in microseconds
- * into the payload). Channel messages use the library's raw-message mode,
- * so the generator does not spend a JSON parse per delivery. Fanout without
- * a rate is closed-loop (at most --window messages per publisher not yet
- * delivered to every subscriber), which measures the broker's delivered
- * throughput instead of filling its queues until it drops subscribers. */
+ * Design: --threads N generator threads, each its own epoll loop and share
+ * of the connections (a pair's two ends, and the publishers, stay on one
+ * thread: a pair's round trip never crosses threads); counters are per
+ * thread, written by their thread only and read by the main thread with
+ * atomic loads; latency samples are per thread and merged at the end.
+ * Receivers live in this process, so latency is measured with one monotonic
+ * clock: every payload carries "t":<microseconds>. Fanout without a rate is
+ * closed-loop (at most --window messages per publisher not yet delivered to
+ * every subscriber), which measures delivered throughput instead of filling
+ * the server's queues until it drops subscribers. Bounded: setup (connects
+ * and subscriptions) at most SETUP_LIMIT, a run ends DRAIN_MS after its
+ * last delivery. */
 #define _GNU_SOURCE
 #include "tool.h"
 #include "toolconn.h"
+#include "wsgen.h"
 
-#include <ev.h>
 #include <jansson.h>
-#include <libwebsockets.h>
-#include <pthread.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,142 +31,70 @@
 #include <unistd.h>
 
 #define MAX_SAMPLES (20u << 20)
-#define SETUP_TIMEOUT_MS 60000
 #define DRAIN_MS 3000
+#define MAX_THREADS 64
 
-struct bench;
-struct cshard;
+enum wire { WIRE_RTM, WIRE_RAW };
+enum role { ROLE_IDLE, ROLE_SUB, ROLE_PUB, ROLE_A, ROLE_B };
+enum phase { PHASE_SETUP, PHASE_RUN, PHASE_STOP };
 
-/* One lws context on one libev (epoll) loop of ours, serviced by one thread.
- * The tick bounds each wait to 1 ms (pacing) and wakes lws, whose own timers
- * (librtm's timeouts) fire late on its libev plugin otherwise
- * (../shared/PLATFORM-NOTES.md, "Event loops"). */
-struct gen_loop {
-    struct ev_loop *ev;
-    struct lws_context *ctx;
-    ev_timer tick;
-    ev_check forced; /* lws's forced service after every poll, as rtmd/loop.c does */
-    void *foreign[1];
+struct worker;
+
+/* One per connection, in one array owned by the run; the wsg_conn first. */
+struct bconn {
+    struct wsg_conn w;
+    struct worker *wk;
+    char *path; /* the upgrade path (a token for rtmd): wiped once answered */
+    long idx;   /* subscriber, publisher or pair number */
+    unsigned char role, url, welcomed, ready, failed;
+    long done; /* closed-loop pairs: round trips completed */
 };
 
-struct bclient {
+/* One per generator thread. Counters are written by the thread only. */
+struct worker {
+    struct wsg_thread t;
     struct bench *b;
-    rtm_client *c;
-    int idx;
-    int welcomed, failed, subscribed;
-    struct cshard *sh; /* connect mode */
-    /* pairs */
-    int64_t sent_at;
-    long done;
+    struct bconn **todo; /* connections to open, in order */
+    long ntodo, next, inflight, inflight_max;
+    long ready, failed, disconnects, errors;
+    long delivered, exchanges, sent;
+    int64_t last_us; /* the last delivery or exchange */
+    uint32_t *lat;
+    size_t nlat, cap;
+    long seq; /* paced pairs: the next sequence number to look at */
+    int started; /* closed-loop pairs: first pings sent */
+    struct bconn **pubs; /* fanout: this thread's publishers */
+    long npubs;
+    char *pad; /* fanout payload scratch */
+};
+
+struct target {
+    struct sockaddr_in addr;
+    char host[256];
+    char path[256]; /* rtmd's WebSocket path, "/v1" when the URL has none */
 };
 
 struct bench {
     const char *mode;
     struct tool_conn tc;
-    long subs, pubs, msgs, size, rate, pairs, conns, window;
-    long idle, seconds;
-    int pid;
-    struct gen_loop loop; /* fanout, pairs (connect and idle sessions: one per shard) */
-    int nctx;
-    /* idle sessions held open beside the measured ones (--idle) */
-    struct cshard *idle_sh;
-    int idle_nsh;
-    char **idle_tokens;
-    struct bclient *idle_cl;
-    struct bclient *cl;
-    long ncl;
-    long welcomed, failed, subscribed; /* atomics in connect mode */
-    /* samples in microseconds */
+    const char *url2, *server;
+    enum wire wire;
+    long subs, pubs, msgs, size, rate, pairs, conns, window, idle, seconds, threads, inflight;
+    int pid, pid2; /* the server's (and the second node's) process, for CPU and RSS */
+    struct target tgt[2];
+    int ntgt;
+    struct bconn *cl;
+    long ncl, nidle;
+    struct bconn **pair_a; /* pairs: pair p's first end */
+    struct worker *wk;
+    int phase;
+    int64_t t0;
+    long sent; /* fanout: published, written by the publishers' thread */
+    /* CPU seconds at the start of a measured phase */
+    double cpu_broker0, cpu_broker2_0, cpu_self0;
     uint32_t *lat;
     size_t nlat;
-    long delivered, sent, errors;
-    long exchanges;
-    char *payload_pad;
-    /* CPU seconds at the start of the measured phase */
-    double cpu_broker0, cpu_self0;
-    int64_t cpu_t0;
 };
-
-#define CLIENTS_PER_CTX 500
-
-/* Exported by lws 4.1.6 for its event-lib plugins, not in its headers. */
-int _lws_plat_service_forced_tsi(struct lws_context *context, int tsi);
-
-/* Frames lws read but has not delivered yet wait for its forced service,
- * which its libev plugin runs only from an ev_idle (starved while events
- * are pending): run it after every poll instead. */
-static void gen_forced(struct ev_loop *ev, ev_check *w, int revents)
-{
-    struct gen_loop *g = w->data;
-    (void)ev;
-    (void)revents;
-    if (g->ctx && lws_service_adjust_timeout(g->ctx, 1, 0) == 0) _lws_plat_service_forced_tsi(g->ctx, 0);
-}
-
-static void gen_tick(struct ev_loop *ev, ev_timer *w, int revents)
-{
-    struct gen_loop *g = w->data;
-    (void)ev;
-    (void)revents;
-    if (g->ctx) lws_cancel_service(g->ctx);
-}
-
-static int gen_open(struct gen_loop *g, long nconns, int tick_ms)
-{
-    static struct lws_protocols protos[2];
-    struct lws_context_creation_info info;
-    protos[0] = *rtm_lws_protocol();
-    memset(&protos[1], 0, sizeof protos[1]);
-    memset(g, 0, sizeof *g);
-    if (!(g->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV))) return -1;
-    g->foreign[0] = g->ev;
-    memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBEV;
-    info.foreign_loops = g->foreign;
-    info.pcontext = &g->ctx;
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protos;
-    info.gid = -1;
-    info.uid = -1;
-    info.fd_limit_per_thread = (unsigned)(nconns + 64);
-    info.max_http_header_data = 8192;
-    info.pt_serv_buf_size = 8192;
-    info.timeout_secs = 30;
-    if (!(g->ctx = lws_create_context(&info))) {
-        ev_loop_destroy(g->ev);
-        g->ev = NULL;
-        return -1;
-    }
-    ev_timer_init(&g->tick, gen_tick, tick_ms / 1000.0, tick_ms / 1000.0);
-    g->tick.data = g;
-    ev_timer_start(g->ev, &g->tick);
-    ev_check_init(&g->forced, gen_forced);
-    g->forced.data = g;
-    ev_check_start(g->ev, &g->forced);
-    return 0;
-}
-
-/* One loop turn: waits in epoll, bounded by the tick. */
-static void gen_service(struct gen_loop *g) { ev_run(g->ev, EVRUN_ONCE); }
-
-static void gen_close(struct gen_loop *g)
-{
-    if (!g->ev) return;
-    ev_check_stop(g->ev, &g->forced);
-    if (g->ctx) lws_context_destroy(g->ctx);
-    for (int i = 0; g->ctx && i < 100; i++) ev_run(g->ev, EVRUN_NOWAIT); /* lws finishes on the loop */
-    ev_timer_stop(g->ev, &g->tick);
-    ev_loop_destroy(g->ev);
-    g->ev = NULL;
-}
-
-static struct lws_context *ctx_for(struct bench *b, long idx)
-{
-    (void)idx;
-    return b->loop.ctx;
-}
-
-static void service(struct bench *b) { gen_service(&b->loop); }
 
 static int64_t mono_us(void)
 {
@@ -174,9 +103,13 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void record(struct bench *b, int64_t us)
+static long ld(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static void bump(long *p) { __atomic_store_n(p, *p + 1, __ATOMIC_RELAXED); } /* single writer */
+
+static void record(struct worker *w, int64_t us)
 {
-    if (b->nlat < MAX_SAMPLES) b->lat[b->nlat++] = us < 0 ? 0 : us > 0xffffffff ? 0xffffffff : (uint32_t)us;
+    if (w->nlat < w->cap) w->lat[w->nlat++] = us < 0 ? 0 : us > 0xffffffff ? 0xffffffff : (uint32_t)us;
+    __atomic_store_n(&w->last_us, mono_us(), __ATOMIC_RELAXED);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -192,12 +125,20 @@ static double pct(struct bench *b, double p)
     return b->lat[i] / 1000.0;
 }
 
-/* "t":<us> from a frame or a data text */
+/* "t":<us> from a payload */
 static int64_t stamp_of(const char *s, size_t len)
 {
     const char *p = memmem(s, len, "\"t\":", 4);
     return p ? strtoll(p + 4, NULL, 10) : -1;
 }
+
+static int starts(const char *p, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n >= l && !memcmp(p, lit, l);
+}
+
+/* ---- CPU and memory of the server and of the generator ---- */
 
 /* CPU seconds (user + system) a process has used, from /proc; -1 if unknown. */
 static double proc_cpu_s(int pid)
@@ -225,20 +166,31 @@ static double self_cpu_s(void)
 static void cpu_start(struct bench *b)
 {
     b->cpu_broker0 = b->pid ? proc_cpu_s(b->pid) : -1;
+    b->cpu_broker2_0 = b->pid2 ? proc_cpu_s(b->pid2) : -1;
     b->cpu_self0 = self_cpu_s();
-    b->cpu_t0 = 0;
 }
 
-/* CPU % of the broker and of the generator since cpu_start (100 = one core). */
-static void cpu_report(struct bench *b, json_t *j, int64_t t0_us, int64_t t1_us)
+/* CPU % of the server and of the generator since cpu_start (100 = one
+ * core), and the CPU microseconds each spent per event (a delivery, a round
+ * trip, a connect): on a shared machine the percentages fall with the core's
+ * other work, the cost per event much less. */
+static void cpu_report(struct bench *b, json_t *j, int64_t t0_us, int64_t t1_us, long events)
 {
     double wall = (double)(t1_us - t0_us) / 1e6;
     if (wall <= 0) return;
-    if (b->pid && b->cpu_broker0 >= 0) {
-        double c = proc_cpu_s(b->pid);
-        if (c >= 0) json_object_set_new(j, "broker_cpu_pct", json_real(100.0 * (c - b->cpu_broker0) / wall));
+    double self = self_cpu_s() - b->cpu_self0;
+    static const char *const keys[2][2] = {{"broker_cpu_pct", "broker_cpu_us_per_event"},
+                                           {"broker2_cpu_pct", "broker2_cpu_us_per_event"}};
+    int pids[2] = {b->pid, b->pid2};
+    double c0[2] = {b->cpu_broker0, b->cpu_broker2_0};
+    for (int i = 0; i < 2; i++) {
+        double c = pids[i] && c0[i] >= 0 ? proc_cpu_s(pids[i]) : -1;
+        if (c < 0) continue;
+        json_object_set_new(j, keys[i][0], json_real(100.0 * (c - c0[i]) / wall));
+        if (events > 0) json_object_set_new(j, keys[i][1], json_real(1e6 * (c - c0[i]) / (double)events));
     }
-    json_object_set_new(j, "generator_cpu_pct", json_real(100.0 * (self_cpu_s() - b->cpu_self0) / wall));
+    json_object_set_new(j, "generator_cpu_pct", json_real(100.0 * self / wall));
+    if (events > 0) json_object_set_new(j, "generator_cpu_us_per_event", json_real(1e6 * self / (double)events));
 }
 
 static long rss_kb(int pid)
@@ -256,10 +208,9 @@ static long rss_kb(int pid)
 
 /* ---- tokens: signed locally when the key id is known (fast), else minted ---- */
 
-static char *bench_token(struct bench *b, const char *peer, int presence)
+static char *bench_token(struct bench *b, const char *peer)
 {
-    static const char *perms_np[] = {"publish", "subscribe", "send"};
-    static const char *perms_all[] = {"publish", "subscribe", "send", "presence"};
+    static const char *perms[] = {"publish", "subscribe", "send"};
     /* Shaped like what the mint API issues for a call: TURN credentials in
      * metadata.iceServers and a display name in peerMetadata, so the
      * broker's connect and message costs are the real ones. */
@@ -267,11 +218,8 @@ static char *bench_token(struct bench *b, const char *peer, int presence)
                                             "turn:127.0.0.1:3478?transport=tcp"};
     char pmeta[96];
     snprintf(pmeta, sizeof pmeta, "{\"name\":\"%s\"}", peer);
-    struct rtm_token_params p = {.peer_id = peer,
-                                 .permissions = presence ? perms_all : perms_np,
-                                 .n_permissions = presence ? 4 : 3,
-                                 .expires_in_sec = 3600,
-                                 .peer_metadata_json = pmeta};
+    struct rtm_token_params p = {
+        .peer_id = peer, .permissions = perms, .n_permissions = 3, .expires_in_sec = 3600, .peer_metadata_json = pmeta};
     char *t = NULL;
     rtm_status st;
     if (b->tc.token) return strdup(b->tc.token);
@@ -285,168 +233,425 @@ static char *bench_token(struct bench *b, const char *peer, int presence)
     return t;
 }
 
-/* ---- callbacks ---- */
-
-static void on_connected(rtm_client *c, const struct rtm_welcome *w, void *ud)
+static void wipe(char **s)
 {
-    struct bclient *k = ud;
-    (void)c;
-    (void)w;
-    if (!k->welcomed) k->b->welcomed++;
-    k->welcomed = 1;
+    if (*s) memset(*s, 0, strlen(*s));
+    free(*s);
+    *s = NULL;
 }
 
-static void on_closed(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
+/* ws://host:port[/path] -> a target; 0 or -1 (reported). */
+static int target_parse(struct target *t, const char *url)
 {
-    struct bclient *k = ud;
-    (void)c;
-    (void)in_ms;
-    if (!k->failed && (!k->welcomed || !again)) {
-        k->failed = 1;
-        k->b->failed++;
-        if (k->b->failed <= 3) fprintf(stderr, "\nrtm bench: client %d closed: %d %s\n", k->idx, code, reason);
+    const char *p = url;
+    if (!strncmp(p, "ws://", 5)) p += 5;
+    else if (strstr(p, "://")) {
+        fprintf(stderr, "rtm bench: %s: only ws:// URLs (loopback benchmarks)\n", url);
+        return -1;
     }
-}
-
-static void on_sub(rtm_client *c, rtm_status st, const char *code, const char *msg, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    (void)msg;
-    if (st) {
-        k->b->errors++;
-        if (k->b->errors <= 3) fprintf(stderr, "\nrtm bench: subscribe: %s\n", code ? code : rtm_status_str(st));
-        return;
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0 || hl >= sizeof t->host) return -1;
+    memcpy(t->host, p, hl);
+    t->host[hl] = '\0';
+    p += hl;
+    const char *port = "80";
+    char pbuf[8];
+    if (*p == ':') {
+        size_t pl = strcspn(p + 1, "/");
+        if (pl == 0 || pl >= sizeof pbuf) return -1;
+        memcpy(pbuf, p + 1, pl);
+        pbuf[pl] = '\0';
+        port = pbuf;
+        p += 1 + pl;
     }
-    k->subscribed = 1;
-    k->b->subscribed++;
-}
-
-static void on_frame_fanout(rtm_client *c, const char *json, size_t len, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    if (len < 20 || memcmp(json, "{\"type\":\"message\"", 17)) return;
-    int64_t t = stamp_of(json, len);
-    if (t < 0) return;
-    k->b->delivered++;
-    record(k->b, mono_us() - t);
-}
-
-static void send_ping(struct bclient *k);
-
-static void on_direct_pairs(rtm_client *c, const struct rtm_message *m, void *ud)
-{
-    struct bclient *k = ud;
-    struct bench *b = k->b;
-    int64_t t = stamp_of(m->data, strlen(m->data));
-    if (k->idx % 2 == 1) {
-        char peer[32];
-        snprintf(peer, sizeof peer, "pa-%d", k->idx / 2);
-        if (b->rate > 0) {
-            /* paced: each leg is a one-way sample; the reply carries a fresh stamp */
-            char data[64];
-            if (t >= 0) record(b, mono_us() - t);
-            snprintf(data, sizeof data, "{\"t\":%lld}", (long long)mono_us());
-            if (rtm_send(c, peer, data, NULL, NULL)) b->errors++;
-            return;
-        }
-        /* closed loop: echo the stamp back (the sample is the round trip) */
-        if (rtm_send(c, peer, m->data, NULL, NULL)) b->errors++;
-        return;
+    snprintf(t->path, sizeof t->path, "%s", *p && strcmp(p, "/") ? p : "/v1");
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(t->host, port, &hints, &ai) || !ai) {
+        fprintf(stderr, "rtm bench: cannot resolve %s\n", url);
+        return -1;
     }
-    if (t < 0) return;
-    record(b, mono_us() - t);
-    b->exchanges++;
-    k->done++;
-    if (b->rate == 0 && k->done < b->msgs) send_ping(k);
-}
-
-static void send_ping(struct bclient *k)
-{
-    struct bench *b = k->b;
-    char data[128], peer[32];
-    snprintf(peer, sizeof peer, "pb-%d", k->idx / 2);
-    snprintf(data, sizeof data, "{\"t\":%lld}", (long long)mono_us());
-    if (rtm_send(k->c, peer, data, NULL, NULL)) b->errors++;
-    b->sent++;
-}
-
-/* ---- setup ---- */
-
-static int idle_open(struct bench *b);
-
-static int make_ctx(struct bench *b, long nconns)
-{
-    /* fanout and pairs: one context, so a delivery is never delayed by a
-     * round over other contexts (connect mode shards instead, see below) */
-    if (gen_open(&b->loop, nconns, 1)) return -1;
-    b->nctx = 1;
+    memcpy(&t->addr, ai->ai_addr, sizeof t->addr);
+    freeaddrinfo(ai);
     return 0;
 }
 
-static rtm_client *new_client(struct bench *b, struct bclient *k, const char *peer, const struct rtm_callbacks *cb,
-                              int presence)
+/* ---- what the frames say, per wire ----
+ * rtmd: the rtm protocol (docs/PROTOCOL.md): a welcome, a subscribe acked,
+ * publish -> message, send -> direct. raw: bench/rawws.c's wire: "f..."
+ * fanned out, "d<N> ..." to recipient N; the connection is ready at 101. */
+
+static int wants_channel(const struct bconn *k) { return k->role == ROLE_SUB || k->role == ROLE_A || k->role == ROLE_B; }
+
+static void became_ready(struct bconn *k)
 {
-    char *t = bench_token(b, peer, presence);
-    if (!t) return NULL;
-    rtm_options *o = rtm_options_new();
-    rtm_options_set_url(o, b->tc.url);
-    rtm_options_set_token(o, t);
-    rtm_options_set_callbacks(o, cb, k);
-    rtm_options_set_lws_context(o, ctx_for(b, k->idx));
-    rtm_options_set_raw_messages(o, 1);
-    rtm_options_set_queue_limits(o, 4096, 16u << 20);
-    rtm_options_set_request_timeout(o, 30000);
-    memset(t, 0, strlen(t));
-    free(t);
-    rtm_client *c = NULL;
-    if (rtm_client_new(o, &c)) c = NULL;
-    rtm_options_free(o);
-    k->c = c;
-    return c;
+    k->ready = 1;
+    __atomic_store_n(&k->wk->last_us, mono_us(), __ATOMIC_RELAXED);
+    k->wk->inflight--;
+    wipe(&k->path);
+    bump(&k->wk->ready);
 }
 
-static void service_for(struct bench *b, int64_t until_us, int (*done)(struct bench *))
+static void failed_setup(struct bconn *k, const char *why)
 {
-    while (!tool_interrupted && mono_us() < until_us && !(done && done(b))) service(b);
+    struct worker *w = k->wk;
+    if (k->ready || k->failed) return;
+    k->failed = 1;
+    w->inflight--;
+    wipe(&k->path);
+    if (ld(&w->failed) < 3) fprintf(stderr, "\nrtm bench: connection %ld (role %d): %s (close %d)\n", k->idx, k->role, why, k->w.close_code);
+    bump(&w->failed);
+    if (k->w.state != WSG_CLOSED) wsg_close(&k->w);
 }
 
-static int all_welcomed(struct bench *b) { return b->welcomed + b->failed >= b->ncl; }
-
-/* At most RAMP_INFLIGHT handshakes in flight while the clients are created:
- * a broker refuses connections at accept beyond its handshake budget
- * (max-handshakes), and a refused client only comes back after a backoff. */
-#define RAMP_INFLIGHT 256
-static void ramp(struct bench *b, long created)
+static void on_open(struct wsg_conn *c)
 {
-    int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
-    while (!tool_interrupted && created + 1 - (b->welcomed + b->failed) >= RAMP_INFLIGHT && mono_us() < end) service(b);
-    if (created % 100 == 99) service_for(b, mono_us() + 1000, NULL);
+    struct bconn *k = (struct bconn *)c;
+    if (k->wk->b->wire == WIRE_RAW) became_ready(k);
 }
 
-/* At most twice a second. */
-static void progress(struct bench *b, const char *what, long a, long total)
+static void on_closed(struct wsg_conn *c)
 {
-    static int64_t last;
-    (void)b;
+    struct bconn *k = (struct bconn *)c;
+    if (!k->ready) failed_setup(k, "closed during setup");
+    else bump(&k->wk->disconnects);
+}
+
+static void send_ping(struct bconn *a, int64_t stamp);
+
+/* A frame on a ready connection while the run is on. */
+static void on_payload(struct bconn *k, char *p, size_t n)
+{
+    struct worker *w = k->wk;
+    struct bench *b = w->b;
+    int raw = b->wire == WIRE_RAW;
+    if (k->role == ROLE_SUB) {
+        if (raw ? !starts(p, n, "f") : !starts(p, n, "{\"type\":\"message\"")) return;
+        int64_t t = stamp_of(p, n);
+        if (t < 0) return;
+        record(w, mono_us() - t);
+        bump(&w->delivered);
+        return;
+    }
+    if (k->role != ROLE_A && k->role != ROLE_B) return;
+    if (raw ? !starts(p, n, "d") : !starts(p, n, "{\"type\":\"direct\"")) return;
+    int64_t t = stamp_of(p, n);
+    if (t < 0) return;
+    if (k->role == ROLE_B) {
+        char out[96];
+        int len;
+        int64_t reply = t;
+        if (b->rate > 0) { /* paced: each leg is a one-way sample; the reply carries a fresh stamp */
+            record(w, mono_us() - t);
+            reply = mono_us();
+        }
+        /* closed loop: the stamp goes back (the sample is the round trip) */
+        if (raw) len = snprintf(out, sizeof out, "d%ld {\"t\":%lld}", 2 * k->idx, (long long)reply);
+        else len = snprintf(out, sizeof out, "{\"type\":\"send\",\"to\":\"pa-%ld\",\"data\":{\"t\":%lld}}", k->idx, (long long)reply);
+        if (wsg_send_text(&k->w, out, (size_t)len)) bump(&w->errors);
+        return;
+    }
+    record(w, mono_us() - t);
+    bump(&w->exchanges);
+    k->done++;
+    if (b->rate == 0 && k->done < b->msgs) send_ping(k, mono_us());
+}
+
+static void on_frame(struct wsg_conn *c, char *p, size_t n)
+{
+    struct bconn *k = (struct bconn *)c;
+    struct bench *b = k->wk->b;
+    if (k->ready) {
+        if (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == PHASE_RUN) on_payload(k, p, n);
+        return;
+    }
+    if (b->wire == WIRE_RAW) return;
+    if (!k->welcomed) {
+        if (!starts(p, n, "{\"type\":\"welcome\"")) {
+            failed_setup(k, "no welcome");
+            return;
+        }
+        k->welcomed = 1;
+        if (!wants_channel(k)) {
+            became_ready(k);
+            return;
+        }
+        char sub[96];
+        int len = k->role == ROLE_SUB
+                      ? snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"bench/fanout\",\"requestId\":\"s\"}")
+                      : snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"channel\":\"bench/pair/%ld\",\"requestId\":\"s\"}",
+                                 k->idx);
+        if (wsg_send_text(&k->w, sub, (size_t)len)) failed_setup(k, "subscribe not sent");
+        return;
+    }
+    if (starts(p, n, "{\"type\":\"ack\"")) became_ready(k);
+    else if (starts(p, n, "{\"type\":\"error\"")) failed_setup(k, "subscribe refused");
+}
+
+static void send_ping(struct bconn *a, int64_t stamp)
+{
+    struct worker *w = a->wk;
+    char out[96];
+    int len = w->b->wire == WIRE_RAW
+                  ? snprintf(out, sizeof out, "d%ld {\"t\":%lld}", 2 * a->idx + 1, (long long)stamp)
+                  : snprintf(out, sizeof out, "{\"type\":\"send\",\"to\":\"pb-%ld\",\"data\":{\"t\":%lld}}", a->idx,
+                             (long long)stamp);
+    if (wsg_send_text(&a->w, out, (size_t)len)) bump(&w->errors);
+    bump(&w->sent);
+}
+
+static long delivered_total(struct bench *b)
+{
+    long n = 0;
+    for (long i = 0; i < b->threads; i++) n += ld(&b->wk[i].delivered);
+    return n;
+}
+
+/* Fanout: the publishers' thread publishes what is due (paced) or what the
+ * window allows (closed loop). */
+static void publish_due(struct worker *w)
+{
+    struct bench *b = w->b;
+    long sent = b->sent, delivered = delivered_total(b);
     int64_t now = mono_us();
-    if (now - last < 500000 && a < total) return;
-    last = now;
-    fprintf(stderr, "\r%s: %ld/%ld   ", what, a, total);
+    long due = b->msgs;
+    if (b->rate > 0) {
+        due = (long)((now - b->t0) * b->rate / 1000000) + 1;
+        if (due > b->msgs) due = b->msgs;
+    }
+    while (sent < due) {
+        if (b->rate == 0 && (sent - b->window * b->pubs) * b->subs > delivered) break;
+        struct bconn *k = w->pubs[sent % w->npubs];
+        if (k->w.state != WSG_OPEN || wsg_backlog(&k->w) > 65536) break;
+        int hl = b->wire == WIRE_RAW ? snprintf(w->pad, 80, "f{\"t\":%lld,\"p\":\"", (long long)mono_us())
+                                     : snprintf(w->pad, 120,
+                                                "{\"type\":\"publish\",\"channel\":\"bench/fanout\",\"data\":{\"t\":%lld,\"p\":\"",
+                                                (long long)mono_us());
+        /* data (from {"t" on) is --size bytes */
+        int head = b->wire == WIRE_RAW ? 1 : (int)(strstr(w->pad, "{\"t\"") - w->pad);
+        long xs = b->size - (hl - head) - 2;
+        if (xs < 1) xs = 1;
+        memset(w->pad + hl, 'x', (size_t)xs);
+        memcpy(w->pad + hl + xs, b->wire == WIRE_RAW ? "\"}" : "\"}}", b->wire == WIRE_RAW ? 2 : 3);
+        size_t len = (size_t)hl + (size_t)xs + (b->wire == WIRE_RAW ? 2 : 3);
+        if (wsg_send_text(&k->w, w->pad, len)) {
+            bump(&w->errors);
+            break;
+        }
+        sent++;
+        __atomic_store_n(&b->sent, sent, __ATOMIC_RELAXED);
+    }
 }
 
-static void teardown(struct bench *b)
+/* Paced pairs: sequence number s goes to pair s % pairs at t0 + s / rate;
+ * this thread sends those of its own pairs. */
+static void pings_due(struct worker *w)
 {
-    for (long i = 0; i < b->ncl; i++)
-        if (b->cl[i].c) rtm_client_free(b->cl[i].c);
-    gen_close(&b->loop);
+    struct bench *b = w->b;
+    long want = b->rate * b->seconds;
+    long due = (long)((mono_us() - b->t0) * b->rate / 1000000) + 1;
+    if (due > want) due = want;
+    for (; w->seq < due; w->seq++) {
+        long p = w->seq % b->pairs;
+        if (p % b->threads == w->t.idx) send_ping(b->pair_a[p], mono_us());
+    }
+}
+
+static void on_tick(struct wsg_thread *t)
+{
+    struct worker *w = t->ud;
+    struct bench *b = w->b;
+    while (w->next < w->ntodo && w->inflight < w->inflight_max) {
+        struct bconn *k = w->todo[w->next++];
+        struct target *tg = &b->tgt[k->url];
+        w->inflight++;
+        if (wsg_connect(t, &k->w, &tg->addr, tg->host, k->path)) failed_setup(k, "connect failed");
+    }
+    if (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) != PHASE_RUN) return;
+    if (!strcmp(b->mode, "fanout") && w->npubs) publish_due(w);
+    if (!strcmp(b->mode, "pairs")) {
+        if (b->rate > 0) pings_due(w);
+        else if (!w->started) {
+            w->started = 1;
+            for (long p = w->t.idx; p < b->pairs; p += b->threads) send_ping(b->pair_a[p], mono_us());
+        }
+    }
+}
+
+static const struct wsg_ops bench_ops = {.open = on_open, .frame = on_frame, .closed = on_closed, .tick = on_tick};
+
+/* ---- the run: connections, threads, phases ---- */
+
+/* Connection i: its role, number, server and upgrade path. */
+static int conn_setup(struct bench *b, struct bconn *k, int role, long idx, int url)
+{
+    char peer[48];
+    k->role = (unsigned char)role;
+    k->idx = idx;
+    k->url = (unsigned char)(url < b->ntgt ? url : 0);
+    if (b->wire == WIRE_RAW) {
+        char q[64] = "/";
+        if (role == ROLE_SUB) snprintf(q, sizeof q, "/?sub=1");
+        else if (role == ROLE_A || role == ROLE_B) snprintf(q, sizeof q, "/?id=%ld", 2 * idx + (role == ROLE_B));
+        return (k->path = strdup(q)) ? 0 : -1;
+    }
+    static const char *const fmt[] = {"idle-%ld", "sub-%ld", "pub-%ld", "pa-%ld", "pb-%ld"};
+    snprintf(peer, sizeof peer, fmt[role], idx);
+    char *tok = bench_token(b, peer);
+    if (!tok) return -1;
+    const char *base = b->tgt[k->url].path;
+    size_t n = strlen(base) + strlen(tok) + 16;
+    if ((k->path = malloc(n))) snprintf(k->path, n, "%s%ctoken=%s", base, strchr(base, '?') ? '&' : '?', tok);
+    wipe(&tok);
+    return k->path ? 0 : -1;
+}
+
+static long sum(struct bench *b, size_t off)
+{
+    long n = 0;
+    for (long i = 0; i < b->threads; i++) n += ld((long *)((char *)&b->wk[i] + off));
+    return n;
+}
+#define SUM(b, field) sum(b, offsetof(struct worker, field))
+
+static int64_t last_event(struct bench *b)
+{
+    int64_t t = 0;
+    for (long i = 0; i < b->threads; i++) {
+        int64_t x = __atomic_load_n(&b->wk[i].last_us, __ATOMIC_RELAXED);
+        if (x > t) t = x;
+    }
+    return t;
+}
+
+/* Builds the connections (idle ones first, tokens signed here) and hands
+ * them to the threads. */
+static int run_build(struct bench *b, long measured)
+{
+    b->nidle = !strcmp(b->mode, "connect") ? 0 : b->idle;
+    b->ncl = b->nidle + measured;
+    if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || !(b->wk = calloc((size_t)b->threads, sizeof *b->wk)) ||
+        !(b->pair_a = calloc((size_t)b->pairs, sizeof *b->pair_a)))
+        return -1;
+    /* roles: idle, then the workload's (pairs: a, b alternating; fanout: subscribers, publishers) */
+    for (long i = 0; i < b->ncl; i++) {
+        struct bconn *k = &b->cl[i];
+        long m = i - b->nidle;
+        int r;
+        if (m < 0) r = conn_setup(b, k, ROLE_IDLE, i, (int)(i % 2));
+        else if (!strcmp(b->mode, "pairs")) r = conn_setup(b, k, m % 2 ? ROLE_B : ROLE_A, m / 2, (int)(m % 2));
+        else if (!strcmp(b->mode, "fanout"))
+            r = m < b->subs ? conn_setup(b, k, ROLE_SUB, m, (int)(m % 2)) : conn_setup(b, k, ROLE_PUB, m - b->subs, 0);
+        else r = conn_setup(b, k, ROLE_IDLE, m, (int)(m % 2));
+        if (r) return -1;
+        if (k->role == ROLE_A) b->pair_a[k->idx] = k;
+    }
+    for (long t = 0; t < b->threads; t++) {
+        struct worker *w = &b->wk[t];
+        w->b = b;
+        w->cap = MAX_SAMPLES / (size_t)b->threads;
+        w->inflight_max = b->inflight / b->threads > 0 ? b->inflight / b->threads : 1;
+        if (!(w->lat = malloc(w->cap * sizeof *w->lat)) || !(w->todo = calloc((size_t)b->ncl, sizeof *w->todo)) ||
+            !(w->pubs = calloc((size_t)b->pubs, sizeof *w->pubs)) || !(w->pad = malloc((size_t)b->size + 256)) ||
+            wsg_thread_init(&w->t, (int)t, &bench_ops, w, 1))
+            return -1;
+    }
+    /* a pair's two ends on one thread (pair p on thread p % threads), every publisher on thread 0 */
+    for (long i = 0; i < b->ncl; i++) {
+        struct bconn *k = &b->cl[i];
+        long t = k->role == ROLE_PUB ? 0 : k->idx % b->threads;
+        k->wk = &b->wk[t];
+        k->wk->todo[k->wk->ntodo++] = k;
+        if (k->role == ROLE_PUB) k->wk->pubs[k->wk->npubs++] = k;
+    }
+    return 0;
+}
+
+/* Starts the threads, which connect at once (at most --inflight upgrades in
+ * flight in all). */
+static int run_launch(struct bench *b)
+{
+    for (long t = 0; t < b->threads; t++)
+        if (wsg_thread_start(&b->wk[t].t)) {
+            b->threads = t; /* the ones started are stopped at the end */
+            return -1;
+        }
+    return 0;
+}
+
+/* Waits until every connection is ready or failed (or the bound). */
+static int setup_wait(struct bench *b)
+{
+    /* 2 minutes, or 20 ms a connection */
+    int64_t start = mono_us(), limit = b->ncl * 20000LL > 120000000LL ? b->ncl * 20000LL : 120000000LL, last = start;
+    while (!tool_interrupted && SUM(b, ready) + SUM(b, failed) < b->ncl && mono_us() - start < limit) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        if (mono_us() - last > 1000000) {
+            last = mono_us();
+            fprintf(stderr, "\rsetup: %ld ready, %ld failed of %ld   ", SUM(b, ready), SUM(b, failed), b->ncl);
+        }
+    }
+    fprintf(stderr, "\n");
+    if (SUM(b, ready) < b->ncl) {
+        fprintf(stderr, "rtm bench: only %ld/%ld connections ready (%ld failed)\n", SUM(b, ready), b->ncl, SUM(b, failed));
+        return -1;
+    }
+    return 0;
+}
+
+static void run_end(struct bench *b)
+{
+    __atomic_store_n(&b->phase, PHASE_STOP, __ATOMIC_RELEASE);
+    for (long t = 0; t < b->threads; t++) wsg_thread_join(&b->wk[t].t);
+    size_t total = 0;
+    for (long t = 0; t < b->threads; t++) total += b->wk[t].nlat;
+    b->lat = malloc((total ? total : 1) * sizeof *b->lat);
+    b->nlat = 0;
+    for (long t = 0; b->lat && t < b->threads; t++) {
+        memcpy(b->lat + b->nlat, b->wk[t].lat, b->wk[t].nlat * sizeof *b->lat);
+        b->nlat += b->wk[t].nlat;
+    }
+    if (b->lat) qsort(b->lat, b->nlat, sizeof *b->lat, cmp_u32);
+}
+
+static void run_free(struct bench *b)
+{
+    for (long i = 0; b->cl && i < b->ncl; i++) {
+        if (b->cl[i].w.state != WSG_IDLE) wsg_close(&b->cl[i].w);
+        wipe(&b->cl[i].path);
+    }
+    for (long t = 0; b->wk && t < b->threads; t++) {
+        struct worker *w = &b->wk[t];
+        if (w->t.buf) wsg_thread_free(&w->t);
+        free(w->lat);
+        free(w->todo);
+        free(w->pubs);
+        free(w->pad);
+    }
+    free(b->wk);
     free(b->cl);
+    free(b->pair_a);
+    free(b->lat);
 }
 
-static void print_results(struct bench *b, const char *headline, json_t *j)
+static void common_fields(struct bench *b, json_t *j)
 {
-    qsort(b->lat, b->nlat, sizeof *b->lat, cmp_u32);
+    json_object_set_new(j, "bench", json_string(b->mode));
+    json_object_set_new(j, "server", json_string(b->wire == WIRE_RAW ? "raw" : "rtmd"));
+    json_object_set_new(j, "threads", json_integer(b->threads));
+    if (b->ntgt > 1) json_object_set_new(j, "nodes", json_integer(b->ntgt));
+}
+
+static void add_latency(struct bench *b, json_t *j)
+{
+    json_object_set_new(j, "p50_ms", json_real(pct(b, 50)));
+    json_object_set_new(j, "p90_ms", json_real(pct(b, 90)));
+    json_object_set_new(j, "p99_ms", json_real(pct(b, 99)));
+    json_object_set_new(j, "max_ms", json_real(b->nlat ? b->lat[b->nlat - 1] / 1000.0 : 0));
+}
+
+static void print_results(const char *headline, json_t *j)
+{
     printf("\n%s\n", headline);
     const char *k;
     json_t *v;
@@ -465,378 +670,108 @@ static void print_results(struct bench *b, const char *headline, json_t *j)
     fflush(stdout);
 }
 
-static void add_latency(struct bench *b, json_t *j)
+/* The measured phase: runs until done() or DRAIN_MS without progress.
+ * Returns the end of the work (the last delivery) in *end, and the moment
+ * it was seen in *seen. */
+static void measure(struct bench *b, int (*done)(struct bench *), long (*progress)(struct bench *), int64_t *end,
+                    int64_t *seen)
 {
-    qsort(b->lat, b->nlat, sizeof *b->lat, cmp_u32);
-    json_object_set_new(j, "p50_ms", json_real(pct(b, 50)));
-    json_object_set_new(j, "p90_ms", json_real(pct(b, 90)));
-    json_object_set_new(j, "p99_ms", json_real(pct(b, 99)));
-    json_object_set_new(j, "max_ms", json_real(b->nlat ? b->lat[b->nlat - 1] / 1000.0 : 0));
-}
-
-/* ---- fanout ---- */
-
-static int run_fanout(struct bench *b)
-{
-    struct rtm_callbacks cbs = {.connected = on_connected, .closed = on_closed, .frame = on_frame_fanout};
-    if (idle_open(b)) return RTM_EXIT_CONNECT;
-    b->ncl = b->subs + b->pubs;
-    if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || make_ctx(b, b->ncl)) return RTM_EXIT_FAIL;
-    char peer[32];
-    for (long i = 0; i < b->ncl; i++) {
-        struct bclient *k = &b->cl[i];
-        k->b = b;
-        k->idx = (int)i;
-        snprintf(peer, sizeof peer, i < b->subs ? "sub-%ld" : "pub-%ld", i < b->subs ? i : i - b->subs);
-        if (!new_client(b, k, peer, &cbs, 0)) return RTM_EXIT_FAIL;
-        if (i < b->subs && rtm_subscribe(k->c, "bench/fanout", on_sub, k)) return RTM_EXIT_FAIL;
-        ramp(b, i);
-    }
-    int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
-    while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->subs) {
-        service(b);
-        progress(b, "subscribing", b->subscribed, b->subs);
-    }
-    service_for(b, mono_us() + 200000, all_welcomed);
-    if (b->subscribed < b->subs || b->welcomed < b->ncl) {
-        fprintf(stderr, "\nrtm bench: only %ld/%ld subscribed, %ld/%ld connected\n", b->subscribed, b->subs,
-                b->welcomed, b->ncl);
-        return RTM_EXIT_CONNECT;
-    }
-    fprintf(stderr, "\n");
-
-    /* payload: {"t":<us>,"p":"xxx..."} padded to --size bytes */
-    char *data = malloc((size_t)b->size + 64);
-    if (!data) return RTM_EXIT_FAIL;
+    struct timespec settle = {0, 300000000}; /* the subscribe acks' last frames */
+    nanosleep(&settle, NULL);
     cpu_start(b);
-    int64_t t0 = mono_us(), last_prog = t0;
-    long per_pub_window = b->window;
-    long want_total = b->msgs;
-    while (!tool_interrupted && b->sent < want_total) {
-        long due = want_total;
-        if (b->rate > 0) {
-            due = (long)((mono_us() - t0) * b->rate / 1000000) + 1;
-            if (due > want_total) due = want_total;
-        }
-        for (long p = 0; p < b->pubs && b->sent < due; p++) {
-            /* closed loop when unpaced: bound what is not yet delivered everywhere */
-            if (b->rate == 0 && (b->sent - per_pub_window * b->pubs) * b->subs > b->delivered) break;
-            struct bclient *k = &b->cl[b->subs + p];
-            if (rtm_client_queued(k->c) > 1024) continue;
-            int n = snprintf(data, 64, "{\"t\":%lld,\"p\":\"", (long long)mono_us());
-            long xs = b->size > n + 2 ? b->size - n - 2 : 1;
-            memset(data + n, 'x', (size_t)xs);
-            memcpy(data + n + xs, "\"}", 3);
-            rtm_status st = rtm_publish(k->c, "bench/fanout", data, NULL, NULL);
-            if (st == RTM_STATUS_OK)
-                b->sent++;
-            else if (st != RTM_ERR_QUEUE_FULL)
-                b->errors++;
-        }
-        service(b);
-        int64_t now = mono_us();
-        if (now - last_prog > 1000000) {
-            last_prog = now;
-            fprintf(stderr, "\rfanout: sent %ld, delivered %ld (%.0f/s)   ", b->sent, b->delivered,
-                    b->delivered / ((now - t0) / 1e6));
-        }
-    }
-    /* drain: wait for the last deliveries */
-    int64_t last_change = mono_us();
-    long last_delivered = -1;
-    while (!tool_interrupted && b->delivered < b->sent * b->subs && mono_us() - last_change < DRAIN_MS * 1000LL) {
-        service(b);
-        if (b->delivered != last_delivered) {
-            last_delivered = b->delivered;
-            last_change = mono_us();
-        }
-    }
-    double secs = (double)(last_change - t0) / 1e6;
-    free(data);
-    fprintf(stderr, "\n");
-
-    json_t *j = json_object();
-    json_object_set_new(j, "bench", json_string("fanout"));
-    json_object_set_new(j, "subs", json_integer(b->subs));
-    json_object_set_new(j, "pubs", json_integer(b->pubs));
-    json_object_set_new(j, "size", json_integer(b->size));
-    json_object_set_new(j, "rate", json_integer(b->rate));
-    json_object_set_new(j, "published", json_integer(b->sent));
-    json_object_set_new(j, "delivered", json_integer(b->delivered));
-    json_object_set_new(j, "lost", json_integer(b->sent * b->subs - b->delivered));
-    json_object_set_new(j, "seconds", json_real(secs));
-    json_object_set_new(j, "deliveries_per_sec", json_real(secs > 0 ? b->delivered / secs : 0));
-    add_latency(b, j);
-    cpu_report(b, j, t0, last_change);
-    json_object_set_new(j, "disconnects", json_integer(b->failed));
-    if (b->pid) json_object_set_new(j, "broker_rss_kb", json_integer(rss_kb(b->pid)));
-    print_results(b, "fanout results", j);
-    json_decref(j);
-    return RTM_EXIT_OK;
-}
-
-/* ---- sessions held open in shards (connect, and --idle beside a run) ----
- * Shards of CLIENTS_PER_CTX clients, each on its own context and loop in its
- * own thread (lws keeps a context's timers in one sorted list, so one
- * context with 10,000 clients spends its time inserting timers). Counters
- * shared with the main thread are atomics; everything else stays in the shard. */
-
-struct cshard {
-    struct bench *b;
-    struct gen_loop g;
-    struct bclient *cl; /* the shard's clients: cl[0..count) */
-    long first, count, done;
-    char **tokens;      /* tokens[first..first+count) */
-    long *welcomed, *failed; /* shared counters */
-    int64_t limit_us;
-    int finished;
-    int *stop;
-    pthread_t th;
-};
-
-static void on_connected_c(rtm_client *c, const struct rtm_welcome *w, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    (void)w;
-    if (k->welcomed || k->failed) return;
-    k->welcomed = 1;
-    k->sh->done++;
-    __atomic_fetch_add(k->sh->welcomed, 1, __ATOMIC_RELAXED);
-}
-
-static void on_closed_c(rtm_client *c, int code, const char *reason, int again, int64_t in_ms, void *ud)
-{
-    struct bclient *k = ud;
-    (void)c;
-    (void)again;
-    (void)in_ms;
-    if (k->welcomed || k->failed) return;
-    k->failed = 1;
-    k->sh->done++;
-    if (__atomic_fetch_add(k->sh->failed, 1, __ATOMIC_RELAXED) < 3)
-        fprintf(stderr, "\nrtm bench: client %d closed: %d %s\n", k->idx, code, reason);
-}
-
-static void *shard_main(void *arg)
-{
-    struct cshard *sh = arg;
-    struct bench *b = sh->b;
-    static const struct rtm_callbacks cbs = {.connected = on_connected_c, .closed = on_closed_c};
-    const long inflight_max = 50; /* connects in progress at once, per shard */
-    long started = 0;
-    int64_t t0 = mono_us();
-    while (!tool_interrupted && sh->done < sh->count && mono_us() - t0 < sh->limit_us) {
-        while (started < sh->count && started - sh->done < inflight_max) {
-            struct bclient *k = &sh->cl[started];
-            k->b = b;
-            k->sh = sh;
-            k->idx = (int)(sh->first + started);
-            rtm_options *o = rtm_options_new();
-            rtm_options_set_url(o, b->tc.url);
-            rtm_options_set_token(o, sh->tokens[sh->first + started]);
-            rtm_options_set_callbacks(o, &cbs, k);
-            rtm_options_set_lws_context(o, sh->g.ctx);
-            if (!o || rtm_client_new(o, &k->c)) {
-                k->c = NULL;
-                k->failed = 1;
-                sh->done++;
-                __atomic_fetch_add(sh->failed, 1, __ATOMIC_RELAXED);
-            }
-            rtm_options_free(o);
-            started++;
-        }
-        gen_service(&sh->g);
-    }
-    __atomic_store_n(&sh->finished, 1, __ATOMIC_RELEASE);
-    /* keep the connections open until the main thread is done with them */
-    while (!__atomic_load_n(sh->stop, __ATOMIC_ACQUIRE)) gen_service(&sh->g);
-    for (long i = 0; i < sh->count; i++)
-        if (sh->cl[i].c) rtm_client_free(sh->cl[i].c);
-    gen_close(&sh->g);
-    return NULL;
-}
-
-/* Starts ceil(n / CLIENTS_PER_CTX) shard threads connecting cl[0..n) with
- * tokens[0..n), and waits until every one is welcomed or failed (or the
- * bound). Returns the number of threads started (stop them with shards_stop),
- * or -1 before any started. */
-static int shards_start(struct bench *b, struct cshard *sh, int nsh, struct bclient *cl, long n, char **tokens,
-                        long *welcomed, long *failed, int *stop, const char *what)
-{
-    /* a bound on the whole ramp: 2 minutes, or 20 ms per connection */
-    int64_t limit = n * 20000LL > 120000000LL ? n * 20000LL : 120000000LL;
-    int started = 0;
-    for (int i = 0; i < nsh; i++) {
-        sh[i].b = b;
-        sh[i].first = (long)i * CLIENTS_PER_CTX;
-        sh[i].count = n - sh[i].first < CLIENTS_PER_CTX ? n - sh[i].first : CLIENTS_PER_CTX;
-        sh[i].cl = cl + sh[i].first;
-        sh[i].tokens = tokens;
-        sh[i].limit_us = limit;
-        sh[i].welcomed = welcomed;
-        sh[i].failed = failed;
-        sh[i].stop = stop;
-        /* 20 ms: socket events wake the loop anyway; this only bounds lws's timers */
-        if (gen_open(&sh[i].g, CLIENTS_PER_CTX, 20)) return -1;
-    }
-    int64_t last_prog = mono_us();
-    for (; started < nsh; started++)
-        if (pthread_create(&sh[started].th, NULL, shard_main, &sh[started])) break;
-    for (;;) {
-        int all = 1;
-        for (int i = 0; i < started; i++) all &= __atomic_load_n(&sh[i].finished, __ATOMIC_ACQUIRE);
-        if (all) break;
-        struct timespec ts = {0, 50000000};
+    b->t0 = mono_us();
+    for (long t = 0; t < b->threads; t++) __atomic_store_n(&b->wk[t].last_us, b->t0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->phase, PHASE_RUN, __ATOMIC_RELEASE);
+    int64_t last_change = b->t0;
+    int64_t last_prog = last_change;
+    long last = 0;
+    while (!tool_interrupted && !done(b) && mono_us() - last_change < DRAIN_MS * 1000LL) {
+        struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
         int64_t now = mono_us();
-        if (now - last_prog > 1000000) {
-            last_prog = now;
-            fprintf(stderr, "\r%s: %ld connected, %ld failed   ", what, __atomic_load_n(welcomed, __ATOMIC_RELAXED),
-                    __atomic_load_n(failed, __ATOMIC_RELAXED));
-        }
-    }
-    return started;
-}
-
-static void shards_stop(struct cshard *sh, int nsh, int started, int *stop)
-{
-    __atomic_store_n(stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < started; i++) pthread_join(sh[i].th, NULL);
-    for (int i = started; sh && i < nsh; i++) gen_close(&sh[i].g);
-}
-
-static char **tokens_for(struct bench *b, const char *prefix, long n)
-{
-    char **tokens = calloc((size_t)n, sizeof *tokens);
-    char peer[32];
-    for (long i = 0; tokens && i < n; i++) {
-        snprintf(peer, sizeof peer, "%s-%ld", prefix, i);
-        if (!(tokens[i] = bench_token(b, peer, 0))) return tokens; /* the caller sees the NULL */
-    }
-    return tokens;
-}
-
-static void tokens_free(char **tokens, long n)
-{
-    for (long i = 0; tokens && i < n; i++) {
-        if (tokens[i]) memset(tokens[i], 0, strlen(tokens[i]));
-        free(tokens[i]);
-    }
-    free(tokens);
-}
-
-/* --idle N: N authenticated sessions (no subscriptions) held open in shard
- * threads while the measured clients run; they cost the generator nothing
- * while idle (epoll), and the broker whatever an idle session costs it. */
-static long idle_welcomed, idle_failed;
-static int idle_stop, idle_started;
-
-static int idle_open(struct bench *b)
-{
-    if (b->idle <= 0) return 0;
-    b->idle_nsh = (int)((b->idle + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX);
-    b->idle_sh = calloc((size_t)b->idle_nsh, sizeof *b->idle_sh);
-    b->idle_cl = calloc((size_t)b->idle, sizeof *b->idle_cl);
-    b->idle_tokens = b->idle_sh && b->idle_cl ? tokens_for(b, "idle", b->idle) : NULL;
-    if (!b->idle_tokens || !b->idle_tokens[b->idle - 1]) return -1;
-    idle_started = shards_start(b, b->idle_sh, b->idle_nsh, b->idle_cl, b->idle, b->idle_tokens, &idle_welcomed,
-                                &idle_failed, &idle_stop, "idle sessions");
-    fprintf(stderr, "\n");
-    if (idle_started < b->idle_nsh || idle_welcomed < b->idle) {
-        fprintf(stderr, "rtm bench: only %ld/%ld idle sessions connected\n", idle_welcomed, b->idle);
-        return -1;
-    }
-    return 0;
-}
-
-static void idle_close(struct bench *b)
-{
-    if (!b->idle_sh) return;
-    shards_stop(b->idle_sh, b->idle_nsh, idle_started > 0 ? idle_started : 0, &idle_stop);
-    tokens_free(b->idle_tokens, b->idle);
-    free(b->idle_sh);
-    free(b->idle_cl);
-    b->idle_sh = NULL;
-}
-
-/* ---- pairs ---- */
-
-static int run_pairs(struct bench *b)
-{
-    struct rtm_callbacks cbs = {.connected = on_connected, .closed = on_closed, .direct = on_direct_pairs};
-    if (idle_open(b)) return RTM_EXIT_CONNECT;
-    b->ncl = 2 * b->pairs;
-    if (!(b->cl = calloc((size_t)b->ncl, sizeof *b->cl)) || make_ctx(b, b->ncl)) return RTM_EXIT_FAIL;
-    char peer[32], chan[48];
-    for (long i = 0; i < b->ncl; i++) {
-        struct bclient *k = &b->cl[i];
-        k->b = b;
-        k->idx = (int)i;
-        snprintf(peer, sizeof peer, i % 2 ? "pb-%ld" : "pa-%ld", i / 2);
-        snprintf(chan, sizeof chan, "bench/pair/%ld", i / 2);
-        if (!new_client(b, k, peer, &cbs, 0)) return RTM_EXIT_FAIL;
-        if (rtm_subscribe(k->c, chan, on_sub, k)) return RTM_EXIT_FAIL;
-        ramp(b, i);
-    }
-    int64_t end = mono_us() + SETUP_TIMEOUT_MS * 1000LL;
-    while (!tool_interrupted && mono_us() < end && b->subscribed + b->failed < b->ncl) {
-        service(b);
-        progress(b, "subscribing", b->subscribed, b->ncl);
-    }
-    if (b->subscribed < b->ncl) {
-        fprintf(stderr, "\nrtm bench: only %ld/%ld subscribed\n", b->subscribed, b->ncl);
-        return RTM_EXIT_CONNECT;
-    }
-    fprintf(stderr, "\n");
-    /* paced: --rate round trips/s in all, for --seconds (open loop: a pair
-     * may have several in flight); else closed loop, --msgs per pair */
-    long want = b->rate > 0 ? b->rate * b->seconds : b->pairs * b->msgs, last_ex = 0;
-    service_for(b, mono_us() + 300000, NULL); /* the subscribe acks' last frames */
-    b->nlat = 0;
-    cpu_start(b);
-    int64_t t0 = mono_us(), last_prog = t0, last_change = t0;
-    if (b->rate == 0)
-        for (long i = 0; i < b->ncl; i += 2) send_ping(&b->cl[i]);
-    while (!tool_interrupted && b->exchanges < want && mono_us() - last_change < DRAIN_MS * 1000LL) {
-        if (b->rate > 0 && b->sent < want) {
-            long due = (long)((mono_us() - t0) * b->rate / 1000000) + 1;
-            if (due > want) due = want;
-            while (b->sent < due) {
-                send_ping(&b->cl[2 * (b->sent % b->pairs)]);
-                last_change = mono_us();
-            }
-        }
-        service(b);
-        int64_t now = mono_us();
-        if (b->exchanges != last_ex) {
-            last_ex = b->exchanges;
+        long p = progress(b);
+        if (p != last) {
+            last = p;
             last_change = now;
         }
         if (now - last_prog > 1000000) {
             last_prog = now;
-            fprintf(stderr, "\rpairs: %ld/%ld exchanges (%.0f/s)   ", b->exchanges, want,
-                    b->exchanges / ((now - t0) / 1e6));
+            fprintf(stderr, "\r%s: %ld (%.0f/s)   ", b->mode, p, p / ((now - b->t0) / 1e6));
         }
     }
-    double secs = (double)(last_change - t0) / 1e6;
     fprintf(stderr, "\n");
+    *seen = mono_us();
+    *end = last_event(b);
+    if (*end <= b->t0) *end = *seen;
+}
+
+/* ---- fanout ---- */
+
+static int fanout_done(struct bench *b) { return ld(&b->sent) >= b->msgs && delivered_total(b) >= b->msgs * b->subs; }
+static long fanout_progress(struct bench *b) { return delivered_total(b); }
+
+static int run_fanout(struct bench *b)
+{
+    if (run_build(b, b->subs + b->pubs) || run_launch(b) || setup_wait(b)) return RTM_EXIT_CONNECT;
+    int64_t end, seen;
+    measure(b, fanout_done, fanout_progress, &end, &seen);
     json_t *j = json_object();
-    json_object_set_new(j, "bench", json_string(b->rate > 0 ? "pairs-paced" : "pairs"));
+    long delivered = delivered_total(b), sent = ld(&b->sent);
+    cpu_report(b, j, b->t0, seen, delivered);
+    double secs = (double)(end - b->t0) / 1e6;
+    run_end(b);
+    common_fields(b, j);
+    json_object_set_new(j, "subs", json_integer(b->subs));
+    json_object_set_new(j, "pubs", json_integer(b->pubs));
+    json_object_set_new(j, "size", json_integer(b->size));
+    json_object_set_new(j, "rate", json_integer(b->rate));
+    json_object_set_new(j, "idle_sessions", json_integer(b->nidle));
+    json_object_set_new(j, "published", json_integer(sent));
+    json_object_set_new(j, "delivered", json_integer(delivered));
+    json_object_set_new(j, "lost", json_integer(sent * b->subs - delivered));
+    json_object_set_new(j, "seconds", json_real(secs));
+    json_object_set_new(j, "deliveries_per_sec", json_real(secs > 0 ? delivered / secs : 0));
+    add_latency(b, j);
+    json_object_set_new(j, "disconnects", json_integer(SUM(b, disconnects)));
+    json_object_set_new(j, "errors", json_integer(SUM(b, errors)));
+    if (b->pid) json_object_set_new(j, "broker_rss_kb", json_integer(rss_kb(b->pid)));
+    print_results("fanout results", j);
+    json_decref(j);
+    return RTM_EXIT_OK;
+}
+
+/* ---- pairs ---- */
+
+static long pairs_want(struct bench *b) { return b->rate > 0 ? b->rate * b->seconds : b->pairs * b->msgs; }
+static int pairs_done(struct bench *b) { return SUM(b, exchanges) >= pairs_want(b); }
+static long pairs_progress(struct bench *b) { return SUM(b, exchanges); }
+
+static int run_pairs(struct bench *b)
+{
+    if (run_build(b, 2 * b->pairs) || run_launch(b) || setup_wait(b)) return RTM_EXIT_CONNECT;
+    int64_t end, seen;
+    measure(b, pairs_done, pairs_progress, &end, &seen);
+    json_t *j = json_object();
+    long ex = SUM(b, exchanges), want = pairs_want(b);
+    cpu_report(b, j, b->t0, seen, ex);
+    double secs = (double)(end - b->t0) / 1e6;
+    run_end(b);
+    common_fields(b, j);
+    if (b->rate > 0) json_object_set_new(j, "bench", json_string("pairs-paced"));
     json_object_set_new(j, "pairs", json_integer(b->pairs));
     json_object_set_new(j, "rate", json_integer(b->rate));
-    json_object_set_new(j, "idle_sessions", json_integer(b->idle > 0 ? idle_welcomed : 0));
-    json_object_set_new(j, "exchanges", json_integer(b->exchanges));
-    json_object_set_new(j, "lost", json_integer(want - b->exchanges));
+    json_object_set_new(j, "idle_sessions", json_integer(b->nidle));
+    json_object_set_new(j, "exchanges", json_integer(ex));
+    json_object_set_new(j, "lost", json_integer(want - ex));
     json_object_set_new(j, "seconds", json_real(secs));
-    json_object_set_new(j, "exchanges_per_sec", json_real(secs > 0 ? b->exchanges / secs : 0));
+    json_object_set_new(j, "exchanges_per_sec", json_real(secs > 0 ? ex / secs : 0));
     /* paced: one-way latency (each leg); closed loop: the round trip */
     json_object_set_new(j, "latency", json_string(b->rate > 0 ? "one-way" : "round-trip"));
     add_latency(b, j);
-    cpu_report(b, j, t0, last_change);
-    json_object_set_new(j, "disconnects", json_integer(b->failed));
+    json_object_set_new(j, "disconnects", json_integer(SUM(b, disconnects)));
+    json_object_set_new(j, "errors", json_integer(SUM(b, errors)));
     if (b->pid) json_object_set_new(j, "broker_rss_kb", json_integer(rss_kb(b->pid)));
-    print_results(b, b->rate > 0 ? "pairs results (paced, one-way latency)" : "pairs results (round trips)", j);
+    print_results(b->rate > 0 ? "pairs results (paced, one-way latency)" : "pairs results (round trips)", j);
     json_decref(j);
     return RTM_EXIT_OK;
 }
@@ -845,53 +780,38 @@ static int run_pairs(struct bench *b)
 
 static int run_connect(struct bench *b)
 {
-    b->ncl = b->conns;
-    int nsh = (int)((b->ncl + CLIENTS_PER_CTX - 1) / CLIENTS_PER_CTX);
-    struct cshard *sh = calloc((size_t)nsh, sizeof *sh);
-    char **tokens = NULL;
-    int rc = RTM_EXIT_FAIL, started = 0, stop = 0;
-    if (!sh || !(b->cl = calloc((size_t)b->ncl, sizeof *b->cl))) goto out;
     long rss0 = b->pid ? rss_kb(b->pid) : -1;
-    /* tokens first, so signing does not count as connect time */
-    tokens = tokens_for(b, "conn", b->ncl);
-    if (!tokens || !tokens[b->ncl - 1]) goto out;
+    if (run_build(b, b->conns)) return RTM_EXIT_FAIL; /* tokens first: signing is not connect time */
     cpu_start(b);
     int64_t t0 = mono_us();
-    started = shards_start(b, sh, nsh, b->cl, b->ncl, tokens, &b->welcomed, &b->failed, &stop, "connect");
-    int64_t t1 = mono_us();
-    double secs = (double)(t1 - t0) / 1e6;
-    fprintf(stderr, "\n");
-    if (started < 0) goto out;
+    for (long t = 0; t < b->threads; t++) __atomic_store_n(&b->wk[t].last_us, t0, __ATOMIC_RELAXED);
+    if (run_launch(b)) return RTM_EXIT_FAIL;
+    setup_wait(b);
+    int64_t seen = mono_us(), t1 = last_event(b);
     json_t *j = json_object();
-    cpu_report(b, j, t0, t1);
-    struct timespec settle = {1, 0}; /* let the broker settle */
+    cpu_report(b, j, t0, seen, SUM(b, ready));
+    struct timespec settle = {1, 0}; /* let the server settle */
     nanosleep(&settle, NULL);
     long rss1 = b->pid ? rss_kb(b->pid) : -1;
-    long welcomed = __atomic_load_n(&b->welcomed, __ATOMIC_RELAXED), failed = __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
-    json_object_set_new(j, "bench", json_string("connect"));
+    long ready = SUM(b, ready), failed = SUM(b, failed);
+    double secs = (double)(t1 - t0) / 1e6;
+    run_end(b);
+    common_fields(b, j);
     json_object_set_new(j, "conns", json_integer(b->conns));
-    json_object_set_new(j, "connected", json_integer(welcomed));
+    json_object_set_new(j, "inflight", json_integer(b->inflight));
+    json_object_set_new(j, "connected", json_integer(ready));
     json_object_set_new(j, "failures", json_integer(failed));
-    json_object_set_new(j, "unfinished", json_integer(b->ncl - welcomed - failed));
+    json_object_set_new(j, "unfinished", json_integer(b->ncl - ready - failed));
     json_object_set_new(j, "seconds", json_real(secs));
-    json_object_set_new(j, "connects_per_sec", json_real(secs > 0 ? welcomed / secs : 0));
+    json_object_set_new(j, "connects_per_sec", json_real(secs > 0 ? ready / secs : 0));
     if (b->pid && rss0 > 0 && rss1 > 0) {
         json_object_set_new(j, "broker_rss_kb_before", json_integer(rss0));
         json_object_set_new(j, "broker_rss_kb_after", json_integer(rss1));
-        json_object_set_new(j, "broker_bytes_per_conn",
-                            json_real(welcomed ? (double)(rss1 - rss0) * 1024.0 / welcomed : 0));
+        json_object_set_new(j, "broker_bytes_per_conn", json_real(ready ? (double)(rss1 - rss0) * 1024.0 / ready : 0));
     }
-    print_results(b, "connect results", j);
+    print_results("connect results", j);
     json_decref(j);
-    rc = welcomed == b->ncl ? RTM_EXIT_OK : RTM_EXIT_FAIL;
-out:
-    shards_stop(sh, nsh, started > 0 ? started : 0, &stop);
-    tokens_free(tokens, b->ncl);
-    free(sh);
-    free(b->cl);
-    b->cl = NULL;
-    b->ncl = 0;
-    return rc;
+    return ready == b->ncl ? RTM_EXIT_OK : RTM_EXIT_FAIL;
 }
 
 static void usage(FILE *out)
@@ -899,15 +819,20 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: rtm bench fanout|pairs|connect [flags] [connection settings]\n"
             "  fanout   P publishers and N subscribers in one channel: deliveries/s, latency, losses\n"
-            "  pairs    K pairs exchanging direct sends as request/reply: round trips/s, RTT percentiles\n"
-            "  connect  ramp C connections: connects/s, failures, broker memory per connection\n"
+            "  pairs    K pairs exchanging direct sends: round trips/s and their latency\n"
+            "  connect  C connections: connects/s, failures, server memory per connection\n"
             "flags:\n"
             "  --subs N (1000)  --pubs P (1)  --msgs M (fanout: total, 2000; pairs: per pair, 100)\n"
-            "  --size S (256)   --rate R (0 = as fast as possible; fanout is then closed-loop)\n"
+            "  --size S (256: fanout data bytes)  --rate R (0 = as fast as possible; fanout is then closed-loop)\n"
             "  --window W (16: unpaced fanout, messages per publisher not yet delivered everywhere)\n"
-            "  --pairs K (500)  --conns C (1000)  --pid BROKER_PID (reads its VmRSS and CPU time)\n"
+            "  --pairs K (500)  --conns C (1000)  --pid SERVER_PID (reads its VmRSS and CPU time)\n"
             "  pairs --rate R: R round trips/s in all for --seconds T (10), one-way latency per leg\n"
-            "  --idle N (0)     hold N more authenticated sessions open, idle, beside the run\n"
+            "  --idle N (0)     hold N more sessions open, idle, beside the run (authenticated on rtmd)\n"
+            "  --threads T (1)  generator threads, each its own epoll loop and share of the connections\n"
+            "  --inflight F (256) upgrades in flight at once, in all\n"
+            "  --server rtmd|raw (rtmd)  raw: bench/rawws.c's wire (rtm-bench-raw), no tokens\n"
+            "  --url2 URL       a second node: half the subscribers, every pair's second end, half the idle\n"
+            "  --pid2 PID       the second node's process (its CPU is reported beside the first's)\n"
             "Tokens are signed locally when --key-id (RTM_KEY_ID) is given, else minted via --mint.\n"
             "Prints a progress line on stderr, then a results table and one JSON line on stdout.\n");
     tool_conn_help(out);
@@ -939,6 +864,8 @@ int tool_bench_main(int argc, char **argv)
     b.conns = 1000;
     b.window = 16;
     b.seconds = 10;
+    b.threads = 1;
+    b.inflight = 256;
     for (int i = 1; i < argc; i++) {
         int r = tool_conn_arg(&b.tc, &i, argc, argv, prog);
         if (r < 0) return RTM_EXIT_USAGE;
@@ -948,11 +875,12 @@ int tool_bench_main(int argc, char **argv)
             size_t off;
             long min;
         } flags[] = {
-            {"--subs", offsetof(struct bench, subs), 1},   {"--pubs", offsetof(struct bench, pubs), 1},
-            {"--msgs", offsetof(struct bench, msgs), 1},   {"--size", offsetof(struct bench, size), 16},
-            {"--rate", offsetof(struct bench, rate), 0},   {"--pairs", offsetof(struct bench, pairs), 1},
-            {"--conns", offsetof(struct bench, conns), 1}, {"--window", offsetof(struct bench, window), 1},
-            {"--idle", offsetof(struct bench, idle), 0},   {"--seconds", offsetof(struct bench, seconds), 1},
+            {"--subs", offsetof(struct bench, subs), 1},       {"--pubs", offsetof(struct bench, pubs), 1},
+            {"--msgs", offsetof(struct bench, msgs), 1},       {"--size", offsetof(struct bench, size), 16},
+            {"--rate", offsetof(struct bench, rate), 0},       {"--pairs", offsetof(struct bench, pairs), 1},
+            {"--conns", offsetof(struct bench, conns), 1},     {"--window", offsetof(struct bench, window), 1},
+            {"--idle", offsetof(struct bench, idle), 0},       {"--seconds", offsetof(struct bench, seconds), 1},
+            {"--threads", offsetof(struct bench, threads), 1}, {"--inflight", offsetof(struct bench, inflight), 1},
         };
         int hit = 0;
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
@@ -965,6 +893,12 @@ int tool_bench_main(int argc, char **argv)
         if (hit) continue;
         if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
             b.pid = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--pid2") && i + 1 < argc) {
+            b.pid2 = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--server") && i + 1 < argc) {
+            b.server = argv[++i];
+        } else if (!strcmp(argv[i], "--url2") && i + 1 < argc) {
+            b.url2 = argv[++i];
         } else if (argv[i][0] != '-' && !b.mode) {
             b.mode = argv[i];
         } else {
@@ -980,16 +914,27 @@ int tool_bench_main(int argc, char **argv)
         usage(stderr);
         return RTM_EXIT_USAGE;
     }
+    if (b.server && strcmp(b.server, "rtmd") && strcmp(b.server, "raw")) {
+        fprintf(stderr, "%s: --server is rtmd or raw\n", prog);
+        return RTM_EXIT_USAGE;
+    }
+    b.wire = b.server && !strcmp(b.server, "raw") ? WIRE_RAW : WIRE_RTM;
     if (b.size > 60000) {
         fprintf(stderr, "%s: --size must fit in a frame (at most 60000)\n", prog);
         return RTM_EXIT_USAGE;
     }
+    if (b.threads > MAX_THREADS) b.threads = MAX_THREADS;
+    if (b.threads > b.pairs && !strcmp(b.mode, "pairs")) b.threads = b.pairs;
     if (b.msgs < 0) b.msgs = !strcmp(b.mode, "fanout") ? 2000 : 100;
+    if (!b.tc.url) {
+        fprintf(stderr, "%s: no server URL (--url or RTM_URL)\n", prog);
+        return RTM_EXIT_USAGE;
+    }
+    if (target_parse(&b.tgt[0], b.tc.url) || (b.url2 && target_parse(&b.tgt[1], b.url2))) return RTM_EXIT_USAGE;
+    b.ntgt = b.url2 ? 2 : 1;
     tool_install_signals();
-    if (!(b.lat = malloc(MAX_SAMPLES * sizeof *b.lat))) return RTM_EXIT_FAIL;
     int rc = !strcmp(b.mode, "fanout") ? run_fanout(&b) : !strcmp(b.mode, "pairs") ? run_pairs(&b) : run_connect(&b);
-    if (b.nctx) teardown(&b);
-    idle_close(&b);
-    free(b.lat);
+    if (b.wk && __atomic_load_n(&b.phase, __ATOMIC_ACQUIRE) != PHASE_STOP) run_end(&b);
+    run_free(&b);
     return rc;
 }

@@ -158,3 +158,55 @@ test('rtm bench runs each mode end to end and accounts for every message (no spe
   assert.ok('broker_bytes_per_conn' in cj);
   assert.equal(run(['bench', 'nonsense'], benchEnv).code, 2);
 });
+
+// The raw relay of make bench (bench/rawws.c) and rtm bench's raw wire: the
+// baseline must account for every message too, or its figures mean nothing.
+test('rtm bench --server raw against rtm-bench-raw accounts for every message (no speed checked)', async () => {
+  const rawBin = RTM.replace(/rtm$/, 'rtm-bench-raw');
+  const raw = spawn(rawBin, ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    raw.stdout.on('data', (b) => { out += b; });
+    const end = Date.now() + 5000;
+    while (!/listening on [0-9.]+:\d+/.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const url = `ws://${out.match(/listening on ([0-9.]+:\d+)/)[1]}`;
+    const rawEnv = { RTM_URL: url };
+    const last = (r) => JSON.parse(r.out.trim().split('\n').pop());
+    const f = run(['bench', 'fanout', '--server', 'raw', '--subs', '50', '--pubs', '2', '--msgs', '40', '--threads', '3', '--pid', String(raw.pid)], rawEnv);
+    assert.equal(f.code, 0, f.err);
+    const fj = last(f);
+    assert.equal(fj.server, 'raw');
+    assert.equal(fj.threads, 3);
+    assert.equal(fj.published, 40);
+    assert.equal(fj.delivered, 2000);
+    assert.equal(fj.lost, 0);
+    assert.ok(fj.p50_ms <= fj.p99_ms && fj.p99_ms <= fj.max_ms);
+    const p = run(['bench', 'pairs', '--server', 'raw', '--pairs', '7', '--msgs', '10', '--threads', '2', '--idle', '30'], rawEnv);
+    assert.equal(p.code, 0, p.err);
+    const pj = last(p);
+    assert.equal(pj.exchanges, 70);
+    assert.equal(pj.lost, 0);
+    assert.equal(pj.idle_sessions, 30);
+    const c = run(['bench', 'connect', '--server', 'raw', '--conns', '40', '--threads', '2'], rawEnv);
+    assert.equal(c.code, 0, c.err);
+    assert.equal(last(c).connected, 40);
+    assert.equal(run(['bench', 'pairs', '--server', 'nats'], rawEnv).code, 2);
+  } finally {
+    raw.kill('SIGTERM');
+  }
+});
+
+test('rtm bench --threads spreads pairs and subscribers over threads against rtmd (every message accounted for)', () => {
+  const benchEnv = { RTM_KEY_ID: d.key.id, RTM_MINT: '' };
+  const last = (r) => JSON.parse(r.out.trim().split('\n').pop());
+  const f = run(['bench', 'fanout', '--subs', '20', '--msgs', '30', '--threads', '4'], benchEnv);
+  assert.equal(f.code, 0, f.err);
+  assert.equal(last(f).delivered, 600);
+  const p = run(['bench', 'pairs', '--pairs', '5', '--rate', '200', '--seconds', '1', '--threads', '2', '--idle', '20'], benchEnv);
+  assert.equal(p.code, 0, p.err);
+  const pj = last(p);
+  assert.equal(pj.bench, 'pairs-paced');
+  assert.equal(pj.exchanges, 200);
+  assert.equal(pj.lost, 0);
+  assert.equal(pj.idle_sessions, 20);
+});
