@@ -252,7 +252,11 @@ RTM_EXPORT rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
  * position), create the context with max_http_header_data and
  * pt_serv_buf_size of at least RTM_MAX_TOKEN_LEN + 4096 when tokens may be
  * long, and call lws_service() on it. rtm_client_service() must then not be
- * used. The context must outlive the client. */
+ * used. The context must outlive the client. The library's timers are
+ * lws_sul timers of that context; on lws 4.1.6's libev plugin (a foreign
+ * ev loop) they fire late unless the application wakes lws, for example
+ * with lws_cancel_service() from an ev_timer every few milliseconds (what
+ * `rtm bench` and rtmd do). */
 struct lws_context;
 struct lws_protocols;
 RTM_EXPORT rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx);
@@ -270,8 +274,13 @@ RTM_EXPORT void rtm_client_free(rtm_client *c);
  * RTM_ERR_CLOSED, then the closed callback with will_reconnect = 0. */
 RTM_EXPORT void rtm_client_stop(rtm_client *c);
 
-/* Services the client's own lws context: waits at most timeout_ms for
- * network activity or timers (0 = do not wait), runs the callbacks due.
+/* Services the client's own loop: waits at most timeout_ms for network
+ * activity or timers (0 = do not wait), runs the callbacks due. The loop is
+ * libev on epoll under lws's libev plugin (libwebsockets-evlib-ev), one per
+ * client: a turn costs what happened; an idle session wakes only for its
+ * pings. That plugin logs a NOTICE line per socket event, so a client left
+ * at lws's default log level (ERR, WARN, NOTICE) lowers it to ERR and WARN;
+ * a level set with lws_set_log_level() is kept.
  * Returns RTM_STATUS_OK, or RTM_ERR_CLOSED once the client has stopped for good. */
 RTM_EXPORT rtm_status rtm_client_service(rtm_client *c, int timeout_ms);
 /* Any thread: makes a blocked rtm_client_service() return soon. */

@@ -1,12 +1,12 @@
 /* client.c: one rtm_client's session lifecycle on libwebsockets: connect
- * (token in the subprotocol list), the lws client callbacks, reconnect with
- * backoff, liveness timers and the deferred free.
+ * (token in the query, a header or the first frame), the lws client
+ * callbacks, reconnect with backoff, liveness and the deferred free.
  *
- * Design: every timeout is an lws_sul timer on the client's context (the
- * poll wait of lws_service can last ~30 s when idle, so nothing here relies
- * on being called regularly). A closed socket, whatever the reason, goes
- * through one function, socket_gone(), which settles the in-flight requests
- * and decides between reconnecting and stopping. */
+ * Design: every timeout is a timer of the client's loop (loop.c: native on
+ * its own libev loop, lws_sul on an application's context), so nothing here
+ * relies on being called regularly. A closed socket, whatever the reason,
+ * goes through one function, socket_gone(), which settles the in-flight
+ * requests and decides between reconnecting and stopping. */
 #include "rtm_internal.h"
 #include "json_dump.h"
 #include "protocol.h"
@@ -29,16 +29,6 @@ int64_t client_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sul_set(struct rtm_client *c, lws_sorted_usec_list_t *s, sul_cb_t fn, int64_t ms)
-{
-    lws_sul_schedule(c->ctx, 0, s, fn, ms < 0 ? LWS_SET_TIMER_USEC_CANCEL : (lws_usec_t)ms * 1000);
-}
-
-static void sul_cancel(struct rtm_client *c, lws_sorted_usec_list_t *s)
-{
-    lws_sul_schedule(c->ctx, 0, s, NULL, LWS_SET_TIMER_USEC_CANCEL);
 }
 
 static uint64_t rng_next(struct rtm_client *c)
@@ -102,17 +92,17 @@ static int terminal_code(int code)
 static void stop_for_good(struct rtm_client *c, int code, const char *reason)
 {
     c->state = ST_STOPPED;
-    sul_cancel(c, &c->sul_connect);
-    sul_cancel(c, &c->sul_ping);
-    sul_cancel(c, &c->sul_idle);
-    sul_cancel(c, &c->sul_timeout);
+    ctimer_cancel(c, &c->t_connect);
+    ctimer_cancel(c, &c->t_ping);
+    ctimer_cancel(c, &c->t_idle);
+    ctimer_cancel(c, &c->t_timeout);
     c->timeout_armed = 0;
     reqs_fail_all(c, &c->inflight, RTM_ERR_CLOSED);
     reqs_fail_all(c, &c->outq, RTM_ERR_CLOSED);
     call_closed(c, code, reason, 0, -1);
 }
 
-static void sul_connect_cb(lws_sorted_usec_list_t *s);
+static void connect_due(struct rtm_client *c);
 
 /* Both hold a token: wiped, not only freed. */
 static void wipe(char **p)
@@ -138,8 +128,8 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
     c->close_pending = 0;
     c->ping_due = 0;
     c->rx_len = 0;
-    sul_cancel(c, &c->sul_ping);
-    sul_cancel(c, &c->sul_idle);
+    ctimer_cancel(c, &c->t_ping);
+    ctimer_cancel(c, &c->t_idle);
     if (c->state == ST_STOPPED) return;
     reqs_disconnected(c);
     if (c->stop_requested || c->free_pending) {
@@ -167,7 +157,7 @@ static void socket_gone(struct rtm_client *c, int code, const char *reason)
         delay = c->next_delay_floor + (int64_t)(rng_next(c) % (uint64_t)(c->next_delay_floor / 5 + 1));
     c->next_delay_floor = 0;
     c->state = ST_WAITING;
-    sul_set(c, &c->sul_connect, sul_connect_cb, delay);
+    ctimer_set(c, &c->t_connect, connect_due, delay);
     call_closed(c, code, reason, 1, delay);
 }
 
@@ -207,9 +197,8 @@ static char *build_path(struct rtm_client *c, const char *name, const char *valu
     return p;
 }
 
-static void sul_connect_cb(lws_sorted_usec_list_t *s)
+static void connect_due(struct rtm_client *c)
 {
-    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
     struct lws_client_connect_info i;
     char *token = NULL, *protos = NULL, *path = NULL, hosthdr[300];
 
@@ -262,7 +251,7 @@ static void sul_connect_cb(lws_sorted_usec_list_t *s)
     i.local_protocol_name = rtm_protocol.name;
     i.opaque_user_data = c;
     i.pwsi = &c->wsi;
-    /* No lws validity timer: liveness is ours (sul_ping, sul_idle). lws's
+    /* No lws validity timer: liveness is ours (t_ping, t_idle). lws's
      * default policy re-inserts a timer into its one sorted list on every
      * frame, a walk over every connection of the context. */
     static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
@@ -293,28 +282,24 @@ out:
     }
 }
 
-static void sul_ping_cb(lws_sorted_usec_list_t *s)
+static void ping_due(struct rtm_client *c)
 {
-    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_ping);
     if (c->state != ST_OPEN || !c->wsi) return;
     c->ping_due = 1;
     lws_callback_on_writable(c->wsi);
-    sul_set(c, &c->sul_ping, sul_ping_cb, c->o.ping_ms);
+    ctimer_set(c, &c->t_ping, ping_due, c->o.ping_ms);
 }
 
-static void sul_idle_cb(lws_sorted_usec_list_t *s)
+static void idle_due(struct rtm_client *c)
 {
-    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_idle);
     if (!c->wsi) return;
     int64_t quiet = client_mono_ms() - c->last_rx;
     if (quiet < c->o.idle_ms) {
-        sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms - quiet);
+        ctimer_set(c, &c->t_idle, idle_due, c->o.idle_ms - quiet);
         return;
     }
     client_close_local(c, RTM_CLOSE_CLIENT_TIMEOUT);
 }
-
-static void sul_noop_cb(lws_sorted_usec_list_t *s) { (void)s; }
 
 void client_request_write(struct rtm_client *c)
 {
@@ -338,7 +323,7 @@ void client_welcomed(struct rtm_client *c)
     c->state = ST_OPEN;
     c->attempt = 0;
     c->welcomed_once = 1;
-    sul_set(c, &c->sul_ping, sul_ping_cb, c->o.ping_ms);
+    ctimer_set(c, &c->t_ping, ping_due, c->o.ping_ms);
 }
 
 static void on_receive(struct rtm_client *c, struct lws *wsi, void *in, size_t len)
@@ -434,6 +419,13 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         socket_gone(c, 0, in ? why : "connect failed");
         return 0;
     }
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        /* closed before the upgrade without a CONNECTION_ERROR: lws does
+         * that when it kills a socket mid-handshake (rtm_client_stop) */
+        if (!c->connecting && c->state != ST_CONNECTING) return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        socket_gone(c, 0, "closed before the upgrade");
+        return 0;
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
         unsigned char **p = in, *end = *p + len;
         if (c->auth_hdr && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
@@ -447,7 +439,7 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->connecting = 0;
         c->wsi = wsi;
         c->last_rx = client_mono_ms();
-        sul_set(c, &c->sul_idle, sul_idle_cb, c->o.idle_ms);
+        ctimer_set(c, &c->t_idle, idle_due, c->o.idle_ms);
         if (c->auth_frame) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -486,28 +478,6 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
 }
 
-static int make_context(struct rtm_client *c)
-{
-    struct lws_context_creation_info info;
-    static const struct lws_protocols protos[] = {
-        {"rtm-client", cb_rtm, 0, 4096, 0, NULL, 0},
-        {NULL, NULL, 0, 0, 0, NULL, 0},
-    };
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protos;
-    info.gid = -1;
-    info.uid = -1;
-    /* room for a long token in the subprotocol header (sent from pt_serv_buf,
-     * kept in the header table) */
-    info.max_http_header_data = RTM_HDR_SPACE;
-    info.pt_serv_buf_size = RTM_HDR_SPACE;
-    info.fd_limit_per_thread = 16;
-    if (c->tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    c->ctx = lws_create_context(&info);
-    return c->ctx ? 0 : -1;
-}
-
 rtm_status rtm_client_new(const rtm_options *o, rtm_client **out)
 {
     if (!o || !out || !o->url || (!o->token && !o->provider && !o->pk)) return RTM_ERR_INVALID_ARG;
@@ -528,17 +498,17 @@ rtm_status rtm_client_new(const rtm_options *o, rtm_client **out)
     if (o->ctx) {
         c->ctx = o->ctx;
     } else {
-        if (make_context(c)) {
+        c->own_ctx = 1;
+        if (cloop_open(c)) {
             options_clear(&c->o);
             free(c->host);
             free(c->path);
             free(c);
             return RTM_ERR_NOMEM;
         }
-        c->own_ctx = 1;
     }
     c->state = ST_IDLE;
-    sul_set(c, &c->sul_connect, sul_connect_cb, 0);
+    ctimer_set(c, &c->t_connect, connect_due, 0);
     *out = c;
     return RTM_STATUS_OK;
 }
@@ -553,18 +523,17 @@ static void do_free(struct rtm_client *c)
         reqs_fail_all(c, &c->outq, RTM_ERR_CLOSED);
         CB_LEAVE(c);
     }
-    sul_cancel(c, &c->sul_connect);
-    sul_cancel(c, &c->sul_ping);
-    sul_cancel(c, &c->sul_idle);
-    sul_cancel(c, &c->sul_timeout);
-    sul_cancel(c, &c->sul_service);
-    sul_cancel(c, &c->sul_free);
+    ctimer_cancel(c, &c->t_connect);
+    ctimer_cancel(c, &c->t_ping);
+    ctimer_cancel(c, &c->t_idle);
+    ctimer_cancel(c, &c->t_timeout);
+    ctimer_cancel(c, &c->t_free);
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         if (!c->own_ctx) lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
         c->wsi = NULL;
     }
-    if (c->own_ctx) lws_context_destroy(c->ctx);
+    if (c->own_ctx) cloop_close(c);
     auth_clear(c);
     free(c->session_id);
     seqs_clear(c);
@@ -577,10 +546,7 @@ static void do_free(struct rtm_client *c)
     free(c);
 }
 
-static void sul_free_cb(lws_sorted_usec_list_t *s)
-{
-    do_free(lws_container_of(s, struct rtm_client, sul_free));
-}
+static void free_due(struct rtm_client *c) { do_free(c); }
 
 void rtm_client_free(rtm_client *c)
 {
@@ -589,16 +555,15 @@ void rtm_client_free(rtm_client *c)
         /* inside one of our callbacks: finish after it returns */
         if (!c->free_pending) {
             c->free_pending = 1;
-            if (!c->own_ctx) sul_set(c, &c->sul_free, sul_free_cb, 0);
+            if (!c->own_ctx) ctimer_set(c, &c->t_free, free_due, 0);
         }
         return;
     }
     do_free(c);
 }
 
-static void sul_stop_cb(lws_sorted_usec_list_t *s)
+static void stop_due(struct rtm_client *c)
 {
-    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_connect);
     if (c->state != ST_STOPPED) stop_for_good(c, RTM_CLOSE_NORMAL, "stopped by the application");
 }
 
@@ -612,7 +577,7 @@ void rtm_client_stop(rtm_client *c)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     } else {
         /* settle from the loop, not inside this call */
-        sul_set(c, &c->sul_connect, sul_stop_cb, 0);
+        ctimer_set(c, &c->t_connect, stop_due, 0);
     }
 }
 
@@ -620,12 +585,9 @@ rtm_status rtm_client_service(rtm_client *c, int timeout_ms)
 {
     if (!c || !c->own_ctx) return RTM_ERR_INVALID_ARG;
     if (c->state == ST_STOPPED && !c->free_pending) return RTM_ERR_CLOSED;
-    /* lws_service waits for the next timer, so a timer at timeout_ms bounds the wait */
-    if (timeout_ms > 0) sul_set(c, &c->sul_service, sul_noop_cb, timeout_ms);
     c->cb_depth++;
-    lws_service(c->ctx, timeout_ms > 0 ? 0 : -1);
+    cloop_run_once(c, timeout_ms);
     c->cb_depth--;
-    sul_cancel(c, &c->sul_service);
     if (c->free_pending) {
         do_free(c);
         return RTM_ERR_CLOSED;
@@ -635,7 +597,7 @@ rtm_status rtm_client_service(rtm_client *c, int timeout_ms)
 
 void rtm_client_wake(rtm_client *c)
 {
-    if (c && c->ctx) lws_cancel_service(c->ctx);
+    if (c) cloop_wake(c);
 }
 
 int rtm_client_is_connected(const rtm_client *c) { return c && c->state == ST_OPEN; }

@@ -127,9 +127,8 @@ void reqs_expire(struct rtm_client *c)
     fire_list(c, &gone, RTM_ERR_TIMEOUT);
 }
 
-static void sul_timeout_fire(lws_sorted_usec_list_t *s)
+static void timeout_due(struct rtm_client *c)
 {
-    struct rtm_client *c = lws_container_of(s, struct rtm_client, sul_timeout);
     c->timeout_armed = 0;
     reqs_expire(c);
     reqs_arm_timeout(c);
@@ -146,7 +145,7 @@ int reqs_arm_timeout(struct rtm_client *c)
     if (!min) return 0;
     int64_t in = min - client_mono_ms();
     if (in < 0) in = 0;
-    lws_sul_schedule(c->ctx, 0, &c->sul_timeout, sul_timeout_fire, (lws_usec_t)in * 1000 + 1000);
+    ctimer_set(c, &c->t_timeout, timeout_due, in + 1);
     c->timeout_armed = 1;
     return 0;
 }

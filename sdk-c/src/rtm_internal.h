@@ -1,7 +1,8 @@
 /* rtm_internal.h: librtm's private structures, shared by its modules.
  *
  *   options.c   rtm_options and rtm_status_str
- *   client.c    the session lifecycle: connect, lws callbacks, reconnect, timers, free
+ *   client.c    the session lifecycle: connect, lws callbacks, reconnect, free
+ *   loop.c      the client's own event loop (libev under lws) and its timers
  *   frames.c    outbound queue and requests, inbound frame dispatch
  *   members.c   per-channel member lists and their reconciliation
  *   http.c      a blocking HTTP client on a private lws context
@@ -14,6 +15,7 @@
 
 #include "rtm.h"
 
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdint.h>
@@ -100,12 +102,38 @@ struct chan {
 
 enum cstate { ST_IDLE, ST_CONNECTING, ST_OPEN, ST_WAITING, ST_STOPPED };
 
+struct rtm_client;
+typedef void (*ctimer_fn)(struct rtm_client *c);
+
+/* One of a client's timers (five per client, inside it). On the client's own
+ * loop it is a native ev_timer; on an application's lws context, an lws_sul
+ * (librtm cannot reach the loop under someone else's context). */
+struct ctimer {
+    lws_sorted_usec_list_t sul;
+    ev_timer w;
+    struct rtm_client *c;
+    ctimer_fn fn;
+};
+
+/* The client's own loop (own_ctx): libev (epoll) with lws's libev plugin on
+ * it as a foreign loop. One per client, inside it; see loop.c. */
+struct cloop {
+    struct ev_loop *ev;
+    ev_timer wait_w;    /* bounds one rtm_client_service() wait */
+    ev_timer tick_w;    /* wakes lws while its own timeouts matter */
+    ev_check forced_w;  /* lws's forced service after every poll */
+    ev_prepare prep_w;  /* starts or stops tick_w before every poll */
+    void *foreign[1];
+    struct lws_protocols protos[2]; /* rtm_lws_protocol() and the end mark */
+};
+
 struct rtm_client {
     struct rtm_options o; /* deep copy */
     char *host, *path;    /* from the URL */
     int port, tls;
     struct lws_context *ctx;
-    int own_ctx;
+    int own_ctx;          /* ctx and loop are ours (no rtm_options_set_lws_context) */
+    struct cloop loop;
     struct lws *wsi;
     enum cstate state;
     int connecting;       /* a connect call is in progress (dedups its error callback) */
@@ -140,7 +168,7 @@ struct rtm_client {
     int peer_code;
     char peer_reason[124];
 
-    lws_sorted_usec_list_t sul_connect, sul_ping, sul_idle, sul_timeout, sul_service, sul_free;
+    struct ctimer t_connect, t_ping, t_idle, t_timeout, t_free;
     int timeout_armed;
     int cb_depth;         /* >0 while a user callback runs: free is deferred */
     int free_pending;
@@ -156,6 +184,20 @@ void client_welcomed(struct rtm_client *c);
 /* Runs a user callback with the depth guard (deferred free). */
 #define CB_ENTER(c) ((c)->cb_depth++)
 #define CB_LEAVE(c) ((c)->cb_depth--)
+
+/* loop.c: the client's loop and timers; every function on the loop thread
+ * but cloop_wake. */
+/* Creates the client's own libev loop and lws context (c->ctx). 0 or -1. */
+int cloop_open(struct rtm_client *c);
+/* Destroys what cloop_open made; never from inside the loop. */
+void cloop_close(struct rtm_client *c);
+/* One turn of the own loop: waits at most timeout_ms (<= 0: no wait). */
+void cloop_run_once(struct rtm_client *c, int timeout_ms);
+/* Any thread: makes a waiting cloop_run_once return. */
+void cloop_wake(struct rtm_client *c);
+/* Arms t to call fn(c) in ms (re-arming moves it); cancel is idempotent. */
+void ctimer_set(struct rtm_client *c, struct ctimer *t, ctimer_fn fn, int64_t ms);
+void ctimer_cancel(struct rtm_client *c, struct ctimer *t);
 
 /* frames.c */
 void req_free(struct req *r);

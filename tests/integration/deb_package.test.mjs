@@ -36,7 +36,7 @@ test('control fields, maintainer scripts and the file list', () => {
   assert.equal(field('Version'), version);
   assert.equal(field('Architecture'), 'amd64');
   const depends = field('Depends');
-  for (const d of ['libwebsockets17', 'libjwt0', 'libjansson4', 'libssl3', 'libsqlite3-0', 'adduser']) assert.match(depends, new RegExp(`\\b${d}\\b`), `Depends: ${d}`);
+  for (const d of ['libwebsockets17', 'libwebsockets-evlib-ev', 'libev4', 'libjwt0', 'libjansson4', 'libssl3', 'libsqlite3-0', 'adduser']) assert.match(depends, new RegExp(`\\b${d}\\b`), `Depends: ${d}`);
   const ctl = join(dir, 'ctl');
   execFileSync('dpkg-deb', ['-e', deb, ctl]);
   assert.equal(readFileSync(join(ctl, 'conffiles'), 'utf8').trim(), '/etc/rtm/rtm.json');

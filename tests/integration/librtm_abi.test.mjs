@@ -42,6 +42,10 @@ test('rtm.h version macros match the soname and rtm.pc', () => {
   assert.equal(soname, `librtm.so.${maj}`);
   const pc = readFileSync(join(BUILD, 'rtm.pc'), 'utf8');
   assert.match(pc, new RegExp(`^Version: ${str.replace(/\./g, '\\.')}$`, 'm'));
+  // the client's own loop is libev (sdk-c/src/loop.c), which has no .pc file:
+  // rtm.pc must name it for a static link
+  assert.match(dyn, /\(NEEDED\)\s+Shared library: \[libev\.so\.4\]/);
+  assert.match(pc, /^Libs\.private: .*-lev\b/m);
 });
 
 test('a program built against rtm.h and librtm.so links the API, sees the version, and cannot reach an internal', () => {

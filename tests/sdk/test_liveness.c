@@ -227,7 +227,8 @@ static void *silent_main(void *arg)
     return NULL;
 }
 
-static int silent_start(struct silent *s)
+/* Listens on a free loopback port, served by fn in a thread. */
+static int server_start(struct silent *s, void *(*fn)(void *))
 {
     struct sockaddr_in a;
     socklen_t l = sizeof a;
@@ -240,8 +241,10 @@ static int silent_start(struct silent *s)
         getsockname(s->fd, (struct sockaddr *)&a, &l))
         return -1;
     s->port = ntohs(a.sin_port);
-    return pthread_create(&s->th, NULL, silent_main, s);
+    return pthread_create(&s->th, NULL, fn, s);
 }
+
+static int silent_start(struct silent *s) { return server_start(s, silent_main); }
 
 static void silent_stop(struct silent *s)
 {
@@ -271,6 +274,50 @@ TEST(silence_closes_4000_and_reconnects)
     if (a.reconnects != 1)
         fprintf(stderr, "  connected=%d closed=%d last=%d (%s) retries=%d accepted=%d\n", a.connected, a.closed,
                 a.last_code, a.reason, a.n_retry, s.accepted);
+    rtm_client_free(c);
+    silent_stop(&s);
+}
+
+/* A server that accepts the TCP connection and never answers the upgrade:
+ * the client is mid-handshake, where only lws's own timers can end the
+ * socket. rtm_client_stop() then kills it through lws (LWS_TO_KILL_ASYNC, a
+ * timer of lws due at once): on the libev loop lws runs its timers late or
+ * never unless woken (sdk-c/src/loop.c), so this settles in seconds, not at
+ * once, when the client's loop does not wake lws. */
+static void *mute_main(void *arg)
+{
+    struct silent *s = arg;
+    int held[4], n = 0;
+    while (!s->stop) {
+        struct pollfd p = {s->fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int cfd = accept(s->fd, NULL, NULL);
+        if (cfd < 0) continue;
+        s->accepted++;
+        if (n < 4) held[n++] = cfd; /* held open, never read */
+        else close(cfd);
+    }
+    while (n) close(held[--n]);
+    return NULL;
+}
+
+TEST(stop_during_a_hung_handshake_settles_at_once)
+{
+    struct silent s;
+    CHECK(server_start(&s, mute_main) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", s.port);
+    struct app ap = {0};
+    rtm_client *c = client(url, "a.b.c", NULL, &ap, 0, 0);
+    CHECK(PUMP_UNTIL(s.accepted == 1, 3000, c));
+    PUMP_UNTIL(0, 200, c); /* the upgrade request is out; no answer comes */
+    CHECK(ap.connected == 0 && ap.closed == 0);
+    long t0 = h_now_ms();
+    rtm_client_stop(c);
+    CHECK(PUMP_UNTIL(ap.closed_final == 1, 5000, c));
+    long took = h_now_ms() - t0;
+    CHECK(took < 1000);
+    CHECK(ap.closed == 1 && s.accepted == 1);
     rtm_client_free(c);
     silent_stop(&s);
 }
