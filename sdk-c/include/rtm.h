@@ -255,8 +255,8 @@ RTM_EXPORT rtm_status rtm_options_set_raw_messages(rtm_options *o, int on);
  * used. The context must outlive the client. The library's timers are
  * lws_sul timers of that context; on lws 4.1.6's libev plugin (a foreign
  * ev loop) they fire late unless the application wakes lws, for example
- * with lws_cancel_service() from an ev_timer every few milliseconds (what
- * `rtm bench` and rtmd do). */
+ * with lws_cancel_service() from an ev_timer every few milliseconds
+ * (rtmd/loop.c and sdk-c/src/loop.c show the wake-ups that plugin needs). */
 struct lws_context;
 struct lws_protocols;
 RTM_EXPORT rtm_status rtm_options_set_lws_context(rtm_options *o, struct lws_context *ctx);
