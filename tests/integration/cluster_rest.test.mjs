@@ -184,3 +184,19 @@ test('a node that does not answer (stopped) gives a bounded, partial reply; it c
   }
   await subA.close();
 });
+
+test('on a Postgres store shared by two nodes, a revoked key closes its sessions on both with 4012 within a second', async () => {
+  const pcl = await startCluster({ nodes: 2, postgres: true, config: { 'cluster-timeout-ms': 500 } });
+  try {
+    const [p, q] = pcl.nodes;
+    assert.ok(p.db.startsWith('postgresql://') && q.db === p.db, 'one Postgres database');
+    const k = rtmJson(['key', 'create', '--db', p.db, '--app', p.app]);
+    const onKey = [await p.connect(signToken(k, { sub: 'pg-kr-1' })), await q.connect(signToken(k, { sub: 'pg-kr-2' }))];
+    const t0 = Date.now();
+    rtmJson(['key', 'revoke', '--db', p.db, k.id]);
+    for (const s of onKey) assert.deepEqual(await s.closed, { code: 4012, reason: 'key revoked' });
+    assert.ok(Date.now() - t0 < 1000, `both closed after ${Date.now() - t0} ms`);
+  } finally {
+    await pcl.stop();
+  }
+});

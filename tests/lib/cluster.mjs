@@ -4,11 +4,12 @@
 //
 //   const cl = await startCluster({ nodes: 2, shards: 1, config: { 'cluster-timeout-ms': 500 } });
 //   const [a, b] = cl.nodes;  cl.redis (shard 0), cl.shards[i]  ...  await cl.stop();
-// nodeConfig(i) adds settings of node i (its node-id, say) to the shared config.
+// nodeConfig(i) adds settings of node i (its node-id, say) to the shared config;
+// postgres: true puts the shared store on Postgres (tests/lib/postgres.mjs) whatever RTM_TEST_DB says.
 import { startRtmd, sleep } from './rtmd.mjs';
 import { startRedis } from './redis.mjs';
 
-export async function startCluster({ nodes = 2, shards = 1, config = {}, nodeConfig = () => ({}), track = (d) => d } = {}) {
+export async function startCluster({ nodes = 2, shards = 1, config = {}, nodeConfig = () => ({}), postgres, track = (d) => d } = {}) {
   const cl = { shards: [], nodes: [] };
   cl.stop = async () => {
     try {
@@ -21,11 +22,11 @@ export async function startCluster({ nodes = 2, shards = 1, config = {}, nodeCon
     for (let i = 0; i < shards; i++) cl.shards.push(await startRedis());
     cl.redis = cl.shards[0];
     const cfg = { cluster: cl.shards.map((r) => r.url).join(','), ...config };
-    const first = track(await startRtmd({ config: { ...cfg, ...nodeConfig(0) } }));
+    const first = track(await startRtmd({ config: { ...cfg, ...nodeConfig(0) }, postgres }));
     cl.nodes.push(first);
     for (let i = 1; i < nodes; i++) {
       const config = { ...cfg, ...nodeConfig(i) };
-      cl.nodes.push(track(await startRtmd({ config, dir: first.dir, key: first.key, keepDir: true })));
+      cl.nodes.push(track(await startRtmd({ config, dir: first.dir, db: first.db, key: first.key, keepDir: true })));
     }
   } catch (e) {
     await cl.stop();
