@@ -333,14 +333,19 @@ static void revoke_close(struct brk_session *s, enum rtm_wire_err e, const char 
     sess_close(s, e, reason);
 }
 
-void brk_revoked(struct brk_broker *b, const struct rtm_revocation *r)
+int brk_revoked(struct brk_broker *b, const struct rtm_revocation *r)
 {
-    for (struct brk_session *s = b->sessions; s; s = s->next)
-        if (s->state == SESS_OPEN && revocation_matches(s, (void *)r)) revoke_close(s, RTM_WIRE_INVALID_TOKEN, "token revoked");
+    int live = 0;
+    for (struct brk_session *s = b->sessions; s; s = s->next) {
+        if (s->state != SESS_OPEN || !revocation_matches(s, (void *)r)) continue;
+        revoke_close(s, RTM_WIRE_INVALID_TOKEN, "token revoked");
+        live++;
+    }
     /* A held place (its connection just dropped) is the same token: it
      * ends now, so the peer leaves presence at once. */
     int n = resume_end_held(b, revocation_matches, (void *)r);
     if (n) log_info("ws: revocation ended %d held place(s)", n);
+    return live + n;
 }
 
 struct key_match {
@@ -381,10 +386,12 @@ static int bus_publish(void *arg, const char *app, const char *channel, const ch
     return brk_server_publish(arg, app, channel, data);
 }
 static json_t *bus_peers(void *arg, const char *app, const char *channel) { return brk_peers_app(arg, app, channel); }
-static void bus_revoked(void *arg)
+static int bus_revoke(void *arg, const struct rtm_revocation *r) { return brk_revoked(arg, r); }
+static int bus_ask_revoked(void *arg, const struct rtm_revocation *r, int closed, rtm_bus_done_fn *done,
+                           void *done_arg)
 {
     struct brk_broker *b = arg;
-    if (b->xn) xnode_control(b, CLU_CTL_REVOKED, "", ""); /* the other nodes read the same store now */
+    return b->xn ? xrest_ask_revoked(b, r, closed, done, done_arg) : RTM_EINVAL;
 }
 
 static int bus_ask(void *arg, enum rtm_bus_op op, const char *app, const char *target, const char *data,
@@ -397,7 +404,8 @@ static int bus_ask(void *arg, enum rtm_bus_op op, const char *app, const char *t
 void brk_bus_broker(struct brk_broker *b, struct rtm_bus_broker *out)
 {
     *out = (struct rtm_bus_broker){.kick = bus_kick, .publish = bus_publish, .peers = bus_peers,
-                                   .revoked = bus_revoked, .ask = b->xn ? bus_ask : NULL, .arg = b};
+                                   .revoke = bus_revoke, .ask = b->xn ? bus_ask : NULL,
+                                   .ask_revoked = b->xn ? bus_ask_revoked : NULL, .arg = b};
 }
 
 /* The hooks reach the broker through the server, so they work before the

@@ -48,8 +48,8 @@ int brk_cluster_stats(struct brk_broker *b, struct clu_stats *st);
 
 /* ---- called from the store's view (common/view.h) as it drains ---- */
 struct rtm_revocation;
-/* A new revocation row: matching live sessions (and held places) close with 4001. */
-void brk_revoked(struct brk_broker *b, const struct rtm_revocation *r);
+/* A new revocation row: matching live sessions (and held places) close with 4001; returns how many. */
+int brk_revoked(struct brk_broker *b, const struct rtm_revocation *r);
 /* A key was revoked (or deleted): every session on it closes with 4012 "key revoked". */
 void brk_key_revoked(struct brk_broker *b, const char *kid, const char *app);
 /* The view answered a refresh: connections waiting for their key go on. */

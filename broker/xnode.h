@@ -74,6 +74,7 @@ typedef void xask_done_fn(void *arg, int status, int answered);
 /* Ops (a question's "from" field). */
 #define XASK_KICK 'k'  /* target: peerId; answer: sessions closed, decimal */
 #define XASK_PEERS 'l' /* target: channel or ""; answer: the node's GET /v1/peers array */
+#define XASK_REVOKED 'r' /* target: jti or peerId; data: "j", or "p<before>"; answer: sessions closed */
 /* Asks every other live node (xask_all) or one node (xask_node): 0 when
  * done will fire (it may have already, when the question could not be
  * sent), -1 when it never will (XASK_MAX questions open, or out of memory). */
@@ -101,6 +102,8 @@ void xask_close_all(struct brk_xnode *xn);
 /* xrest.c: the backend API's results across nodes (kick, peers, publish). */
 char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                        size_t *len);
+char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+                          size_t *len);
 char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                         size_t *len);
 /* A counted server publish came back from Redis (kind 'P'): deliver and answer the count. */

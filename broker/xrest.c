@@ -6,6 +6,11 @@
  * so each peer appears once) and the bus is told when all came or the
  * deadline passed (then the result says partial).
  *
+ * A revocation is stored by the serving node (the store the nodes share),
+ * which closes its own sessions and asks the others to apply it now (each
+ * adds it to its store view and closes its own), so the reply can count the
+ * sessions it closed everywhere.
+ *
  * A server publish is counted where it is delivered: it goes to Redis as a
  * counted publish (kind 'P', carrying the question's id), PUBLISH's reply is
  * the number of nodes subscribed to the channel, which is the number of
@@ -21,6 +26,7 @@
 #include "metrics.h"
 #include "protocol.h"
 #include "server.h"
+#include "view.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +178,29 @@ int xrest_ask(struct brk_broker *b, enum rtm_bus_op op, const char *app, const c
     return RTM_ENOMEM;
 }
 
+int xrest_ask_revoked(struct brk_broker *b, const struct rtm_revocation *r, int closed, rtm_bus_done_fn *done,
+                      void *done_arg)
+{
+    struct brk_xnode *xn = b->xn;
+    if (!xn || xn->stopping) return RTM_EINVAL;
+    struct gather *g = calloc(1, sizeof *g);
+    if (!g) return RTM_ENOMEM;
+    g->op = RTM_BUS_KICK; /* a count, summed like a kick's */
+    g->count = closed;
+    g->done = done;
+    g->arg = done_arg;
+    htab_init(&g->index, HTAB_STR);
+    char data[32];
+    if (r->jti) snprintf(data, sizeof data, "j");
+    else snprintf(data, sizeof data, "p%lld", (long long)r->before);
+    if (xask_all(xn, XASK_REVOKED, r->app, r->jti ? r->jti : r->peer_id, data, strlen(data), on_answer, on_done, g) == 0)
+        return 0;
+    /* Too many questions open: the others read it from the store, uncounted. */
+    xnode_control(b, CLU_CTL_REVOKED, "", "");
+    report(g, g->count, 1);
+    return 0;
+}
+
 /* PUBLISH's reply: how many nodes are subscribed, so how many answers come. */
 static void on_published(void *arg, int ok, long long subscribed)
 {
@@ -225,6 +254,32 @@ char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target
     (void)dlen;
     int n = kick_local(xn->b, app, target);
     if (n > 0) log_info("cluster: kicked peer=%s app=%s for another node", target, app);
+    return count_text(n, len);
+}
+
+char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+                          size_t *len)
+{
+    char jti[80], peer[RTM_MAX_PEER_ID + 1];
+    struct rtm_revocation r = {.app = app};
+    if (dlen >= 1 && data[0] == 'j' && strlen(target) < sizeof jti) {
+        r.jti = strcpy(jti, target);
+    } else if (dlen >= 2 && dlen < 24 && data[0] == 'p' && strlen(target) < sizeof peer) {
+        char before[24];
+        memcpy(before, data + 1, dlen - 1);
+        before[dlen - 1] = '\0';
+        r.peer_id = strcpy(peer, target);
+        r.before = strtoll(before, NULL, 10);
+    } else {
+        return NULL; /* malformed: not answered (the asker reports this node missing) */
+    }
+    int n = brk_revoked(xn->b, &r);
+    /* This node's lookups refuse the token from now on (the store has the row). */
+    struct rtm_view *v = xn->b->srv->view;
+    if (v) {
+        rtm_view_revocation_add(v, &r);
+        rtm_view_refresh(v);
+    }
     return count_text(n, len);
 }
 

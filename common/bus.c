@@ -148,13 +148,20 @@ void rtm_bus_ask(struct rtm_bus *bus, enum rtm_bus_op op, const char *app, const
     json_decref(r.peers);
 }
 
-void rtm_bus_revoked(struct rtm_bus *bus, const struct rtm_revocation *r)
+void rtm_bus_revoked(struct rtm_bus *bus, const struct rtm_revocation *r, rtm_bus_done_fn *done, void *arg)
 {
+    int local = bus->ops == &local_ops;
+    struct rtm_bus_result res = {RTM_BUS_QUEUED, NULL, 0};
+    /* The broker first, to count: the view's hook then finds them closed. */
+    if (local) res.rc = bus->broker.revoke(bus->broker.arg, r);
     if (bus->view) {
-        rtm_view_revocation_add(bus->view, r); /* this process's lookups, and its broker's live sessions */
+        rtm_view_revocation_add(bus->view, r); /* this process's lookups (and its broker, if not done above) */
         rtm_view_refresh(bus->view);
     }
-    if (bus->ops == &local_ops && bus->broker.revoked) bus->broker.revoked(bus->broker.arg);
+    if (local && bus->broker.ask_revoked && bus->broker.ask_revoked(bus->broker.arg, r, res.rc, done, arg) == 0)
+        return;
+    res.partial = local && bus->broker.ask_revoked; /* cluster mode, and the others could not be asked */
+    done(arg, &res);
 }
 
 void rtm_bus_deliver(struct rtm_bus *bus, const char *kind, const char *app, const char *target,

@@ -25,6 +25,7 @@
 
 struct rtm_view;
 struct rtm_store;
+struct rtm_revocation;
 
 enum rtm_bus_op { RTM_BUS_KICK, RTM_BUS_PUBLISH, RTM_BUS_PEERS };
 
@@ -45,15 +46,19 @@ struct rtm_bus_broker {
     int (*publish)(void *arg, const char *app, const char *channel, const char *data);
     /* The GET /v1/peers array for app (and channel, may be NULL); new reference or NULL. */
     json_t *(*peers)(void *arg, const char *app, const char *channel);
-    /* A revocation was stored here (may be NULL): a broker that has other
-     * nodes (cluster mode) tells them. */
-    void (*revoked)(void *arg);
+    /* A revocation was stored here: the sessions of this process it voids
+     * close now; returns how many (live and held). */
+    int (*revoke)(void *arg, const struct rtm_revocation *r);
     /* Cluster mode, else NULL: op asked of every node (target: the peerId
      * or the channel, NULL for every channel; data: a publish's JSON text).
      * 0 when done will fire exactly once (perhaps before this returns), or
      * negative when it never will. */
     int (*ask)(void *arg, enum rtm_bus_op op, const char *app, const char *target, const char *data,
                rtm_bus_done_fn *done, void *done_arg);
+    /* Cluster mode, else NULL: every other node applies r (this one did:
+     * closed sessions here); done gets the sum. As ask. */
+    int (*ask_revoked)(void *arg, const struct rtm_revocation *r, int closed, rtm_bus_done_fn *done,
+                       void *done_arg);
     void *arg;
 };
 
@@ -80,10 +85,12 @@ json_t *rtm_bus_peers(struct rtm_bus *bus, const char *app, const char *channel)
  * peerId (KICK), the channel (PUBLISH; PEERS: NULL for every channel). */
 void rtm_bus_ask(struct rtm_bus *bus, enum rtm_bus_op op, const char *app, const char *target, const char *data,
                  rtm_bus_done_fn *done, void *arg);
-/* A revocation was just stored: a broker in this process enforces it now;
- * brokers elsewhere are asked to poll now (their next poll at the latest). */
-struct rtm_revocation;
-void rtm_bus_revoked(struct rtm_bus *bus, const struct rtm_revocation *r);
+/* A revocation was just stored: a broker in this process enforces it now,
+ * brokers elsewhere when they read it (asked now in cluster mode, else at
+ * their next poll). done gets the live sessions (and held places) it closed:
+ * this process's, or every node's in cluster mode (as rtm_bus_ask), or
+ * RTM_BUS_QUEUED with the store (the brokers are other processes). */
+void rtm_bus_revoked(struct rtm_bus *bus, const struct rtm_revocation *r, rtm_bus_done_fn *done, void *arg);
 
 /* The receiving side: a broker's view hands it each outbox row ("kick" or
  * "publish"); it is applied to the local broker. Unknown kinds are ignored. */

@@ -68,6 +68,19 @@ struct mint_later *mint_reply_later(struct mint_req *rq);
 struct mint_req *mint_later_req(struct mint_later *l);
 void mint_later_send(struct mint_later *l);
 
+/* A reply built from the bus's result (common/bus.h), whenever it comes:
+ *   struct mint_bus_call *c = mint_bus_call_new(rq, fn, &ctx, sizeof ctx);
+ *   if (!c) return;                       (answered 500 already)
+ *   rtm_bus_ask(..., mint_bus_call_done, c);
+ *   mint_bus_call_started(c);
+ * fn(rq, r, ctx) then replies on rq (ctx: the copy made at new), exactly once. */
+struct rtm_bus_result;
+typedef void mint_bus_reply_fn(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx);
+struct mint_bus_call;
+struct mint_bus_call *mint_bus_call_new(struct mint_req *rq, mint_bus_reply_fn *fn, const void *ctx, size_t len);
+void mint_bus_call_done(void *call, const struct rtm_bus_result *r); /* an rtm_bus_done_fn */
+void mint_bus_call_started(struct mint_bus_call *c);
+
 /* Replies with a JSON value (stolen reference). */
 void mint_reply_json(struct mint_req *rq, int status, json_t *v);
 /* Replies with a ready body (malloc'd, stolen). */

@@ -17,7 +17,6 @@
 #include "protocol.h"
 #include "server.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +29,6 @@ static void reply_unreachable(struct mint_req *rq, int rc)
     else mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the brokers could not be reached");
 }
 
-/* A request to every broker, answered when the bus has their result: at
- * once (one process, or the store), or later (cluster mode). */
-struct asked {
-    struct mint_req *now;     /* the handler's request while rtm_bus_ask runs */
-    int answered_now;
-    struct mint_later *later; /* afterwards; NULL if that could not be allocated (then replied 500) */
-    enum rtm_bus_op op;
-    char target[RTM_MAX_CHANNEL + 1]; /* the peerId or the channel, for the reply */
-};
-
 /* `partial: true` only when some broker did not answer: a whole answer keeps
  * the reply's fields exactly as without cluster mode. */
 static json_t *mark_partial(json_t *reply, int partial)
@@ -48,52 +37,42 @@ static json_t *mark_partial(json_t *reply, int partial)
     return reply;
 }
 
-static void on_result(void *arg, const struct rtm_bus_result *r)
+/* The reply to a kick (ctx: the peerId) or a publish (ctx: the channel). */
+static void reply_counted(struct mint_req *rq, const struct rtm_bus_result *r, const char *field, const char *name,
+                          const char *count)
 {
-    struct asked *a = arg;
-    struct mint_req *rq = a->now ? a->now : a->later ? mint_later_req(a->later) : NULL;
-    if (!rq) { /* answered 500 already */
-        free(a);
-        return;
-    }
-    if (a->op == RTM_BUS_PEERS) {
-        if (r->rc < 0 || !r->peers) mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the brokers did not answer");
-        else mint_reply_json(rq, 200, mark_partial(json_pack("{s:O}", "peers", r->peers), r->partial));
-    } else if (r->rc == RTM_BUS_QUEUED) {
-        mint_reply_json(rq, 202, json_pack("{s:s, s:b}", a->op == RTM_BUS_KICK ? "peerId" : "channel", a->target,
-                                           "queued", 1));
-    } else if (r->rc < 0) {
-        reply_unreachable(rq, r->rc);
-    } else {
-        json_t *v = a->op == RTM_BUS_KICK ? json_pack("{s:s, s:i}", "peerId", a->target, "closed", r->rc)
-                                          : json_pack("{s:s, s:i}", "channel", a->target, "recipients", r->rc);
-        mint_reply_json(rq, 200, mark_partial(v, r->partial));
-    }
-    if (a->now) {
-        a->answered_now = 1; /* ask() frees it */
-        return;
-    }
-    mint_later_send(a->later);
-    free(a);
+    if (r->rc == RTM_BUS_QUEUED) mint_reply_json(rq, 202, json_pack("{s:s, s:b}", field, name, "queued", 1));
+    else if (r->rc < 0) reply_unreachable(rq, r->rc);
+    else mint_reply_json(rq, 200, mark_partial(json_pack("{s:s, s:i}", field, name, count, r->rc), r->partial));
 }
 
+static void reply_kick(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx)
+{
+    reply_counted(rq, r, "peerId", ctx, "closed");
+}
+
+static void reply_publish(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx)
+{
+    reply_counted(rq, r, "channel", ctx, "recipients");
+}
+
+static void reply_peers(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx)
+{
+    (void)ctx;
+    if (r->rc < 0 || !r->peers) mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "the brokers did not answer");
+    else mint_reply_json(rq, 200, mark_partial(json_pack("{s:O}", "peers", r->peers), r->partial));
+}
+
+/* Asks every broker; ctx is the reply's name (the peerId or channel). */
 static void ask(struct mint_req *rq, enum rtm_bus_op op, const char *target, const char *data)
 {
-    struct asked *a = calloc(1, sizeof *a);
-    if (!a) {
-        mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "out of memory");
-        return;
-    }
-    a->op = op;
-    a->now = rq;
-    snprintf(a->target, sizeof a->target, "%s", target ? target : "");
-    rtm_bus_ask(rq->srv->bus, op, rq->key->app, target, data, on_result, a);
-    if (a->answered_now) {
-        free(a);
-        return;
-    }
-    a->now = NULL;
-    if (!(a->later = mint_reply_later(rq))) mint_reply_error(rq, RTM_WIRE_INTERNAL_ERROR, "out of memory");
+    static mint_bus_reply_fn *const reply[] = {
+        [RTM_BUS_KICK] = reply_kick, [RTM_BUS_PUBLISH] = reply_publish, [RTM_BUS_PEERS] = reply_peers};
+    const char *name = target ? target : "";
+    struct mint_bus_call *c = mint_bus_call_new(rq, reply[op], name, strlen(name) + 1);
+    if (!c) return;
+    rtm_bus_ask(rq->srv->bus, op, rq->key->app, target, data, mint_bus_call_done, c);
+    mint_bus_call_started(c);
 }
 
 void mint_peers_get(struct mint_req *rq)

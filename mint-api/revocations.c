@@ -25,6 +25,17 @@ static const struct mint_field fields[] = {
     {"peerId", JSON_STRING, 0},
 };
 
+/* ctx holds the reply built before the bus call (a reference, stolen here). */
+static void reply_revoked(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx)
+{
+    json_t *reply = *(json_t **)ctx;
+    /* The revocation is stored whatever the brokers say: 201 always; the
+     * sessions it closed when the brokers are in reach (not with --role mint). */
+    if (reply && r->rc >= 0 && r->rc != RTM_BUS_QUEUED) json_object_set_new(reply, "closed", json_integer(r->rc));
+    if (reply && r->partial) json_object_set_new(reply, "partial", json_true());
+    mint_reply_json(rq, 201, reply);
+}
+
 void mint_revocations_post(struct mint_req *rq)
 {
     json_t *b = mint_body_object(rq);
@@ -66,8 +77,13 @@ void mint_revocations_post(struct mint_req *rq)
         goto done;
     }
     struct rtm_revocation r = {rq->key->app, jti, peer, rq->now + 1};
-    rtm_bus_revoked(rq->srv->bus, &r);
-    mint_reply_json(rq, 201, reply);
+    struct mint_bus_call *c = mint_bus_call_new(rq, reply_revoked, &reply, sizeof reply);
+    if (!c) {
+        json_decref(reply);
+        goto done;
+    }
+    rtm_bus_revoked(rq->srv->bus, &r, mint_bus_call_done, c);
+    mint_bus_call_started(c);
 done:
     json_decref(b);
 }

@@ -68,6 +68,32 @@ test('a kick through one node counts the sessions it closed on every node, each 
   await other.close();
 });
 
+test('a revocation through one node counts the sessions it closed on every node, each closed with 4001 within a second', async () => {
+  const sessions = [await peer(a, 'rc-dan'), await peer(b, 'rc-dan'), await peer(c, 'rc-dan'), await peer(c, 'rc-dan')];
+  const bystander = await peer(c, 'rc-eve');
+  const r = await b.api('POST', '/v1/revocations', { peerId: 'rc-dan' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.closed, 4, r.text);
+  assert.equal(r.json.partial, undefined);
+  for (const s of sessions) {
+    const info = await closedWithin(s, 1000);
+    assert.ok(info, 'closed within a second');
+    assert.equal(info.code, 4001);
+  }
+  // one token on two nodes, revoked by its jti through a third
+  const { token } = await a.mint({ peerId: 'rc-fay' });
+  const both = [await a.connect(token), await b.connect(token)];
+  const jti = JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).jti;
+  const rj = await c.api('POST', '/v1/revocations', { jti });
+  assert.equal(rj.status, 201, rj.text);
+  assert.equal(rj.json.closed, 2, rj.text);
+  for (const s of both) assert.equal((await closedWithin(s, 1000))?.code, 4001);
+  // nothing left to close: 0, from every node
+  assert.equal((await a.api('POST', '/v1/revocations', { peerId: 'rc-dan' })).json.closed, 0);
+  assert.equal(bystander.closeInfo, null);
+  await bystander.close();
+});
+
 test('GET /v1/peers lists the peers of every node, each once (a peer on two nodes: channels joined, connections summed)', async () => {
   const two1 = await subscribed(a, 'pl-two', 'pl-room');
   const two2 = await peer(c, 'pl-two');
@@ -162,6 +188,16 @@ test('a node that does not answer (stopped) gives a bounded, partial reply; it c
     assert.deepEqual(kick.json, { peerId: 'st-bob', closed: 1, partial: true });
     assert.ok(took < 1500, `answered after ${took} ms`);
     assert.equal((await closedWithin(onA, 1000)).code, 4020);
+
+    const onCrev = await subscribed(b, 'st-rev', 'st-x');
+    t0 = Date.now();
+    const rev = await a.api('POST', '/v1/revocations', { peerId: 'st-rev' });
+    took = Date.now() - t0;
+    assert.equal(rev.status, 201, rev.text);
+    assert.equal(rev.json.closed, 1);
+    assert.equal(rev.json.partial, true);
+    assert.ok(took < 1500, `answered after ${took} ms`);
+    assert.equal((await closedWithin(onCrev, 1000))?.code, 4001);
 
     process.kill(c.pid, 'SIGCONT');
     resumed = true;
