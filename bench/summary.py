@@ -58,6 +58,19 @@ def main():
             ratio = f'{a / b:.2f}' if a is not None and b else '-'
             print(f'{w:<17} {label:<26} {fmt(a):>11} {fmt(b):>11} {ratio:>9}  {goal}')
             w = ''
+        for name, runs_ in (('rtmd', d), ('raw', r)):
+            su, gu = med(runs_, 'broker_cpu_us_per_event'), med(runs_, 'generator_cpu_us_per_event')
+            gp = med(runs_, 'generator_cpu_pct')
+            if su is None or gu is None:
+                continue
+            # the side that costs more per event reaches its core's limit first
+            if gp is not None and gp >= 90:
+                note = 'generator-bound (generator at %.0f %% of its core)' % gp
+            elif su >= 1.25 * gu:
+                note = 'server-bound (server costs %.1fx the generator per event)' % (su / gu)
+            else:
+                note = 'server and generator cost about the same per event: both cores bound it'
+            print(f"{'':<17} {name}: {note}")
         lost = sum(x.get('lost', 0) or 0 for x in d + r)
         disc = sum(x.get('disconnects', 0) or 0 for x in d + r)
         print(f"{'':<17} ({n}; lost {lost}, disconnects {disc})")
