@@ -7,9 +7,11 @@
  * answers to wait for from Redis itself, never from its own idea of who is
  * alive: xask_all runs one script on shard 0 that publishes the question to
  * the channel of every node in the registry (rtm:nodes) but this one, and
- * returns how many of those channels had a listener (a node killed with -9
- * has none, so it is not waited for; a stopped or stalled one still has its
- * connection and is). xask_node does the same for one node; a caller with its
+ * returns how many of those channels had a listener (a stopped or stalled
+ * node still has its connection and is waited for), plus the nodes with no
+ * listener whose heartbeat is recent (a link down, or a kill -9 of the last
+ * seconds: they cannot answer, so the reply is marked incomplete; a node
+ * silent for longer is not waited for, its sessions are gone). xask_node does the same for one node; a caller with its
  * own way to count (a publish: the number of subscribed nodes) uses
  * xask_open + xask_expect. Answers may arrive before that count (they travel
  * on other connections), so they are counted from the start.
@@ -35,6 +37,9 @@
 #include <string.h>
 
 #define XASK_MAX 1024 /* open questions per node; beyond, xask_open fails */
+/* A node that beat within this (3 heartbeats) but is not listening is waited
+ * for (and so reported missing) rather than silently left out. */
+#define XASK_FRESH_MS "3000"
 
 struct xask {
     uint64_t id;
@@ -148,11 +153,23 @@ static void on_sent(void *arg, int ok, long long listeners)
 }
 
 /* Publishes the question to every registered node's channel but the asker's
- * (ARGV[1]); returns how many had a listener. The registry is on every shard. */
+ * (ARGV[1]); returns how many answers to wait for: the nodes that had a
+ * listener, and those that had none but beat within ARGV[3] ms (alive by
+ * their heartbeat, their link to this shard down or just killed: they will
+ * not answer, and the reply says so). The registry is on every shard. */
 static const char ALL_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local fresh = now - tonumber(ARGV[3])\n"
+    "local reg = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
     "local n = 0\n"
-    "for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-    "  if node ~= ARGV[1] then n = n + redis.call('PUBLISH', 'rtm:n:' .. node, ARGV[2]) end\n"
+    "for i = 1, #reg, 2 do\n"
+    "  local node = reg[i]\n"
+    "  if node ~= ARGV[1] then\n"
+    "    local got = redis.call('PUBLISH', 'rtm:n:' .. node, ARGV[2])\n"
+    "    if got == 0 and tonumber(reg[i + 1]) >= fresh then got = 1 end\n"
+    "    n = n + got\n"
+    "  end\n"
     "end\n"
     "return n\n";
 
@@ -183,9 +200,9 @@ static struct xask *ask(struct brk_xnode *xn, const char *node, char op, const c
             rc = clu_command(xn->cl, chan, 3, argv, lens, on_sent, (void *)(uintptr_t)q->id);
         }
     } else if (msg) {
-        const char *argv[6] = {"EVAL", ALL_SCRIPT, "1", "rtm:nodes", xn->node, msg};
-        size_t lens[6] = {4, sizeof ALL_SCRIPT - 1, 1, 9, strlen(xn->node), len};
-        rc = clu_command_on(xn->cl, 0, 6, argv, lens, on_sent, (void *)(uintptr_t)q->id);
+        const char *argv[7] = {"EVAL", ALL_SCRIPT, "1", "rtm:nodes", xn->node, msg, XASK_FRESH_MS};
+        size_t lens[7] = {4, sizeof ALL_SCRIPT - 1, 1, 9, strlen(xn->node), len, sizeof XASK_FRESH_MS - 1};
+        rc = clu_command_on(xn->cl, 0, 7, argv, lens, on_sent, (void *)(uintptr_t)q->id);
     }
     free(msg);
     if (rc == 0) rtm_metric_inc(RTM_M_CLUSTER_OUT, 1);

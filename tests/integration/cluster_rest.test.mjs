@@ -221,6 +221,23 @@ test('a node that does not answer (stopped) gives a bounded, partial reply; it c
   await subA.close();
 });
 
+test('a node killed with -9: replies within its last heartbeats say partial (bounded), then whole without waiting for it', async () => {
+  const onA = await peer(a, 'kd-bob');
+  await c.stop('SIGKILL');
+  let t0 = Date.now();
+  const r = await a.api('DELETE', '/v1/peers/kd-bob');
+  assert.deepEqual(r.json, { peerId: 'kd-bob', closed: 1, partial: true }, 'its heartbeat is recent: reported missing');
+  assert.ok(Date.now() - t0 < 1500, `answered after ${Date.now() - t0} ms`);
+  assert.equal((await closedWithin(onA, 1000))?.code, 4020);
+  await until(async () => (await b.api('GET', '/v1/peers')).json.partial === undefined, 8000,
+    'whole again once its heartbeat is old');
+  t0 = Date.now();
+  const list = await b.api('GET', '/v1/peers');
+  const took = Date.now() - t0;
+  assert.equal(list.json.partial, undefined);
+  assert.ok(took < 450, `not waiting for the dead node (cluster-timeout-ms 500): ${took} ms`);
+});
+
 test('on a Postgres store shared by two nodes, a revoked key closes its sessions on both with 4012 within a second', async () => {
   const pcl = await startCluster({ nodes: 2, postgres: true, config: { 'cluster-timeout-ms': 500 } });
   try {
