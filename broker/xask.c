@@ -58,6 +58,8 @@ static void finish(struct xask *q, int sent)
     htab_del(&xn->asks, (void *)(uintptr_t)q->id);
     rtm_timer_cancel(xn->b->timers, &q->deadline);
     int missing = q->expected < 0 ? 1 : q->expected - q->answered;
+    rtm_metric_inc(!sent ? RTM_M_CLUSTER_ASK_NOT_SENT : missing > 0 ? RTM_M_CLUSTER_ASK_INCOMPLETE
+                                                                    : RTM_M_CLUSTER_ASK_COMPLETE, 1);
     q->done(q->arg, !sent ? XASK_NOT_SENT : missing > 0 ? XASK_INCOMPLETE : XASK_COMPLETE, q->answered);
     free(q);
 }

@@ -41,6 +41,9 @@
     X(CLUSTER_PROBES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"probe\"", "Redis shard restarts by cause") \
     X(CLUSTER_DEADLINES_MISSED, "rtm_cluster_redis_faults_total", "fault=\"deadline\"", "")   \
     X(CLUSTER_CONN_LOST, "rtm_cluster_redis_faults_total", "fault=\"closed\"", "")                             \
+    X(CLUSTER_ASK_COMPLETE, "rtm_cluster_questions_total", "result=\"complete\"", "Questions to the other nodes (REST results across nodes) by outcome") \
+    X(CLUSTER_ASK_INCOMPLETE, "rtm_cluster_questions_total", "result=\"incomplete\"", "")          \
+    X(CLUSTER_ASK_NOT_SENT, "rtm_cluster_questions_total", "result=\"not_sent\"", "")              \
     X(SESSION_ROWS_DROPPED, "rtm_session_rows_dropped_total", "", "Session rows dropped while the store lagged (session-rows-max)")
 
 #define RTM_HISTOGRAMS(X)                                                                          \

@@ -199,6 +199,15 @@ test('a node that does not answer (stopped) gives a bounded, partial reply; it c
     assert.ok(took < 1500, `answered after ${took} ms`);
     assert.equal((await closedWithin(onCrev, 1000))?.code, 4001);
 
+    // every one of those came back incomplete, in the asking nodes' metrics
+    const incomplete = async (node) => {
+      const line = (await node.api('GET', '/metrics', undefined, { auth: null })).text.split('\n')
+        .find((l) => l.startsWith('rtm_cluster_questions_total{result="incomplete"}'));
+      return Number(line?.split(' ')[1]);
+    };
+    assert.equal(await incomplete(a), 2, 'the kick and the revocation asked through node a');
+    assert.equal(await incomplete(b), 2, 'the listing and the publish asked through node b');
+
     process.kill(c.pid, 'SIGCONT');
     resumed = true;
     // The stopped node may read the kick that waited for it in Redis, or restart its
