@@ -87,6 +87,7 @@ struct bench {
     long ncl, nidle;
     struct bconn **pair_a; /* pairs: pair p's first end */
     struct worker *wk;
+    long launched; /* threads started */
     int phase;
     int64_t t0;
     long sent; /* fanout: published, written by the publishers' thread */
@@ -570,11 +571,8 @@ static int run_build(struct bench *b, long measured)
  * flight in all). */
 static int run_launch(struct bench *b)
 {
-    for (long t = 0; t < b->threads; t++)
-        if (wsg_thread_start(&b->wk[t].t)) {
-            b->threads = t; /* the ones started are stopped at the end */
-            return -1;
-        }
+    for (; b->launched < b->threads; b->launched++)
+        if (wsg_thread_start(&b->wk[b->launched].t)) return -1; /* run_end stops the ones started */
     return 0;
 }
 
@@ -602,7 +600,7 @@ static int setup_wait(struct bench *b)
 static void run_end(struct bench *b)
 {
     __atomic_store_n(&b->phase, PHASE_STOP, __ATOMIC_RELEASE);
-    for (long t = 0; t < b->threads; t++) wsg_thread_join(&b->wk[t].t);
+    for (long t = 0; t < b->launched; t++) wsg_thread_join(&b->wk[t].t);
     size_t total = 0;
     for (long t = 0; t < b->threads; t++) total += b->wk[t].nlat;
     b->lat = malloc((total ? total : 1) * sizeof *b->lat);
