@@ -50,7 +50,7 @@ async function member(dd, peerId, channels, extra = '&ext=1', token) {
   const c = await dd.connect(token, extra);
   for (const ch of channels) {
     assert.equal((await c.request({ type: 'subscribe', channel: ch })).type, 'ack');
-    await c.next((f) => f.type === 'presence' && f.channel === ch);
+    await c.next((f) => f.type === 'presence' && f.channel === ch, 3000 * SLOW);
   }
   return c;
 }
