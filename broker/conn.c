@@ -355,6 +355,82 @@ static int wait_for_view(struct brk_session *s, const char *cred, int publishabl
     return 0;
 }
 
+/* The app's settings from the view (the defaults while it does not know the app yet). */
+static void view_app(struct brk_broker *b, const char *name, struct rtm_app *app)
+{
+    if (rtm_view_app(b->srv->view, name, app)) {
+        /* Not in the view yet: the defaults now, the row written on the writer thread. */
+        memset(app, 0, sizeof *app);
+        app->resume_window_ms = -1;
+        rtm_view_app_ensure(b->srv->view, name);
+    }
+}
+
+/* The end of an admission: caps, replacement, the session's place (a new
+ * one, take's from this node, or place from another node's hand-over with
+ * its id rsid), the welcome. */
+static void admit_open(struct brk_session *s, const struct rtm_app *appp, struct brk_session *take, const char *rsid,
+                       const json_t *place, int via_message)
+{
+    struct brk_broker *b = s->b;
+    const struct rtm_config *cfg = b->cfg;
+    const struct rtm_app app = *appp;
+    int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
+    if (!take && !place && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
+                  (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_OVER_CAPACITY, NULL, s->remote);
+        return;
+    }
+
+    if (app.duplicate_replace) {
+        struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
+        for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
+            if (x == take) continue;
+            log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
+            sess_close(x, RTM_WIRE_REPLACED, NULL);
+        }
+    }
+    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
+        return;
+    }
+    int failed = take    ? resume_take(s, take)
+                 : place ? (peer_attach(s) || resume_import(s, rsid, place))
+                         : (peer_attach(s) || (s->ext && resume_register(s)));
+    if (failed) {
+        if (!take) {
+            chan_unsubscribe_all(s);
+            htab_del(&b->places, s->rsid);
+            peer_detach(s);
+            app_conns_add(b, s->app, -1);
+        }
+        rtm_claims_free(&s->claims);
+        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
+        return;
+    }
+    s->perms = s->claims.perms;
+    s->connected_ms = rtm_now_ms();
+    s->state = SESS_OPEN;
+    s->attached = 1;
+    sess_list_push(&b->sessions, s);
+    b->n_sessions++;
+    rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
+    log_info("ws: open sid=%s peer=%s app=%s remote=%s auth=%s", s->sid, s->claims.sub, s->app, s->remote,
+             via_message ? "frame" : "request");
+
+    /* A place from another node comes without its presence frames: the
+     * member lists are rebuilt by snapshots (presenceReset). */
+    int reset = take ? take->presence_lost : place != NULL;
+    welcome(s, take || place, reset && (s->perms & RTM_PERM_PRESENCE));
+    if (take) resume_finish(s, take);
+    if (place) resume_import_finish(s, place);
+    sess_arm_expiry(s);
+    live_start(s);
+    rows_add(b, s, 0);
+}
+
 /* Admits a session on its credential (from the request, or from the auth
  * frame of ?auth=message): verification (from the store's view, no store
  * call), Origin, caps, resume, welcome. s->origin, s->user_agent, s->ext and
@@ -389,12 +465,7 @@ static void admit(struct brk_session *s, const char *cred, int publishable, int 
     s->kid_hash = auth_kid_hash(key->id);
 
     struct rtm_app app;
-    if (rtm_view_app(b->srv->view, s->app, &app)) {
-        /* Not in the view yet: the defaults now, the row written on the writer thread. */
-        memset(&app, 0, sizeof app);
-        app.resume_window_ms = -1;
-        rtm_view_app_ensure(b->srv->view, s->app);
-    }
+    view_app(b, s->app, &app);
 
     /* Extensions (docs/EXTENSIONS.md): a resume takes a place that already
      * counts toward the caps, so it is not refused for capacity. */
@@ -403,57 +474,23 @@ static void admit(struct brk_session *s, const char *cred, int publishable, int 
         s->resume_window_ms = app.resume_window_ms >= 0 ? app.resume_window_ms : cfg->resume_window_ms;
         if (s->resume_req[0] && s->resume_window_ms > 0) {
             take = resume_find(b, s->resume_req, s->app, s->claims.sub);
+            /* Not here: in cluster mode another node may hold it (xresume.c). */
+            if (!take && xresume_ask(s, via_message) == 0) return;
             if (!take) log_info("ws: resume not granted peer=%s app=%s (unknown, expired or not this peer's)",
                                 s->claims.sub, s->app);
         }
     }
+    admit_open(s, &app, take, NULL, NULL, via_message);
+}
 
-    int app_max = app.max_connections > 0 ? app.max_connections : cfg->max_connections_per_app;
-    if (!take && ((cfg->max_connections > 0 && b->n_sessions + b->n_held >= cfg->max_connections) ||
-                  (app_max > 0 && app_conns_get(b, s->app) + xnode_app_remote(b, s->app) >= app_max))) {
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_OVER_CAPACITY, NULL, s->remote);
-        return;
-    }
-
-    if (app.duplicate_replace) {
-        struct brk_peer *old = peer_find(b, s->app, s->claims.sub);
-        for (struct brk_session *x = old ? old->sessions : NULL; x; x = x->peer_next) {
-            if (x == take) continue;
-            log_info("ws: replaced sid=%s peer=%s", x->sid, x->claims.sub);
-            sess_close(x, RTM_WIRE_REPLACED, NULL);
-        }
-    }
-    if (rtm_random_id("ses_", 12, s->sid, sizeof s->sid) || (!take && app_conns_add(b, s->app, 1))) {
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
-        return;
-    }
-    if (take ? resume_take(s, take) : (peer_attach(s) || (s->ext && resume_register(s)))) {
-        if (!take) {
-            htab_del(&b->places, s->rsid);
-            peer_detach(s);
-            app_conns_add(b, s->app, -1);
-        }
-        rtm_claims_free(&s->claims);
-        reject(s, RTM_WIRE_INTERNAL_ERROR, NULL, s->remote);
-        return;
-    }
-    s->perms = s->claims.perms;
-    s->connected_ms = rtm_now_ms();
-    s->state = SESS_OPEN;
-    s->attached = 1;
-    sess_list_push(&b->sessions, s);
-    b->n_sessions++;
-    rtm_metric_inc(RTM_M_WS_CONNECTS, 1);
-    log_info("ws: open sid=%s peer=%s app=%s remote=%s auth=%s", s->sid, s->claims.sub, s->app, s->remote,
-             via_message ? "frame" : "request");
-
-    welcome(s, take != NULL, take && take->presence_lost && (s->perms & RTM_PERM_PRESENCE));
-    if (take) resume_finish(s, take);
-    sess_arm_expiry(s);
-    live_start(s);
-    rows_add(b, s, 0);
+int conn_admit_place(struct brk_session *s, const char *rsid, const json_t *place, int via_message)
+{
+    struct rtm_app app;
+    view_app(s->b, s->app, &app);
+    if (!place) log_info("ws: resume not granted peer=%s app=%s (no node could hand the place over)", s->claims.sub,
+                         s->app);
+    admit_open(s, &app, NULL, rsid, place, via_message);
+    return place && s->state == SESS_OPEN;
 }
 
 void conn_view_refreshed(struct brk_broker *b)

@@ -186,6 +186,8 @@ struct brk_session {
     struct rtm_timer notice_t; /* token_expiring */
     int64_t held_since_ms;    /* monotonic, when held */
     unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
+    unsigned moving : 1;        /* held: being handed to another node (xresume.c has its move) */
+    unsigned moved : 1;         /* held: handed over; a member until the new node has joined, nothing more */
     struct brk_msg *resume_unsubscribed; /* a resume's "unsubscribed" frame, queued after the welcome */
 
     struct xwait *xwaits;     /* xnode.c: requests waiting on Redis (cluster mode) */
@@ -457,6 +459,22 @@ void resume_discard_soon(struct brk_session *s);
 int resume_end_held(struct brk_broker *b, int (*match)(const struct brk_session *h, void *arg), void *arg);
 /* Discards every held place (loop going away). */
 void resume_destroy(struct brk_broker *b);
+/* Moving a held place to another node (xresume.c). resume_export: the place
+ * as JSON text (malloc'd; its subscriptions, seq counters and queued directs,
+ * not its presence frames, which the new node replaces with snapshots), or
+ * NULL when it is larger than max bytes or memory ran out; *directs its
+ * directs. resume_mark_moved: the place leaves b->places and its queue and
+ * stays a member only (moved: it takes no frames) until resume_end_moved. */
+char *resume_export(struct brk_session *h, size_t max, uint32_t *directs);
+void resume_mark_moved(struct brk_session *h);
+void resume_end_moved(struct brk_session *h);
+/* A new session s (attached, no place yet) takes a place exported by another
+ * node: its id, subscriptions (then narrowed to s's token), seq counters.
+ * 0, or RTM_EINVAL / RTM_ENOMEM (s keeps what was taken so far; the caller
+ * closes it). After the welcome, resume_import_finish queues the narrowing
+ * notice and the place's directs. */
+int resume_import(struct brk_session *s, const char *rsid, const json_t *place);
+void resume_import_finish(struct brk_session *s, const json_t *place);
 /* Appends a frame (a direct or a presence frame) to a held place's bounded
  * queue; over the bound the oldest go (counted; a lost presence frame sets
  * presence_lost). Takes its own reference. */
@@ -519,6 +537,21 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
 void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p);
 /* From CLOSED: the session's waits forget it (any b). */
 void xnode_session_closed(struct brk_session *s);
+/* xresume.c: resume through another node (docs/CLUSTER.md). From admit:
+ * the place s asks for is not here; 0 when other nodes are asked (the
+ * admission goes on later in conn_admit_place, with the place or without),
+ * -1 when there is nobody to ask (admit at once, resumed: false; any b). */
+int xresume_ask(struct brk_session *s, int via_message);
+/* A direct for held place h: 0 when h takes it, 1 when h is being moved and
+ * the direct is past the cut (the new node gets it instead). */
+int xresume_refuses(const struct brk_session *h);
+/* Held place h goes (expiry, kick, shutdown) while a move of it may run. */
+void xresume_place_gone(struct brk_session *h);
+
+/* conn.c: the rest of an admission after a cross-node resume was asked:
+ * place NULL admits a fresh session (resumed: false). Returns 1 when s is
+ * open with the place, else 0 (fresh, or refused). */
+int conn_admit_place(struct brk_session *s, const char *rsid, const json_t *place, int via_message);
 
 /* broker.c */
 /* brk_kick on this node's sessions only (the public one also tells the

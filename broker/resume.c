@@ -14,7 +14,11 @@
  * place into the new session and replays the queue; if a presence frame was
  * dropped the member lists cannot be patched, so the presence frames are
  * skipped and each channel gets a fresh snapshot instead. A window that runs
- * out discards the place (leave, queue dropped, counted).
+ * out discards the place (leave, queue dropped, counted). In cluster mode a
+ * held place can also move to the node the client resumed through
+ * (xresume.c drives it): resume_export writes it as JSON, resume_import
+ * rebuilds it in the new session there, and the old copy stays a member that
+ * takes no frames (moved) until the new node has it.
  *
  * Bounds: held places count toward max-connections (and the app's cap, since
  * the app count is kept while held); with max-connections off they are
@@ -26,6 +30,7 @@
 #include "internal.h"
 
 #include "errors.h"
+#include "json_dump.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -79,6 +84,7 @@ static void held_lost(struct brk_session *h, const struct brk_msg *m, uint32_t *
 
 void resume_hold(struct brk_session *h, struct brk_msg *m)
 {
+    if (h->moved) return; /* handed to another node: a member only */
     const struct rtm_config *cfg = h->b->cfg;
     /* Both bounds are at least 1 (the config table's minimums). */
     uint32_t max_n = cfg->resume_queue_messages > 0 ? (uint32_t)cfg->resume_queue_messages : 1;
@@ -117,6 +123,8 @@ out:
 void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg *m)
 {
     if (s->state != SESS_OPEN && s->state != SESS_HELD) return;
+    /* A place moving to another node: past the cut the new node has it. */
+    if (s->state == SESS_HELD && (s->moved || (s->moving && xresume_refuses(s)))) return;
     uint32_t seq = seq_next(s, from);
     struct brk_msg *o = seq ? wire_with_seq(m, seq) : NULL;
     if (!o) {
@@ -147,6 +155,7 @@ struct brk_session *resume_find(struct brk_broker *b, const char *rsid, const ch
     struct brk_session *p = htab_get(&b->places, rsid);
     if (!p || (p->state != SESS_OPEN && p->state != SESS_HELD)) return NULL;
     if (p->state == SESS_HELD && p->close_code) return NULL; /* kicked or replaced: being discarded */
+    if (p->moving) return NULL; /* being handed to another node */
     /* The id alone is worth nothing: the token must be for the same app and peer. */
     if (strcmp(p->app, app) != 0 || !p->claims.sub || strcmp(p->claims.sub, peer_id) != 0) return NULL;
     return p;
@@ -212,7 +221,8 @@ static void held_discard(struct brk_session *h)
 {
     struct brk_broker *b = h->b;
     rtm_timer_cancel(b->timers, &h->expiry_t);
-    htab_del(&b->places, h->rsid);
+    if (h->moving || h->moved) xresume_place_gone(h);
+    if (!h->moved) htab_del(&b->places, h->rsid);
     b->n_held--;
     uint32_t directs = 0;
     for (uint32_t i = 0; i < h->q.count; i++) directs += wire_is_direct(outq_peek(&h->q, i)) ? 1u : 0u;
@@ -382,6 +392,132 @@ void resume_finish(struct brk_session *s, struct brk_session *take)
     log_info("ws: resumed sid=%s peer=%s taking over open sid=%s", s->sid, s->claims.sub, take->sid);
     take->close_now = 1;
     sess_close(take, RTM_WIRE_RESUMED_ELSEWHERE, NULL);
+}
+
+/* ---- moving a place to another node (xresume.c) ---- */
+
+char *resume_export(struct brk_session *h, size_t max, uint32_t *directs)
+{
+    json_t *o = json_object(), *subs = json_array(), *seqs = json_array(), *ds = json_array();
+    char *out = NULL;
+    *directs = 0;
+    if (!o || !subs || !seqs || !ds) goto done;
+    json_object_set(o, "subs", subs);
+    json_object_set(o, "seqs", seqs);
+    json_object_set(o, "directs", ds);
+    json_object_set_new(o, "gapMs", json_integer(rtm_mono_ms() - h->held_since_ms));
+    for (uint32_t i = 0; i < h->subs.cap; i++) {
+        const struct brk_sub *sub = h->subs.slots[i].key ? h->subs.slots[i].val : NULL;
+        if (sub && json_array_append_new(subs, json_pack("[sb]", sub->ch->name, sub->include_sender_meta)))
+            goto done;
+    }
+    for (uint32_t i = 0; i < h->seqs.cap; i++) {
+        const struct seq_entry *e = h->seqs.slots[i].key ? h->seqs.slots[i].val : NULL;
+        if (e && json_array_append_new(seqs, json_pack("[sI]", e->from, (json_int_t)e->n))) goto done;
+    }
+    /* Presence frames stay behind: the new node's member lists are its own
+     * (snapshots there, presenceReset). Directs keep their seq. */
+    for (uint32_t i = 0; i < h->q.count; i++) {
+        const struct brk_msg *m = outq_peek(&h->q, i);
+        if (!wire_is_direct(m)) continue;
+        if (json_array_append_new(ds, json_stringn((const char *)m->buf + LWS_PRE, m->len))) goto done;
+        (*directs)++;
+    }
+    out = rtm_json_dumps(o, JSON_COMPACT);
+    if (out && strlen(out) > max) {
+        log_warn("ws: held place of peer=%s too large to move (%zu bytes, at most %zu)", h->claims.sub, strlen(out),
+                 max);
+        free(out);
+        out = NULL;
+    }
+done:
+    json_decref(subs);
+    json_decref(seqs);
+    json_decref(ds);
+    json_decref(o);
+    return out;
+}
+
+void resume_mark_moved(struct brk_session *h)
+{
+    htab_del(&h->b->places, h->rsid);
+    h->moved = 1;
+    h->moving = 0;
+    outq_clear(&h->q);
+    rtm_timer_cancel(h->b->timers, &h->expiry_t);
+}
+
+void resume_end_moved(struct brk_session *h)
+{
+    log_info("ws: moved place left sid=%s peer=%s", h->sid, h->claims.sub);
+    held_discard(h);
+}
+
+static int seq_set(struct brk_session *s, const char *from, uint32_t n)
+{
+    size_t len = strlen(from) + 1;
+    if (s->seqs.n >= SEQ_MAX || htab_get(&s->seqs, from)) return 0;
+    struct seq_entry *e = malloc(sizeof *e + len);
+    if (!e) return RTM_ENOMEM;
+    memcpy(e->from, from, len);
+    e->n = n;
+    if (htab_put(&s->seqs, e->from, e)) {
+        free(e);
+        return RTM_ENOMEM;
+    }
+    return 0;
+}
+
+int resume_import(struct brk_session *s, const char *rsid, const json_t *place)
+{
+    struct brk_broker *b = s->b;
+    size_t i;
+    json_t *v;
+    if (!rsid || strlen(rsid) >= sizeof s->rsid || htab_get(&b->places, rsid)) return RTM_EINVAL;
+    memcpy(s->rsid, rsid, strlen(rsid) + 1);
+    if (htab_put(&b->places, s->rsid, s)) return RTM_ENOMEM;
+    json_array_foreach(json_object_get(place, "subs"), i, v) {
+        const char *name = json_string_value(json_array_get(v, 0));
+        enum rtm_wire_err err;
+        if (name && chan_subscribe(s, name, json_is_true(json_array_get(v, 1)), &err))
+            log_warn("ws: resumed sid=%s peer=%s lost its subscription to a channel from the other node (%s)", s->sid,
+                     s->claims.sub, rtm_wire(err)->code);
+    }
+    json_array_foreach(json_object_get(place, "seqs"), i, v) {
+        const char *from = json_string_value(json_array_get(v, 0));
+        json_int_t n = json_integer_value(json_array_get(v, 1));
+        if (from && n > 0 && n <= UINT32_MAX && seq_set(s, from, (uint32_t)n)) return RTM_ENOMEM;
+    }
+    /* The new token decides what stays, as for a resume on one node. */
+    s->resume_unsubscribed = ext_adopt_claims(s);
+    return 0;
+}
+
+void resume_import_finish(struct brk_session *s, const json_t *place)
+{
+    uint32_t n = 0;
+    size_t i;
+    json_t *v;
+    if (s->resume_unsubscribed) {
+        sess_enqueue(s, s->resume_unsubscribed);
+        msg_unref(s->resume_unsubscribed);
+        s->resume_unsubscribed = NULL;
+    }
+    json_array_foreach(json_object_get(place, "directs"), i, v) {
+        size_t len = json_string_length(v);
+        struct brk_msg *m = json_is_string(v) ? msg_alloc(len) : NULL;
+        if (!m) continue;
+        memcpy(m->buf + LWS_PRE, json_string_value(v), len);
+        msg_seal(m);
+        if (sess_enqueue(s, m) == 0) n++;
+        msg_unref(m);
+    }
+    chan_resnapshot(s);
+    rtm_metric_inc(RTM_M_RESUME_HIT, 1);
+    rtm_metric_inc(RTM_M_DIRECT_DELIVERED, n);
+    json_int_t gap = json_integer_value(json_object_get(place, "gapMs"));
+    rtm_histogram_observe(RTM_H_RESUME_GAP, (double)(gap > 0 ? gap : 0) / 1000.0);
+    log_info("ws: resumed sid=%s peer=%s with a place from another node delivered=%u", s->sid, s->claims.sub, n);
 }
 
 void resume_destroy(struct brk_broker *b)

@@ -265,6 +265,7 @@ static const struct {
     {XASK_KICK, xrest_serve_kick},
     {XASK_PEERS, xrest_serve_peers},
     {XASK_REVOKED, xrest_serve_revoked},
+    {XASK_RESUME, xresume_serve},
 };
 
 void xask_serve(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *target)

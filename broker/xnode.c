@@ -233,13 +233,25 @@ fail:
     return rc;
 }
 
+static int known_kind(char k)
+{
+    switch (k) {
+    case CLU_PUBLISH: case CLU_DIRECT: case CLU_CTL_KICK: case CLU_CTL_REVOKED:
+    case CLU_QUESTION: case CLU_ANSWER: case CLU_PUBLISH_COUNTED:
+    case CLU_RESUME_CUT: case CLU_RESUME_PLACE: case CLU_RESUME_DONE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* A message from Redis: one of this node's channels. */
 static void on_message(void *user, const char *chan, const char *payload, size_t len)
 {
     struct brk_xnode *xn = user;
     struct clu_msg m;
     (void)chan;
-    if (clu_decode(payload, len, &m) || !m.kind || !strchr("pdkrqaP", m.kind)) {
+    if (clu_decode(payload, len, &m) || !known_kind(m.kind)) {
         log_warn("cluster: dropped a malformed message from Redis (%zu bytes)", len);
         return;
     }
@@ -277,6 +289,15 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
         xrest_deliver_counted(xn, &m, app, channel);
         return;
     }
+    if (m.kind == CLU_RESUME_CUT || m.kind == CLU_RESUME_PLACE || m.kind == CLU_RESUME_DONE) {
+        /* a resume through another node: sid is the hand-over's id, from the place's */
+        char node[sizeof xn->node];
+        if (m.n[CLU_F_NODE] >= sizeof node) return;
+        memcpy(node, m.f[CLU_F_NODE], m.n[CLU_F_NODE]);
+        node[m.n[CLU_F_NODE]] = '\0';
+        xresume_message(xn, &m, node, sid, app, channel, from);
+        return;
+    }
     /* Only a session of this node can be the sender. */
     chan_deliver(xn->b, app, channel, self && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
                  m.f[CLU_F_DATA], m.n[CLU_F_DATA]);
@@ -311,6 +332,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     htab_init(&xn->dirty, HTAB_STR);
     htab_init(&xn->remote_apps, HTAB_STR);
     htab_init(&xn->asks, HTAB_PTR);
+    xresume_init(xn);
     /* The node-id setting (common/config.c): hostname:public-port unless given,
      * so two nodes on one machine with one config differ by their port. */
     snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);
@@ -343,6 +365,7 @@ void xnode_destroy(struct brk_broker *b)
     rtm_timer_cancel(b->timers, &xn->flush_t);
     xbeat_stop(xn);
     xask_close_all(xn); /* their requests are answered now, as partial */
+    xresume_free(xn); /* ends moved places: their channels still have Redis subscriptions */
     clu_destroy(xn->cl); /* publish and send waits complete (and are freed) here */
     xpeers_free(xn);
     xbeat_free(xn);

@@ -1,6 +1,7 @@
 /* xnode.h: what the cluster glue's files share (broker/xnode.c: channels,
  * publish, control, lifetime; broker/xpeers.c: peer records and direct send;
- * broker/xbeat.c: heartbeats, reaping, per-app counts). Private to them. */
+ * broker/xbeat.c: heartbeats, reaping, per-app counts; broker/xresume.c:
+ * resume through another node). Private to them. */
 #ifndef BRK_XNODE_H
 #define BRK_XNODE_H
 
@@ -42,6 +43,13 @@ struct brk_xnode {
     struct htab remote_apps;  /* app -> struct remote_app (xbeat.c) */
     struct htab asks;         /* question id (as a pointer key) -> struct xask (xask.c) */
     uint64_t ask_seq;
+    /* xresume.c: resumes through this node waiting for a place held
+     * elsewhere, and this node's held places moving elsewhere (rsid -> struct xmove) */
+    struct xhandover *handovers;
+    int n_handovers;
+    struct htab moves;
+    unsigned remote_delivery : 1; /* xpeers_deliver is delivering a direct from another node */
+    unsigned handovers_full_logged : 1;
 };
 
 /* The process's one xnode, for callbacks that carry only a key (they may
@@ -61,6 +69,24 @@ void xpeers_rewrite_all(struct brk_xnode *xn);    /* a shard came back: every lo
 void xpeers_deliver(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *to,
                     const char *from);            /* a direct from another node */
 void xpeers_free(struct brk_xnode *xn);
+void xpeers_dirty_key(struct brk_xnode *xn, const char *key); /* "app\x1fpeer": its record is written soon */
+char *peer_channels(const struct brk_peer *p, const struct brk_session *skip, size_t *len);
+
+/* xresume.c */
+void xresume_init(struct brk_xnode *xn);
+/* The XASK_RESUME question's handler (xask.c's table). */
+char *xresume_serve(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+                    size_t *len);
+/* A resume message from another node (CLU_RESUME_*) on this node's channel. */
+void xresume_message(struct brk_xnode *xn, const struct clu_msg *m, const char *node, const char *id,
+                     const char *app, const char *peer, const char *rsid);
+/* A direct to app's peer delivered here: a place of that peer moving here
+ * keeps it when it is past the move's cut (past_cut: the send script said so;
+ * else this node's cut message has come). */
+void xresume_direct(struct brk_xnode *xn, const char *app, const char *peer, const char *from, struct brk_msg *msg,
+                    int past_cut);
+/* Shutdown (before the link goes): asks end with fresh sessions, moves end. */
+void xresume_free(struct brk_xnode *xn);
 
 /* xask.c: questions to other nodes, answers gathered on this node's channel.
  * done(arg, status, answered) fires exactly once: XASK_COMPLETE when every
@@ -75,6 +101,8 @@ typedef void xask_done_fn(void *arg, int status, int answered);
 #define XASK_KICK 'k'  /* target: peerId; answer: sessions closed, decimal */
 #define XASK_PEERS 'l' /* target: channel or ""; answer: the node's GET /v1/peers array */
 #define XASK_REVOKED 'r' /* target: jti or peerId; data: "j", or "p<before>"; answer: sessions closed */
+#define XASK_RESUME 'm' /* target: peerId; data: hand-over id, rsid, asking node ("\n"-separated);
+                          answer: "m" (held here, moving: xresume.c) or "-" */
 /* Asks every other live node (xask_all) or one node (xask_node): 0 when
  * done will fire (it may have already, when the question could not be
  * sent), -1 when it never will (XASK_MAX questions open, or out of memory). */

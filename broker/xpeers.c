@@ -28,8 +28,9 @@
 /* ---- where peers are (direct send) ---- */
 
 /* "\n"-separated channel names of p on this node, with a leading and a trailing
- * "\n" ("\n" alone when none); malloc'd, NULL on ENOMEM. */
-static char *peer_channels(const struct brk_peer *p, size_t *len)
+ * "\n" ("\n" alone when none); malloc'd, NULL on ENOMEM. Places handed to
+ * another node (moved) and skip are left out. */
+char *peer_channels(const struct brk_peer *p, const struct brk_session *skip, size_t *len)
 {
     size_t cap = 256, n = 0;
     char *out = malloc(cap);
@@ -38,6 +39,7 @@ static char *peer_channels(const struct brk_peer *p, size_t *len)
     if (!out) return NULL;
     out[n++] = '\n';
     for (const struct brk_session *s = p->sessions; s; s = s->peer_next) {
+        if (s == skip || s->moved) continue;
         for (uint32_t i = 0; i < s->subs.cap; i++) {
             const struct brk_sub *sub = s->subs.slots[i].key ? s->subs.slots[i].val : NULL;
             if (!sub || htab_get(&seen, sub->ch)) continue;
@@ -111,7 +113,7 @@ static int write_peer(struct brk_xnode *xn, const char *key)
     struct brk_peer *p = htab_get(&xn->b->peers, key);
     char *chans = NULL;
     size_t clen = 0;
-    if (p && !(chans = peer_channels(p, &clen))) return -1;
+    if (p && !(chans = peer_channels(p, NULL, &clen))) return -1;
     const char *argv[7] = {"EVAL", PEER_SCRIPT, "2", name, xn->index, xn->node, p ? chans : ""};
     size_t lens[7] = {4, sizeof PEER_SCRIPT - 1, 1, strlen(name), strlen(xn->index), strlen(xn->node), clen};
     char *arg = strdup(key);
@@ -147,10 +149,14 @@ static void flush_cb(struct rtm_timer *t)
 
 void xnode_peer_dirty(struct brk_broker *b, const struct brk_peer *p)
 {
-    struct brk_xnode *xn = b->xn;
-    if (!xn || xn->stopping) return;
-    mark_dirty_key(xn, p->key);
-    if (!rtm_timer_armed(&xn->flush_t)) rtm_timer_in(b->timers, &xn->flush_t, flush_cb, 0);
+    if (b->xn) xpeers_dirty_key(b->xn, p->key);
+}
+
+void xpeers_dirty_key(struct brk_xnode *xn, const char *key)
+{
+    if (xn->stopping) return;
+    mark_dirty_key(xn, key);
+    if (!rtm_timer_armed(&xn->flush_t)) rtm_timer_in(xn->b->timers, &xn->flush_t, flush_cb, 0);
 }
 
 /* A shard came back: Redis may be empty, so every local peer's record is written again. */
@@ -165,10 +171,12 @@ void xpeers_rewrite_all(struct brk_xnode *xn)
 
 /* ---- direct send ---- */
 
-/* KEYS[1] the recipient's hash; ARGV[1] this node, ARGV[2] the node message,
- * ARGV[3] the sender's channels ("\n"-separated, "\n" at both ends).
- * -1: no node of the recipient shares a channel with the sender; else the
- * number of other nodes the direct was published to. */
+/* KEYS[1] the recipient's hash, KEYS[2] its move key (clu_move_name); ARGV[1]
+ * this node, ARGV[2] the node message, ARGV[3] the sender's channels
+ * ("\n"-separated, "\n" at both ends). -1: no node of the recipient shares a
+ * channel with the sender; else twice the number of other nodes the direct
+ * was published to, plus 1 when a place of the recipient is moving to this
+ * node (xresume.c: the direct is past the move's cut, the place gets it here). */
 static const char SEND_SCRIPT[] =
     "local h = redis.call('HGETALL', KEYS[1])\n"
     "local ok = false\n"
@@ -183,7 +191,8 @@ static const char SEND_SCRIPT[] =
     "for i = 1, #h, 2 do\n"
     "  if h[i] ~= ARGV[1] then redis.call('PUBLISH', '" CLU_NODE_PREFIX "' .. h[i], ARGV[2]); n = n + 1 end\n"
     "end\n"
-    "return n\n";
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then return n * 2 + 1 end\n"
+    "return n * 2\n";
 
 static void send_done(void *arg, int ok, long long value)
 {
@@ -200,9 +209,10 @@ static void send_done(void *arg, int ok, long long value)
         if (w->s) sess_error(w->s, RTM_WIRE_PEER_NOT_FOUND, NULL, wait_rid(w));
         goto out;
     }
-    rtm_metric_inc(RTM_M_CLUSTER_OUT, (uint64_t)value);
+    rtm_metric_inc(RTM_M_CLUSTER_OUT, (uint64_t)(value / 2));
     struct brk_peer *p = peer_find(xn->b, w->app, w->to);
     if (p) direct_deliver(p, w->s, w->from, w->msg);
+    if (value & 1) xresume_direct(xn, w->app, w->to, w->from, w->msg, 1);
     if (w->s) sess_ack(w->s, wait_rid(w));
 out:
     wait_free(w);
@@ -237,7 +247,7 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
     }
     xpeers_flush(xn); /* the script must see this node's latest state */
     if (pm && !(meta = rtm_json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY))) goto oom;
-    if (s->peer) chans = peer_channels(s->peer, &clen);
+    if (s->peer) chans = peer_channels(s->peer, NULL, &clen);
     else if ((chans = strdup("\n"))) clen = 1;
     if (!chans) goto oom;
     const char *f[CLU_FIELDS] = {xn->node, s->sid, s->app, to, s->claims.sub, meta, data};
@@ -249,9 +259,11 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
         goto oom;
     snprintf(w->app, sizeof w->app, "%s", s->app);
     msg_time(w->msg, RTM_H_DIRECT_SEND, rx_ns); /* this node's recipients: the Redis round trip included */
-    const char *argv[7] = {"EVAL", SEND_SCRIPT, "1", name, xn->node, payload, chans};
-    size_t lens[7] = {4, sizeof SEND_SCRIPT - 1, 1, strlen(name), strlen(xn->node), plen, clen};
-    if (clu_command(xn->cl, name, 7, argv, lens, send_done, w)) {
+    char mv[CLU_NAME_MAX];
+    if (clu_move_name(mv, sizeof mv, s->app, to) < 0) goto oom;
+    const char *argv[8] = {"EVAL", SEND_SCRIPT, "2", name, mv, xn->node, payload, chans};
+    size_t lens[8] = {4, sizeof SEND_SCRIPT - 1, 1, strlen(name), strlen(mv), strlen(xn->node), plen, clen};
+    if (clu_command(xn->cl, name, 8, argv, lens, send_done, w)) {
         wait_free(w);
         xn_unavailable(s, rid);
         goto out;
@@ -268,16 +280,22 @@ out:
 
 void xpeers_deliver(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *to, const char *from)
 {
-    /* the script only sends here if the recipient is here */
+    /* The script only sends here if the recipient is here, or a place of it
+     * is moving here (xresume.c keeps the direct for it). */
     struct brk_peer *p = peer_find(xn->b, app, to);
-    if (!p) return; /* left meanwhile: the sender was acked, like a local peer that leaves */
+    if (!p && !xn->n_handovers) return; /* left meanwhile: the sender was acked, like a local peer that leaves */
     struct brk_msg *msg = wire_direct(from, m->f[CLU_F_DATA], m->n[CLU_F_DATA], NULL,
                                        m->f[CLU_F_META] ? m->f[CLU_F_META] : "", m->n[CLU_F_META]);
     if (!msg) {
         log_error("cluster: out of memory delivering a direct");
         return;
     }
-    direct_deliver(p, NULL, from, msg);
+    if (p) {
+        xn->remote_delivery = 1; /* a place moving away tells a direct before its cut from one after */
+        direct_deliver(p, NULL, from, msg);
+        xn->remote_delivery = 0;
+    }
+    xresume_direct(xn, app, to, from, msg, 0);
     msg_unref(msg);
 }
 

@@ -47,6 +47,12 @@ int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer)
     return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 
+int clu_move_name(char *out, size_t outlen, const char *app, const char *peer)
+{
+    int n = snprintf(out, outlen, "rtm:mv:%zu:%s:%s", strlen(app), app, peer);
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
 #define MAGIC "rtm1 "
 #define HDR_MAX (5 + 2 + CLU_FIELDS * 21 + 1)
 

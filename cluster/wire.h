@@ -32,6 +32,10 @@ int clu_node_name(char *out, size_t outlen, const char *node);
  * (field: node) and which channels it is in there (value: "\n"-separated,
  * with a leading and a trailing "\n"). */
 int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer);
+/* "rtm:mv:<applen>:<app>:<peer>": while a resume moves a place of the peer
+ * to another node, that node's id (a string with an expiry). Always used on
+ * the shard of the peer's hash (every script that reads it runs there). */
+int clu_move_name(char *out, size_t outlen, const char *app, const char *peer);
 
 enum clu_kind {
     CLU_PUBLISH = 'p', /* a channel message: app, channel, from, meta, data */
@@ -43,6 +47,13 @@ enum clu_kind {
     CLU_ANSWER = 'a',      /* rtm:n:<asker>: node = answering node, sid = question id, data = answer */
     CLU_PUBLISH_COUNTED = 'P', /* a server publish whose origin gathers the recipients: as 'p', with
                                   sid = the origin's question id (a server publish has no sender session) */
+    /* Resume through another node (broker/xresume.c; found through an xask
+     * question, op XASK_RESUME), on rtm:n:<node>: the channel field holds the
+     * peerId, the from field the place's id (rsid), the sid field the new
+     * node's id for the hand-over. */
+    CLU_RESUME_CUT = 'c',   /* the switch script -> both nodes: directs after this go to the new node */
+    CLU_RESUME_PLACE = 'h', /* holder -> new node: the place (data: JSON, resume.c resume_export) */
+    CLU_RESUME_DONE = 'f',  /* new node -> holder: resumed there, the old place may leave */
 };
 
 /* A decoded message: every field points into the encoded buffer (borrowed). */

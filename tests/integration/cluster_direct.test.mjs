@@ -4,7 +4,9 @@
 // channel, on any node) and peer_not_found hold cluster-wide, a sender's
 // directs arrive in order with gap-free seq, a Redis outage answers
 // cluster_unavailable for a recipient elsewhere while a recipient on the same
-// node still gets it, and the records go when the peers do.
+// node still gets it, and the records go when the peers do. A resume through
+// another node moves the held place there (docs/CLUSTER.md, "Resume through
+// another node"), or says resumed: false when no live node holds it.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRtmd, sleep } from '../lib/rtmd.mjs';
@@ -85,24 +87,100 @@ describe('direct send across nodes', () => {
   });
 });
 
+const metricsOf = (node) => node.metrics();
+const DROPPED = 'rtm_resume_direct_total{event="dropped"}';
+const dropped = async (nodes) => { let n = 0; for (const x of nodes) n += (await metricsOf(x))[DROPPED] || 0; return n; };
+
+// Kills c's socket (no close frame) and waits until node holds its place.
+async function dropHeld(node, c) {
+  const before = (await metricsOf(node)).rtm_held_places || 0;
+  await c.terminate();
+  await until(async () => ((await metricsOf(node)).rtm_held_places || 0) > before, 10000, 'the place to be held');
+}
+
+const directsOf = (c) => c.all.filter((f) => f.type === 'direct');
+
 describe('resume through another node', () => {
-  test('is refused openly (resumed: false, a fresh session), never a silent loss; directs then reach the new node', async () => {
+  test('the held place moves: the gap\'s directs from either node arrive there once, in order, seq continuous; later ones too', async () => {
+    const d0 = await dropped([a, b]);
     const alice = await member(a, 'rs-alice', ['rs-room']);
+    const carol = await member(b, 'rs-carol', ['rs-room']);
     const bob = await member(a, 'rs-bob', ['rs-room'], { extra: '&ext=1' });
     const sid = bob.welcome.sessionId;
-    assert.ok(sid, 'an extension session has a place to resume');
-    await bob.terminate();
-    // A direct in the gap goes to bob's held place on node a.
-    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'gap' })).type, 'ack');
+    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'a0' })).type, 'ack');
+    assert.equal((await bob.next('direct', 5000)).seq, 1);
+    await dropHeld(a, bob);
+    // The gap: directs to the place held on node a, from a sender there and one on node b.
+    for (const [c, data] of [[alice, 'a1'], [carol, 'c1'], [alice, 'a2'], [carol, 'c2'], [alice, 'a3']])
+      assert.equal((await c.request({ type: 'send', to: 'rs-bob', data })).type, 'ack');
     const { token } = await a.mint({ peerId: 'rs-bob' });
     const bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(sid)}`);
-    assert.equal(bob2.welcome.resumed, false, 'the place is on node a: the client is told it lost the gap');
-    assert.notEqual(bob2.welcome.sessionId, sid);
-    assert.equal((await bob2.request({ type: 'subscribe', channel: 'rs-room' })).type, 'ack');
-    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'after' })).type, 'ack');
-    assert.equal((await bob2.next('direct', 5000)).data, 'after');
-    await alice.close();
-    await bob2.close();
+    assert.equal(bob2.welcome.resumed, true, 'node b resumed the place held on node a');
+    assert.equal(bob2.welcome.sessionId, sid, 'the place keeps its id');
+    assert.equal(bob2.welcome.presenceReset, true, 'member lists come as snapshots on the new node');
+    const gap = [];
+    for (let i = 0; i < 5; i++) gap.push(await bob2.next('direct', 5000));
+    assert.deepEqual(gap.map((f) => [f.from, f.data, f.seq]),
+      [['rs-alice', 'a1', 2], ['rs-carol', 'c1', 1], ['rs-alice', 'a2', 3], ['rs-carol', 'c2', 2], ['rs-alice', 'a3', 4]],
+      'in gap order, seq continuing the old connection\'s');
+    const snap = await bob2.next('presence', 5000);
+    assert.equal(snap.channel, 'rs-room', 'still subscribed, with a fresh snapshot');
+    assert.deepEqual(bob2.all.slice(0, 6).map((f) => f.type), ['welcome', 'direct', 'direct', 'direct', 'direct', 'direct'],
+      'the gap first');
+    // Live on node b now: directs from both nodes find it, numbering goes on.
+    assert.equal((await alice.request({ type: 'send', to: 'rs-bob', data: 'a4' })).type, 'ack');
+    assert.equal((await carol.request({ type: 'send', to: 'rs-bob', data: 'c3' })).type, 'ack');
+    const later = [await bob2.next('direct', 5000), await bob2.next('direct', 5000)].sort((x, y) => (x.from < y.from ? -1 : 1));
+    assert.deepEqual(later.map((f) => [f.from, f.data, f.seq]), [['rs-alice', 'a4', 5], ['rs-carol', 'c3', 3]]);
+    // Node a let the old place go (after node b said it resumed): nothing held, nothing dropped.
+    await until(async () => !(await metricsOf(a)).rtm_held_places, 5000, 'node a to let the moved place go');
+    assert.equal(await dropped([a, b]) - d0, 0, 'no direct dropped');
+    assert.ok(await bob2.none('direct', 300), 'each once');
+    for (const c of [alice, carol, bob2]) await c.close();
+  });
+
+  test('directs sent from both nodes while the place moves: every one arrives once, each sender\'s in order with gap-free seq', async () => {
+    const d0 = await dropped([a, b]);
+    const alice = await member(a, 'mv-alice', ['mv-room']);
+    const carol = await member(b, 'mv-carol', ['mv-room']);
+    const bob = await member(a, 'mv-bob', ['mv-room'], { extra: '&ext=1' });
+    const sid = bob.welcome.sessionId;
+    await dropHeld(a, bob);
+    const { token } = await a.mint({ peerId: 'mv-bob' });
+    const N = 150;
+    const acks = [];
+    let bob2;
+    for (let i = 0; i < N; i++) {
+      acks.push(alice.request({ type: 'send', to: 'mv-bob', data: i }, 10000));
+      acks.push(carol.request({ type: 'send', to: 'mv-bob', data: i }, 10000));
+      if (i === 20) bob2 = b.connect(token, `&ext=1&resume=${encodeURIComponent(sid)}`); // the move runs among the sends
+      if (i % 5 === 4) await sleep(1);
+    }
+    for (const r of await Promise.all(acks)) assert.equal(r.type, 'ack');
+    bob2 = await bob2;
+    assert.equal(bob2.welcome.resumed, true);
+    await until(async () => directsOf(bob2).length >= 2 * N, 10000, `all ${2 * N} directs (got ${directsOf(bob2).length})`);
+    assert.ok(await bob2.none('__nothing__', 300));
+    for (const from of ['mv-alice', 'mv-carol']) {
+      const got = directsOf(bob2).filter((f) => f.from === from);
+      assert.deepEqual(got.map((f) => f.data), Array.from({ length: N }, (_, i) => i), `${from}: each once, in order`);
+      assert.deepEqual(got.map((f) => f.seq), Array.from({ length: N }, (_, i) => i + 1), `${from}: gap-free seq`);
+    }
+    assert.equal(await dropped([a, b]) - d0, 0, 'no direct dropped');
+    for (const c of [alice, carol, bob2]) await c.close();
+  });
+
+  test('a place nobody holds (an unknown id) gives resumed: false and a fresh session at once', async () => {
+    const alice = await member(a, 'un-alice', ['un-room']);
+    const { token } = await a.mint({ peerId: 'un-bob' });
+    const t0 = Date.now();
+    const bob = await b.connect(token, '&ext=1&resume=rs_00000000000000000000000000000000000000');
+    assert.equal(bob.welcome.resumed, false);
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal((await bob.request({ type: 'subscribe', channel: 'un-room' })).type, 'ack');
+    assert.equal((await alice.request({ type: 'send', to: 'un-bob', data: 1 })).type, 'ack');
+    assert.equal((await bob.next('direct', 5000)).data, 1);
+    for (const c of [alice, bob]) await c.close();
   });
 });
 
@@ -126,6 +204,37 @@ describe('node death', () => {
       assert.equal((await redis.lines('ZCARD', 'rtm:nodes'))[0], '2', 'the dead node is gone from the registry');
       assert.deepEqual(await redis.lines('KEYS', 'rtm:ni:*nd*'), []);
       await alice.close();
+    } finally {
+      await c.cleanup();
+    }
+  });
+});
+
+describe('resume through another node, the holder dead', () => {
+  test('after kill -9 of the node holding the place: resumed: false and a fresh welcome, not a wait or a silent resume', async () => {
+    const c = await startRtmd({ config: { cluster: redis.url, 'cluster-timeout-ms': 500, 'cluster-node-dead-ms': 3000 },
+      dir: a.dir, key: a.key, keepDir: true });
+    try {
+      const alice = await member(a, 'dd-alice', ['dd-room']);
+      const bob = await member(c, 'dd-bob', ['dd-room'], { extra: '&ext=1' });
+      const sid = bob.welcome.sessionId;
+      await until(async () => (await alice.request({ type: 'send', to: 'dd-bob', data: 1 })).type === 'ack', 5000,
+        'bob to be reachable');
+      await dropHeld(c, bob);
+      await c.stop('SIGKILL');
+      const { token } = await a.mint({ peerId: 'dd-bob' });
+      const t0 = Date.now();
+      const bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(sid)}`);
+      assert.equal(bob2.welcome.resumed, false, 'the place died with its node: the client is told');
+      assert.notEqual(bob2.welcome.sessionId, sid);
+      assert.ok(Date.now() - t0 < 3000, 'no wait for a dead node (its channel has no subscriber)');
+      assert.equal((await bob2.request({ type: 'subscribe', channel: 'dd-room' })).type, 'ack');
+      await until(async () => (await alice.request({ type: 'send', to: 'dd-bob', data: 'after' })).type === 'ack', 5000,
+        'the new session to be reachable');
+      assert.equal((await bob2.next((f) => f.type === 'direct' && f.data === 'after', 5000)).from, 'dd-alice');
+      for (const x of [alice, bob2]) await x.close();
+      // The dead node is reaped before the next test watches for reaping.
+      await until(async () => (await redis.lines('ZCARD', 'rtm:nodes'))[0] === '2', 10000, 'the dead node to be reaped');
     } finally {
       await c.cleanup();
     }

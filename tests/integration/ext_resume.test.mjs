@@ -29,13 +29,7 @@ after(async () => {
 });
 
 async function metrics(dd) {
-  const r = await dd.api('GET', '/metrics');
-  const m = {};
-  for (const l of r.text.split('\n')) {
-    if (!l || l.startsWith('#')) continue;
-    const i = l.lastIndexOf(' ');
-    m[l.slice(0, i)] = Number(l.slice(i + 1));
-  }
+  const m = await dd.metrics();
   const g = (k) => m[k] || 0;
   return {
     hit: g('rtm_resume_total{result="hit"}'), expired: g('rtm_resume_total{result="expired"}'),

@@ -154,6 +154,16 @@ export async function startRtmd(opts = {}) {
     try { json = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, headers: res.headers, text, json };
   };
+  // GET /metrics as { 'name{labels}': value }.
+  d.metrics = async () => {
+    const m = {};
+    for (const l of (await d.api('GET', '/metrics')).text.split('\n')) {
+      if (!l || l.startsWith('#')) continue;
+      const i = l.lastIndexOf(' ');
+      m[l.slice(0, i)] = Number(l.slice(i + 1));
+    }
+    return m;
+  };
   d.mint = async (claims) => {
     const r = await d.api('POST', '/v1/tokens', claims);
     if (r.status !== 200) throw new Error(`mint failed ${r.status}: ${r.text}`);
