@@ -450,6 +450,10 @@ int resume_register(struct brk_session *s);
  * (subscriptions, peer and app count moved to the held copy), else 0 (s
  * unregistered; the caller detaches as usual). */
 int resume_on_close(struct brk_session *s);
+/* A live place taken by a resume on another node: moved into a held copy
+ * (returned, ready to move) and the old socket closed with 4009; NULL when
+ * it cannot be held (nothing changed). */
+struct brk_session *resume_hold_live(struct brk_session *s);
 /* A held place asked to close (kick, replace): discarded on the next loop turn. */
 void resume_discard_soon(struct brk_session *s);
 /* Ends (as a kick does: discarded on the next loop turn, so presence says

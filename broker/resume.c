@@ -279,6 +279,8 @@ static void keep_unsent(struct brk_session *h, struct outq *q)
     outq_clear(q);
 }
 
+static struct brk_session *hold_copy(struct brk_session *s);
+
 int resume_on_close(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
@@ -293,10 +295,57 @@ int resume_on_close(struct brk_session *s)
     int decided = s->state == SESS_CLOSING && !s->drop;
     int unclean = !decided && (s->drop || (!s->sent_close && s->peer_close_code != RTM_CLOSE_NORMAL &&
                                            s->peer_close_code != RTM_CLOSE_GOING_AWAY));
+    if (!unclean || !hold_copy(s)) goto end;
+    return 1;
+end:
+    htab_del(&b->places, s->rsid);
+    return 0;
+}
+
+/* The old socket of a place taken elsewhere (its drop went unnoticed): it
+ * stops being a session now; its row closes with 4009. */
+static void live_taken(struct brk_session *take)
+{
+    struct brk_broker *b = take->b;
+    rtm_timer_cancel(b->timers, &take->expiry_t);
+    rtm_timer_cancel(b->timers, &take->notice_t);
+    limits_session_end(take);
+    sess_list_unlink(&b->sessions, take);
+    b->n_sessions--;
+    take->attached = 0;
+    take->close_code = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->close_code;
+    take->close_reason = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->message;
+    take->sent_close = 1;
+    rows_add(b, take, 1);
+}
+
+struct brk_session *resume_hold_live(struct brk_session *s)
+{
+    if (s->state != SESS_OPEN || htab_get(&s->b->places, s->rsid) != s) return NULL;
+    char *sub = strdup(s->claims.sub);
+    struct brk_session *h = sub ? hold_copy(s) : NULL;
+    if (!h) {
+        free(sub);
+        return NULL;
+    }
+    s->claims.sub = sub; /* the rest went with the place; the old socket's last lines name the peer */
+    live_taken(s);
+    log_info("ws: open sid=%s peer=%s resumed on another node: its old socket closes", s->sid, sub);
+    s->close_now = 1;
+    sess_close(s, RTM_WIRE_RESUMED_ELSEWHERE, NULL);
+    return h;
+}
+
+/* Moves s's place into a held copy (s keeps its socket and nothing else),
+ * armed for the resume window. The copy, or NULL (at the bound, shutting
+ * down, out of memory: nothing moved). */
+static struct brk_session *hold_copy(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
     int max = b->cfg->max_connections > 0 ? b->cfg->max_connections : HELD_MAX;
-    if (!unclean || b->shutting_down || !b->ctx || b->n_held >= max) goto end;
+    if (b->shutting_down || !b->ctx || b->n_held >= max) return NULL;
     struct brk_session *h = calloc(1, sizeof *h);
-    if (!h) goto end;
+    if (!h) return NULL;
     h->b = b;
     h->state = SESS_HELD;
     memcpy(h->sid, s->sid, sizeof h->sid);
@@ -306,7 +355,7 @@ int resume_on_close(struct brk_session *s)
     htab_init(&h->seqs, HTAB_STR);
     if (place_move(h, s)) {
         free(h);
-        goto end;
+        return NULL;
     }
     h->claims = s->claims;
     memset(&s->claims, 0, sizeof s->claims);
@@ -319,10 +368,7 @@ int resume_on_close(struct brk_session *s)
     b->n_held++;
     rtm_timer_in(b->timers, &h->expiry_t, held_expire_cb, h->resume_window_ms);
     log_info("ws: held sid=%s peer=%s for %d ms", h->sid, h->claims.sub, h->resume_window_ms);
-    return 1;
-end:
-    htab_del(&b->places, s->rsid);
-    return 0;
+    return h;
 }
 
 /* ---- taking a place back ---- */
@@ -336,18 +382,7 @@ int resume_take(struct brk_session *s, struct brk_session *take)
         rtm_timer_cancel(b->timers, &take->expiry_t);
         b->n_held--;
     } else {
-        /* The old socket is still open (the drop went unnoticed): it stops
-         * being a session now; its row closes with 4009. */
-        rtm_timer_cancel(b->timers, &take->expiry_t);
-        rtm_timer_cancel(b->timers, &take->notice_t);
-        limits_session_end(take);
-        sess_list_unlink(&b->sessions, take);
-        b->n_sessions--;
-        take->attached = 0;
-        take->close_code = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->close_code;
-        take->close_reason = rtm_wire(RTM_WIRE_RESUMED_ELSEWHERE)->message;
-        take->sent_close = 1;
-        rows_add(b, take, 1);
+        live_taken(take);
     }
     /* The new token's scope decides what stays; it speaks for the peer now.
      * What it ends is told after the welcome (resume_finish). */

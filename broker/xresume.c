@@ -495,7 +495,9 @@ static int start_move(struct brk_xnode *xn, const char *node, const char *id, co
     struct brk_session *h = resume_find(xn->b, rsid, app, peer);
     char pname[CLU_NAME_MAX];
     if (clu_peer_name(pname, sizeof pname, app, peer) < 0) return 0;
-    /* A live place (its drop not noticed yet) is not moved: resumed: false there. */
+    /* A live place (its drop not noticed yet) is held first, its old socket
+     * closed with 4009, as a resume on one node does. */
+    if (h && h->state == SESS_OPEN && !htab_get(&xn->moves, rsid)) h = resume_hold_live(h);
     if (!h || h->state != SESS_HELD || !h->peer || htab_get(&xn->moves, rsid)) return 0;
     struct xmove *mv = calloc(1, sizeof *mv);
     char *remaining = NULL, *moved = NULL, *cut = NULL, *arg = NULL;
@@ -504,9 +506,10 @@ static int start_move(struct brk_xnode *xn, const char *node, const char *id, co
     if (!mv) goto fail;
     mv->xn = xn;
     mv->h = h;
-    snprintf(mv->rsid, sizeof mv->rsid, "%s", rsid);
-    snprintf(mv->to, sizeof mv->to, "%s", node);
-    snprintf(mv->id, sizeof mv->id, "%s", id);
+    /* lengths checked by the caller (xresume_serve) */
+    snprintf(mv->rsid, sizeof mv->rsid, "%.*s", (int)sizeof mv->rsid - 1, rsid);
+    snprintf(mv->to, sizeof mv->to, "%.*s", (int)sizeof mv->to - 1, node);
+    snprintf(mv->id, sizeof mv->id, "%.*s", (int)sizeof mv->id - 1, id);
     snprintf(mv->app, sizeof mv->app, "%s", app);
     snprintf(mv->peer, sizeof mv->peer, "%s", peer);
     snprintf(mv->pname, sizeof mv->pname, "%s", pname);
@@ -558,7 +561,8 @@ char *xresume_serve(struct brk_xnode *xn, const char *app, const char *target, c
     if (!(rsid = strchr(id, '\n')) || !(node = strchr(rsid + 1, '\n'))) return NULL;
     *rsid++ = '\0';
     *node++ = '\0';
-    if (strlen(id) >= ID_LEN || strlen(rsid) >= 48 || strcmp(node, xn->node) == 0) return NULL;
+    if (strlen(id) >= ID_LEN || strlen(rsid) >= 48 || strlen(node) >= sizeof xn->node || strcmp(node, xn->node) == 0)
+        return NULL;
     char *answer = strdup(start_move(xn, node, id, app, target, rsid) ? "m" : "-");
     if (answer) *len = 1;
     return answer;

@@ -170,6 +170,22 @@ describe('resume through another node', () => {
     for (const c of [alice, carol, bob2]) await c.close();
   });
 
+  test('a place whose old socket is still open on its node: taken over (the old one closes with 4009) and moved', async () => {
+    const alice = await member(a, 'lv-alice', ['lv-room']);
+    const bob = await member(a, 'lv-bob', ['lv-room'], { extra: '&ext=1' });
+    assert.equal((await alice.request({ type: 'send', to: 'lv-bob', data: 'x0' })).type, 'ack');
+    assert.equal((await bob.next('direct', 5000)).seq, 1);
+    const { token } = await a.mint({ peerId: 'lv-bob' });
+    const bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(bob.welcome.sessionId)}`);
+    assert.equal(bob2.welcome.resumed, true, 'the drop node a had not noticed does not stop the move');
+    assert.equal((await bob.closed).code, 4009, 'the old socket is told it was resumed elsewhere');
+    assert.equal((await alice.request({ type: 'send', to: 'lv-bob', data: 'x1' })).type, 'ack');
+    const f = await bob2.next('direct', 5000);
+    assert.deepEqual([f.data, f.seq], ['x1', 2]);
+    assert.ok(await bob2.none('direct', 300), 'once');
+    for (const c of [alice, bob2]) await c.close();
+  });
+
   test('a place nobody holds (an unknown id) gives resumed: false and a fresh session at once', async () => {
     const alice = await member(a, 'un-alice', ['un-room']);
     const { token } = await a.mint({ peerId: 'un-bob' });
