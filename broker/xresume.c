@@ -8,8 +8,8 @@
  *
  * The holder is found with an xask question to every live node (op
  * XASK_RESUME, xask.c): "m" from the node that holds the place and starts
- * moving it, "-" from the others; a node killed with -9 has no listener and
- * is not waited for, so its places give resumed: false at once.
+ * moving it, "-" from the others; a node killed with -9 cannot answer, so
+ * its places give resumed: false within the question's deadline.
  *
  * The main design choice is the cut. Every direct to a peer runs one script
  * on the peer's shard (xpeers.c), so that shard orders all of them. A's
