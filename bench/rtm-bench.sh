@@ -8,7 +8,8 @@
 # then the raw relay, RTM_BENCH_REPEAT times (3) in turn:
 #   pairs-paced       500 pairs (1,000 connections) at 5,000 round trips/s
 #                     for 10 s: one-way latency p50/p99; the first rtmd run
-#                     also records a perf profile (top 10 symbols)
+#                     also records a perf profile (top 10 symbols), as does
+#                     fanout-1000's (3 s of the fan-out)
 #   pairs-paced-idle  the same with 10,000 idle sessions beside
 #                     (authenticated on rtmd)
 #   connect           10,000 connections, 256 upgrades in flight: connects/s,
@@ -29,7 +30,7 @@
 # RTM_BENCH_PAIRS (500), RTM_BENCH_IDLE (10000), RTM_BENCH_CONNS (10000),
 # RTM_BENCH_FANOUT_MSGS (3000; x 1,000 subscribers), RTM_BENCH_FANOUT5K_MSGS
 # (600; x 5,000), RTM_BENCH_PAIRS_MSGS (100), RTM_BENCH_PERF (1; 0 skips the
-# profile), RTM_BENCH_PERF_KEEP (a path to keep perf.data).
+# profiles), RTM_BENCH_PERF_KEEP (a path prefix: keeps PREFIX.<workload>, perf.data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${RTM_BUILD:-build}
@@ -100,17 +101,17 @@ profile_report() {
     wait "$perf_job" 2>/dev/null || true
     perf_job=""
     [ -s "$dir/perf.data" ] || { echo "(no profile recorded)"; return 0; }
-    echo "rtmd profile, top 10 symbols (self, % of rtmd's samples):"
+    echo "rtmd profile ($1), top 10 symbols (self, % of rtmd's samples):"
     # awk reads to the end: head would make perf die of SIGPIPE under pipefail
     perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
         grep -E '^ +[0-9.]+%' | awk 'NR <= 10 { sub(/( +-)* *$/, ""); print }' || true
-    [ -n "${RTM_BENCH_PERF_KEEP:-}" ] && cp "$dir/perf.data" "$RTM_BENCH_PERF_KEEP"
+    [ -n "${RTM_BENCH_PERF_KEEP:-}" ] && cp "$dir/perf.data" "$RTM_BENCH_PERF_KEEP.$1"
     rm -f "$dir/perf.data"
 }
 
 # the figures mean little on a busy machine: say how busy it was, every run
 rc=0
-profiled=0
+profiled=" "
 run() { # workload, rtm bench args...
     local name=$1 server; shift
     case " $only " in *" $name "*) ;; *) return 0 ;; esac
@@ -118,9 +119,13 @@ run() { # workload, rtm bench args...
         if [ "$server" = raw ]; then start_rawrelay; else start_rtmd; fi
         echo "--- $name on $server ($rep_now/$reps): rtm bench $* --server $server --threads $threads ($(loadavg))"
         local prof=0
-        if [ "$perf_on" = 1 ] && [ "$server" = rtmd ] && [ "$name" = pairs-paced ] && [ "$profiled" = 0 ]; then
-            prof=1; profiled=1
-            profile_start 3 $((secs > 5 ? secs - 4 : 1))
+        # one profile of rtmd per profiled workload, from its first round
+        if [ "$perf_on" = 1 ] && [ "$server" = rtmd ] && [[ "$profiled" != *" $name "* ]]; then
+            case $name in
+            pairs-paced) prof=1; profile_start 3 $((secs > 5 ? secs - 4 : 1)) ;;
+            fanout-1000) prof=1; profile_start 2 3 ;;
+            esac
+            profiled="$profiled$name "
         fi
         if $pin_g "$B/rtm" bench "$@" --server "$server" --threads "$threads" --pid "$pid" > "$dir/out" 2> "$dir/err"; then
             cat "$dir/out"
@@ -128,7 +133,7 @@ run() { # workload, rtm bench args...
         else
             cat "$dir/out"; tail -5 "$dir/err"; rc=1
         fi
-        [ "$prof" = 1 ] && profile_report
+        [ "$prof" = 1 ] && profile_report "$name"
         if ! kill -0 "$pid" 2>/dev/null; then echo "rtm-bench.sh: $server died:"; tail -20 "$server_log"; rc=1; fi
         stop_server
     done
