@@ -107,10 +107,12 @@ static int64_t mono_us(void)
 static long ld(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static void bump(long *p) { __atomic_store_n(p, *p + 1, __ATOMIC_RELAXED); } /* single writer */
 
-static void record(struct worker *w, int64_t us)
+/* A latency sample: from the payload's stamp to now (one clock read). */
+static void record(struct worker *w, int64_t stamp)
 {
+    int64_t now = mono_us(), us = now - stamp;
     if (w->nlat < w->cap) w->lat[w->nlat++] = us < 0 ? 0 : us > 0xffffffff ? 0xffffffff : (uint32_t)us;
-    __atomic_store_n(&w->last_us, mono_us(), __ATOMIC_RELAXED);
+    __atomic_store_n(&w->last_us, now, __ATOMIC_RELAXED);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -329,7 +331,7 @@ static void on_payload(struct bconn *k, char *p, size_t n)
         if (raw ? !starts(p, n, "f") : !starts(p, n, "{\"type\":\"message\"")) return;
         int64_t t = stamp_of(p, n);
         if (t < 0) return;
-        record(w, mono_us() - t);
+        record(w, t);
         bump(&w->delivered);
         return;
     }
@@ -342,7 +344,7 @@ static void on_payload(struct bconn *k, char *p, size_t n)
         int len;
         int64_t reply = t;
         if (b->rate > 0) { /* paced: each leg is a one-way sample; the reply carries a fresh stamp */
-            record(w, mono_us() - t);
+            record(w, t);
             reply = mono_us();
         }
         /* closed loop: the stamp goes back (the sample is the round trip) */
@@ -351,7 +353,7 @@ static void on_payload(struct bconn *k, char *p, size_t n)
         if (wsg_send_text(&k->w, out, (size_t)len)) bump(&w->errors);
         return;
     }
-    record(w, mono_us() - t);
+    record(w, t);
     bump(&w->exchanges);
     k->done++;
     if (b->rate == 0 && k->done < b->msgs) send_ping(k, mono_us());
