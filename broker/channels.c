@@ -17,6 +17,12 @@
  * timer re-flushes the channel when the budget allows. A held place
  * (resume.c) is a subscriber too: its frames go to its resume queue.
  *
+ * In cluster mode (xpresence.c) the members are the whole cluster's: a
+ * local join or leave goes to Redis first, and the change reaches this
+ * node's clients when it comes back (every node alike), through the same
+ * pending table and flush; snapshots wait until the channel's cluster table
+ * has been fetched.
+ *
  * Fan-out never mutates the tables it walks: sess_enqueue() only marks a
  * session for closing, the detach happens later in its own callback. */
 #include "internal.h"
@@ -59,6 +65,7 @@ fail:
 
 static void chan_free(struct brk_channel *ch)
 {
+    xpresence_chan_free(ch);
     htab_free(&ch->subs);
     htab_free(&ch->members);
     htab_free(&ch->pending);
@@ -93,31 +100,57 @@ static void mark_dirty(struct brk_broker *b, struct brk_channel *ch)
 static void pending_free(struct brk_pending *p)
 {
     free(p->peer_id);
+    free(p->meta);
     free(p);
 }
 
-/* Records a join (peer != NULL) or a leave; the opposite pending change cancels. */
-static void pending_change(struct brk_broker *b, struct brk_channel *ch, struct brk_peer *peer, int join)
+/* Records a join or a leave of peer_id (peer: the local member in single-node
+ * mode; meta: a cluster join's metadata text); the opposite pending change cancels. */
+static void pending_record(struct brk_broker *b, struct brk_channel *ch, const char *peer_id, struct brk_peer *peer,
+                           const char *meta, size_t mlen, int join)
 {
     presence_changed(b); /* a peer's channels are part of GET /v1/peers */
-    struct brk_pending *p = htab_get(&ch->pending, peer->peer_id);
+    struct brk_pending *p = htab_get(&ch->pending, peer_id);
     if (p) {
-        if ((p->peer != NULL) != join) {
-            htab_del(&ch->pending, peer->peer_id);
+        if (p->join != (unsigned)join) {
+            htab_del(&ch->pending, peer_id);
             pending_free(p);
         }
         return;
     }
     p = calloc(1, sizeof *p);
-    if (!p || !(p->peer_id = strdup(peer->peer_id)) || htab_put(&ch->pending, p->peer_id, p)) {
+    if (!p || !(p->peer_id = strdup(peer_id)) || (join && meta && mlen && !(p->meta = strndup(meta, mlen))) ||
+        htab_put(&ch->pending, p->peer_id, p)) {
         /* Losing one presence delta is the documented outcome of ENOMEM. */
         log_error("broker: out of memory recording presence for channel");
         if (p) pending_free(p);
         return;
     }
+    p->join = join ? 1 : 0;
     p->peer = join ? peer : NULL;
+    p->mlen = p->meta ? mlen : 0;
     mark_dirty(b, ch);
 }
+
+/* A local peer's first subscribed session joined ch, or its last left. In
+ * cluster mode the change goes through Redis and comes back to every node. */
+static void member_change(struct brk_broker *b, struct brk_channel *ch, struct brk_peer *peer, int join)
+{
+    if (b->xn) {
+        presence_changed(b);
+        xpresence_member(b, ch, peer);
+        return;
+    }
+    pending_record(b, ch, peer->peer_id, peer, NULL, 0, join);
+}
+
+void chan_presence_record(struct brk_broker *b, struct brk_channel *ch, const char *peer_id, const char *meta,
+                          size_t mlen, int join)
+{
+    pending_record(b, ch, peer_id, NULL, meta, mlen, join);
+}
+
+void chan_presence_ready(struct brk_broker *b, struct brk_channel *ch) { mark_dirty(b, ch); }
 
 int chan_subscribe(struct brk_session *s, const char *name, int include_meta, enum rtm_wire_err *err)
 {
@@ -160,7 +193,7 @@ int chan_subscribe(struct brk_session *s, const char *name, int include_meta, en
         goto fail;
     }
     if (n == 0) {
-        pending_change(b, ch, s->peer, 1);
+        member_change(b, ch, s->peer, 1);
         xnode_peer_dirty(b, s->peer);
     }
     if (s->perms & RTM_PERM_PRESENCE) {
@@ -185,7 +218,7 @@ static void sub_remove(struct brk_session *s, struct brk_sub *sub)
     intptr_t n = (intptr_t)htab_get(&ch->members, s->peer);
     if (n <= 1) {
         htab_del(&ch->members, s->peer);
-        pending_change(b, ch, s->peer, 0);
+        member_change(b, ch, s->peer, 0);
         xnode_peer_dirty(b, s->peer);
     } else {
         htab_put(&ch->members, s->peer, (void *)(n - 1)); /* replace: cannot fail */
@@ -240,7 +273,7 @@ static void presence_send(struct brk_session *s, struct brk_msg *m)
 static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
 {
     int deferred = 0;
-    struct brk_msg *delta = ch->pending.n ? wire_presence_delta(ch) : NULL;
+    struct brk_msg *delta = ch->pending.n ? wire_presence_delta(ch, NULL) : NULL;
     if (ch->pending.n && !delta) log_error("broker: out of memory building presence for %s", ch->name);
     for (uint32_t i = 0; i < ch->subs.cap; i++) {
         struct brk_sub *sub = ch->subs.slots[i].key ? ch->subs.slots[i].val : NULL;
@@ -248,13 +281,18 @@ static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
         struct brk_session *s = sub->s;
         if (sub->needs_snapshot) {
             int64_t wait;
-            if (limit_snapshot(s, ch->members.n, &wait)) {
+            if (ch->xp && !xpresence_ready(ch)) {
+                deferred++; /* the cluster table is being fetched: flushed again when it is here */
+                continue;
+            }
+            if (limit_snapshot(s, ch->xp ? xpresence_count(ch) : ch->members.n, &wait)) {
                 deferred++;
                 if (b->snapshot_wait_ms < 0 || wait < b->snapshot_wait_ms) b->snapshot_wait_ms = wait;
                 continue;
             }
             sub->needs_snapshot = 0;
-            struct brk_msg *snap = wire_presence_snapshot(ch, s->peer);
+            struct brk_msg *snap =
+                ch->xp ? xpresence_snapshot(ch, s->peer->peer_id) : wire_presence_snapshot(ch, s->peer);
             if (snap) {
                 presence_send(s, snap);
                 msg_unref(snap);
@@ -263,8 +301,17 @@ static void flush_channel(struct brk_broker *b, struct brk_channel *ch)
         }
         if (!delta || !(s->perms & RTM_PERM_PRESENCE)) continue;
         /* A peer never hears about itself (its own join or leave is in the delta
-         * only when all its connections are new, and those get snapshots). */
-        if (htab_get(&ch->pending, s->peer->peer_id)) continue;
+         * only when all its connections are new, and those get snapshots). In
+         * cluster mode its connection here may be old (its peerId left and
+         * joined elsewhere meanwhile): it gets the others' changes alone. */
+        if (htab_get(&ch->pending, s->peer->peer_id)) {
+            struct brk_msg *others = ch->xp && ch->pending.n > 1 ? wire_presence_delta(ch, s->peer->peer_id) : NULL;
+            if (others) {
+                presence_send(s, others);
+                msg_unref(others);
+            }
+            continue;
+        }
         presence_send(s, delta);
     }
     ch->n_snapshot = deferred;

@@ -214,7 +214,10 @@ struct brk_peer {
 /* One pending presence change of a channel, keyed by peerId. */
 struct brk_pending {
     char *peer_id;          /* owned */
-    struct brk_peer *peer;  /* joined: the member (alive while it is a member); NULL for left */
+    struct brk_peer *peer;  /* joined on this node (single-node mode): the member (alive while it is one) */
+    char *meta;             /* joined in cluster mode: its metadata JSON text (owned; NULL: none) */
+    size_t mlen;
+    unsigned join : 1;      /* 1 joined, 0 left */
 };
 
 struct brk_channel {
@@ -226,6 +229,7 @@ struct brk_channel {
     int n_snapshot;      /* subscriptions waiting for a snapshot */
     struct brk_channel *dirty_next;
     int dirty;
+    struct xpr_chan *xp; /* cluster mode (xpresence.c): the cluster-wide member table; NULL otherwise */
 };
 
 #define BRK_SCRATCH 65536
@@ -285,7 +289,8 @@ struct brk_msg *wire_pong(void);
 struct brk_msg *wire_token_expiring(int64_t expires_at);
 /* Extensions: the subscriptions a refresh or resume ended (the new token no longer allows them). */
 struct brk_msg *wire_unsubscribed(struct brk_channel *const *chs, uint32_t n);
-struct brk_msg *wire_presence_delta(const struct brk_channel *ch);
+/* The channel's pending changes; except: a peerId left out (NULL: none). */
+struct brk_msg *wire_presence_delta(const struct brk_channel *ch, const char *except);
 /* Every member but self, "left" empty. */
 struct brk_msg *wire_presence_snapshot(const struct brk_channel *ch, const struct brk_peer *self);
 /* data is raw JSON text, copied as is. The sender's metadata (fromMetadata):
@@ -410,8 +415,9 @@ int peer_attach(struct brk_session *s);
  * clears it), serialized once for every frame that carries it: text, when
  * not NULL, is pm already serialized (compact; copied), else pm is dumped. */
 void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text);
-/* Appends the peer's metadata text (or null). */
-void mb_peer_meta(struct mb *m, const struct brk_peer *p);
+/* wire.c: appends a presence member {"peerId":...,"metadata":<meta>} (no
+ * metadata when mlen is 0). */
+void mb_member(struct mb *m, const char *peer_id, const char *meta, size_t mlen);
 void peer_detach(struct brk_session *s);
 struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *peer_id);
 /* "app\x1fname" into out; RTM_EINVAL when it does not fit. */
@@ -556,6 +562,31 @@ void xresume_place_gone(struct brk_session *h);
  * place NULL admits a fresh session (resumed: false). Returns 1 when s is
  * open with the place, else 0 (fresh, or refused). */
 int conn_admit_place(struct brk_session *s, const char *rsid, const json_t *place, int via_message);
+
+/* xpresence.c: presence across nodes (cluster mode). Local membership
+ * changes go to Redis and come back to every node as versioned deltas; each
+ * node keeps, per channel with subscribers here, the cluster's member table
+ * that its clients' snapshots and deltas come from. */
+/* p became, or stopped being, a member of ch on this node: written to Redis
+ * at the next loop turn (the join or leave reaches clients from there). */
+void xpresence_member(struct brk_broker *b, const struct brk_channel *ch, const struct brk_peer *p);
+/* The channel's cluster table: created when it gets its first subscriber
+ * here (fetched once Redis confirmed the subscription: now when confirmed
+ * is set), freed when the last one goes. Free takes any ch. */
+void xpresence_chan_open(struct brk_broker *b, struct brk_channel *ch, int confirmed);
+void xpresence_chan_free(struct brk_channel *ch);
+/* 1 once the table has been fetched (snapshots wait until then). */
+int xpresence_ready(const struct brk_channel *ch);
+uint32_t xpresence_count(const struct brk_channel *ch);
+/* A snapshot frame from the table: every member but self. */
+struct brk_msg *xpresence_snapshot(const struct brk_channel *ch, const char *self);
+
+/* channels.c, for xpresence.c: a cluster-wide change for the channel's
+ * clients at the next presence flush (meta: a join's metadata text, NULL
+ * for none), and a flush for snapshots that waited for the table. */
+void chan_presence_record(struct brk_broker *b, struct brk_channel *ch, const char *peer_id, const char *meta,
+                          size_t mlen, int join);
+void chan_presence_ready(struct brk_broker *b, struct brk_channel *ch);
 
 /* broker.c */
 /* brk_kick on this node's sessions only (the public one also tells the

@@ -2,7 +2,6 @@
  * connections: presence is per peer, a direct send reaches every connection,
  * and the peer record lives exactly as long as its first to last connection. */
 #include "internal.h"
-#include "msgbuild.h"
 
 #include "errors.h"
 #include "log.h"
@@ -39,12 +38,6 @@ void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text)
         json_decref(p->peer_metadata);
         p->peer_metadata = NULL;
     }
-}
-
-void mb_peer_meta(struct mb *m, const struct brk_peer *p)
-{
-    if (p && p->meta_text) mb_raw(m, p->meta_text, p->meta_len);
-    else mb_lit(m, "null");
 }
 
 int peer_attach(struct brk_session *s)

@@ -133,41 +133,37 @@ struct brk_msg *wire_unsubscribed(struct brk_channel *const *chs, uint32_t n)
     return mb_finish(&m);
 }
 
-/* A member: its peerMetadata is the text the peer keeps serialized (peers.c). */
-static void member_json(struct mb *m, const char *peer_id, const struct brk_peer *p)
+/* A member: its peerMetadata is the text the peer keeps serialized (peers.c),
+ * or, in cluster mode, the text another node wrote to Redis. */
+void mb_member(struct mb *m, const char *peer_id, const char *meta, size_t mlen)
 {
     mb_lit(m, "{\"peerId\":");
     mb_str(m, peer_id);
-    if (p && p->meta_text) {
+    if (meta && mlen) {
         mb_lit(m, ",\"metadata\":");
-        mb_peer_meta(m, p);
+        mb_raw(m, meta, mlen);
     }
     mb_lit(m, "}");
 }
 
-struct brk_msg *wire_presence_delta(const struct brk_channel *ch)
+struct brk_msg *wire_presence_delta(const struct brk_channel *ch, const char *except)
 {
     struct mb m;
     mb_init(&m, 128 + ch->pending.n * 64);
     mb_lit(&m, "{\"type\":\"presence\",\"channel\":");
     mb_str(&m, ch->name);
-    mb_lit(&m, ",\"joined\":[");
-    int first = 1;
-    for (uint32_t i = 0; i < ch->pending.cap; i++) {
-        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
-        if (!p || !p->peer) continue;
-        if (!first) mb_lit(&m, ",");
-        first = 0;
-        member_json(&m, p->peer_id, p->peer);
-    }
-    mb_lit(&m, "],\"left\":[");
-    first = 1;
-    for (uint32_t i = 0; i < ch->pending.cap; i++) {
-        struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
-        if (!p || p->peer) continue;
-        if (!first) mb_lit(&m, ",");
-        first = 0;
-        member_json(&m, p->peer_id, NULL);
+    for (int join = 1; join >= 0; join--) {
+        mb_lit(&m, join ? ",\"joined\":[" : "],\"left\":[");
+        int first = 1;
+        for (uint32_t i = 0; i < ch->pending.cap; i++) {
+            const struct brk_pending *p = ch->pending.slots[i].key ? ch->pending.slots[i].val : NULL;
+            if (!p || p->join != (unsigned)join || (except && strcmp(p->peer_id, except) == 0)) continue;
+            if (!first) mb_lit(&m, ",");
+            first = 0;
+            if (!join) mb_member(&m, p->peer_id, NULL, 0);
+            else if (p->peer) mb_member(&m, p->peer_id, p->peer->meta_text, p->peer->meta_len);
+            else mb_member(&m, p->peer_id, p->meta, p->mlen);
+        }
     }
     mb_lit(&m, "]}");
     return mb_finish(&m);
@@ -186,7 +182,7 @@ struct brk_msg *wire_presence_snapshot(const struct brk_channel *ch, const struc
         if (!p || p == self) continue;
         if (!first) mb_lit(&m, ",");
         first = 0;
-        member_json(&m, p->peer_id, p);
+        mb_member(&m, p->peer_id, p->meta_text, p->meta_len);
     }
     mb_lit(&m, "],\"left\":[]}");
     return mb_finish(&m);

@@ -47,7 +47,7 @@ struct remote_app {
  * node's current run of regular beats): after a Redis stall or a partition
  * every node's beats were late alike, and each gets dead-after to come back
  * before anyone is reaped. Returns the fields removed. */
-static const char BEAT_SCRIPT[] =
+static const char BEAT_SCRIPT[] = XPR_LUA
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local after = tonumber(ARGV[2])\n"
@@ -61,7 +61,9 @@ static const char BEAT_SCRIPT[] =
     "for _, node in ipairs(dead) do\n"
     "  local idx = 'rtm:ni:' .. node\n"
     "  local keys = redis.call('SPOP', idx, budget)\n"
-    "  for _, k in ipairs(keys) do redis.call('HDEL', k, node) end\n"
+    "  for _, k in ipairs(keys) do\n"
+    "    if string.sub(k, 1, 7) == 'rtm:pr:' then pr_drop_node(k, node) else redis.call('HDEL', k, node) end\n"
+    "  end\n"
     "  n = n + #keys; budget = budget - #keys\n"
     "  if redis.call('SCARD', idx) == 0 then\n"
     "    redis.call('ZREM', 'rtm:nodes', node); redis.call('HDEL', 'rtm:nodes:run', node)\n"
@@ -71,10 +73,12 @@ static const char BEAT_SCRIPT[] =
     "return n\n";
 
 /* ARGV[1] this node: the fields a previous life under this id left on the shard. */
-static const char RESET_SCRIPT[] =
+static const char RESET_SCRIPT[] = XPR_LUA
     "local idx = 'rtm:ni:' .. ARGV[1]\n"
     "local keys = redis.call('SMEMBERS', idx)\n"
-    "for _, k in ipairs(keys) do redis.call('HDEL', k, ARGV[1]) end\n"
+    "for _, k in ipairs(keys) do\n"
+    "  if string.sub(k, 1, 7) == 'rtm:pr:' then pr_drop_node(k, ARGV[1]) else redis.call('HDEL', k, ARGV[1]) end\n"
+    "end\n"
     "redis.call('DEL', idx)\n"
     "return #keys\n";
 

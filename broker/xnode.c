@@ -87,6 +87,47 @@ void xn_unavailable(struct brk_session *s, const char *rid)
     sess_error(s, RTM_WIRE_CLUSTER_UNAVAILABLE, NULL, rid);
 }
 
+/* ---- sets of records to write (peer records, presence entries) ---- */
+
+void xn_mark_key(struct htab *set, const char *key, int *full_logged, const char *what)
+{
+    if (htab_get(set, key)) return;
+    if (set->n >= XN_DIRTY_MAX) {
+        if (!*full_logged) log_error("cluster: %d %s wait for Redis; dropping more", XN_DIRTY_MAX, what);
+        *full_logged = 1;
+        return;
+    }
+    char *k = strdup(key);
+    if (!k || htab_put(set, k, k)) {
+        free(k);
+        log_error("cluster: out of memory recording a change of %s", what);
+    }
+}
+
+void xn_flush_keys(struct brk_xnode *xn, struct htab *set, int (*write)(struct brk_xnode *, const char *))
+{
+    if (!set->n) return;
+    char **done = malloc(set->n * sizeof *done);
+    uint32_t nd = 0;
+    if (!done) return;
+    for (uint32_t i = 0; i < set->cap; i++) {
+        char *k = set->slots[i].key ? set->slots[i].val : NULL;
+        if (k && write(xn, k) == 0) done[nd++] = k;
+    }
+    for (uint32_t i = 0; i < nd; i++) {
+        htab_del(set, done[i]);
+        free(done[i]);
+    }
+    free(done);
+}
+
+void xn_free_keys(struct htab *set)
+{
+    for (uint32_t i = 0; i < set->cap; i++)
+        if (set->slots[i].key) free(set->slots[i].val);
+    htab_free(set);
+}
+
 /* ---- subscriptions ---- */
 
 static int redis_name(char *out, size_t outlen, const struct brk_channel *ch)
@@ -100,13 +141,15 @@ static int redis_name(char *out, size_t outlen, const struct brk_channel *ch)
 void xnode_channel_used(struct brk_broker *b, struct brk_channel *ch)
 {
     char name[CLU_NAME_MAX];
-    if (redis_name(name, sizeof name, ch) < 0 || clu_want(b->xn->cl, name) < 0)
-        log_error("cluster: cannot subscribe channel %s across nodes (out of memory)", ch->name);
+    int rc = redis_name(name, sizeof name, ch) < 0 ? -1 : clu_want(b->xn->cl, name);
+    if (rc < 0) log_error("cluster: cannot subscribe channel %s across nodes (out of memory)", ch->name);
+    xpresence_chan_open(b, ch, rc == 1);
 }
 
 void xnode_channel_unused(struct brk_broker *b, struct brk_channel *ch)
 {
     char name[CLU_NAME_MAX];
+    xpresence_chan_free(ch);
     if (redis_name(name, sizeof name, ch) >= 0) clu_unwant(b->xn->cl, name);
 }
 
@@ -162,6 +205,7 @@ static void on_subscribed(void *user, const char *chan)
 {
     struct brk_xnode *xn = user;
     if (xn->n_sub_waits) settle_sub_waits(xn, chan, -1);
+    xpresence_subscribed(xn, chan);
 }
 
 static void on_shard_state(void *user, int shard, int up)
@@ -170,7 +214,10 @@ static void on_shard_state(void *user, int shard, int up)
     /* Down: the subscriptions it held count as settled (they are made again
      * on reconnect); local delivery goes on meanwhile. */
     if (!up && xn->n_sub_waits) settle_sub_waits(xn, NULL, shard);
-    if (up) xbeat_shard_up(xn, shard);
+    if (up) {
+        xbeat_shard_up(xn, shard);
+        xpresence_shard_up(xn, shard);
+    }
 }
 
 /* ---- publish ---- */
@@ -238,7 +285,7 @@ static int known_kind(char k)
     switch (k) {
     case CLU_PUBLISH: case CLU_DIRECT: case CLU_CTL_KICK: case CLU_CTL_REVOKED:
     case CLU_QUESTION: case CLU_ANSWER: case CLU_PUBLISH_COUNTED:
-    case CLU_RESUME_CUT: case CLU_RESUME_PLACE: case CLU_RESUME_DONE:
+    case CLU_RESUME_CUT: case CLU_RESUME_PLACE: case CLU_RESUME_DONE: case CLU_PRESENCE:
         return 1;
     default:
         return 0;
@@ -298,6 +345,10 @@ static void on_message(void *user, const char *chan, const char *payload, size_t
         xresume_message(xn, &m, node, sid, app, channel, from);
         return;
     }
+    if (m.kind == CLU_PRESENCE) {
+        xpresence_delta(xn, &m, app, channel, from);
+        return;
+    }
     /* Only a session of this node can be the sender. */
     chan_deliver(xn->b, app, channel, self && sid[0] ? sid : NULL, from, m.f[CLU_F_META], m.n[CLU_F_META],
                  m.f[CLU_F_DATA], m.n[CLU_F_DATA]);
@@ -336,6 +387,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     /* The node-id setting (common/config.c): hostname:public-port unless given,
      * so two nodes on one machine with one config differ by their port. */
     snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);
+    htab_init(&xn->pdirty, HTAB_STR);
     static const struct clu_handler h = {on_message, on_subscribed, on_shard_state};
     if (clu_create(b->cfg->cluster, xn->node, b->cfg->cluster_timeout_ms, &h, xn, &xn->cl, err, errlen)) {
         free(xn);
@@ -363,11 +415,14 @@ void xnode_destroy(struct brk_broker *b)
     if (!xn) return;
     xn->stopping = 1;
     rtm_timer_cancel(b->timers, &xn->flush_t);
+    rtm_timer_cancel(b->timers, &xn->pflush_t);
+    rtm_timer_cancel(b->timers, &xn->rebuild_t);
     xbeat_stop(xn);
     xask_close_all(xn); /* their requests are answered now, as partial */
     xresume_free(xn); /* ends moved places: their channels still have Redis subscriptions */
     clu_destroy(xn->cl); /* publish and send waits complete (and are freed) here */
     xpeers_free(xn);
+    xpresence_free(xn);
     xbeat_free(xn);
     while (xn->sub_waits) {
         struct xwait *w = xn->sub_waits;

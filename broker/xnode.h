@@ -1,7 +1,8 @@
 /* xnode.h: what the cluster glue's files share (broker/xnode.c: channels,
  * publish, control, lifetime; broker/xpeers.c: peer records and direct send;
  * broker/xbeat.c: heartbeats, reaping, per-app counts; broker/xresume.c:
- * resume through another node). Private to them. */
+ * resume through another node; broker/xpresence.c: cluster-wide presence).
+ * Private to them. */
 #ifndef BRK_XNODE_H
 #define BRK_XNODE_H
 
@@ -50,6 +51,11 @@ struct brk_xnode {
     struct htab moves;
     unsigned remote_delivery : 1; /* xpeers_deliver is delivering a direct from another node */
     unsigned handovers_full_logged : 1;
+    /* xpresence.c */
+    struct htab pdirty; /* "app\x1fchannel\x1fpeer" -> the same string (owned): presence entries to write */
+    struct rtm_timer pflush_t;
+    struct rtm_timer rebuild_t; /* the end of the grace after a shard came back: channels re-fetched */
+    int pdirty_full_logged;
 };
 
 /* The process's one xnode, for callbacks that carry only a key (they may
@@ -62,6 +68,15 @@ void wait_free(struct xwait *w);
 const char *wait_rid(const struct xwait *w);
 /* The cluster_unavailable error frame (counted). */
 void xn_unavailable(struct brk_session *s, const char *rid);
+
+/* Sets of keys whose Redis records wait to be written (peer records,
+ * presence entries), coalesced per loop turn: a key is marked (strdup'd;
+ * over XN_DIRTY_MAX it is dropped, logged once) and a flush calls write for
+ * each, keeping those whose write could not be sent (0 = sent). */
+#define XN_DIRTY_MAX (1 << 20)
+void xn_mark_key(struct htab *set, const char *key, int *full_logged, const char *what);
+void xn_flush_keys(struct brk_xnode *xn, struct htab *set, int (*write)(struct brk_xnode *, const char *));
+void xn_free_keys(struct htab *set);
 
 /* xpeers.c */
 void xpeers_flush(struct brk_xnode *xn);          /* writes every dirty peer record now */
@@ -136,6 +151,59 @@ char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *targe
                         size_t *len);
 /* A counted server publish came back from Redis (kind 'P'): deliver and answer the count. */
 void xrest_deliver_counted(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *channel);
+
+/* xpresence.c */
+void xpresence_flush(struct brk_xnode *xn);
+/* A channel's Redis channel is subscribed (confirmed): its table can be fetched. */
+void xpresence_subscribed(struct brk_xnode *xn, const char *chan);
+/* A shard is up (again): this node's entries are written again and, after a
+ * grace for the other nodes to do the same, every channel's table is
+ * fetched again and compared (only real changes reach clients). */
+void xpresence_shard_up(struct brk_xnode *xn, int shard);
+/* A CLU_PRESENCE message from a channel's Redis channel. */
+void xpresence_delta(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *channel,
+                     const char *peer);
+void xpresence_free(struct brk_xnode *xn);
+
+/* Lua shared by the presence scripts (xpresence.c) and the reaping
+ * (xbeat.c): pr_leave(k, peer, node) removes a (peer, node) entry of the
+ * presence hash k and, when it was the peer's last node, publishes the leave
+ * with the next version; pr_drop_node(k, node) does it for every entry of a
+ * node; pr_bump publishes a change. docs/CLUSTER.md "Presence". */
+#define XPR_LUA                                                                                              \
+    "local function pr_bump(k, peer, meta, kind, node)\n"                                                   \
+    "  local sfx = string.sub(k, 8)\n"                                                                      \
+    "  local prev = tonumber(redis.call('HGET', k, '#v') or '0')\n"                                        \
+    "  local v = prev + 1\n"                                                                                \
+    "  if prev == 0 then local t = redis.call('TIME'); v = tonumber(t[1]) * 1000000 + tonumber(t[2]) end\n" \
+    "  local vs = string.format('%.0f', v)\n"                                                               \
+    "  if kind == 'l' and redis.call('HLEN', k) <= 1 then redis.call('DEL', k)\n"                           \
+    "  else redis.call('HSET', k, '#v', vs) end\n"                                                          \
+    "  local l, rest = string.match(sfx, '^(%d+):(.*)$')\n"                                                 \
+    "  l = tonumber(l)\n"                                                                                   \
+    "  local f = {node, string.format('%.0f', prev) .. ' ' .. vs, string.sub(rest, 1, l),\n"                \
+    "             string.sub(rest, l + 2), peer, meta, kind}\n"                                             \
+    "  local hdr = 'rtm1 e'\n"                                                                              \
+    "  for i = 1, 7 do hdr = hdr .. ' ' .. #f[i] end\n"                                                     \
+    "  redis.call('PUBLISH', 'rtm:c:' .. sfx, hdr .. '\\n' .. table.concat(f))\n"                          \
+    "end\n"                                                                                                 \
+    "local function pr_leave(k, peer, node)\n"                                                              \
+    "  if redis.call('HDEL', k, peer .. '\\31' .. node) == 0 then return 0 end\n"                           \
+    "  local pc = 'rtm:pc:' .. string.sub(k, 8)\n"                                                          \
+    "  if redis.call('HINCRBY', pc, peer, -1) > 0 then return 1 end\n"                                      \
+    "  redis.call('HDEL', pc, peer)\n"                                                                      \
+    "  pr_bump(k, peer, '', 'l', node)\n"                                                                   \
+    "  return 1\n"                                                                                          \
+    "end\n"                                                                                                 \
+    "local function pr_drop_node(k, node)\n"                                                                \
+    "  local sfx, n = '\\31' .. node, 0\n"                                                                  \
+    "  for _, f in ipairs(redis.call('HKEYS', k)) do\n"                                                     \
+    "    if #f > #sfx and string.sub(f, -#sfx) == sfx then\n"                                               \
+    "      n = n + pr_leave(k, string.sub(f, 1, #f - #sfx), node)\n"                                        \
+    "    end\n"                                                                                             \
+    "  end\n"                                                                                               \
+    "  return n\n"                                                                                          \
+    "end\n"
 
 /* xbeat.c */
 void xbeat_start(struct brk_xnode *xn);

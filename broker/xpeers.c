@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DIRTY_MAX (1 << 20) /* peers whose Redis record waits to be written; beyond, dropped (logged) */
-
 /* ---- where peers are (direct send) ---- */
 
 /* "\n"-separated channel names of p on this node, with a leading and a trailing
@@ -68,17 +66,7 @@ fail:
 
 static void mark_dirty_key(struct brk_xnode *xn, const char *key)
 {
-    if (htab_get(&xn->dirty, key)) return;
-    if (xn->dirty.n >= DIRTY_MAX) {
-        if (!xn->dirty_full_logged) log_error("cluster: %d peer records wait for Redis; dropping more", DIRTY_MAX);
-        xn->dirty_full_logged = 1;
-        return;
-    }
-    char *k = strdup(key);
-    if (!k || htab_put(&xn->dirty, k, k)) {
-        free(k);
-        log_error("cluster: out of memory recording a peer change");
-    }
+    xn_mark_key(&xn->dirty, key, &xn->dirty_full_logged, "peer records");
 }
 
 static void peer_written(void *arg, int ok, long long value)
@@ -125,19 +113,7 @@ static int write_peer(struct brk_xnode *xn, const char *key)
 
 void xpeers_flush(struct brk_xnode *xn)
 {
-    if (!xn->dirty.n) return;
-    char **done = malloc(xn->dirty.n * sizeof *done);
-    uint32_t nd = 0;
-    if (!done) return;
-    for (uint32_t i = 0; i < xn->dirty.cap; i++) {
-        char *k = xn->dirty.slots[i].key ? xn->dirty.slots[i].val : NULL;
-        if (k && write_peer(xn, k) == 0) done[nd++] = k;
-    }
-    for (uint32_t i = 0; i < nd; i++) {
-        htab_del(&xn->dirty, done[i]);
-        free(done[i]);
-    }
-    free(done);
+    xn_flush_keys(xn, &xn->dirty, write_peer);
     rtm_timer_cancel(xn->b->timers, &xn->flush_t);
 }
 
@@ -299,9 +275,4 @@ void xpeers_deliver(struct brk_xnode *xn, const struct clu_msg *m, const char *a
     msg_unref(msg);
 }
 
-void xpeers_free(struct brk_xnode *xn)
-{
-    for (uint32_t i = 0; i < xn->dirty.cap; i++)
-        if (xn->dirty.slots[i].key) free(xn->dirty.slots[i].val);
-    htab_free(&xn->dirty);
-}
+void xpeers_free(struct brk_xnode *xn) { xn_free_keys(&xn->dirty); }

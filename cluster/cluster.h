@@ -73,6 +73,13 @@ int clu_command(struct clu *cl, const char *shard_key, int argc, const char **ar
 int clu_command_on(struct clu *cl, int shard, int argc, const char **argv, const size_t *lens, clu_int_fn *on_int,
                    void *arg);
 
+/* The same for a command whose reply is a string (a script's snapshot):
+ * on_text(arg, ok, text, len) fires exactly once, text borrowed for the call
+ * ("" for a reply of another kind, or when ok = 0). */
+typedef void clu_text_fn(void *arg, int ok, const char *text, size_t len);
+int clu_command_text(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
+                     clu_text_fn *on_text, void *arg);
+
 /* This node wants chan's messages (idempotent). 1 when the subscription is
  * already confirmed, 0 when handler->subscribed will tell (or shard_state, if
  * the shard goes down first), -1 on ENOMEM. While the shard is down the wish

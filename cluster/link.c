@@ -58,6 +58,7 @@ struct pcmd {
     int64_t sent_us;
     clu_done_fn *done;  /* a publish's */
     clu_int_fn *on_int; /* a command's */
+    clu_text_fn *on_text; /* a command's, when its reply is a string */
     void *arg;
 };
 
@@ -225,6 +226,9 @@ static void cmd_cb(redisAsyncContext *ac, void *r, void *priv)
         p->done(p->arg, ok);
     } else if (p->on_int) {
         p->on_int(p->arg, ok, ok && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
+    } else if (p->on_text) {
+        int text = ok && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS);
+        p->on_text(p->arg, ok, text ? reply->str : "", text ? reply->len : 0);
     }
     free(p);
 }
@@ -274,6 +278,15 @@ int clu_command_on(struct clu *cl, int shard, int argc, const char **argv, const
     struct shard *sh = &cl->sh[shard];
     if (!sh->up) return -1;
     return command(sh, argc, argv, lens, NULL, on_int, arg);
+}
+
+int clu_command_text(struct clu *cl, const char *shard_key, int argc, const char **argv, const size_t *lens,
+                     clu_text_fn *on_text, void *arg)
+{
+    struct shard *sh = &cl->sh[clu_shard_of_chan(cl, shard_key)];
+    if (!sh->up || command(sh, argc, argv, lens, NULL, NULL, arg)) return -1;
+    sh->tail->on_text = on_text; /* the command just queued */
+    return 0;
 }
 
 int clu_publish(struct clu *cl, const char *chan, const char *payload, size_t len, clu_done_fn *done, void *arg)
@@ -454,6 +467,7 @@ static void close_both(struct shard *sh)
         pcmd_unlink(sh, p);
         if (p->done) p->done(p->arg, 0);
         else if (p->on_int) p->on_int(p->arg, 0, 0);
+        else if (p->on_text) p->on_text(p->arg, 0, "", 0);
         free(p);
     }
 }

@@ -35,6 +35,12 @@ int clu_channel_name(char *out, size_t outlen, const char *app, const char *chan
     return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 
+int clu_presence_name(char *out, size_t outlen, const char *app, const char *channel)
+{
+    int n = snprintf(out, outlen, "rtm:pr:%zu:%s:%s", strlen(app), app, channel);
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
 int clu_node_name(char *out, size_t outlen, const char *node)
 {
     int n = snprintf(out, outlen, CLU_NODE_PREFIX "%s", node);

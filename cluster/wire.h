@@ -37,6 +37,12 @@ int clu_peer_name(char *out, size_t outlen, const char *app, const char *peer);
  * the shard of the peer's hash (every script that reads it runs there). */
 int clu_move_name(char *out, size_t outlen, const char *app, const char *peer);
 
+/* "rtm:pr:<applen>:<app>:<channel>": a channel's cluster presence hash (field
+ * "<peer>\x1f<node>" -> the peer's metadata JSON, field "#v" -> version); its
+ * peer counts live in "rtm:pc:" + the same suffix. Both on the shard of the
+ * channel's Redis channel. */
+int clu_presence_name(char *out, size_t outlen, const char *app, const char *channel);
+
 enum clu_kind {
     CLU_PUBLISH = 'p', /* a channel message: app, channel, from, meta, data */
     CLU_DIRECT = 'd',  /* a direct message to a peer on the receiving node: the channel field holds the peerId */
@@ -54,6 +60,9 @@ enum clu_kind {
     CLU_RESUME_CUT = 'c',   /* the switch script -> both nodes: directs after this go to the new node */
     CLU_RESUME_PLACE = 'h', /* holder -> new node: the place (data: JSON, resume.c resume_export) */
     CLU_RESUME_DONE = 'f',  /* new node -> holder: resumed there, the old place may leave */
+    CLU_PRESENCE = 'e', /* on the channel's Redis channel, written by a Lua script: a cluster-wide
+                         * join or leave; the sid field holds "<prev version> <version>", from
+                         * the peerId, meta its metadata (joins), data "j" or "l" */
 };
 
 /* A decoded message: every field points into the encoded buffer (borrowed). */

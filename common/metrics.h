@@ -44,6 +44,10 @@
     X(CLUSTER_ASK_COMPLETE, "rtm_cluster_questions_total", "result=\"complete\"", "Questions to the other nodes (REST results across nodes) by outcome") \
     X(CLUSTER_ASK_INCOMPLETE, "rtm_cluster_questions_total", "result=\"incomplete\"", "")          \
     X(CLUSTER_ASK_NOT_SENT, "rtm_cluster_questions_total", "result=\"not_sent\"", "")              \
+    X(CLUSTER_PRESENCE_REWRITTEN, "rtm_cluster_presence_repair_total", "work=\"rewritten\"",         \
+      "Presence repair: entries written again after a shard came back, tables fetched again, member changes found by comparing") \
+    X(CLUSTER_PRESENCE_REFETCHED, "rtm_cluster_presence_repair_total", "work=\"refetched\"", "")     \
+    X(CLUSTER_PRESENCE_REPAIRED, "rtm_cluster_presence_repair_total", "work=\"changes\"", "")        \
     X(SESSION_ROWS_DROPPED, "rtm_session_rows_dropped_total", "", "Session rows dropped while the store lagged (session-rows-max)")
 
 #define RTM_HISTOGRAMS(X)                                                                          \

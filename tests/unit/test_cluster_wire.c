@@ -21,6 +21,18 @@ TEST(channel_names_are_unambiguous_whatever_the_app_holds)
     CHECK_STR(a, "rtm:n:host:8080");
 }
 
+TEST(presence_names_share_the_channel_names_suffix)
+{
+    /* The presence scripts derive the channel's Redis channel (and rtm:pc:)
+     * from the hash's name by swapping the prefix (xnode.h XPR_LUA). */
+    char c[CLU_NAME_MAX], p[CLU_NAME_MAX];
+    CHECK(clu_presence_name(p, sizeof p, "a:b", "room:1") > 0);
+    CHECK_STR(p, "rtm:pr:3:a:b:room:1");
+    clu_channel_name(c, sizeof c, "a:b", "room:1");
+    CHECK_STR(p + 7, c + 6);
+    CHECK(clu_presence_name(p, 9, "test", "room") == -1);
+}
+
 TEST(shards_are_stable_in_range_and_move_little_when_one_is_added)
 {
     char name[64];
