@@ -186,6 +186,38 @@ describe('resume through another node', () => {
     for (const c of [alice, bob2]) await c.close();
   });
 
+  test('a holder that does not answer in time (stopped): resumed: false and a fresh session; the gap\'s directs are counted dropped, not delivered', async () => {
+    const d0 = await dropped([a, b]);
+    const alice = await member(b, 'sl-alice', ['sl-room']);
+    const bob = await member(a, 'sl-bob', ['sl-room'], { extra: '&ext=1' });
+    const sid = bob.welcome.sessionId;
+    await dropHeld(a, bob);
+    const QUEUED = 'rtm_resume_direct_total{event="queued"}';
+    const q0 = (await a.metrics())[QUEUED] || 0;
+    for (const data of ['g1', 'g2']) assert.equal((await alice.request({ type: 'send', to: 'sl-bob', data })).type, 'ack');
+    await until(async () => ((await a.metrics())[QUEUED] || 0) - q0 === 2, 5000, 'the gap\'s directs to reach the held place');
+    const { token } = await a.mint({ peerId: 'sl-bob' });
+    process.kill(a.pid, 'SIGSTOP');
+    let bob2;
+    try {
+      const t0 = Date.now();
+      bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(sid)}`);
+      assert.equal(bob2.welcome.resumed, false, 'node a is silent: the client is told it lost the gap');
+      assert.ok(Date.now() - t0 < 2500, `bounded by the deadline (${Date.now() - t0} ms)`);
+    } finally {
+      process.kill(a.pid, 'SIGCONT');
+    }
+    // Whatever node a does with its place now (move it to a node that no longer
+    // waits for it, or keep it until its window ends), its directs are counted.
+    await until(async () => (await dropped([a, b])) - d0 >= 2, 20000, 'the gap\'s 2 directs to be counted dropped');
+    assert.equal((await bob2.request({ type: 'subscribe', channel: 'sl-room' })).type, 'ack');
+    await until(async () => (await alice.request({ type: 'send', to: 'sl-bob', data: 'after' })).type === 'ack', 5000,
+      'the new session to be reachable');
+    await bob2.next((f) => f.type === 'direct' && f.data === 'after', 5000);
+    assert.deepEqual(directsOf(bob2).map((f) => f.data).filter((x) => x !== 'after'), [], 'the gap is not delivered to the fresh session');
+    for (const c of [alice, bob2]) await c.close();
+  });
+
   test('a place nobody holds (an unknown id) gives resumed: false and a fresh session at once', async () => {
     const alice = await member(a, 'un-alice', ['un-room']);
     const { token } = await a.mint({ peerId: 'un-bob' });
