@@ -10,8 +10,8 @@
 # each on: single (one rtmd, no Redis), 1node (one rtmd through Redis),
 # 2nodes (publisher and half the subscribers on node a, half on node b;
 # every pair's first end on a, its second on b: every direct crosses nodes).
-# Ends with a summary: each figure against single's. About 90 s (part 2 about
-# 50 s). Knobs: CLUSTER_BENCH_PARTS ("mjs rtm"), RTM_BENCH_FANOUT_MSGS
+# Ends with a summary: each figure against single's. About 60 s (part 2 about
+# 45 s). Knobs: CLUSTER_BENCH_PARTS ("mjs rtm"), RTM_BENCH_FANOUT_MSGS
 # (2000), RTM_BENCH_RATE (5000), RTM_BENCH_SECONDS (5), RTM_BENCH_PAIRS (500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
