@@ -1,8 +1,10 @@
 /* bench.c: `rtm bench fanout|pairs|connect`, the load generator of `make
  * bench` (bench/README.md). It speaks two wires with the same client engine
  * (wsgen.c: epoll, frames parsed in place), so one run can measure rtmd and
- * the raw relay (bench/rawws.c, --server raw) side by side, and the
- * generator's cost per event is a fraction of either server's.
+ * the raw relay (bench/rawws.c, --server raw) side by side, with the same
+ * cost on the generator's side: a share of a read() and a header parse per
+ * delivery (well under rtmd's cost per event; about the relay's, which is
+ * mostly the kernel's too: bench/README.md says how to read that).
  *
  * Design: --threads N generator threads, each its own epoll loop and share
  * of the connections (a pair's two ends, and the publishers, stay on one
@@ -14,8 +16,8 @@
  * closed-loop (at most --window messages per publisher not yet delivered to
  * every subscriber), which measures delivered throughput instead of filling
  * the server's queues until it drops subscribers. Bounded: setup (connects
- * and subscriptions) at most SETUP_LIMIT, a run ends DRAIN_MS after its
- * last delivery. */
+ * and subscriptions) at most 2 minutes or 20 ms a connection (setup_wait),
+ * a run ends DRAIN_MS after its last delivery. */
 #define _GNU_SOURCE
 #include "tool.h"
 #include "toolconn.h"
