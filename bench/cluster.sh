@@ -45,12 +45,6 @@ setup() {
         fi ;;
     esac
 }
-teardown() { bench_cleanup_servers; }
-bench_cleanup_servers() {
-    local p
-    for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-    bench_pids=()
-}
 
 bench_one() { # setup workload rtm-bench-args...
     local s=$1 w=$2; shift 2
@@ -64,7 +58,7 @@ bench_one() { # setup workload rtm-bench-args...
     else
         cat "$bench_dir/out"; tail -5 "$bench_dir/err"; rc=1
     fi
-    teardown
+    stop_all
 }
 
 t0=$(date +%s)

@@ -6,10 +6,14 @@
 
 bench_dir=$(mktemp -d /tmp/rtm-bench.XXXXXX)
 bench_pids=()
-bench_cleanup() {
+# stop_all: stops every server this script started (by PID)
+stop_all() {
     local p
     for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     bench_pids=()
+}
+bench_cleanup() {
+    stop_all
     rm -rf "$bench_dir"
 }
 trap bench_cleanup EXIT
@@ -28,6 +32,16 @@ bench_turn_secret=$(openssl rand -hex 16)
 # servers on core 0, the generator on core 1 (when there are 2 cores)
 pin_d=""; pin_g=""
 if [ "$(nproc)" -ge 2 ]; then pin_d="taskset -c 0"; pin_g="taskset -c 1"; fi
+
+# up WHAT LOG COMMAND...: waits (5 s at most) for COMMAND to succeed; else shows LOG and exits
+up() {
+    local what=$1 log=$2; shift 2
+    for _ in $(seq 100); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "bench: $what did not start:"; cat "$log"; exit 1
+}
 
 loadavg() { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"; }
 
@@ -57,11 +71,7 @@ JSON
     bench_pids+=("$started_pid")
     started_url="ws://127.0.0.1:$pub"
     started_log=$log
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$back/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "bench: rtmd did not start:"; cat "$log"; exit 1
+    up rtmd "$log" curl -sf "http://127.0.0.1:$back/healthz"
 }
 
 # start_raw: the raw relay (bench/rawws.c), pinned; sets started_pid, started_url.
@@ -73,11 +83,7 @@ start_raw() {
     bench_pids+=("$started_pid")
     started_url="ws://127.0.0.1:$p"
     started_log=$log
-    for _ in $(seq 100); do
-        grep -q listening "$log" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "bench: rtm-bench-raw did not start:"; cat "$log"; exit 1
+    up rtm-bench-raw "$log" grep -q listening "$log"
 }
 
 # start_redis: a redis-server for cluster mode on a free port, no persistence, pinned
@@ -89,11 +95,7 @@ start_redis() {
         --loglevel warning > "$bench_dir/redis-$p.log" 2>&1 &
     bench_pids+=("$!")
     redis_url="redis://127.0.0.1:$p"
-    for _ in $(seq 100); do
-        redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
-    echo "bench: redis-server did not start"; exit 1
+    up redis-server "$bench_dir/redis-$p.log" redis-cli -p "$p" ping
 }
 
 # record NAME FILE: rtm bench's last output line (its JSON) + "workload": NAME, appended to FILE
