@@ -4,7 +4,8 @@
 // joins and leaves over three nodes while newcomers subscribe leave every
 // client's member list equal to the truth, with no member twice; a node killed
 // with -9 makes its peers leave everywhere within the bound, except those that
-// already reconnected elsewhere (no flicker); a Redis restart is rebuilt with
+// already reconnected elsewhere (no flicker), and one stopped with SIGTERM
+// makes them leave during its drain; a Redis restart is rebuilt with
 // only the real changes of the outage; a stall changes nothing; the keys go
 // back to the baseline after everyone left.
 import { test, before, after, describe } from 'node:test';
@@ -105,7 +106,7 @@ describe('one peer on two nodes', () => {
 });
 
 describe('churn', () => {
-  test('random joins and leaves on three nodes while newcomers subscribe: every list ends equal to the truth', async () => {
+  test('random joins and leaves on three nodes while newcomers subscribe: every list ends equal to the truth', async (t) => {
     const ch = 'churn-room';
     const nodes = [a, b, c];
     const POOL = 24, OPS = 600;
@@ -152,6 +153,7 @@ describe('churn', () => {
     }
     for (const { x } of everyone) await x.close();
     assert.ok(churnMs < 60000, `the churn took ${churnMs} ms`);
+    t.diagnostic(`${OPS} operations in ${churnMs} ms; ${observers.length} newcomers, ${live.length} connections at the end`);
   });
 });
 
@@ -183,6 +185,31 @@ describe('node death', () => {
       assert.deepEqual(ids((await late.next('presence', 5000)).joined), ['nd-both', 'nd-moved', 'nd-obs']);
       for (const x of [obs, bothB, moved2, late]) await x.close();
       void gone; void both; void moved;
+    } finally {
+      await d.cleanup();
+    }
+  });
+});
+
+describe('node stop', () => {
+  test('SIGTERM: its peers leave everywhere during the drain, not after cluster-node-dead-ms', async (t) => {
+    const ch = 'ns-room';
+    const d = await startRtmd({ config: { cluster: redis.url, 'cluster-timeout-ms': 500, 'cluster-node-dead-ms': DEAD_MS },
+      dir: a.dir, key: a.key, keepDir: true });
+    try {
+      const obs = await member(a, 'ns-obs', ch);
+      const plain = await member(d, 'ns-plain', ch);
+      const ext = await d.connect(await token('ns-ext'), '&ext=1'); // resumable: held, then ended by the stop
+      assert.equal((await ext.request({ type: 'subscribe', channel: ch })).type, 'ack');
+      await until(async () => seen(obs, ch).ids.join() === 'ns-ext,ns-plain', 5000, 'both listed');
+      const t0 = Date.now();
+      const stopped = d.stop();
+      await until(async () => seen(obs, ch).ids.length === 0, DEAD_MS - 1000, 'both to leave before the reaping could');
+      t.diagnostic(`left ${Date.now() - t0} ms after SIGTERM`);
+      await stopped;
+      assert.deepEqual(seen(obs, ch).errors, []);
+      await obs.close();
+      void plain;
     } finally {
       await d.cleanup();
     }
