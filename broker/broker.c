@@ -418,7 +418,11 @@ static void hook_key_revoked(void *arg, const char *kid, const char *app)
 static void hook_revoked(void *arg, const struct rtm_revocation *r)
 {
     struct rtm_server *srv = arg;
-    if (srv->broker) brk_revoked(srv->broker, r);
+    if (!srv->broker) return;
+    int n = brk_revoked(srv->broker, r);
+    /* Cluster mode: the store's poll beat the question that asks this node to
+     * apply it; the question reports these when it comes. */
+    if (n > 0 && srv->broker->xn) xrest_revoked_here(srv->broker->xn, r, n);
 }
 static void hook_outbox(void *arg, const char *kind, const char *app, const char *target, const char *data)
 {

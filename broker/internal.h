@@ -530,6 +530,7 @@ void xnode_control(struct brk_broker *b, char kind, const char *app, const char 
  * the result gathered. 0 when done will fire exactly once, or negative. */
 int xrest_ask(struct brk_broker *b, enum rtm_bus_op op, const char *app, const char *target, const char *data,
               rtm_bus_done_fn *done, void *done_arg);
+void xrest_revoked_here(struct brk_xnode *xn, const struct rtm_revocation *r, int n);
 /* The same for a revocation stored and applied here (closed: its sessions here). */
 int xrest_ask_revoked(struct brk_broker *b, const struct rtm_revocation *r, int closed, rtm_bus_done_fn *done,
                       void *done_arg);

@@ -384,6 +384,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     htab_init(&xn->remote_apps, HTAB_STR);
     htab_init(&xn->asks, HTAB_PTR);
     xresume_init(xn);
+    htab_init(&xn->revs_seen, HTAB_STR);
     /* The node-id setting (common/config.c): hostname:public-port unless given,
      * so two nodes on one machine with one config differ by their port. */
     snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);
@@ -424,6 +425,7 @@ void xnode_destroy(struct brk_broker *b)
     xpeers_free(xn);
     xpresence_free(xn);
     xbeat_free(xn);
+    xrest_free(xn);
     while (xn->sub_waits) {
         struct xwait *w = xn->sub_waits;
         sub_wait_unlink(xn, w);

@@ -43,6 +43,7 @@ struct brk_xnode {
     char index[CLU_NAME_MAX]; /* rtm:ni:<node> */
     struct htab remote_apps;  /* app -> struct remote_app (xbeat.c) */
     struct htab asks;         /* question id (as a pointer key) -> struct xask (xask.c) */
+    struct htab revs_seen;    /* revocation key -> struct rev_seen: what each closed here (xrest.c) */
     uint64_t ask_seq;
     /* xresume.c: resumes through this node waiting for a place held
      * elsewhere, and this node's held places moving elsewhere (rsid -> struct xmove) */
@@ -149,6 +150,10 @@ char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *tar
                           size_t *len);
 char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                         size_t *len);
+/* The store's view applied a revocation here before its question came: n
+ * sessions closed, which the question (if it comes) reports. */
+void xrest_revoked_here(struct brk_xnode *xn, const struct rtm_revocation *r, int n);
+void xrest_free(struct brk_xnode *xn);
 /* A counted server publish came back from Redis (kind 'P'): deliver and answer the count. */
 void xrest_deliver_counted(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *channel);
 

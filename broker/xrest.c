@@ -9,7 +9,10 @@
  * A revocation is stored by the serving node (the store the nodes share),
  * which closes its own sessions and asks the others to apply it now (each
  * adds it to its store view and closes its own), so the reply can count the
- * sessions it closed everywhere.
+ * sessions it closed everywhere. A node's store view may read the row
+ * before the question arrives and close the sessions itself; what it closed
+ * that way is kept (REVS_SEEN_MAX, for REVS_SEEN_MS) and reported by the
+ * question, once.
  *
  * A server publish is counted where it is delivered: it goes to Redis as a
  * counted publish (kind 'P', carrying the question's id), PUBLISH's reply is
@@ -26,11 +29,70 @@
 #include "metrics.h"
 #include "protocol.h"
 #include "server.h"
+#include "util.h"
 #include "view.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define REVS_SEEN_MAX 1024   /* revocations remembered per node; beyond, a late question may count 0 */
+#define REVS_SEEN_MS 30000   /* how long: far beyond any question's deadline */
+
+/* What one revocation's poll closed on this node, not yet reported. */
+struct rev_seen {
+    int closed;
+    int64_t until_ms;
+    char key[];
+};
+
+static int rev_key(char *out, size_t outlen, const struct rtm_revocation *r)
+{
+    int n = r->jti ? snprintf(out, outlen, "%s\x1fj\x1f%s", r->app, r->jti)
+                   : snprintf(out, outlen, "%s\x1fp\x1f%s\x1f%lld", r->app, r->peer_id ? r->peer_id : "",
+                              (long long)r->before);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static void revs_prune(struct brk_xnode *xn, int64_t now)
+{
+    for (uint32_t i = 0; i < xn->revs_seen.cap;) {
+        struct rev_seen *e = xn->revs_seen.slots[i].key ? xn->revs_seen.slots[i].val : NULL;
+        if (e && e->until_ms <= now) {
+            htab_del(&xn->revs_seen, e->key); /* backward shift: look at slot i again */
+            free(e);
+            continue;
+        }
+        i++;
+    }
+}
+
+void xrest_revoked_here(struct brk_xnode *xn, const struct rtm_revocation *r, int n)
+{
+    char key[400];
+    if (rev_key(key, sizeof key, r)) return;
+    struct rev_seen *e = htab_get(&xn->revs_seen, key);
+    if (e) {
+        e->closed += n;
+        return;
+    }
+    int64_t now = rtm_mono_ms();
+    if (xn->revs_seen.n >= REVS_SEEN_MAX) revs_prune(xn, now);
+    if (xn->revs_seen.n >= REVS_SEEN_MAX) return;
+    size_t kl = strlen(key) + 1;
+    if (!(e = malloc(sizeof *e + kl))) return;
+    e->closed = n;
+    e->until_ms = now + REVS_SEEN_MS;
+    memcpy(e->key, key, kl);
+    if (htab_put(&xn->revs_seen, e->key, e)) free(e);
+}
+
+void xrest_free(struct brk_xnode *xn)
+{
+    for (uint32_t i = 0; i < xn->revs_seen.cap; i++)
+        if (xn->revs_seen.slots[i].key) free(xn->revs_seen.slots[i].val);
+    htab_free(&xn->revs_seen);
+}
 
 /* One request across nodes; freed when done fires. */
 struct gather {
@@ -279,6 +341,13 @@ char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *tar
     if (v) {
         rtm_view_revocation_add(v, &r);
         rtm_view_refresh(v);
+    }
+    char key[400];
+    struct rev_seen *e = rev_key(key, sizeof key, &r) ? NULL : htab_get(&xn->revs_seen, key);
+    if (e) { /* the poll was first: its closes are this revocation's too, reported once */
+        n += e->closed;
+        htab_del(&xn->revs_seen, e->key);
+        free(e);
     }
     return count_text(n, len);
 }

@@ -94,6 +94,23 @@ test('a revocation through one node counts the sessions it closed on every node,
   await bystander.close();
 });
 
+test('a revocation the other nodes\' store views applied before its question came is still counted, once', async () => {
+  const sessions = [await peer(a, 'rp-gus'), await peer(b, 'rp-gus')];
+  // Redis stalls 400 ms: the question waits behind it while every node's view
+  // (store-poll-ms 100) reads the new row from the shared store and closes its sessions
+  const stall = cl.redis.cli('DEBUG', 'SLEEP', '0.4');
+  await sleep(50);
+  const r = await c.api('POST', '/v1/revocations', { peerId: 'rp-gus' });
+  await stall;
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.closed, 2, r.text);
+  assert.equal(r.json.partial, undefined);
+  for (const s of sessions) assert.equal((await closedWithin(s, 1000))?.code, 4001);
+  // the same revocation again (the same second): nothing more to count
+  const again = await c.api('POST', '/v1/revocations', { peerId: 'rp-gus' });
+  assert.equal(again.json.closed, 0, again.text);
+});
+
 test('GET /v1/peers lists the peers of every node, each once (a peer on two nodes: channels joined, connections summed)', async () => {
   const two1 = await subscribed(a, 'pl-two', 'pl-room');
   const two2 = await peer(c, 'pl-two');
@@ -260,5 +277,37 @@ test('on a Postgres store shared by two nodes, a revoked key closes its sessions
     assert.ok(Date.now() - t0 < 1000, `both closed after ${Date.now() - t0} ms`);
   } finally {
     await pcl.stop();
+  }
+});
+
+test('a node told to stop while its request waits on a stopped node exits cleanly; a client that gives up waiting costs nothing', async () => {
+  const two = await startCluster({ nodes: 2, config: { 'cluster-timeout-ms': 2000 }, nodeConfig: (i) => ({ 'node-id': `stop-n${i}` }) });
+  const [p, q] = two.nodes;
+  let resumed = false;
+  try {
+    await until(async () => (await two.redis.lines('ZRANGE', 'rtm:nodes', '0', '-1')).length === 2, 5000, 'two nodes');
+    process.kill(q.pid, 'SIGSTOP');
+    // a client that gives up before the deadline: its reply is dropped when it comes
+    const ac = new AbortController();
+    const gaveUp = fetch(`${p.backendUrl}/v1/peers`, { headers: { authorization: `Bearer ${p.key.secret}` }, signal: ac.signal })
+      .then(() => 'answered', (e) => e.name);
+    setTimeout(() => ac.abort(), 200);
+    assert.equal(await gaveUp, 'AbortError');
+    // a request still waiting when the node is told to stop
+    const waiting = fetch(`${p.backendUrl}/v1/peers`, { headers: { authorization: `Bearer ${p.key.secret}` } })
+      .then(async (r) => ({ status: r.status, body: await r.json() }), (e) => ({ error: e.message }));
+    await sleep(300);
+    const t0 = Date.now();
+    const exit = await p.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, p.log.slice(-2000));
+    assert.ok(Date.now() - t0 < 5000);
+    const w = await waiting;
+    // answered partial at shutdown, or the connection closed under it: never a hang
+    if (w.status) assert.deepEqual([w.status, w.body.partial], [200, true]);
+    process.kill(q.pid, 'SIGCONT');
+    resumed = true;
+  } finally {
+    if (!resumed) process.kill(q.pid, 'SIGCONT');
+    await two.stop();
   }
 });
