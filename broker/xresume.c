@@ -178,6 +178,10 @@ static void ho_end(struct xhandover *a, json_t *place)
         rtm_metric_inc(RTM_M_DIRECT_DELIVERED, a->n_kept);
         log_info("cluster: peer=%s resumed here with its place from node %s and %u direct%s sent during the move",
                  a->peer, a->holder, a->n_kept, a->n_kept == 1 ? "" : "s");
+        /* The peer's presence here goes to Redis before the holder hears "done"
+         * and lets its copy leave: joined here first, so no one sees it flicker
+         * (strictly so when its channels share the peer's shard: one connection). */
+        xpresence_flush(xn);
         if (tell(xn, a->pname, a->holder, CLU_RESUME_DONE, a->id, a->app, a->peer, a->rsid, NULL, 0, NULL, NULL))
             log_warn("cluster: could not tell node %s that peer=%s resumed here (its old place leaves on its deadline)",
                      a->holder, a->peer);

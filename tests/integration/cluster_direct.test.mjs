@@ -218,6 +218,32 @@ describe('resume through another node', () => {
     for (const c of [alice, bob2]) await c.close();
   });
 
+  test('presence does not flicker for the moved peer: watchers on either node see no leave and no join, then one leave', async () => {
+    const pres = (x, from) => x.all.slice(from).filter((f) => f.type === 'presence' && f.channel === 'pf-room');
+    const w1 = await member(a, 'pf-w1', ['pf-room']);
+    const w2 = await member(b, 'pf-w2', ['pf-room']);
+    const bob = await member(a, 'pf-bob', ['pf-room'], { extra: '&ext=1' });
+    for (const w of [w1, w2])
+      await until(async () => pres(w, 0).some((f) => f.joined.some((m) => m.peerId === 'pf-bob')), 5000, 'bob to join');
+    const marks = [w1.all.length, w2.all.length];
+    await dropHeld(a, bob);
+    const { token } = await a.mint({ peerId: 'pf-bob' });
+    const bob2 = await b.connect(token, `&ext=1&resume=${encodeURIComponent(bob.welcome.sessionId)}`);
+    assert.equal(bob2.welcome.resumed, true);
+    const snap = await bob2.next((f) => f.type === 'presence' && f.channel === 'pf-room', 5000);
+    assert.deepEqual(snap.joined.map((m) => m.peerId).sort(), ['pf-w1', 'pf-w2'], 'the member list, fresh (presenceReset)');
+    await until(async () => !(await metricsOf(a)).rtm_held_places, 5000, 'node a to let the moved place go');
+    await sleep(500);
+    assert.deepEqual(pres(w1, marks[0]), [], 'node a\'s watcher: no flicker');
+    assert.deepEqual(pres(w2, marks[1]), [], 'node b\'s watcher: no flicker');
+    await bob2.close(1000);
+    for (const w of [w1, w2]) {
+      const f = await w.next((x) => x.type === 'presence' && x.left.length > 0, 5000);
+      assert.deepEqual(f.left.map((m) => m.peerId), ['pf-bob'], 'one leave when the peer really goes');
+    }
+    for (const w of [w1, w2]) await w.close();
+  });
+
   test('a place nobody holds (an unknown id) gives resumed: false and a fresh session at once', async () => {
     const alice = await member(a, 'un-alice', ['un-room']);
     const { token } = await a.mint({ peerId: 'un-bob' });
