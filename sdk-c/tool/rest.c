@@ -28,13 +28,15 @@ static char *enc(const char *s)
     return o;
 }
 
-/* kick: a 2xx that closed nothing means the peer was not online: exit 1 */
+/* kick: a 2xx that closed nothing means the peer was not online: exit 1
+ * (2 when some cluster node did not answer: it may be online there). */
 static int closed_none(const char *resp)
 {
     json_error_t e;
     json_t *j = resp ? json_loads(resp, 0, &e) : NULL;
     json_t *n = json_object_get(j, "closed");
     int none = json_is_integer(n) && json_integer_value(n) == 0;
+    if (none && json_is_true(json_object_get(j, "partial"))) none = 2;
     json_decref(j);
     return none;
 }
@@ -64,10 +66,11 @@ static int call(const struct tool_conn *tc, const char *prog, const char *method
         fputs(resp, stdout);
         if (resp[strlen(resp) - 1] != '\n') fputc('\n', stdout);
     }
-    int none = !strcmp(prog, "rtm kick") && closed_none(resp);
+    int none = strcmp(prog, "rtm kick") == 0 ? closed_none(resp) : 0;
     free(resp);
     if (none) {
-        fprintf(stderr, "%s: the peer is not online\n", prog);
+        fprintf(stderr, "%s: the peer is not online%s\n", prog,
+                none == 2 ? " on the nodes that answered (some cluster node did not answer in time: retry)" : "");
         return RTM_EXIT_FAIL;
     }
     if (status >= 200 && status < 300) return RTM_EXIT_OK;

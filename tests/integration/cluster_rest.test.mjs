@@ -5,7 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, until } from '../lib/cluster.mjs';
 import { frameChecker } from '../lib/schema.mjs';
-import { rtmJson, sleep } from '../lib/rtmd.mjs';
+import { spawnSync } from 'node:child_process';
+import { rtmJson, sleep, RTM } from '../lib/rtmd.mjs';
 import { signToken } from './broker_util.mjs';
 
 let cl, a, b, c;
@@ -216,13 +217,20 @@ test('a node that does not answer (stopped) gives a bounded, partial reply; it c
     assert.ok(took < 1500, `answered after ${took} ms`);
     assert.equal((await closedWithin(onCrev, 1000))?.code, 4001);
 
+    // `rtm kick` of a peer nobody answered for: exit 1, saying the answer was partial
+    const tool = spawnSync(RTM, ['kick', 'st-nobody', '--backend', a.backendUrl],
+      { encoding: 'utf8', env: { ...process.env, RTM_KEY: a.key.secret } });
+    assert.equal(tool.status, 1, tool.stderr);
+    assert.deepEqual(JSON.parse(tool.stdout), { peerId: 'st-nobody', closed: 0, partial: true });
+    assert.match(tool.stderr, /not online on the nodes that answered/);
+
     // every one of those came back incomplete, in the asking nodes' metrics
     const incomplete = async (node) => {
       const line = (await node.api('GET', '/metrics', undefined, { auth: null })).text.split('\n')
         .find((l) => l.startsWith('rtm_cluster_questions_total{result="incomplete"}'));
       return Number(line?.split(' ')[1]);
     };
-    assert.equal(await incomplete(a), 2, 'the kick and the revocation asked through node a');
+    assert.equal(await incomplete(a), 3, 'the kicks and the revocation asked through node a');
     assert.equal(await incomplete(b), 2, 'the listing and the publish asked through node b');
 
     process.kill(c.pid, 'SIGCONT');
