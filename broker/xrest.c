@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PEERS_ANSWER_MAX (16 * 1024 * 1024) /* one node's GET /v1/peers answer; beyond, not sent */
 #define REVS_SEEN_MAX 1024   /* revocations remembered per node; beyond, a late question may count 0 */
 #define REVS_SEEN_MS 30000   /* how long: far beyond any question's deadline */
 
@@ -360,7 +361,14 @@ char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *targe
     json_t *arr = brk_peers_app(xn->b, app, target[0] ? target : NULL);
     char *s = arr ? rtm_json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
-    if (s) *len = strlen(s);
+    if (!s) return NULL;
+    *len = strlen(s);
+    if (*len > PEERS_ANSWER_MAX) { /* the asker reports this node missing (partial) */
+        log_warn("cluster: this node's peer listing of app %s is %zu bytes, over %d: not sent", app, *len,
+                 PEERS_ANSWER_MAX);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
