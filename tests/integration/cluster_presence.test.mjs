@@ -223,6 +223,37 @@ async function metric(node, name) {
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
+describe('versions', () => {
+  // A delta as the presence scripts write it (docs/CLUSTER.md, "Messages between nodes").
+  const delta = (node, prev, ver, channel, peer, kind) => {
+    const f = [node, `${prev} ${ver}`, 'test', channel, peer, '', kind];
+    return `rtm1 e ${f.map((x) => Buffer.byteLength(x)).join(' ')}\n${f.join('')}`;
+  };
+  test('a delta that skips a version is not applied: the table is fetched again, clients see no ghost', async () => {
+    const ch = 'gap-room';
+    const obs = await member(a, 'gap-obs', ch);
+    const m = await member(b, 'gap-m', ch);
+    await until(async () => seen(obs, ch).ids.join() === 'gap-m', 5000, 'gap-m listed');
+    const from = obs.all.length;
+    const refetched = await metric(a, 'rtm_cluster_presence_repair_total{work="refetched"}');
+    const v = Number((await redis.lines('HGET', `rtm:pr:4:test:${ch}`, '#v'))[0]);
+    assert.ok(v > 1e15, `versions start at Redis's clock in us (${v})`);
+    await redis.cli('PUBLISH', `rtm:c:4:test:${ch}`, delta('nowhere', v + 5, v + 6, ch, 'gap-ghost', 'j'));
+    await until(async () => await metric(a, 'rtm_cluster_presence_repair_total{work="refetched"}') > refetched, 3000,
+      'the gap to be noticed');
+    // an old delta (at or below the table's version) is dropped without a fetch
+    await redis.cli('PUBLISH', `rtm:c:4:test:${ch}`, delta('nowhere', v - 2, v - 1, ch, 'gap-old', 'j'));
+    await sleep(300);
+    assert.equal(await metric(a, 'rtm_cluster_presence_repair_total{work="refetched"}'), refetched + 1);
+    assert.deepEqual(obs.all.slice(from).filter((f) => f.type === 'presence'), [], 'no ghost, no old peer');
+    await m.close(); // real changes still flow, chained on the version
+    await until(async () => seen(obs, ch).ids.length === 0, 5000, 'gap-m to leave');
+    assert.deepEqual(obs.all.slice(from).filter((f) => f.type === 'presence'),
+      [{ type: 'presence', channel: ch, joined: [], left: [{ peerId: 'gap-m' }] }]);
+    await obs.close();
+  });
+});
+
 describe('Redis restart and stall', () => {
   test('kill -9 and restart of Redis: presence is rebuilt, clients see only the outage\'s real changes', async () => {
     const ch = 'rr-room';
