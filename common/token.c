@@ -8,8 +8,9 @@
  * claims are serialized once, and that one dump is both their size check
  * and the text the welcome and presence frames copy.
  * libjwt signs, and checks RS256/ES256 signatures; HS256, the common case
- * on the connect path, is checked with OpenSSL's HMAC against the same
- * signature text libjwt compares. Everything that makes
+ * on the connect path, is checked with OpenSSL's HMAC (common/hs256.c, the
+ * key's pads kept per thread) against the same signature text libjwt
+ * compares. Everything that makes
  * a token trustworthy is decided here, in a fixed order: the key must be a
  * live key with a verifier (not publishable, not empty), the header's alg must
  * be exactly the key's (so "none" and HS256-keyed-with-an-RSA-PEM never reach
@@ -25,6 +26,7 @@
 
 #include "bind.h"
 #include "errors.h"
+#include "hs256.h"
 #include "pattern.h"
 #include "protocol.h"
 #include "store.h"
@@ -36,7 +38,6 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,93 +154,102 @@ static const unsigned char B64URL[256] = {
 
 static int b64url_value(char ch) { return B64URL[(unsigned char)ch] - 1; }
 
-/* 1 when token is three base64url segments with a non-empty header and
- * payload. libjwt 1.10.2 writes one byte past a zero-size buffer when it
- * base64-decodes an empty segment (seen under valgrind with ".." and "h.."),
- * so nothing reaches jwt_decode without passing this. The signature may be
- * empty here (the unkeyed decode never decodes it); the keyed decode is
- * guarded separately in rtm_token_verify_policy.
- * The header and payload must not decode to a NUL byte: libjwt reads them as
- * C strings, so it would verify the signature over every byte and then
- * parse only the JSON before the NUL, accepting a signed payload that is
- * not valid JSON, which other verifiers refuse (found by tests/fuzz). */
-static int well_formed(const char *token)
+/* Decodes base64url without padding, s[0..len), into out (room for
+ * len * 3 / 4 bytes), four characters at a time; unused trailing bits are
+ * ignored (a lone last character decodes to nothing). Its length, or -1
+ * when a character is outside the alphabet. */
+static long b64url_decode(const char *s, size_t len, unsigned char *out)
 {
-    size_t seg = 0, len = 0, i;
-    unsigned acc = 0, bits = 0; /* base64url decoding of the current segment */
-    for (i = 0; token[i]; i++) {
-        char ch = token[i];
-        int v;
-        if (i >= TOKEN_MAX) return 0;
-        if (ch == '.') {
-            if (len == 0 || ++seg > 2) return 0;
-            len = 0;
-            acc = bits = 0;
-            continue;
-        }
-        if ((v = b64url_value(ch)) < 0) return 0;
-        len++;
+    size_t i = 0, n = 0;
+    for (; i + 4 <= len; i += 4) {
+        int a = b64url_value(s[i]), b = b64url_value(s[i + 1]), c = b64url_value(s[i + 2]),
+            d = b64url_value(s[i + 3]);
+        if ((a | b | c | d) < 0) return -1;
+        unsigned v = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
+        out[n++] = (unsigned char)(v >> 16);
+        out[n++] = (unsigned char)(v >> 8);
+        out[n++] = (unsigned char)v;
+    }
+    unsigned acc = 0, bits = 0;
+    for (; i < len; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0) return -1;
         acc = (acc << 6 | (unsigned)v) & 0xfffu;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (seg < 2 && ((acc >> bits) & 0xffu) == 0) return 0;
+            out[n++] = (unsigned char)(acc >> bits);
         }
     }
-    return seg == 2; /* the signature may be empty (alg none), refused later */
+    return (long)n;
 }
 
-/* One segment's JSON, decoded and parsed once (well_formed checked the
- * alphabet). Flags 0 as libjwt's own decode: an object or an array at the
- * top, a repeated member keeps its last value. NULL when not JSON. */
-static json_t *segment_json(const char *s, size_t len)
+/* 1 when every character of s[0..len) is base64url. */
+static int b64url_only(const char *s, size_t len)
 {
-    unsigned char *buf = malloc(len * 3 / 4 + 1);
-    unsigned acc = 0, bits = 0;
-    size_t n = 0;
-    if (!buf) return NULL;
-    for (size_t i = 0; i < len; i++) {
-        acc = (acc << 6 | (unsigned)b64url_value(s[i])) & 0xffffu;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    json_t *j = json_loadb((const char *)buf, n, 0, NULL);
-    free(buf);
-    return j;
+    for (size_t i = 0; i < len; i++)
+        if (b64url_value(s[i]) < 0) return 0;
+    return 1;
 }
 
-/* Splits and parses the header, refusing what libjwt 1.10.2's decode
+/* Splits the token and decodes its header and payload once (both kept
+ * decoded), and parses the header, refusing what libjwt 1.10.2's decode
  * refuses there (not JSON, an alg it does not know, a typ other than JWT
- * beside a real alg), so moving the header off libjwt changes no answer. */
+ * beside a real alg), so moving the header off libjwt changes no answer.
+ * The shape is checked before anything reaches libjwt: three base64url
+ * segments, header and payload not empty (libjwt 1.10.2 writes one byte
+ * past a zero-size buffer when it decodes an empty segment: seen under
+ * valgrind with ".." and "h.."), at most TOKEN_MAX bytes. The signature may
+ * be empty here (the keyed decode is guarded in rtm_token_verify_opened).
+ * The header and payload must not decode to a NUL byte: libjwt reads them
+ * as C strings, so it would verify the signature over every byte and then
+ * parse only the JSON before the NUL, accepting a signed payload that is
+ * not valid JSON, which other verifiers refuse (found by tests/fuzz). */
 int rtm_token_open(const char *token, struct rtm_jws *w)
 {
     memset(w, 0, sizeof *w);
-    if (!token || !well_formed(token)) return RTM_EINVAL;
-    const char *d1 = strchr(token, '.'), *d2 = strchr(d1 + 1, '.');
+    if (!token) return RTM_EINVAL;
+    size_t len = strnlen(token, TOKEN_MAX + 1);
+    const char *d1 = memchr(token, '.', len), *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+    if (len > TOKEN_MAX || !d2 || d1 == token || d2 == d1 + 1) return RTM_EINVAL;
+    size_t hlen = (size_t)(d1 - token);
     w->token = token;
     w->payload = d1 + 1;
     w->payload_len = (size_t)(d2 - w->payload);
     w->signed_len = (size_t)(d2 - token);
     w->sig = d2 + 1;
-    if (!(w->head = segment_json(token, (size_t)(d1 - token)))) return RTM_EINVAL;
+    /* A third dot is outside the alphabet: refused with the signature's check. */
+    if (!b64url_only(w->sig, len - (size_t)(w->sig - token))) return RTM_EINVAL;
+    unsigned char *hbuf = malloc(hlen * 3 / 4 + 1), *pbuf = malloc(w->payload_len * 3 / 4 + 1);
+    long hn = hbuf ? b64url_decode(token, hlen, hbuf) : -1;
+    long pn = pbuf ? b64url_decode(w->payload, w->payload_len, pbuf) : -1;
+    if (hn < 0 || pn < 0 || memchr(hbuf, 0, (size_t)hn) || memchr(pbuf, 0, (size_t)pn)) goto fail;
+    /* Flags 0 as libjwt's own decode: an object or an array at the top, a
+     * repeated member keeps its last value. */
+    if (!(w->head = json_loadb((const char *)hbuf, (size_t)hn, 0, NULL))) goto fail;
+    free(hbuf);
+    hbuf = NULL;
+    w->payload_text = (char *)pbuf;
+    w->payload_text_len = (size_t)pn;
+    pbuf = NULL;
     const char *alg = json_string_value(json_object_get(w->head, "alg"));
     const char *typ = json_string_value(json_object_get(w->head, "typ"));
     if (!alg || jwt_str_alg(alg) == JWT_ALG_INVAL ||
-        (jwt_str_alg(alg) != JWT_ALG_NONE && typ && strcasecmp(typ, "JWT") != 0)) {
-        json_decref(w->head);
-        w->head = NULL;
-        return RTM_EINVAL;
-    }
+        (jwt_str_alg(alg) != JWT_ALG_NONE && typ && strcasecmp(typ, "JWT") != 0))
+        goto fail;
     w->kid = json_string_value(json_object_get(w->head, "kid"));
     return 0;
+fail:
+    free(hbuf);
+    free(pbuf);
+    rtm_token_close(w);
+    return RTM_EINVAL;
 }
 
 void rtm_token_close(struct rtm_jws *w)
 {
     json_decref(w->head);
+    free(w->payload_text);
     memset(w, 0, sizeof *w);
 }
 
@@ -272,13 +282,11 @@ int rtm_token_peek_kid(const char *token, char *kid, size_t kidlen, const char *
  * signature that differs only in unused trailing bits is refused as there). */
 static int hs256_ok(const struct rtm_jws *w, const char *secret)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
+    unsigned char mac[RTM_HS256_LEN];
     char enc[64];
     int n;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)w->token, w->signed_len, mac, &maclen))
-        return 0;
-    if ((n = rtm_base64url(mac, maclen, enc, sizeof enc)) < 0) return 0;
+    if (rtm_hs256(secret, (const unsigned char *)w->token, w->signed_len, mac)) return 0;
+    if ((n = rtm_base64url(mac, sizeof mac, enc, sizeof enc)) < 0) return 0;
     return strlen(w->sig) == (size_t)n && CRYPTO_memcmp(enc, w->sig, (size_t)n) == 0;
 }
 
@@ -506,7 +514,7 @@ int rtm_token_verify_opened(const struct rtm_jws *w, const struct rtm_key *key, 
     if (!w->head) goto fail;
     /* The payload is parsed once, here, before any key is used (a payload
      * that is not JSON is malformed, as libjwt's unkeyed decode said). */
-    if (!(g = segment_json(w->payload, w->payload_len))) goto fail;
+    if (!(g = json_loadb(w->payload_text, w->payload_text_len, 0, NULL))) goto fail;
     /* The header's own alg string, pinned to the key before any keyed check. */
     const char *alg = json_string_value(json_object_get(w->head, "alg"));
     if (!alg || strcmp(alg, key->alg) != 0) {

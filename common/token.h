@@ -62,6 +62,8 @@ struct rtm_jws {
     const char *kid;                /* inside head; NULL when absent or not a string */
     const char *payload, *sig;      /* segments inside the token */
     size_t signed_len, payload_len; /* "header.payload", and the payload alone */
+    char *payload_text;             /* the payload decoded (owned), parsed by verify */
+    size_t payload_text_len;
 };
 /* 0, or RTM_EINVAL ("malformed token": not three base64url segments within
  * 64 KB, or a header libjwt would refuse). Release with rtm_token_close. */

@@ -1,0 +1,16 @@
+/* hs256.h: HMAC-SHA256 for token verification, with each key's schedule
+ * computed once per thread instead of once per MAC. */
+#ifndef RTM_HS256_H
+#define RTM_HS256_H
+
+#include <stddef.h>
+
+#define RTM_HS256_LEN 32
+
+/* The HMAC-SHA256 of data under secret (the key is the secret's bytes)
+ * into out. Returns 0, or -1 when OpenSSL fails (out of memory).
+ * Thread-safe: each thread keeps its own few keyed contexts (released at
+ * thread exit); a secret is kept there, as a copy, while it is in use. */
+int rtm_hs256(const char *secret, const unsigned char *data, size_t len, unsigned char out[RTM_HS256_LEN]);
+
+#endif
