@@ -270,8 +270,8 @@ json_t *brk_peers_app(struct brk_broker *b, const char *app, const char *channel
             json_decref(chans);
             continue;
         }
-        json_t *o = json_pack("{s:s, s:s, s:O?, s:o, s:i}", "peerId", p->peer_id, "app", p->app, "peerMetadata",
-                              p->peer_metadata, "channels", chans, "connections", live);
+        json_t *o = json_pack("{s:s, s:s, s:o?, s:o, s:i}", "peerId", p->peer_id, "app", p->app, "peerMetadata",
+                              peer_metadata_json(p), "channels", chans, "connections", live);
         if (o) json_array_append_new(out, o);
     }
     return out;

@@ -286,14 +286,18 @@ static void welcome(struct brk_session *s, int resumed, int presence_reset)
     msg_time(w, RTM_H_WELCOME, s->upgraded_ns);
     sess_enqueue(s, w);
     msg_unref(w);
-    /* The private metadata was for the welcome only: an idle session keeps
-     * nothing it does not need (peerMetadata stays, for presence, and its
-     * text with the peer). */
-    json_decref(s->claims.metadata);
-    s->claims.metadata = NULL;
-    free(s->claims.metadata_text);
-    free(s->claims.peer_metadata_text);
-    s->claims.metadata_text = s->claims.peer_metadata_text = NULL;
+    sess_shed_claims(s);
+}
+
+void sess_shed_claims(struct brk_session *s)
+{
+    struct rtm_claims *c = &s->claims;
+    json_decref(c->metadata);
+    json_decref(c->peer_metadata);
+    free(c->metadata_text);
+    free(c->peer_metadata_text);
+    c->metadata = c->peer_metadata = NULL;
+    c->metadata_text = c->peer_metadata_text = NULL;
 }
 
 /* Refuses a connection before its welcome; reason NULL: the table's message. */

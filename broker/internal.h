@@ -203,9 +203,9 @@ struct brk_peer {
     char *key;         /* "app\x1fpeerId", owned; key of b->peers */
     const char *peer_id; /* points into key */
     char app[65];
-    json_t *peer_metadata; /* from the newest connection's token, may be NULL */
-    char *meta_text;       /* peer_metadata serialized once (compact), NULL with it: every
-                            * direct, presence and publish frame copies these bytes */
+    char *meta_text;       /* the newest connection's peerMetadata, serialized (compact), owned;
+                            * NULL when none. Only the text is kept (no jansson tree: ~300 B
+                            * per peer): every direct, presence and publish frame copies it */
     size_t meta_len;
     struct brk_session *sessions;
     int n_sessions;
@@ -339,6 +339,11 @@ void sess_close(struct brk_session *s, enum rtm_wire_err e, const char *reason);
 void sess_error(struct brk_session *s, enum rtm_wire_err e, const char *message, const char *request_id);
 void sess_ack(struct brk_session *s, const char *request_id);
 void sess_send_going_away(struct brk_session *s, int retry_after_ms);
+/* Once the welcome (or a refresh's ack) is built and the peer holds its
+ * peerMetadata text: drops what the token carried only for them (the
+ * private metadata, the peerMetadata tree, their texts), so an idle
+ * session keeps none of it. */
+void sess_shed_claims(struct brk_session *s);
 /* Arms the 4002 close (and, for extension sessions, token_expiring) for s->claims.exp. */
 void sess_arm_expiry(struct brk_session *s);
 
@@ -411,10 +416,13 @@ void channels_destroy(struct brk_broker *b);
 
 /* peers.c */
 int peer_attach(struct brk_session *s);
-/* The peer's public metadata becomes pm (a new reference is taken; NULL
- * clears it), serialized once for every frame that carries it: text, when
- * not NULL, is pm already serialized (compact; copied), else pm is dumped. */
-void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text);
+/* The peer's public metadata becomes pm (NULL clears it), kept serialized
+ * once for every frame that carries it: text, when not NULL, is pm already
+ * serialized (compact; copied), else pm is dumped. */
+void peer_set_metadata(struct brk_peer *p, const json_t *pm, const char *text);
+/* The peer's metadata as a new jansson value (the caller owns it), or NULL
+ * when it has none (or out of memory). For the rare readers (GET /v1/peers). */
+json_t *peer_metadata_json(const struct brk_peer *p);
 /* wire.c: appends a presence member {"peerId":...,"metadata":<meta>} (no
  * metadata when mlen is 0). */
 void mb_member(struct mb *m, const char *peer_id, const char *meta, size_t mlen);

@@ -24,20 +24,18 @@ struct brk_peer *peer_find(struct brk_broker *b, const char *app, const char *pe
     return htab_get(&b->peers, key);
 }
 
-void peer_set_metadata(struct brk_peer *p, json_t *pm, const char *text)
+void peer_set_metadata(struct brk_peer *p, const json_t *pm, const char *text)
 {
-    if (pm) json_incref(pm);
-    json_decref(p->peer_metadata);
     free(p->meta_text);
-    p->peer_metadata = pm;
     p->meta_text = !pm ? NULL : text ? strdup(text) : json_dumps(pm, JSON_COMPACT);
     p->meta_len = p->meta_text ? strlen(p->meta_text) : 0;
-    if (pm && !p->meta_text) {
-        /* Out of memory: the peer goes without metadata rather than with stale text. */
-        log_error("broker: out of memory serializing peerMetadata of peer=%s", p->peer_id);
-        json_decref(p->peer_metadata);
-        p->peer_metadata = NULL;
-    }
+    /* Out of memory: the peer goes without metadata rather than with stale text. */
+    if (pm && !p->meta_text) log_error("broker: out of memory serializing peerMetadata of peer=%s", p->peer_id);
+}
+
+json_t *peer_metadata_json(const struct brk_peer *p)
+{
+    return p->meta_text ? json_loadb(p->meta_text, p->meta_len, 0, NULL) : NULL;
 }
 
 int peer_attach(struct brk_session *s)

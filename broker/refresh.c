@@ -124,6 +124,7 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
     rtm_claims_free(&s->claims);
     s->claims = c;
     struct brk_msg *ended = ext_adopt_claims(s);
+    sess_shed_claims(s);
     if (ended) { /* before the ack: when the client reads the ack, its lists are right */
         sess_enqueue(s, ended);
         msg_unref(ended);

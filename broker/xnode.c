@@ -247,9 +247,7 @@ int xnode_publish(struct brk_broker *b, const char *app, const char *channel, st
         rc = RTM_EINVAL;
         goto fail;
     }
-    if (sender && sender->peer && sender->peer->peer_metadata &&
-        !(meta = rtm_json_dumps(sender->peer->peer_metadata, JSON_COMPACT | JSON_ENCODE_ANY)))
-        goto fail;
+    if (sender && sender->peer && sender->peer->meta_text && !(meta = strdup(sender->peer->meta_text))) goto fail;
     const char *from = sender ? sender->claims.sub : "_server";
     const char *sid = sender ? sender->sid : "";
     const char *f[CLU_FIELDS] = {xn->node, sid, app, channel, from, meta, data};

@@ -203,7 +203,9 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
     size_t clen = 0, plen;
     char *chans = NULL;
     struct xwait *w = NULL;
-    const json_t *pm = s->peer ? s->peer->peer_metadata : NULL;
+    /* the sender's peerMetadata as its peer keeps it serialized (NULL: none) */
+    const char *pm = s->peer ? s->peer->meta_text : NULL;
+    size_t pmlen = pm ? s->peer->meta_len : 0;
     if (clu_peer_name(name, sizeof name, s->app, to) < 0) goto oom;
     if (!clu_shard_up(xn->cl, clu_shard_of_chan(xn->cl, name))) {
         /* Redis is out: a recipient here still gets it (nothing to cross); one
@@ -213,7 +215,7 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
             xn_unavailable(s, rid);
             return;
         }
-        struct brk_msg *msg = wire_direct(s->claims.sub, data, dlen, pm, NULL, 0);
+        struct brk_msg *msg = wire_direct(s->claims.sub, data, dlen, NULL, pm, pmlen);
         if (!msg) goto oom;
         msg_time(msg, RTM_H_DIRECT_SEND, rx_ns);
         direct_deliver(p, s, s->claims.sub, msg);
@@ -222,7 +224,7 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
         return;
     }
     xpeers_flush(xn); /* the script must see this node's latest state */
-    if (pm && !(meta = rtm_json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY))) goto oom;
+    if (pm && !(meta = strdup(pm))) goto oom;
     if (s->peer) chans = peer_channels(s->peer, NULL, &clen);
     else if ((chans = strdup("\n"))) clen = 1;
     if (!chans) goto oom;
@@ -231,7 +233,7 @@ void xnode_send(struct brk_session *s, const char *to, const char *data, size_t 
                             meta ? strlen(meta) : 0, dlen};
     if (!(payload = clu_encode(CLU_DIRECT, f, n, &plen))) goto oom;
     if (!(w = wait_new(xn, s, rid)) || !(w->to = strdup(to)) || !(w->from = strdup(s->claims.sub)) ||
-        !(w->msg = wire_direct(s->claims.sub, data, dlen, pm, NULL, 0)))
+        !(w->msg = wire_direct(s->claims.sub, data, dlen, NULL, pm, pmlen)))
         goto oom;
     snprintf(w->app, sizeof w->app, "%s", s->app);
     msg_time(w->msg, RTM_H_DIRECT_SEND, rx_ns); /* this node's recipients: the Redis round trip included */
