@@ -20,6 +20,7 @@
 #include "pattern.h"
 #include "protocol.h"
 #include "json_dump.h"
+#include "json_scan.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -62,80 +63,6 @@ static size_t utf8_chars(const char *s)
     for (; *s; s++)
         if (((unsigned char)*s & 0xc0) != 0x80) n++;
     return n;
-}
-
-/* ---- raw member lookup (the text is already known to be valid JSON) ---- */
-
-static const char *skip_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-static const char *skip_string(const char *p, const char *e)
-{
-    for (p++; p < e; p++) {
-        if (*p == '\\') p++;
-        else if (*p == '"') return p + 1;
-    }
-    return e;
-}
-
-static const char *skip_value(const char *p, const char *e)
-{
-    if (p >= e) return e;
-    if (*p == '"') return skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (p < e) {
-            if (*p == '"') {
-                p = skip_string(p, e);
-                continue;
-            }
-            if (*p == '{' || *p == '[') depth++;
-            else if (*p == '}' || *p == ']') {
-                if (--depth == 0) return p + 1;
-            }
-            p++;
-        }
-        return e;
-    }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' &&
-           *p != '\r')
-        p++;
-    return p;
-}
-
-/* Finds the raw text of a top-level member. 0 when found; -1 when absent or
- * when a key is written with escapes (the caller then re-encodes). */
-static int raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn)
-{
-    const char *p = json, *e = json + len;
-    size_t klen = strlen(key);
-    p = skip_ws(p, e);
-    if (p >= e || *p != '{') return -1;
-    p++;
-    for (;;) {
-        p = skip_ws(p, e);
-        if (p >= e || *p != '"') return -1;
-        const char *ks = p + 1, *kend = skip_string(p, e);
-        size_t kl = (size_t)(kend - 1 - ks);
-        if (memchr(ks, '\\', kl)) return -1;
-        int match = kl == klen && memcmp(ks, key, klen) == 0;
-        p = skip_ws(kend, e);
-        if (p >= e || *p != ':') return -1;
-        p = skip_ws(p + 1, e);
-        const char *vs = p;
-        p = skip_value(p, e);
-        if (match) {
-            *vp = vs;
-            *vn = (size_t)(p - vs);
-            return 0;
-        }
-        p = skip_ws(p, e);
-        if (p >= e || *p != ',') return -1;
-        p++;
-    }
 }
 
 /* ---- requests ---- */
@@ -228,7 +155,7 @@ static int channel_in_scope(struct req *r, const char *ch)
 static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
 {
     *owned = NULL;
-    if (raw_member(r->text, r->len, "data", dp, dn) == 0) return 0;
+    if (rtm_json_raw_member(r->text, r->len, "data", dp, dn, NULL) == 0) return 0;
     *owned = rtm_json_dumps(json_object_get(r->root, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
     if (!*owned) {
         fail(r, RTM_WIRE_INTERNAL_ERROR, "out of memory");
@@ -387,21 +314,21 @@ size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen)
     /* A top-level "requestId" with a plain string value (no escapes), found
      * before the first thing that is not JSON; 0 when there is none. */
     const char *p = text, *e = text + len;
-    p = skip_ws(p, e);
+    p = rtm_json_skip_ws(p, e);
     if (p >= e || *p != '{') return 0;
     p++;
     for (;;) {
-        p = skip_ws(p, e);
+        p = rtm_json_skip_ws(p, e);
         if (p >= e || *p != '"') return 0;
-        const char *ks = p + 1, *kend = skip_string(p, e);
+        const char *ks = p + 1, *kend = rtm_json_skip_string(p, e);
         if (kend >= e && kend[-1] != '"') return 0;
         int match = (size_t)(kend - 1 - ks) == 9 && memcmp(ks, "requestId", 9) == 0;
-        p = skip_ws(kend, e);
+        p = rtm_json_skip_ws(kend, e);
         if (p >= e || *p != ':') return 0;
-        p = skip_ws(p + 1, e);
+        p = rtm_json_skip_ws(p + 1, e);
         if (match) {
             if (p >= e || *p != '"') return 0;
-            const char *vs = p + 1, *vend = skip_string(p, e);
+            const char *vs = p + 1, *vend = rtm_json_skip_string(p, e);
             if (vend > e || vend[-1] != '"' || vend - 1 < vs) return 0;
             size_t n = (size_t)(vend - 1 - vs);
             if (memchr(vs, '\\', n) || n >= outlen || !utf8_valid((const unsigned char *)vs, n)) return 0;
@@ -411,8 +338,8 @@ size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen)
             out[n] = '\0';
             return utf8_chars(out) <= RTM_MAX_REQUEST_ID ? n : 0;
         }
-        p = skip_value(p, e);
-        p = skip_ws(p, e);
+        p = rtm_json_skip_value(p, e);
+        p = rtm_json_skip_ws(p, e);
         if (p >= e || *p != ',') return 0;
         p++;
     }

@@ -32,6 +32,7 @@
 #include "store.h"
 #include "util.h"
 #include "json_dump.h"
+#include "json_scan.h"
 
 #include <jwt.h>
 #include <openssl/bn.h>
@@ -39,6 +40,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -192,6 +194,53 @@ static int b64url_only(const char *s, size_t len)
     return 1;
 }
 
+/* The last header this thread parsed, kept parsed: a key's tokens carry
+ * the same header byte for byte, and jansson took ~13k instructions for its
+ * 60 bytes. Per thread (thread-specific data, freed at the thread's exit),
+ * so no lock; the tree is only read. */
+#define HEAD_CACHE_MAX 256
+struct head_cache {
+    size_t len;
+    unsigned char text[HEAD_CACHE_MAX];
+    json_t *head;
+};
+static pthread_key_t head_key;
+static pthread_once_t head_once = PTHREAD_ONCE_INIT;
+static int head_key_ready;
+
+static void head_cache_free(void *p)
+{
+    struct head_cache *c = p;
+    json_decref(c->head);
+    free(c);
+}
+
+static void head_key_init(void) { head_key_ready = pthread_key_create(&head_key, head_cache_free) == 0; }
+
+/* The decoded header text parsed (a new reference), or NULL when not JSON.
+ * Flags 0 as libjwt's own decode: an object or an array at the top, a
+ * repeated member keeps its last value. */
+static json_t *head_parse(const unsigned char *text, size_t len)
+{
+    pthread_once(&head_once, head_key_init);
+    struct head_cache *c = head_key_ready ? pthread_getspecific(head_key) : NULL;
+    if (c && c->head && c->len == len && memcmp(c->text, text, len) == 0) return json_incref(c->head);
+    json_t *head = json_loadb((const char *)text, len, 0, NULL);
+    if (!head || len > HEAD_CACHE_MAX || !head_key_ready) return head;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return head;
+        if (pthread_setspecific(head_key, c)) {
+            free(c);
+            return head;
+        }
+    }
+    json_decref(c->head);
+    memcpy(c->text, text, len);
+    c->len = len;
+    c->head = json_incref(head);
+    return head;
+}
+
 /* Splits the token and decodes its header and payload once (both kept
  * decoded), and parses the header, refusing what libjwt 1.10.2's decode
  * refuses there (not JSON, an alg it does not know, a typ other than JWT
@@ -224,9 +273,7 @@ int rtm_token_open(const char *token, struct rtm_jws *w)
     long hn = hbuf ? b64url_decode(token, hlen, hbuf) : -1;
     long pn = pbuf ? b64url_decode(w->payload, w->payload_len, pbuf) : -1;
     if (hn < 0 || pn < 0 || memchr(hbuf, 0, (size_t)hn) || memchr(pbuf, 0, (size_t)pn)) goto fail;
-    /* Flags 0 as libjwt's own decode: an object or an array at the top, a
-     * repeated member keeps its last value. */
-    if (!(w->head = json_loadb((const char *)hbuf, (size_t)hn, 0, NULL))) goto fail;
+    if (!(w->head = head_parse(hbuf, (size_t)hn))) goto fail;
     free(hbuf);
     hbuf = NULL;
     w->payload_text = (char *)pbuf;
@@ -301,18 +348,79 @@ static const char *check_string(json_t *v, size_t max, int required, const char 
     return NULL;
 }
 
-/* An object claim serialized (compact) into buf of bufsize = max + 1
- * bytes: the size check and the text the broker's frames copy are one
- * dump (a second json_dumpb for the text cost as much as the check).
- * NULL when fine (*n = its length, 0 when absent), or the reason. */
-static const char *object_text(json_t *v, char *buf, size_t bufsize, size_t *n, const char *what)
+/* The members of every object in v, nested ones included. */
+static size_t members_in(json_t *v)
+{
+    size_t n = 0, i;
+    const char *k;
+    json_t *x;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, x) n += 1 + members_in(x);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) n += members_in(x);
+    }
+    return n;
+}
+
+/* 1 when raw, the text jansson parsed as v, is already exactly what its
+ * compact dump of v writes: no whitespace, no escapes (a string without
+ * one is written back byte for byte), integers only (a real is rewritten
+ * with %.17g; -0 as 0), and no repeated member anywhere (one ':' per member
+ * of the parsed tree: a repeat keeps one value). */
+static int canonical(const char *raw, size_t n, json_t *v)
+{
+    size_t colons = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (c == '"') {
+            for (i++; i < n && raw[i] != '"'; i++)
+                if (raw[i] == '\\') return 0;
+        } else if (c == ':') {
+            colons++;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '.' || c == '+' || c == 'E' ||
+                   (c == 'e' && i > 0 && raw[i - 1] >= '0' && raw[i - 1] <= '9') ||
+                   (c == '-' && i + 1 < n && raw[i + 1] == '0')) {
+            return 0;
+        }
+    }
+    return colons == members_in(v);
+}
+
+/* The payload's own text of the top-level claim name (parsed as v) when it
+ * is canonical and the payload repeats no top-level claim; else NULL. */
+static const char *canonical_claim(const struct rtm_jws *w, json_t *g, const char *name, json_t *v, size_t *n)
+{
+    const char *vp;
+    size_t vn, members;
+    if (!v || !w->payload_text ||
+        rtm_json_raw_member(w->payload_text, w->payload_text_len, name, &vp, &vn, &members) ||
+        members != json_object_size(g) || !canonical(vp, vn, v))
+        return NULL;
+    *n = vn;
+    return vp;
+}
+
+/* An object claim's compact text, at most bufsize - 1 bytes: the payload's
+ * own bytes when canonical_claim found them (nothing dumped: the welcome
+ * then copies the token's text), else one dump into buf, which is both the
+ * size check and the text (a separate measuring dump cost as much).
+ * NULL when fine (*text, *n: 0 when absent), or the reason. */
+static const char *object_text(json_t *v, const char *raw, size_t rawn, char *buf, size_t bufsize, const char **text,
+                               size_t *n, const char *what)
 {
     *n = 0;
+    *text = NULL;
     if (!v) return NULL;
     if (!json_is_object(v)) return what;
+    if (raw) {
+        *text = raw;
+        *n = rawn;
+        return rawn >= bufsize ? what : NULL;
+    }
     /* Over bufsize - 1 the dump is cut short but still measured; 0 only
      * when out of memory, a refusal as before. */
     *n = json_dumpb(v, buf, bufsize, JSON_COMPACT);
+    *text = buf;
     return *n == 0 || *n >= bufsize ? what : NULL;
 }
 
@@ -366,7 +474,7 @@ static int check_times(json_t *iat, json_t *exp, json_t *nbf, const struct rtm_t
 }
 
 /* Type-checks the claims and fills out. Scope is checked by the caller. */
-static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_token_policy *pol,
+static int read_claims(const struct rtm_jws *w, json_t *g, const struct rtm_key *key, const struct rtm_token_policy *pol,
                        struct rtm_claims *out, const char **reason)
 {
     json_t *sub = json_object_get(g, "sub"), *iat = json_object_get(g, "iat"),
@@ -376,7 +484,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
            *bind = json_object_get(g, "bind");
     const char *bad = NULL;
     char md_buf[RTM_MAX_METADATA + 1], pmd_buf[RTM_MAX_PEER_METADATA + 1];
-    size_t md_n = 0, pmd_n = 0;
+    size_t md_n = 0, pmd_n = 0, md_raw_n = 0, pmd_raw_n = 0;
+    const char *md_text = NULL, *pmd_text = NULL;
 
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
         !rtm_peer_id_valid(json_string_value(sub)))
@@ -394,8 +503,15 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     else if (perms && !json_is_array(perms))
         bad = "invalid claims: permissions";
     if (!bad) bad = check_string(jti, JTI_MAX, 1, "invalid claims: jti");
-    if (!bad) bad = object_text(md, md_buf, sizeof md_buf, &md_n, "invalid claims: metadata");
-    if (!bad) bad = object_text(pmd, pmd_buf, sizeof pmd_buf, &pmd_n, "invalid claims: peerMetadata");
+    if (!bad) {
+        const char *raw = canonical_claim(w, g, "metadata", md, &md_raw_n);
+        bad = object_text(md, raw, md_raw_n, md_buf, sizeof md_buf, &md_text, &md_n, "invalid claims: metadata");
+    }
+    if (!bad) {
+        const char *raw = canonical_claim(w, g, "peerMetadata", pmd, &pmd_raw_n);
+        bad = object_text(pmd, raw, pmd_raw_n, pmd_buf, sizeof pmd_buf, &pmd_text, &pmd_n,
+                          "invalid claims: peerMetadata");
+    }
     if (!bad && bind && rtm_bind_claim_valid(bind)) bad = "invalid claims: bind";
     if (!bad && chans) {
         size_t i;
@@ -447,8 +563,8 @@ static int read_claims(json_t *g, const struct rtm_key *key, const struct rtm_to
     if (!perms) out->perms = key->actions;
     out->metadata = md ? json_incref(md) : json_object();
     out->peer_metadata = pmd ? json_incref(pmd) : NULL;
-    out->metadata_text = md ? text_dup(md_buf, md_n) : text_dup("{}", 2);
-    out->peer_metadata_text = pmd ? text_dup(pmd_buf, pmd_n) : NULL;
+    out->metadata_text = md ? text_dup(md_text, md_n) : text_dup("{}", 2);
+    out->peer_metadata_text = pmd ? text_dup(pmd_text, pmd_n) : NULL;
     if (!out->metadata || !out->metadata_text || (pmd && !out->peer_metadata_text)) return RTM_ENOMEM;
     if (bind && rtm_bind_claim_read(bind, out)) return RTM_ENOMEM;
     return 0;
@@ -554,7 +670,7 @@ int rtm_token_verify_opened(const struct rtm_jws *w, const struct rtm_key *key, 
         *reason = "invalid claims: payload";
         goto fail;
     }
-    if ((rc = read_claims(g, key, pol, out, reason))) goto fail;
+    if ((rc = read_claims(w, g, key, pol, out, reason))) goto fail;
     if ((rc = within_key(out, key, reason))) goto fail;
     if (!(out->kid = strdup(w->kid))) {
         *reason = "internal error";

@@ -114,21 +114,30 @@ static char *payload_with(const char *sub, const char *iat, const char *exp, con
     return p;
 }
 
-/* Forges an HS256 token with the given claim fragments and returns the reason
- * verify gives (NULL on success). */
+/* Forges an HS256 token with the given claim fragments and verifies it:
+ * verify's answer, with *out filled on success (the caller frees it). */
+static int verify_forged_claims(const char *sub, const char *iat, const char *exp, const char *jti,
+                                const char *extra, struct rtm_claims *out, const char **reason)
+{
+    struct rtm_key k = hs_key();
+    char *p = payload_with(sub, iat, exp, jti, extra);
+    char *t = forge(HS_HEADER, p, SECRET);
+    *reason = NULL;
+    int rc = rtm_token_verify(t, &k, NOW, out, reason);
+    free(p);
+    free(t);
+    return rc;
+}
+
+/* The same, returning the reason verify gives (NULL on success). */
 static const char *verify_forged(const char *sub, const char *iat, const char *exp, const char *jti,
                                  const char *extra)
 {
-    struct rtm_key k = hs_key();
     struct rtm_claims out;
-    const char *reason = NULL;
-    char *p = payload_with(sub, iat, exp, jti, extra);
-    char *t = forge(HS_HEADER, p, SECRET);
-    int rc = rtm_token_verify(t, &k, NOW, &out, &reason);
+    const char *reason;
+    int rc = verify_forged_claims(sub, iat, exp, jti, extra, &out, &reason);
     if (rc == 0) rtm_claims_free(&out);
     else if (!reason) reason = "(no reason)";
-    free(p);
-    free(t);
     return rc == 0 ? NULL : reason;
 }
 
@@ -497,6 +506,54 @@ TEST(reject_oversize_metadata)
     free(m);
     m = object_of_size("peerMetadata", RTM_MAX_PEER_METADATA + 1);
     CHECK_STR(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m), "invalid claims: peerMetadata");
+    free(m);
+}
+
+/* The metadata texts verify hands out are jansson's compact dump of the
+ * claims, byte for byte, whether taken straight from the payload (already
+ * canonical) or dumped (whitespace, escapes, reals, -0, repeats, escaped
+ * keys). The size bound holds in both forms: with spaces the raw text is
+ * longer than the dump that is measured. */
+static void check_texts(const char *extra, const char *want_md, const char *want_pmd)
+{
+    struct rtm_claims out;
+    const char *reason;
+    int rc = verify_forged_claims(OK_SUB, OK_IAT, OK_EXP, OK_JTI, extra, &out, &reason);
+    CHECK(rc == 0);
+    if (rc == 0) {
+        char *md = json_dumps(out.metadata, JSON_COMPACT);
+        CHECK(md && out.metadata_text && strcmp(md, out.metadata_text) == 0);
+        CHECK_STR(out.metadata_text, want_md);
+        if (want_pmd) CHECK(out.peer_metadata_text && strcmp(out.peer_metadata_text, want_pmd) == 0);
+        else CHECK(out.peer_metadata_text == NULL);
+        free(md);
+        rtm_claims_free(&out);
+    }
+}
+
+TEST(metadata_texts_are_the_compact_dump)
+{
+    check_texts("", "{}", NULL);
+    check_texts("\"metadata\":{\"a\":[1,-2,true,null,\"x/y\u00e9\"],\"b\":{}},\"peerMetadata\":{\"name\":\"Al\"}",
+                "{\"a\":[1,-2,true,null,\"x/y\u00e9\"],\"b\":{}}", "{\"name\":\"Al\"}");
+    check_texts("\"metadata\": { \"a\" : 1 }", "{\"a\":1}", NULL);
+    check_texts("\"metadata\":{\"a\":\"q\\\"\\u0041\\/\"}", "{\"a\":\"q\\\"A/\"}", NULL);
+    check_texts("\"metadata\":{\"r\":1.5,\"z\":-0,\"e\":1e2}", "{\"r\":1.5,\"z\":0,\"e\":100.0}", NULL);
+    check_texts("\"metadata\":{\"a\":1,\"a\":2}", "{\"a\":2}", NULL);
+    check_texts("\"metadata\":{\"a\":{\"b\":1,\"b\":2}}", "{\"a\":{\"b\":2}}", NULL);
+    /* a repeated top-level claim: the last one counts, as the parser reads it */
+    check_texts("\"metadata\":{\"a\":1},\"metadata\":{\"b\":2}", "{\"b\":2}", NULL);
+    check_texts("\"metadata\":{\"a\":1},\"meta\\u0064ata\":{\"b\":2}", "{\"b\":2}", NULL);
+    check_texts("\"metadata\":{\"t\":true,\"f\":false,\"n\":[]}", "{\"t\":true,\"f\":false,\"n\":[]}", NULL);
+    /* spaces make the raw text longer than the measured dump: still accepted */
+    char *m = object_of_size("metadata", RTM_MAX_METADATA), *spaced = malloc(strlen(m) + 2);
+    size_t k = strlen("\"metadata\":");
+    memcpy(spaced, m, k);
+    spaced[k] = ' ';
+    strcpy(spaced + k + 1, m + k);
+    free(m);
+    m = spaced;
+    CHECK(verify_forged(OK_SUB, OK_IAT, OK_EXP, OK_JTI, m) == NULL);
     free(m);
 }
 

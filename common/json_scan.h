@@ -1,0 +1,24 @@
+/* json_scan.h: reading raw members out of JSON text that a parser already
+ * accepted, without building anything: where a member's value starts and
+ * ends, so it can be copied as is (a frame's data, a token's metadata).
+ * Every function is bounded by e and never reads past it. */
+#ifndef RTM_JSON_SCAN_H
+#define RTM_JSON_SCAN_H
+
+#include <stddef.h>
+
+const char *rtm_json_skip_ws(const char *p, const char *e);
+/* p at the opening quote: just past the closing one (or e). */
+const char *rtm_json_skip_string(const char *p, const char *e);
+/* p at a value: just past it (or e). */
+const char *rtm_json_skip_value(const char *p, const char *e);
+/* The raw text of the top-level member key of the object in json[0..len).
+ * With members NULL: the first such member; else the last (as a parser that
+ * lets a repeated member keep its last value reads it) and *members is the
+ * number of top-level members. 0 when found; -1 when absent, or when any key
+ * is written with escapes (an escaped key may spell key: the caller then
+ * goes by the parsed value). */
+int rtm_json_raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn,
+                        size_t *members);
+
+#endif
