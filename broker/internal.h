@@ -577,8 +577,9 @@ int conn_admit_place(struct brk_session *s, const char *rsid, const json_t *plac
  * node keeps, per channel with subscribers here, the cluster's member table
  * that its clients' snapshots and deltas come from. */
 /* p became, or stopped being, a member of ch on this node: written to Redis
- * at the next loop turn (the join or leave reaches clients from there). */
-void xpresence_member(struct brk_broker *b, const struct brk_channel *ch, const struct brk_peer *p);
+ * at the next loop turn (the join or leave reaches clients from there; while
+ * the channel's shard is down a join is shown to this node's clients at once). */
+void xpresence_member(struct brk_broker *b, struct brk_channel *ch, const struct brk_peer *p);
 /* The channel's cluster table: created when it gets its first subscriber
  * here (fetched once Redis confirmed the subscription: now when confirmed
  * is set), freed when the last one goes. Free takes any ch. */

@@ -23,7 +23,10 @@
  * node writes its entries again and, after a grace for the other nodes to do
  * the same, fetches and compares every table of that shard. Deltas of the
  * grace are not applied (the comparison covers them), so clients see only
- * real changes, late by at most the grace. */
+ * real changes, late by at most the grace. While a shard is down, local joins
+ * are shown at once (true whatever the others hold), a channel first used
+ * then starts from this node's members, and leaves wait for the comparison
+ * (the peer may be on another node). */
 #include "xnode.h"
 #include "msgbuild.h"
 
@@ -382,6 +385,13 @@ fail:
     need_rebuild(xn, x); /* the shard is down (its coming back fetches) or memory ran out */
 }
 
+/* 1 when the channel's shard is down (its presence waits for it to come back). */
+static int shard_down(struct brk_xnode *xn, const struct brk_channel *ch)
+{
+    char cname[CLU_NAME_MAX], pname[CLU_NAME_MAX];
+    return names_of(ch, cname, pname) == 0 && !clu_shard_up(xn->cl, clu_shard_of_chan(xn->cl, cname));
+}
+
 void xpresence_chan_open(struct brk_broker *b, struct brk_channel *ch, int confirmed)
 {
     if (ch->xp) return;
@@ -392,7 +402,19 @@ void xpresence_chan_open(struct brk_broker *b, struct brk_channel *ch, int confi
     }
     htab_init(&x->members, HTAB_STR);
     ch->xp = x;
-    if (confirmed) fetch(b->xn, ch);
+    if (shard_down(b->xn, ch)) {
+        /* Nothing to fetch from: this node's own members stand in (snapshots go
+         * out now), and the shard's return fetches and compares as after any outage. */
+        for (uint32_t i = 0; i < ch->members.cap; i++) {
+            const struct brk_peer *p = ch->members.slots[i].key;
+            if (p) table_apply(b, ch, p->peer_id, 1, p->meta_text, p->meta_len, 0);
+        }
+        x->fetched = 1;
+        x->state = XPR_SYNCED;
+        need_rebuild(b->xn, x);
+    } else if (confirmed) {
+        fetch(b->xn, ch);
+    }
 }
 
 void xpresence_subscribed(struct brk_xnode *xn, const char *chan)
@@ -503,12 +525,17 @@ static void mark_entry(struct brk_xnode *xn, const struct brk_channel *ch, const
     xn_mark_key(&xn->pdirty, key, &xn->pdirty_full_logged, "presence entries");
 }
 
-void xpresence_member(struct brk_broker *b, const struct brk_channel *ch, const struct brk_peer *p)
+void xpresence_member(struct brk_broker *b, struct brk_channel *ch, const struct brk_peer *p)
 {
     struct brk_xnode *xn = b->xn;
     if (xn->stopping) return;
     mark_entry(xn, ch, p);
     if (!rtm_timer_armed(&xn->pflush_t)) rtm_timer_in(b->timers, &xn->pflush_t, pflush_cb, 0);
+    /* While the shard is down a local join is shown here at once (it is true
+     * whatever the other nodes hold); a leave waits for the comparison after the
+     * shard's return, since the peer may still be on another node. */
+    if (ch->xp && ch->xp->fetched && htab_get(&ch->members, p) && shard_down(xn, ch))
+        table_apply(b, ch, p->peer_id, 1, p->meta_text, p->meta_len, 1);
 }
 
 void xpresence_shard_up(struct brk_xnode *xn, int shard)

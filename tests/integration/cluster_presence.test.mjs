@@ -6,7 +6,8 @@
 // with -9 makes its peers leave everywhere within the bound, except those that
 // already reconnected elsewhere (no flicker), and one stopped with SIGTERM
 // makes them leave during its drain; a Redis restart is rebuilt with
-// only the real changes of the outage; a stall changes nothing; the keys go
+// only the real changes of the outage, local joins showing meanwhile; a stall
+// changes nothing; a delta that skips a version is not applied; the keys go
 // back to the baseline after everyone left.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -303,6 +304,35 @@ describe('Redis restart and stall', () => {
     const late = await member(c, 'st-late', ch);
     assert.deepEqual(ids((await late.next('presence', 5000)).joined), ['st-1', 'st-2', 'st-3', 'st-obs']);
     for (const x of [obs, ...others, late]) await x.close();
+  });
+});
+
+describe('Redis down', () => {
+  test('a channel first used meanwhile gives this node\'s members at once; local joins show at once, the rest once Redis is back', async () => {
+    const ch = 'dn-room', old = 'dn-old';
+    const obsOld = await member(a, 'dn-obs-old', old); // a channel fetched before the outage
+    const farOld = await member(b, 'dn-far-old', old);
+    await until(async () => seen(obsOld, old).ids.join() === 'dn-far-old', 5000, 'listed before the outage');
+    const before = seen(obsOld, old).changes.length;
+    await redis.kill9();
+    await sleep(200);
+    const l1 = await member(a, 'dn-l1', ch);
+    assert.deepEqual(await l1.next('presence', 3000), { type: 'presence', channel: ch, joined: [], left: [] });
+    const l2 = await member(a, 'dn-l2', ch);
+    assert.deepEqual(ids((await l2.next('presence', 3000)).joined), ['dn-l1'], 'this node\'s member, without Redis');
+    await until(async () => seen(l1, ch).ids.join() === 'dn-l2', 3000, 'a local join shown at once');
+    const r1 = await member(b, 'dn-r1', ch);
+    const joinOld = await member(a, 'dn-new-old', old);
+    await until(async () => seen(obsOld, old).ids.join() === 'dn-far-old,dn-new-old', 3000,
+      'a local join in a fetched channel shown at once');
+    await redis.start();
+    await until(async () => seen(l1, ch).ids.join() === 'dn-l2,dn-r1' && seen(r1, ch).ids.join() === 'dn-l1,dn-l2' &&
+      seen(farOld, old).ids.join() === 'dn-new-old,dn-obs-old', 15000, 'the other node\'s members once Redis is back');
+    await sleep(1000);
+    for (const [x, c] of [[l1, ch], [l2, ch], [r1, ch], [obsOld, old], [farOld, old]])
+      assert.deepEqual(seen(x, c).errors, []);
+    assert.deepEqual(seen(obsOld, old).changes.slice(before), ['+dn-new-old'], 'no leave or join again of what it knew');
+    for (const x of [obsOld, farOld, l1, l2, r1, joinOld]) await x.close();
   });
 });
 
