@@ -17,6 +17,14 @@
  *  - shutdown order: after the drain, from a 0 ms timer, lws_context_destroy,
  *    stop our watchers, ev_break; destroy again if lws did not finish
  *    (info.pcontext tells), then ev_loop_destroy.
+ *  - lws runs its protocol init (LWS_CALLBACK_PROTOCOL_INIT, where the
+ *    broker learns its loop) from an lws timer due at context creation,
+ *    which this plugin runs only once lws's idle watcher runs, and libev
+ *    runs that only when nothing else is pending: a client connecting as
+ *    the listener opened was served by a broker with no loop yet (its
+ *    channel marked for a presence flush that was never scheduled: no
+ *    presence, ever, on that channel). rtm_loop_open turns the loop until
+ *    lws reports itself operational, before any listener exists;
  *  - lws's plugin runs its "forced service" (input lws already read and
  *    holds, such as an HTTP body read with its headers) from an ev_idle
  *    watcher, which libev runs only when no other event is pending: on a busy
@@ -46,6 +54,7 @@
 #include <string.h>
 
 #define DRAIN_CHECK_MS 50
+#define STARTUP_TURNS 100
 /* lws's own forced service, exported for its event-lib plugins but not in
  * its headers (4.1.6): services connections holding input lws already read. */
 int _lws_plat_service_forced_tsi(struct lws_context *context, int tsi);
@@ -138,6 +147,23 @@ int rtm_loop_create(struct rtm_server *srv)
     return 0;
 }
 
+static int lws_operational(struct lws_context *ctx)
+{
+    lws_state_manager_t *m = lws_system_get_state_manager(ctx);
+    return !m || m->state >= LWS_SYSTATE_OPERATIONAL;
+}
+
+/* lws's start-up (protocol init) is a timer of lws due now: one wake-up
+ * (the cancel pipe's read starts lws's idle watcher), then quiet turns until
+ * that watcher has run it. No listener exists yet, so nothing competes;
+ * vhosts made after this get their PROTOCOL_INIT as they are created. */
+static void run_lws_startup(struct rtm_loop *l, struct lws_context *ctx)
+{
+    lws_cancel_service(ctx);
+    for (int i = 0; i < STARTUP_TURNS && !lws_operational(ctx); i++) ev_run(l->ev, EVRUN_NOWAIT);
+    if (!lws_operational(ctx)) log_warn("rtmd: libwebsockets did not finish starting before the listeners opened");
+}
+
 int rtm_loop_open(struct rtm_server *srv, struct lws_context_creation_info *info)
 {
     struct rtm_loop *l = srv->loop;
@@ -153,6 +179,7 @@ int rtm_loop_open(struct rtm_server *srv, struct lws_context_creation_info *info
                   "is libwebsockets-evlib-ev installed?)");
         return -1;
     }
+    if (l->use_ev) run_lws_startup(l, srv->lws);
     if (!l->use_ev && l->timers.n) wake_at(l, rtm_timers_next(&l->timers));
     return 0;
 }

@@ -115,6 +115,8 @@ export async function startRtmd(opts = {}) {
     const onData = (b) => { d.log += b.toString(); if (process.env.RTM_TEST_VERBOSE) process.stderr.write(b); };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
+    // a test that must act before the daemon is ready (its ports are known now)
+    if (opts.onSpawn) opts.onSpawn(d);
     const want = (opts.args || []).includes('broker') ? 1 : (opts.args || []).includes('mint') ? 1 : 2;
     const deadline = Date.now() + (d.valgrind ? 60000 : 10000);
     while ((d.log.match(/listener ready/g) || []).length < want) {
