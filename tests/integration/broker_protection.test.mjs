@@ -12,6 +12,7 @@ import { frameChecker } from '../lib/schema.mjs';
 import { expectClose, until, signToken } from './broker_util.mjs';
 
 const NOIP = { 'rate-connects-per-ip-per-minute': 0 };
+const SLOW = process.env.RTM_VALGRIND ? 4 : 1; // valgrind stretches every step
 // Under ASan, freed memory sits in a quarantine (256 MB by default) and would
 // count as resident; keep it small so RSS measures what the broker holds.
 process.env.ASAN_OPTIONS = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=4'].filter(Boolean).join(':');
@@ -202,22 +203,33 @@ describe('one daemon: keys, origins, kicks, revocations, server publish', () => 
 });
 
 test('liveness: a peer that stops answering pings is dropped and leaves presence', async () => {
-  await withRtmd({ 'ping-interval-ms': 300, 'ping-timeout-ms': 300 }, async (d) => {
-    const w = await peer(d, 'live-watch');
-    await w.request({ type: 'subscribe', channel: 'live' });
+  // Under valgrind a turn of the broker's loop can take longer than a 300 ms
+  // pong deadline (timers run before reads in the same turn), which would drop
+  // the watcher too: the intervals, and every wait measured in them, scale.
+  const interval = 300 * SLOW, timeout = 300 * SLOW;
+  await withRtmd({ 'ping-interval-ms': interval, 'ping-timeout-ms': timeout }, async (d) => {
+    // the daemon's first connect runs its connect path for the first time
+    // (slow under valgrind): not timed
+    const w = await d.open(`?token=${await tokenFor(d, 'live-watch')}`);
+    w.welcome = await w.next('welcome', 3000 * SLOW);
+    await w.request({ type: 'subscribe', channel: 'live' }, 3000 * SLOW);
     await w.next('presence');
     const token = await tokenFor(d, 'live-silent');
     const ws = new WebSocket(`${d.wsUrl}/v1?token=${token}`, { autoPong: false });
     const closed = new Promise((res) => ws.on('close', (code) => res(code)));
+    let pinged = 0;
+    ws.on('ping', () => { pinged++; });
     await new Promise((res) => ws.on('message', res)); // welcome
     ws.send(JSON.stringify({ type: 'subscribe', channel: 'live' }));
     assert.deepEqual(ids((await w.next('presence')).joined), ['live-silent']);
-    const left = await w.next('presence', 3000);
+    // dropped within ten intervals (one of silence, one waiting for the pong)
+    const left = await w.next('presence', 10 * interval);
     assert.deepEqual(left.left, [{ peerId: 'live-silent' }]);
+    assert.ok(pinged >= 1, 'the silent peer was asked for a pong first');
     ws.terminate();
     await closed;
     // the watcher answers pings (ws does by default) and is still here after several intervals
-    await sleep(1200);
+    await sleep(4 * interval);
     w.send({ type: 'ping' });
     await w.next('pong');
     await w.close();
