@@ -60,22 +60,31 @@ int brk_create(struct rtm_server *srv, struct brk_broker **out)
     return 0;
 }
 
+/* src (NULL: "") into dst, cut to fit: a row's fields, twice per session
+ * (snprintf's "%s" cost ~600 instructions each). */
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 void rows_add(struct brk_broker *b, const struct brk_session *s, int closing)
 {
     struct rtm_session_row r;
     memset(&r, 0, sizeof r);
-    snprintf(r.id, sizeof r.id, "%s", s->sid);
-    snprintf(r.app, sizeof r.app, "%s", s->app);
-    snprintf(r.peer_id, sizeof r.peer_id, "%s", s->claims.sub ? s->claims.sub : "");
-    snprintf(r.jti, sizeof r.jti, "%s", s->claims.jti ? s->claims.jti : "");
-    snprintf(r.remote_addr, sizeof r.remote_addr, "%s", s->remote);
+    copy_field(r.id, sizeof r.id, s->sid);
+    copy_field(r.app, sizeof r.app, s->app);
+    copy_field(r.peer_id, sizeof r.peer_id, s->claims.sub);
+    copy_field(r.jti, sizeof r.jti, s->claims.jti);
+    copy_field(r.remote_addr, sizeof r.remote_addr, s->remote);
     r.origin = s->origin ? strdup(s->origin) : NULL;
     r.user_agent = s->user_agent ? strdup(s->user_agent) : NULL;
     r.connected_ms = s->connected_ms;
     if (closing) {
         r.closed_ms = rtm_now_ms();
         r.close_code = s->close_code;
-        snprintf(r.close_reason, sizeof r.close_reason, "%s", s->close_reason ? s->close_reason : "");
+        copy_field(r.close_reason, sizeof r.close_reason, s->close_reason);
     }
     r.frames_in = s->frames_in;
     r.frames_out = s->frames_out;

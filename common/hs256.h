@@ -9,8 +9,9 @@
 
 /* The HMAC-SHA256 of data under secret (the key is the secret's bytes)
  * into out. Returns 0, or -1 when OpenSSL fails (out of memory).
- * Thread-safe: each thread keeps its own few keyed contexts (released at
- * thread exit); a secret is kept there, as a copy, while it is in use. */
+ * Thread-safe: each thread keeps its own few keyed contexts, each with a
+ * copy of its secret (in memory only), until newer secrets replace it or the
+ * thread exits (then wiped). */
 int rtm_hs256(const char *secret, const unsigned char *data, size_t len, unsigned char out[RTM_HS256_LEN]);
 
 #endif
