@@ -64,13 +64,15 @@ test('one row per connection, with the close code the broker sent', async () => 
   const c2 = await d.connect(token);
   c1.ws.send(Buffer.from([1]), { binary: true }); // closed by the broker with 1003
   assert.equal((await c1.closed).code, 1003);
-  await c2.close(4999);
+  // the client's own reason is kept for its row, cut at a close frame's 123 bytes
+  await c2.close(4999, 'gone home: ' + 'é'.repeat(56));
   const rows = await rowsFor('sess-b', (r) => r.length === 2 && r.every((x) => x.closeCode));
   assert.ok(rows);
   assert.deepEqual(rows.map((r) => r.closeCode).sort(), [1003, 4999]);
   assert.notEqual(rows[0].id, rows[1].id);
   const b = rows.find((r) => r.closeCode === 1003);
   assert.equal(b.closeReason, 'binary frames are not supported');
+  assert.equal(rows.find((r) => r.closeCode === 4999).closeReason, 'gone home: ' + 'é'.repeat(56));
   // a refused connection keeps no row
   await d.open('?token=garbage').then((c) => c.closed);
 });

@@ -227,7 +227,7 @@ export function openClient(url, { protocols, headers, tls } = {}) {
       c.send({ ...obj, requestId });
       return c.next((f) => (f.type === 'ack' || f.type === 'error') && f.requestId === requestId, timeoutMs);
     };
-    c.close = (code = 1000) => { try { ws.close(code); } catch { /* already */ } return c.closed; };
+    c.close = (code = 1000, reason) => { try { ws.close(code, reason); } catch { /* already */ } return c.closed; };
     c.terminate = () => { ws.terminate(); return c.closed; };
     ws.once('open', () => resolve(c));
     ws.once('error', (e) => { if (ws.readyState !== WebSocket.OPEN) reject(e); });
