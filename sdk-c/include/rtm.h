@@ -268,7 +268,11 @@ RTM_EXPORT const struct lws_protocols *rtm_lws_protocol(void);
  * the next service call). Needs a URL and one of token, token provider or
  * publishable key. *out is owned by the caller: free with rtm_client_free. */
 RTM_EXPORT rtm_status rtm_client_new(const rtm_options *o, rtm_client **out);
-/* Closes (1000) and frees. Pending completions fire with RTM_ERR_CLOSED. */
+/* Closes (1000) and frees. Pending completions fire with RTM_ERR_CLOSED.
+ * On the client's own loop an open session's close is completed first (the
+ * call turns the loop for at most 500 ms; only completions fire meanwhile);
+ * on an application's lws context, or inside a callback, the socket is
+ * dropped, which the broker records as 1006. */
 RTM_EXPORT void rtm_client_free(rtm_client *c);
 /* Closes with 1000 and stops reconnecting; pending completions fire with
  * RTM_ERR_CLOSED, then the closed callback with will_reconnect = 0. */

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#define FREE_CLOSE_MS 500 /* rtm_client_free waits this long at most for its close to complete */
+
 static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 /* 4096 is the rx fragment size: larger frames are reassembled in c->rx, so a
@@ -443,8 +445,8 @@ static int cb_rtm(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (c->auth_frame) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (c->close_pending) return 0; /* closing (also before a free): frames are dropped */
         if (c->free_pending) return -1;
-        if (c->close_pending) return 0;
         on_receive(c, wsi, in, len);
         return c->free_pending ? -1 : 0;
     case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
@@ -513,8 +515,27 @@ rtm_status rtm_client_new(const rtm_options *o, rtm_client **out)
     return RTM_STATUS_OK;
 }
 
+/* On its own loop a client says goodbye before it frees: close 1000 and
+ * wait for the socket to go, at most FREE_CLOSE_MS. Without it the broker
+ * saw the connection drop (1006), and held an extension session for its
+ * resume window. Only completions (RTM_ERR_CLOSED) fire meanwhile; frames
+ * that arrive are dropped. An application's loop cannot be turned from
+ * here: there the socket is killed as before. */
+static void close_before_free(struct rtm_client *c)
+{
+    if (!c->own_ctx || !c->wsi || c->state != ST_OPEN) return;
+    c->free_pending = 1; /* no user callback but completions from here */
+    client_close_local(c, RTM_CLOSE_NORMAL);
+    int64_t end = client_mono_ms() + FREE_CLOSE_MS;
+    c->cb_depth++; /* rtm_client_free from a completion: already under way */
+    for (int64_t now = client_mono_ms(); c->wsi && now < end; now = client_mono_ms())
+        cloop_run_once(c, (int)(end - now));
+    c->cb_depth--;
+}
+
 static void do_free(struct rtm_client *c)
 {
+    close_before_free(c);
     c->freeing = 1;
     if (c->state != ST_STOPPED) {
         c->state = ST_STOPPED;

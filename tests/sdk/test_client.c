@@ -512,6 +512,48 @@ static int http(const char *method, const char *path, const char *body)
     return st ? -1 : status;
 }
 
+/* The session row's closeCode for peer, once the broker has written it
+ * (rows go out in batches): 0 when none came within 5 s. */
+static int row_close_code(const char *peer)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/sessions?peerId=%s", D.backend_url, peer);
+    long end = h_now_ms() + 5000;
+    while (h_now_ms() < end) {
+        int status = 0;
+        char *resp = NULL;
+        if (rtm_http_request("GET", url, D.key_secret, NULL, 5000, &status, &resp) == RTM_STATUS_OK && status == 200 && resp) {
+            const char *k = strstr(resp, "\"closeCode\":");
+            int code = k ? atoi(k + 12) : 0;
+            free(resp);
+            if (code) return code;
+        } else {
+            free(resp);
+        }
+        h_sleep_ms(100);
+    }
+    return 0;
+}
+
+TEST(free_closes_with_1000)
+{
+    struct app a = {0};
+    rtm_options *o = rtm_options_new();
+    rtm_options_set_extensions(o, 1); /* a dropped extension session would be held for its resume */
+    char *t = mint("goodbye", NULL, 0, NULL, 0, 0, NULL, NULL);
+    rtm_client *c = client_with(t, &a, o);
+    free(t);
+    CHECK(PUMP_UNTIL(a.connected, 5000, c));
+    struct done d = {0};
+    CHECK(rtm_publish(c, "bye-room", "1", on_done, &d) == RTM_STATUS_OK);
+    long t0 = h_now_ms();
+    rtm_client_free(c);
+    CHECK(h_now_ms() - t0 < 1000);
+    CHECK(d.count == 1); /* its completion fired (ack or RTM_ERR_CLOSED), once */
+    CHECK(a.closed == 0); /* no closed callback after free */
+    CHECK(row_close_code("goodbye") == 1000);
+}
+
 TEST(revocation_closes_4001_and_stops)
 {
     struct app a = {0};
