@@ -206,10 +206,10 @@ static void ho_deadline_cb(struct rtm_timer *t)
 {
     struct xhandover *a = lws_container_of(t, struct xhandover, deadline_t);
     log_info("cluster: no node handed over the place of peer=%s app=%s in time: a fresh session", a->peer, a->app);
-    json_t *place = a->place;
+    json_t *place = a->place; /* arrived, but the barrier did not answer: not delivered */
     a->place = NULL;
-    json_decref(place); /* arrived, but the barrier did not answer: not delivered */
-    if (place) a->dropped += place_directs(place);
+    a->dropped += place_directs(place);
+    json_decref(place);
     ho_end(a, NULL);
 }
 
