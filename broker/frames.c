@@ -155,7 +155,7 @@ static int channel_in_scope(struct req *r, const char *ch)
 static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
 {
     *owned = NULL;
-    if (rtm_json_raw_member(r->text, r->len, "data", dp, dn, NULL) == 0) return 0;
+    if (rtm_json_raw_member(r->text, r->len, "data", dp, dn) == 0) return 0;
     *owned = rtm_json_dumps(json_object_get(r->root, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
     if (!*owned) {
         fail(r, RTM_WIRE_INTERNAL_ERROR, "out of memory");

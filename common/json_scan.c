@@ -14,9 +14,16 @@ const char *rtm_json_skip_ws(const char *p, const char *e)
 
 const char *rtm_json_skip_string(const char *p, const char *e)
 {
-    for (p++; p < e; p++) {
-        if (*p == '\\') p++;
-        else if (*p == '"') return p + 1;
+    /* The next quote (memchr: a token's long base64 credentials, a frame's
+     * data) that is not escaped: escaped when an odd run of backslashes
+     * inside the string stands right before it. */
+    for (const char *q = p + 1; q < e;) {
+        const char *c = memchr(q, '"', (size_t)(e - q));
+        if (!c) return e;
+        size_t run = 0;
+        for (const char *b = c - 1; b > p && *b == '\\'; b--) run++;
+        if (!(run & 1)) return c + 1;
+        q = c + 1;
     }
     return e;
 }
@@ -46,12 +53,15 @@ const char *rtm_json_skip_value(const char *p, const char *e)
     return p;
 }
 
-int rtm_json_raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn,
-                        size_t *members)
+/* One pass over the top-level members: for each of keys, the first (stop)
+ * or the last member spelled so; the count of members. 0, or -1 when not an
+ * object or a key is written with escapes. */
+static int walk(const char *json, size_t len, const char *const *keys, size_t nkeys, struct rtm_json_span *out,
+                size_t *members, int stop)
 {
     const char *p = json, *e = json + len;
-    size_t klen = strlen(key), n = 0;
-    int found = 0;
+    size_t n = 0;
+    for (size_t k = 0; k < nkeys; k++) out[k].p = NULL, out[k].n = 0;
     p = rtm_json_skip_ws(p, e);
     if (p >= e || *p != '{') return -1;
     p = rtm_json_skip_ws(p + 1, e);
@@ -62,18 +72,17 @@ int rtm_json_raw_member(const char *json, size_t len, const char *key, const cha
         if (kend - 1 < ks) return -1;
         size_t kl = (size_t)(kend - 1 - ks);
         if (memchr(ks, '\\', kl)) return -1;
-        int match = kl == klen && memcmp(ks, key, klen) == 0;
         p = rtm_json_skip_ws(kend, e);
         if (p >= e || *p != ':') return -1;
         p = rtm_json_skip_ws(p + 1, e);
         const char *vs = p;
         p = rtm_json_skip_value(p, e);
         n++;
-        if (match) {
-            *vp = vs;
-            *vn = (size_t)(p - vs);
-            found = 1;
-            if (!members) return 0;
+        for (size_t k = 0; k < nkeys; k++) {
+            if (strlen(keys[k]) != kl || memcmp(ks, keys[k], kl) != 0) continue;
+            out[k].p = vs;
+            out[k].n = (size_t)(p - vs);
+            if (stop) return 0;
         }
         p = rtm_json_skip_ws(p, e);
         if (p < e && *p == '}') break;
@@ -82,5 +91,20 @@ int rtm_json_raw_member(const char *json, size_t len, const char *key, const cha
     }
 end:
     if (members) *members = n;
-    return found ? 0 : -1;
+    return 0;
+}
+
+int rtm_json_raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn)
+{
+    struct rtm_json_span sp;
+    if (walk(json, len, &key, 1, &sp, NULL, 1) || !sp.p) return -1;
+    *vp = sp.p;
+    *vn = sp.n;
+    return 0;
+}
+
+int rtm_json_raw_members(const char *json, size_t len, const char *const *keys, size_t nkeys,
+                         struct rtm_json_span *out, size_t *members)
+{
+    return walk(json, len, keys, nkeys, out, members, 0);
 }

@@ -12,13 +12,20 @@ const char *rtm_json_skip_ws(const char *p, const char *e);
 const char *rtm_json_skip_string(const char *p, const char *e);
 /* p at a value: just past it (or e). */
 const char *rtm_json_skip_value(const char *p, const char *e);
-/* The raw text of the top-level member key of the object in json[0..len).
- * With members NULL: the first such member; else the last (as a parser that
- * lets a repeated member keep its last value reads it) and *members is the
- * number of top-level members. 0 when found; -1 when absent, or when any key
- * is written with escapes (an escaped key may spell key: the caller then
- * goes by the parsed value). */
-int rtm_json_raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn,
-                        size_t *members);
+/* The raw text of the first top-level member key of the object in
+ * json[0..len) (for text whose parser refused repeated members). 0 when
+ * found; -1 when absent, or when any key is written with escapes (an
+ * escaped key may spell key: the caller then goes by the parsed value). */
+int rtm_json_raw_member(const char *json, size_t len, const char *key, const char **vp, size_t *vn);
+
+struct rtm_json_span {
+    const char *p; /* NULL: absent */
+    size_t n;
+};
+/* In one pass, the raw text of each of keys' top-level members, the last of
+ * each (as a parser that lets a repeated member keep its last value reads
+ * it), and the number of top-level members. 0, or -1 as above. */
+int rtm_json_raw_members(const char *json, size_t len, const char *const *keys, size_t nkeys,
+                         struct rtm_json_span *out, size_t *members);
 
 #endif

@@ -386,18 +386,23 @@ static int canonical(const char *raw, size_t n, json_t *v)
     return colons == members_in(v);
 }
 
-/* The payload's own text of the top-level claim name (parsed as v) when it
- * is canonical and the payload repeats no top-level claim; else NULL. */
-static const char *canonical_claim(const struct rtm_jws *w, json_t *g, const char *name, json_t *v, size_t *n)
+/* The payload's own texts of the metadata claims (md, pmd as parsed), in
+ * one scan: each kept (raw[i].p set) only when canonical and when the
+ * payload repeats no top-level claim (then a repeat of an escaped spelling
+ * cannot hide either). raw[0] is metadata, raw[1] peerMetadata. */
+static void canonical_claims(const struct rtm_jws *w, json_t *g, json_t *md, json_t *pmd,
+                             struct rtm_json_span raw[2])
 {
-    const char *vp;
-    size_t vn, members;
-    if (!v || !w->payload_text ||
-        rtm_json_raw_member(w->payload_text, w->payload_text_len, name, &vp, &vn, &members) ||
-        members != json_object_size(g) || !canonical(vp, vn, v))
-        return NULL;
-    *n = vn;
-    return vp;
+    static const char *const names[2] = {"metadata", "peerMetadata"};
+    size_t members;
+    if ((!md && !pmd) || !w->payload_text ||
+        rtm_json_raw_members(w->payload_text, w->payload_text_len, names, 2, raw, &members) ||
+        members != json_object_size(g)) {
+        raw[0].p = raw[1].p = NULL;
+        return;
+    }
+    if (raw[0].p && (!md || !canonical(raw[0].p, raw[0].n, md))) raw[0].p = NULL;
+    if (raw[1].p && (!pmd || !canonical(raw[1].p, raw[1].n, pmd))) raw[1].p = NULL;
 }
 
 /* An object claim's compact text, at most bufsize - 1 bytes: the payload's
@@ -474,8 +479,8 @@ static int check_times(json_t *iat, json_t *exp, json_t *nbf, const struct rtm_t
 }
 
 /* Type-checks the claims and fills out. Scope is checked by the caller. */
-static int read_claims(const struct rtm_jws *w, json_t *g, const struct rtm_key *key, const struct rtm_token_policy *pol,
-                       struct rtm_claims *out, const char **reason)
+static int read_claims(const struct rtm_jws *w, json_t *g, const struct rtm_key *key,
+                       const struct rtm_token_policy *pol, struct rtm_claims *out, const char **reason)
 {
     json_t *sub = json_object_get(g, "sub"), *iat = json_object_get(g, "iat"),
            *exp = json_object_get(g, "exp"), *nbf = json_object_get(g, "nbf"), *jti = json_object_get(g, "jti"),
@@ -484,7 +489,8 @@ static int read_claims(const struct rtm_jws *w, json_t *g, const struct rtm_key 
            *bind = json_object_get(g, "bind");
     const char *bad = NULL;
     char md_buf[RTM_MAX_METADATA + 1], pmd_buf[RTM_MAX_PEER_METADATA + 1];
-    size_t md_n = 0, pmd_n = 0, md_raw_n = 0, pmd_raw_n = 0;
+    size_t md_n = 0, pmd_n = 0;
+    struct rtm_json_span raw[2] = {{NULL, 0}, {NULL, 0}};
     const char *md_text = NULL, *pmd_text = NULL;
 
     if (!json_is_string(sub) || strlen(json_string_value(sub)) != json_string_length(sub) ||
@@ -503,15 +509,12 @@ static int read_claims(const struct rtm_jws *w, json_t *g, const struct rtm_key 
     else if (perms && !json_is_array(perms))
         bad = "invalid claims: permissions";
     if (!bad) bad = check_string(jti, JTI_MAX, 1, "invalid claims: jti");
-    if (!bad) {
-        const char *raw = canonical_claim(w, g, "metadata", md, &md_raw_n);
-        bad = object_text(md, raw, md_raw_n, md_buf, sizeof md_buf, &md_text, &md_n, "invalid claims: metadata");
-    }
-    if (!bad) {
-        const char *raw = canonical_claim(w, g, "peerMetadata", pmd, &pmd_raw_n);
-        bad = object_text(pmd, raw, pmd_raw_n, pmd_buf, sizeof pmd_buf, &pmd_text, &pmd_n,
+    if (!bad) canonical_claims(w, g, md, pmd, raw);
+    if (!bad)
+        bad = object_text(md, raw[0].p, raw[0].n, md_buf, sizeof md_buf, &md_text, &md_n, "invalid claims: metadata");
+    if (!bad)
+        bad = object_text(pmd, raw[1].p, raw[1].n, pmd_buf, sizeof pmd_buf, &pmd_text, &pmd_n,
                           "invalid claims: peerMetadata");
-    }
     if (!bad && bind && rtm_bind_claim_valid(bind)) bad = "invalid claims: bind";
     if (!bad && chans) {
         size_t i;
