@@ -78,7 +78,10 @@ static long nconns, dropped_direct, slow_closed;
 static struct rconn *dead_list; /* closed during this epoll batch */
 static struct rconn *dirty_list; /* written to during this epoll batch */
 static volatile sig_atomic_t stopping;
-static char rbuf[READ_BUF + MAX_FRAME];
+/* A read lands behind the bytes kept from the last one: a request head (at
+ * most MAX_HEAD) or a partial frame (at most its 14-byte header and mask
+ * plus MAX_FRAME - 1 bytes), and the head is NUL-terminated in place. */
+static char rbuf[READ_BUF + MAX_FRAME + 16];
 static unsigned char obuf[MAX_FRAME + 16];
 
 static void on_signal(int sig)
@@ -285,7 +288,7 @@ static void conn_read(struct rconn *c)
 {
     size_t have = c->rx_len;
     if (have) memcpy(rbuf, c->rx, have);
-    ssize_t r = read(c->fd, rbuf + have, READ_BUF);
+    ssize_t r = read(c->fd, rbuf + have, sizeof rbuf - 1 - have);
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
         conn_close(c);
         return;

@@ -196,6 +196,65 @@ test('rtm bench --server raw against rtm-bench-raw accounts for every message (n
   }
 });
 
+// A partial frame of the largest size kept between reads, then a read that
+// fills the whole read size behind it: the relay's read buffer had no room
+// for the frame's header and mask beyond MAX_FRAME, so that read wrote 13
+// bytes past it (over the relay's lists: SIGSEGV, every run). The relay is
+// stopped while the second part is written so one read takes all of it.
+test('rtm-bench-raw keeps a partial 128 KB frame and a full read behind it (no overflow)', async () => {
+  const net = await import('node:net');
+  const rawBin = RTM.replace(/rtm$/, 'rtm-bench-raw');
+  const raw = spawn(rawBin, ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((res) => raw.on('exit', (code, sig) => res(sig || code)));
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+  let sock;
+  try {
+    let out = '';
+    raw.stdout.on('data', (b) => { out += b; });
+    const end = Date.now() + 5000;
+    while (!/listening on [0-9.]+:\d+/.test(out) && Date.now() < end) await pause(20);
+    const port = Number(out.match(/listening on [0-9.]+:(\d+)/)[1]);
+    sock = net.connect(port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    sock.on('data', (b) => { got = Buffer.concat([got, b]); });
+    sock.on('error', () => {});
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    sock.write('GET /?id=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    // a masked binary frame with a 64-bit length and a zero mask; 'x' payloads are ignored
+    const frame = (len) => {
+      const h = Buffer.alloc(14);
+      h[0] = 0x82;
+      h[1] = 0x80 | 127;
+      h.writeBigUInt64BE(BigInt(len), 2);
+      return Buffer.concat([h, Buffer.alloc(len, 0x78)]);
+    };
+    // ignored frames first, so the socket's receive buffer grows past the read size
+    const warm = frame(100000);
+    for (let i = 0; i < 200; i++) if (!sock.write(warm)) await new Promise((r) => sock.once('drain', r));
+    await pause(300);
+    const big = frame(128 * 1024); // MAX_FRAME
+    sock.write(big.subarray(0, big.length - 1));
+    await pause(300);
+    raw.kill('SIGSTOP');
+    sock.write(Buffer.concat([big.subarray(big.length - 1), ...Array.from({ length: 40 }, () => frame(10000))]));
+    await pause(300);
+    raw.kill('SIGCONT');
+    await pause(300);
+    const d = Buffer.from('d1 still relayed');
+    sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | d.length, 0, 0, 0, 0]), d]));
+    const until = Date.now() + 3000;
+    while (!got.includes(d) && Date.now() < until) await pause(20);
+    const died = await Promise.race([exited, pause(100).then(() => null)]);
+    assert.equal(died, null, 'the relay died');
+    assert.ok(got.includes(d), 'the direct after the big frame came back');
+  } finally {
+    sock?.destroy();
+    raw.kill('SIGCONT');
+    raw.kill('SIGTERM');
+  }
+});
+
 test('rtm bench --threads spreads pairs and subscribers over threads against rtmd (every message accounted for)', () => {
   const benchEnv = { RTM_KEY_ID: d.key.id, RTM_MINT: '' };
   const last = (r) => JSON.parse(r.out.trim().split('\n').pop());
