@@ -185,12 +185,14 @@ static char *question(struct brk_xnode *xn, const struct xask *q, char op, const
     return clu_encode(CLU_QUESTION, f, n, len);
 }
 
-/* Sends the question and arms the count; on failure the question ends at once. */
-static struct xask *ask(struct brk_xnode *xn, const char *node, char op, const char *app, const char *target,
-                        const char *data, size_t dlen, xask_answer_fn *on_answer, xask_done_fn *done, void *arg)
+/* Sends the question and arms the count; on failure the question ends at
+ * once (done fires before this returns). 0 when done fires (now or later),
+ * -1 when it never will (too many questions open). */
+static int ask(struct brk_xnode *xn, const char *node, char op, const char *app, const char *target,
+               const char *data, size_t dlen, xask_answer_fn *on_answer, xask_done_fn *done, void *arg)
 {
     struct xask *q = xask_open(xn, on_answer, done, arg);
-    if (!q) return NULL;
+    if (!q) return -1;
     size_t len;
     char *msg = question(xn, q, op, app, target, data, dlen, &len);
     int rc = -1;
@@ -208,20 +210,20 @@ static struct xask *ask(struct brk_xnode *xn, const char *node, char op, const c
     }
     free(msg);
     if (rc == 0) rtm_metric_inc(RTM_M_CLUSTER_OUT, 1);
-    else finish(q, 0); /* shard down, full, or out of memory: done says so now */
-    return q;
+    else finish(q, 0); /* shard down, full, or out of memory: done says so now (q is freed) */
+    return 0;
 }
 
 int xask_all(struct brk_xnode *xn, char op, const char *app, const char *target, const char *data, size_t dlen,
              xask_answer_fn *on_answer, xask_done_fn *done, void *arg)
 {
-    return ask(xn, NULL, op, app, target, data, dlen, on_answer, done, arg) ? 0 : -1;
+    return ask(xn, NULL, op, app, target, data, dlen, on_answer, done, arg);
 }
 
 int xask_node(struct brk_xnode *xn, const char *node, char op, const char *app, const char *target,
               const char *data, size_t dlen, xask_answer_fn *on_answer, xask_done_fn *done, void *arg)
 {
-    return ask(xn, node, op, app, target, data, dlen, on_answer, done, arg) ? 0 : -1;
+    return ask(xn, node, op, app, target, data, dlen, on_answer, done, arg);
 }
 
 /* ---- answering ---- */
