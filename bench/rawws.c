@@ -273,8 +273,10 @@ static long frames_in(struct rconn *c, char *p, size_t n)
         if (f.opcode == 0x1 || f.opcode == 0x2) {
             relay(c, pl, (size_t)f.len);
         } else if (f.opcode == 0x8) {
+            /* echoed before the caller closes c: written now, not at the
+             * batch's end (a closed connection's output is never flushed) */
             size_t o = frame_out(0x8, pl, f.len > 2 ? 2 : (size_t)f.len);
-            conn_write(c, obuf, o);
+            if (conn_write(c, obuf, o) == 0) conn_flush(c);
             return -1;
         } else if (f.opcode == 0x9) {
             size_t o = frame_out(0xA, pl, (size_t)f.len);

@@ -201,26 +201,35 @@ test('rtm bench --server raw against rtm-bench-raw accounts for every message (n
 // for the frame's header and mask beyond MAX_FRAME, so that read wrote 13
 // bytes past it (over the relay's lists: SIGSEGV, every run). The relay is
 // stopped while the second part is written so one read takes all of it.
-test('rtm-bench-raw keeps a partial 128 KB frame and a full read behind it (no overflow)', async () => {
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// rtm-bench-raw on an ephemeral port and one raw socket upgraded to it as
+// recipient 1; conn.got holds every byte the relay sent (the 101 head first).
+async function rawRelayAndSocket() {
   const net = await import('node:net');
-  const rawBin = RTM.replace(/rtm$/, 'rtm-bench-raw');
-  const raw = spawn(rawBin, ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const raw = spawn(RTM.replace(/rtm$/, 'rtm-bench-raw'), ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((res) => raw.on('exit', (code, sig) => res(sig || code)));
-  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-  let sock;
+  let out = '';
+  raw.stdout.on('data', (b) => { out += b; });
+  const end = Date.now() + 5000;
+  while (!/listening on [0-9.]+:\d+/.test(out) && Date.now() < end) await pause(20);
+  const conn = { raw, exited, got: Buffer.alloc(0) };
+  const port = Number(out.match(/listening on [0-9.]+:(\d+)/)[1]);
+  const sock = net.connect(port, '127.0.0.1');
+  conn.sock = sock;
+  conn.ended = new Promise((r) => sock.on('close', r));
+  sock.on('data', (b) => { conn.got = Buffer.concat([conn.got, b]); });
+  sock.on('error', () => {});
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  sock.write('GET /?id=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  return conn;
+}
+
+test('rtm-bench-raw keeps a partial 128 KB frame and a full read behind it (no overflow)', async () => {
+  const conn = await rawRelayAndSocket();
+  const { raw, exited, sock } = conn;
   try {
-    let out = '';
-    raw.stdout.on('data', (b) => { out += b; });
-    const end = Date.now() + 5000;
-    while (!/listening on [0-9.]+:\d+/.test(out) && Date.now() < end) await pause(20);
-    const port = Number(out.match(/listening on [0-9.]+:(\d+)/)[1]);
-    sock = net.connect(port, '127.0.0.1');
-    let got = Buffer.alloc(0);
-    sock.on('data', (b) => { got = Buffer.concat([got, b]); });
-    sock.on('error', () => {});
-    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
-    sock.write('GET /?id=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
     // a masked binary frame with a 64-bit length and a zero mask; 'x' payloads are ignored
     const frame = (len) => {
       const h = Buffer.alloc(14);
@@ -244,14 +253,31 @@ test('rtm-bench-raw keeps a partial 128 KB frame and a full read behind it (no o
     const d = Buffer.from('d1 still relayed');
     sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | d.length, 0, 0, 0, 0]), d]));
     const until = Date.now() + 3000;
-    while (!got.includes(d) && Date.now() < until) await pause(20);
+    while (!conn.got.includes(d) && Date.now() < until) await pause(20);
     const died = await Promise.race([exited, pause(100).then(() => null)]);
     assert.equal(died, null, 'the relay died');
-    assert.ok(got.includes(d), 'the direct after the big frame came back');
+    assert.ok(conn.got.includes(d), 'the direct after the big frame came back');
   } finally {
-    sock?.destroy();
+    sock.destroy();
     raw.kill('SIGCONT');
     raw.kill('SIGTERM');
+  }
+});
+
+// bench/rawws.c's header says a close is echoed; the echo was queued for the
+// batch's end and the connection closed before it (nothing came back).
+test('rtm-bench-raw echoes a close frame before it closes', async () => {
+  const conn = await rawRelayAndSocket();
+  try {
+    const until = Date.now() + 3000;
+    while (!conn.got.includes('\r\n\r\n') && Date.now() < until) await pause(20);
+    conn.sock.write(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])); // close 1000, zero mask
+    await Promise.race([conn.ended, pause(3000)]);
+    const after = conn.got.subarray(conn.got.indexOf('\r\n\r\n') + 4);
+    assert.equal(after.toString('hex'), '880203e8');
+  } finally {
+    conn.sock.destroy();
+    conn.raw.kill('SIGTERM');
   }
 });
 
