@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "rtm.h"
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 
@@ -838,6 +839,97 @@ TEST(runs_on_an_application_owned_lws_context)
     rtm_client_free(cs[0]);
     rtm_client_free(cs[1]);
     lws_context_destroy(ctx);
+}
+
+/* An application's lws context on its own libev loop (lws's libev plugin,
+ * a foreign loop), set up as rtm.h advises (a 10 ms ev_timer calling
+ * lws_cancel_service, lws's forced service after every poll): librtm's
+ * timers are lws_sul timers there, and they run: the first connect (a timer
+ * due at once) happens, a message crosses, and liveness pings every 100 ms
+ * keep a session whose idle limit is 400 ms open. (A loop this busy keeps
+ * lws's own timer armed even without the wake-up; the wake-up is for a quiet
+ * loop, ../shared/PLATFORM-NOTES.md.) */
+struct app_ev {
+    struct ev_loop *ev;
+    struct lws_context *ctx;
+    ev_timer tick;
+    ev_check forced;
+};
+int _lws_plat_service_forced_tsi(struct lws_context *context, int tsi);
+static void app_tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    lws_cancel_service(((struct app_ev *)w->data)->ctx);
+}
+static void app_forced(struct ev_loop *ev, ev_check *w, int revents)
+{
+    struct lws_context *ctx = ((struct app_ev *)w->data)->ctx;
+    (void)ev;
+    (void)revents;
+    if (ctx && lws_service_adjust_timeout(ctx, 1, 0) == 0) _lws_plat_service_forced_tsi(ctx, 0);
+}
+
+TEST(runs_on_an_application_owned_libev_context)
+{
+    struct app_ev L = {0};
+    struct lws_protocols protos[2];
+    struct lws_context_creation_info info;
+    void *foreign[1];
+    protos[0] = *rtm_lws_protocol();
+    memset(&protos[1], 0, sizeof protos[1]);
+    memset(&info, 0, sizeof info);
+    CHECK((L.ev = ev_loop_new(EVBACKEND_EPOLL)) != NULL);
+    foreign[0] = L.ev;
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = foreign;
+    info.pcontext = &L.ctx;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protos;
+    info.gid = -1;
+    info.uid = -1;
+    CHECK((L.ctx = lws_create_context(&info)) != NULL);
+    ev_timer_init(&L.tick, app_tick, 0.01, 0.01);
+    L.tick.data = &L;
+    ev_timer_start(L.ev, &L.tick);
+    ev_check_init(&L.forced, app_forced);
+    L.forced.data = &L;
+    ev_check_start(L.ev, &L.forced);
+    struct app a = {0}, b = {0};
+    rtm_client *cs[2];
+    const char *peers[] = {"evctx-a", "evctx-b"};
+    struct app *apps[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        char *t = mint(peers[i], NULL, 0, NULL, 0, 0, NULL, NULL);
+        rtm_options *o = rtm_options_new();
+        rtm_options_set_lws_context(o, L.ctx);
+        rtm_options_set_liveness(o, 100, 400);
+        cs[i] = client_with(t, apps[i], o);
+        free(t);
+    }
+    long end = h_now_ms() + 5000;
+    while (!(a.connected && b.connected) && h_now_ms() < end) ev_run(L.ev, EVRUN_ONCE);
+    CHECK(a.connected && b.connected);
+    struct done s1 = {0}, p = {0};
+    rtm_subscribe(cs[1], "evshared", on_done, &s1);
+    end = h_now_ms() + 3000;
+    while (!s1.count && h_now_ms() < end) ev_run(L.ev, EVRUN_ONCE);
+    CHECK(rtm_publish(cs[0], "evshared", "\"one loop\"", on_done, &p) == RTM_STATUS_OK);
+    end = h_now_ms() + 3000;
+    while (!(p.count && b.messages) && h_now_ms() < end) ev_run(L.ev, EVRUN_ONCE);
+    CHECK(p.count == 1 && b.messages == 1);
+    CHECK_STR(b.last_data, "\"one loop\"");
+    end = h_now_ms() + 1500; /* silence but for pings and pongs */
+    while (h_now_ms() < end) ev_run(L.ev, EVRUN_ONCE);
+    CHECK(a.closed == 0 && b.closed == 0);
+    rtm_client_free(cs[0]);
+    rtm_client_free(cs[1]);
+    ev_check_stop(L.ev, &L.forced);
+    lws_context_destroy(L.ctx);
+    for (int i = 0; L.ctx && i < 100; i++) ev_run(L.ev, EVRUN_NOWAIT);
+    if (L.ctx) lws_context_destroy(L.ctx);
+    ev_timer_stop(L.ev, &L.tick);
+    ev_loop_destroy(L.ev);
 }
 
 TEST(free_inside_a_message_callback_stops_all_other_callbacks)
