@@ -187,6 +187,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/librtm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(B)/librtm.a $(LDLIBS)
 
+# rtm bench's WebSocket engine is the tool's, not librtm's.
+$(B)/tests/test_wsgen: $(B)/obj/tests/unit/test_wsgen.o $(B)/obj/sdk-c/tool/wsgen.o $(B)/librtm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(B)/tests/sdk_%: $(B)/obj/tests/sdk/%.o $(B)/librtm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(B)/librtm.a $(LDLIBS)

@@ -100,8 +100,12 @@ static void send_control(struct wsg_conn *c, int opcode, const unsigned char *p,
         queue(c, f, h + n);
         return;
     }
+    /* A socket full to the brim takes none of it (EAGAIN): all of it
+     * waits; another error shows in the next read, which ends c. */
     ssize_t w = write(c->fd, f, h + n);
-    if (w >= 0 && (size_t)w < h + n) queue(c, f + w, h + n - (size_t)w);
+    if (w < 0 && errno != EAGAIN && errno != EINTR) return;
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (done < h + n) queue(c, f + done, h + n - done);
 }
 
 /* Whole frames from p[0..n): returns the bytes used, -1 when c ended. */
