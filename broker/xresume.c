@@ -623,7 +623,12 @@ void xresume_message(struct brk_xnode *xn, const struct clu_msg *m, const char *
 
 void xresume_free(struct brk_xnode *xn)
 {
-    while (xn->handovers) ho_end(xn->handovers, NULL); /* stopping: nobody is admitted */
+    while (xn->handovers) { /* stopping: nobody is admitted */
+        struct xhandover *a = xn->handovers;
+        json_t *place = a->place; /* arrived, its barrier still out: freed, its directs counted lost */
+        a->place = NULL;
+        ho_end(a, place);
+    }
     for (;;) {
         struct xmove *mv = NULL;
         for (uint32_t i = 0; i < xn->moves.cap && !mv; i++) mv = xn->moves.slots[i].key ? xn->moves.slots[i].val : NULL;
