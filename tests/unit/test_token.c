@@ -808,6 +808,88 @@ TEST(reject_empty_signature_hs256)
     free(pl);
 }
 
+/* A key's secret rotated under the same kid: this thread's HMAC cache
+ * (common/hs256.c) holds a keyed context of the old secret, which must never
+ * verify again, in either order, nor after more secrets than it keeps. */
+TEST(rotated_secret_never_verifies)
+{
+    struct rtm_claims c = base_claims(), out;
+    const char *reason = NULL;
+    char *old_t = NULL, *new_t = NULL;
+    static const char NEW_SECRET[] = "sk_secret_the-test-secret-0123456788"; /* its last byte differs */
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)SECRET, strlen(SECRET), &old_t) == 0);
+    CHECK(rtm_token_sign(&c, "HS256", (unsigned char *)NEW_SECRET, strlen(NEW_SECRET), &new_t) == 0);
+    struct rtm_key old_k = hs_key(), new_k = hs_key();
+    new_k.secret = (char *)NEW_SECRET;
+    for (int round = 0; round < 2; round++) {
+        CHECK(rtm_token_verify(old_t, &old_k, NOW, &out, &reason) == 0); /* the old secret's context cached */
+        rtm_claims_free(&out);
+        CHECK(rtm_token_verify(old_t, &new_k, NOW, &out, &reason) != 0);
+        CHECK_STR(reason, "bad signature");
+        CHECK(rtm_token_verify(new_t, &new_k, NOW, &out, &reason) == 0);
+        rtm_claims_free(&out);
+        CHECK(rtm_token_verify(new_t, &old_k, NOW, &out, &reason) != 0);
+        CHECK_STR(reason, "bad signature");
+        /* a secret that is a prefix of the kept one shares nothing with it */
+        struct rtm_key prefix = hs_key();
+        char cut[sizeof SECRET];
+        snprintf(cut, sizeof cut, "%.*s", (int)strlen(SECRET) - 1, SECRET);
+        prefix.secret = cut;
+        CHECK(rtm_token_verify(old_t, &prefix, NOW, &out, &reason) != 0);
+        CHECK_STR(reason, "bad signature");
+        /* more secrets than a thread keeps, then the old token and the new key again */
+        for (int i = 0; i < 8; i++) {
+            char other[40];
+            snprintf(other, sizeof other, "sk_secret_other-%d", i);
+            struct rtm_key k = hs_key();
+            k.secret = other;
+            CHECK(rtm_token_verify(old_t, &k, NOW, &out, &reason) != 0);
+        }
+    }
+    free(old_t);
+    free(new_t);
+}
+
+/* base64url of n raw bytes (NULs included) into out. */
+static int b64n(const char *raw, size_t n, char *out, size_t cap)
+{
+    return rtm_base64url((const unsigned char *)raw, n, out, cap);
+}
+
+/* A header or payload that decodes to a NUL byte is malformed, signed or
+ * not: libjwt and any C-string reader would stop there, so the signed bytes
+ * and the parsed JSON would differ. */
+TEST(reject_nul_in_header_or_payload)
+{
+    static const char head[] = HS_HEADER;
+    char *pl = payload_with(OK_SUB, OK_IAT, OK_EXP, OK_JTI, NULL);
+    struct rtm_key k = hs_key();
+    struct rtm_claims out;
+    for (int which = 0; which < 2; which++) {
+        /* the JSON followed by a NUL and more: valid JSON up to the NUL */
+        char h[256], p[1024], tok[4096];
+        size_t hn = strlen(head), pn = strlen(pl);
+        memcpy(h, head, hn);
+        memcpy(p, pl, pn);
+        if (which == 0) memcpy(h + hn, "\0 ", 3), hn += 3;
+        else memcpy(p + pn, "\0 ", 3), pn += 3;
+        int n = b64n(h, hn, tok, sizeof tok);
+        tok[n++] = '.';
+        n += b64n(p, pn, tok + n, sizeof tok - (size_t)n);
+        unsigned char mac[32];
+        unsigned int ml = 0;
+        HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)tok, (size_t)n, mac, &ml);
+        tok[n++] = '.';
+        rtm_base64url(mac, ml, tok + n, sizeof tok - (size_t)n);
+        const char *reason = NULL;
+        CHECK(rtm_token_verify(tok, &k, NOW, &out, &reason) != 0);
+        CHECK_STR(reason, "malformed token");
+        struct rtm_jws w;
+        CHECK(rtm_token_open(tok, &w) == RTM_EINVAL);
+    }
+    free(pl);
+}
+
 /* Verifies a forged HS256 token with the given time claims under a policy. */
 static const char *verify_times(const char *iat, const char *exp, const char *extra, int leeway, int max_life)
 {
