@@ -298,6 +298,8 @@ void sess_shed_claims(struct brk_session *s)
     free(c->peer_metadata_text);
     c->metadata = c->peer_metadata = NULL;
     c->metadata_text = c->peer_metadata_text = NULL;
+    free(c->kid); /* the session keeps its key as kid_hash */
+    c->kid = NULL;
 }
 
 /* Refuses a connection before its welcome; reason NULL: the table's message. */

@@ -341,8 +341,8 @@ void sess_ack(struct brk_session *s, const char *request_id);
 void sess_send_going_away(struct brk_session *s, int retry_after_ms);
 /* Once the welcome (or a refresh's ack) is built and the peer holds its
  * peerMetadata text: drops what the token carried only for them (the
- * private metadata, the peerMetadata tree, their texts), so an idle
- * session keeps none of it. */
+ * private metadata, the peerMetadata tree, their texts) and the kid (kept
+ * as kid_hash), so an idle session keeps none of it. */
 void sess_shed_claims(struct brk_session *s);
 /* Arms the 4002 close (and, for extension sessions, token_expiring) for s->claims.exp. */
 void sess_arm_expiry(struct brk_session *s);
