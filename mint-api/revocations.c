@@ -14,6 +14,7 @@
 #include "server.h"
 #include "store.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* How long a jti revocation is kept at least: a token of ours lives at most
@@ -25,10 +26,20 @@ static const struct mint_field fields[] = {
     {"peerId", JSON_STRING, 0},
 };
 
-/* ctx holds the reply built before the bus call (a reference, stolen here). */
+/* What the reply names, copied into the bus call (the reply is built when
+ * the result comes: nothing owned waits in the call, so a call that finds no
+ * request to answer, its connection's later reply out of memory, frees it all). */
+struct revoked_ctx {
+    int by_jti;
+    json_int_t at; /* revokedAt (jti) or before (peerId) */
+    char id[RTM_MAX_PEER_ID + 1];
+};
+
 static void reply_revoked(struct mint_req *rq, const struct rtm_bus_result *r, void *ctx)
 {
-    json_t *reply = *(json_t **)ctx;
+    const struct revoked_ctx *x = ctx;
+    json_t *reply = json_pack("{s:s, s:I}", x->by_jti ? "jti" : "peerId", x->id, x->by_jti ? "revokedAt" : "before",
+                              x->at);
     /* The revocation is stored whatever the brokers say: 201 always; the
      * sessions it closed when the brokers are in reach (not with --role mint). */
     if (reply && r->rc >= 0 && r->rc != RTM_BUS_QUEUED) json_object_set_new(reply, "closed", json_integer(r->rc));
@@ -48,7 +59,7 @@ void mint_revocations_post(struct mint_req *rq)
         goto done;
     }
     int rc;
-    json_t *reply;
+    struct revoked_ctx x = {.by_jti = jti != NULL};
     if (jti) {
         size_t n = strlen(jti);
         if (n == 0 || n >= 80) {
@@ -57,7 +68,8 @@ void mint_revocations_post(struct mint_req *rq)
         }
         int64_t keep = rq->api->pol.max_ttl > JTI_KEEP_MIN_SEC ? rq->api->pol.max_ttl : JTI_KEEP_MIN_SEC;
         rc = rtm_store_revoke_jti(rq->srv->store, rq->key->app, jti, rq->now + keep);
-        reply = json_pack("{s:s, s:I}", "jti", jti, "revokedAt", (json_int_t)rq->now);
+        x.at = (json_int_t)rq->now;
+        memcpy(x.id, jti, n + 1);
     } else {
         if (!rtm_peer_id_valid(peer)) {
             mint_reply_error(rq, RTM_WIRE_INVALID_REQUEST,
@@ -69,19 +81,16 @@ void mint_revocations_post(struct mint_req *rq)
             goto done;
         }
         rc = rtm_store_revoke_peer(rq->srv->store, rq->key->app, peer, rq->now + 1);
-        reply = json_pack("{s:s, s:I}", "peerId", peer, "before", (json_int_t)(rq->now + 1));
+        x.at = (json_int_t)(rq->now + 1);
+        snprintf(x.id, sizeof x.id, "%s", peer);
     }
     if (rc != 0) {
-        json_decref(reply);
         mint_reply_store_error(rq, rc, "the revocation");
         goto done;
     }
     struct rtm_revocation r = {rq->key->app, jti, peer, rq->now + 1};
-    struct mint_bus_call *c = mint_bus_call_new(rq, reply_revoked, &reply, sizeof reply);
-    if (!c) {
-        json_decref(reply);
-        goto done;
-    }
+    struct mint_bus_call *c = mint_bus_call_new(rq, reply_revoked, &x, sizeof x);
+    if (!c) goto done;
     rtm_bus_revoked(rq->srv->bus, &r, mint_bus_call_done, c);
     mint_bus_call_started(c);
 done:
