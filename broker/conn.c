@@ -12,7 +12,16 @@
  * Outbound frames are pre-framed (see msg.c). One WRITEABLE writes as many as
  * fit a byte budget: consecutive frames are packed into one buffer and sent
  * with a single write (LWS_WRITE_RAW: the WebSocket headers are already in
- * the bytes), a lone frame goes straight from its shared buffer. */
+ * the bytes), a lone frame goes straight from its shared buffer.
+ *
+ * No poll() before a write: lws 4.1.6 keeps whatever part of a write the
+ * socket did not take (buflist_out), asks for WRITEABLE itself, sends that
+ * remainder first when the socket drains and calls WRITEABLE only once it is
+ * gone (lib/core-net/output.c lws_issue_raw, service.c
+ * lws_handle_POLLOUT_event). So a write goes out until lws says it holds a
+ * remainder (lws_partial_buffered, a field read): at most one partial
+ * write's bytes (BRK_SCRATCH) are ever copied aside. lws_send_pipe_choked,
+ * used before, is a poll() system call on every call. */
 #include "internal.h"
 #include "bind.h"
 
@@ -146,7 +155,7 @@ static int close_lingering(struct brk_session *s)
     memcpy(p + 4, s->close_reason, rl);
     s->sent_close = 1;
     if (lws_write(s->wsi, p, 4 + rl, LWS_WRITE_RAW) < 0) return -1;
-    if (lws_send_pipe_choked(s->wsi)) return -1; /* lws holds part of it: no clean half-close possible */
+    if (lws_partial_buffered(s->wsi)) return -1; /* lws holds part of it: no clean half-close possible */
     shutdown(lws_get_socket_fd(s->wsi), SHUT_WR);
     s->lingering = 1;
     detach(s);
@@ -186,7 +195,7 @@ static int on_writeable(struct brk_session *s)
     struct brk_broker *b = s->b;
     if (s->lingering) return 0; /* the write side is shut */
     if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
-    if (s->want_ping && !lws_send_pipe_choked(s->wsi)) {
+    if (s->want_ping && !lws_partial_buffered(s->wsi)) {
         /* A payload, because lws 4.1.6 does not report empty pongs. */
         unsigned char ping[LWS_PRE + 4] = {0};
         memcpy(ping + LWS_PRE, "rtm", 3);
@@ -194,7 +203,7 @@ static int on_writeable(struct brk_session *s)
         if (lws_write(s->wsi, ping + LWS_PRE, 3, LWS_WRITE_PING) < 0) return -1;
     }
     size_t budget = WRITE_BUDGET;
-    while (s->q.count && budget && !lws_send_pipe_choked(s->wsi)) {
+    while (s->q.count && budget && !lws_partial_buffered(s->wsi)) {
         /* Pack consecutive frames that fit the scratch buffer. */
         uint32_t k = 0;
         size_t total = 0;
@@ -232,7 +241,7 @@ static int on_writeable(struct brk_session *s)
         return 0;
     }
     if (s->state == SESS_CLOSING) {
-        if (lws_send_pipe_choked(s->wsi)) {
+        if (lws_partial_buffered(s->wsi)) {
             lws_callback_on_writable(s->wsi);
             return 0;
         }
