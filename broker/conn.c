@@ -43,6 +43,18 @@
 #define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
 #define LINGER_SEC 2              /* a lingering close reads and discards this long at most */
 
+/* rx_buffer_size: lws keeps one receive buffer of this size per connection
+ * for as long as it lives, so it is kept small; messages larger than it
+ * arrive in pieces and are reassembled in a buffer that exists only until
+ * the message is complete. tx_packet_size: without it lws cuts every send to
+ * the rx size and copies the rest aside, which would undo the coalescing.
+ * 512 bytes: a signaling frame with an ICE candidate, a presence change or a
+ * 256-byte payload still arrives whole; an SDP offer (2-6 KB) is reassembled
+ * at any size that fits an idle session. 1,024 cost 512 bytes more of RSS
+ * per idle session (rtm bench connect, 10,000 sessions: median 4,638 bytes
+ * against 4,149 with 512, load 2-6). */
+#define RX_CHUNK 512
+
 struct brk_broker *broker_of(struct lws *wsi)
 {
     struct rtm_server *srv = lws_context_user(lws_get_context(wsi));
@@ -633,7 +645,10 @@ static void handle_message(struct brk_session *s, const unsigned char *data, siz
 static void on_receive(struct brk_session *s, struct lws *wsi, const unsigned char *in, size_t len)
 {
     if (s->state != SESS_OPEN && s->state != SESS_AUTH) return; /* closing or lingering: nothing more */
-    if (s->state == SESS_OPEN) live_seen(s);
+    if (s->state == SESS_OPEN) {
+        live_seen(s);
+        rxdrain_seen(s, len, RX_CHUNK + LWS_PRE); /* lws reads rx_buffer_size + LWS_PRE at a time */
+    }
     const struct rtm_config *cfg = s->b->cfg;
     size_t max = cfg->max_message_size > 0 ? (size_t)cfg->max_message_size : RX_HARD_CAP;
     s->bytes_in += len;
@@ -731,6 +746,7 @@ static void detach(struct brk_session *s)
 static void on_closed(struct brk_session *s)
 {
     if (!s->b) return;
+    rxdrain_forget(s);
     waiting_free(s);
     xnode_session_closed(s);
     authmsg_end(s);
@@ -801,17 +817,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-/* rx_buffer_size: lws keeps one receive buffer of this size per connection
- * for as long as it lives, so it is kept small; messages larger than it
- * arrive in pieces and are reassembled in a buffer that exists only until
- * the message is complete. tx_packet_size: without it lws cuts every send to
- * the rx size and copies the rest aside, which would undo the coalescing.
- * 512 bytes: a signaling frame with an ICE candidate, a presence change or a
- * 256-byte payload still arrives whole; an SDP offer (2-6 KB) is reassembled
- * at any size that fits an idle session. 1,024 cost 512 bytes more of RSS
- * per idle session (rtm bench connect, 10,000 sessions: median 4,638 bytes
- * against 4,149 with 512, load 2-6). */
-#define RX_CHUNK 512
 static const struct lws_protocols protocols[] = {
     {"rtm.v1", callback, sizeof(struct brk_session), RX_CHUNK, 0, NULL, LWS_PRE + WRITE_BUDGET},
     {NULL, NULL, 0, 0, 0, NULL, 0},

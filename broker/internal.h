@@ -169,6 +169,7 @@ struct brk_session {
     struct rtm_timer rx_resume_t; /* reading paused while over the rate */
     unsigned rx_paused : 1;
     unsigned want_ping : 1;
+    unsigned rx_hot : 1;   /* rxdrain.c: noted to be read again at the turn's end */
     int64_t last_rx_ms;    /* monotonic: any frame or pong */
     double snap_tokens;    /* presence snapshot budget, in member entries (limit_snapshot) */
     int64_t snap_last_ms;  /* 0 = budget untouched (full) */
@@ -234,6 +235,16 @@ struct brk_channel {
 
 #define BRK_SCRATCH 65536
 
+/* rxdrain.c: sessions whose input this loop turn filled a read */
+#define BRK_RXD_MAX 64 /* sessions noted per turn; more wait for the next turns, as without it */
+struct brk_rxdrain {
+    struct brk_session *hot[BRK_RXD_MAX];
+    int n;
+    int draining;                /* inside brk_turn_end: nothing more is noted */
+    struct brk_session *cur;     /* the session the last input came from ... */
+    size_t cur_bytes, cur_frames; /* ... and its wire bytes and frames since */
+};
+
 struct brk_broker {
     struct rtm_server *srv;
     const struct rtm_config *cfg;
@@ -272,6 +283,8 @@ struct brk_broker {
     int n_held;               /* held places: they count toward max-connections */
 
     struct brk_xnode *xn;     /* xnode.c: cluster mode, NULL without --cluster */
+
+    struct brk_rxdrain rxd;   /* rxdrain.c */
 
     /* loop-thread scratch: token extraction and write coalescing */
     char *scratch;          /* BRK_SCRATCH bytes */
@@ -446,6 +459,13 @@ int limit_accept(struct brk_broker *b, const struct lws_filter_network_conn_args
  * over (logged once per window, saying where: "at accept", ...), else 0. */
 int limit_connect_ip(struct brk_broker *b, const char *ip, const char *where);
 void limits_destroy(struct brk_broker *b);
+
+/* rxdrain.c: a piece of len payload bytes received by s (an open session);
+ * full: the bytes of one lws read. Notes s to be read again when its input
+ * this turn looks like a burst. */
+void rxdrain_seen(struct brk_session *s, size_t len, size_t full);
+/* s closes: forgotten. */
+void rxdrain_forget(struct brk_session *s);
 void live_start(struct brk_session *s);
 void live_seen(struct brk_session *s);
 void limits_session_end(struct brk_session *s);

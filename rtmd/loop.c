@@ -75,6 +75,7 @@ struct rtm_loop {
     ev_timer lws_w;   /* lws_cancel_service every LWS_TICK_MS */
     ev_timer stop_w;  /* 0 ms: tears lws down from inside the loop */
     ev_check forced_w; /* lws's forced service after every poll (see above) */
+    ev_prepare turn_w; /* the turn's end, before the poll: the broker reads bursts on (broker/rxdrain.c) */
     ev_signal term_w, int_w;
     struct rtm_timer drain_t;
     int64_t drain_deadline_ms;
@@ -115,6 +116,12 @@ static void forced_service(struct ev_loop *ev, ev_check *w, int revents)
     struct rtm_loop *l = w->data;
     if (l->srv->lws && lws_service_adjust_timeout(l->srv->lws, 1, 0) == 0)
         _lws_plat_service_forced_tsi(l->srv->lws, 0);
+}
+
+static void turn_end(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    struct rtm_loop *l = w->data;
+    if (l->srv->lws && l->srv->broker) brk_turn_end(l->srv->broker);
 }
 
 static void lws_tick(struct ev_loop *ev, ev_timer *w, int revents)
@@ -190,6 +197,7 @@ static void stop_now(struct ev_loop *ev, ev_timer *w, int revents)
     /* Sessions still open close here (their CLOSED runs, rows are added);
      * the broker's own timers are cancelled at PROTOCOL_DESTROY. */
     ev_check_stop(ev, &l->forced_w);
+    ev_prepare_stop(ev, &l->turn_w);
     if (l->srv->lws) lws_context_destroy(l->srv->lws);
     ev_timer_stop(ev, &l->heap_w);
     ev_timer_stop(ev, &l->lws_w);
@@ -270,6 +278,9 @@ int rtm_loop_run(struct rtm_server *srv)
     ev_check_init(&l->forced_w, forced_service);
     l->forced_w.data = l;
     ev_check_start(l->ev, &l->forced_w);
+    ev_prepare_init(&l->turn_w, turn_end);
+    l->turn_w.data = l;
+    ev_prepare_start(l->ev, &l->turn_w);
     ev_timer_init(&l->stop_w, stop_now, 0.0, 0.0);
     l->stop_w.data = l;
 
