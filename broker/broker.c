@@ -382,7 +382,11 @@ void brk_key_revoked(struct brk_broker *b, const char *kid, const char *app)
              n, held);
 }
 
-void brk_view_refreshed(struct brk_broker *b) { conn_view_refreshed(b); }
+void brk_view_refreshed(struct brk_broker *b)
+{
+    conn_view_refreshed(b);
+    ext_refresh_view_answered(b);
+}
 
 /* Cluster mode: another node stored a revocation; this node's view reads it now. */
 void revocations_local(struct brk_broker *b) { rtm_view_refresh(b->srv->view); }
@@ -441,7 +445,7 @@ static void hook_outbox(void *arg, const char *kind, const char *app, const char
 static void hook_refreshed(void *arg)
 {
     struct rtm_server *srv = arg;
-    if (srv->broker) conn_view_refreshed(srv->broker);
+    if (srv->broker) brk_view_refreshed(srv->broker);
 }
 
 void brk_view_hooks(struct rtm_server *srv, struct rtm_view_hooks *h)

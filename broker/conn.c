@@ -748,6 +748,7 @@ static void on_closed(struct brk_session *s)
     if (!s->b) return;
     rxdrain_forget(s);
     waiting_free(s);
+    ext_refresh_forget(s); /* before detach: a held copy keeps no refresh_waiting */
     xnode_session_closed(s);
     authmsg_end(s);
     detach(s);

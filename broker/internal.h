@@ -189,6 +189,7 @@ struct brk_session {
     unsigned presence_lost : 1; /* held: the queue bound dropped a presence frame (snapshots on resume) */
     unsigned moving : 1;        /* held: being handed to another node (xresume.c has its move) */
     unsigned moved : 1;         /* held: handed over; a member until the new node has joined, nothing more */
+    unsigned refresh_waiting : 1; /* refresh.c: a refresh waits for the view to know its key */
     struct brk_msg *resume_unsubscribed; /* a resume's "unsubscribed" frame, queued after the welcome */
 
     struct xwait *xwaits;     /* xnode.c: requests waiting on Redis (cluster mode) */
@@ -264,6 +265,9 @@ struct brk_broker {
     /* sessions waiting for the view to know their key (conn.c), linked by next/prev */
     struct brk_session *waiting;
     int n_waiting;
+    /* refreshes waiting for the view to know their key (refresh.c) */
+    struct brk_refresh_wait *refresh_waits;
+    int n_refresh_waits;
 
     /* GET /v1/peers for other processes (broker.c): this node's peers written
      * to the store at most every PEERS_SNAPSHOT_MS while something changed */
@@ -522,8 +526,14 @@ void ext_deliver_direct(struct brk_session *s, const char *from, struct brk_msg 
 void seq_free(struct brk_session *s);
 
 /* refresh.c */
-/* The in-band refresh request (extension sessions only). */
+/* The in-band refresh request (extension sessions only). A token whose key
+ * the view does not know yet waits for one fresh poll (answered by
+ * ext_refresh_view_answered). */
 void ext_refresh(struct brk_session *s, const char *token, const char *request_id);
+/* The view answered a refresh: waiting refreshes are decided. */
+void ext_refresh_view_answered(struct brk_broker *b);
+/* A closing session's waiting refresh is dropped (no answer). */
+void ext_refresh_forget(struct brk_session *s);
 /* Drops subscriptions the session's claims no longer allow (others see it
  * leave). Returns the "unsubscribed" frame naming them for the client (the
  * caller queues it and drops its reference), or NULL when none ended. */

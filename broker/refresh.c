@@ -7,7 +7,11 @@
  * anything changes, so a refusal leaves the session exactly as it was; on
  * success the new claims replace the old ones in one step, subscriptions the
  * new token does not allow are dropped (presence tells the others), and the
- * expiry timers are re-armed for the new exp. */
+ * expiry timers are re-armed for the new exp.
+ *
+ * A token whose key the store's view does not know yet (created a moment ago
+ * by another process) waits, as a connect does (conn.c), for one fresh poll
+ * of the store and is then decided as above. */
 #include "internal.h"
 #include "bind.h"
 
@@ -16,8 +20,10 @@
 #include "metrics.h"
 #include "pattern.h"
 #include "protocol.h"
+#include "server.h"
 #include "store.h"
 #include "util.h"
+#include "view.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +98,58 @@ static void refuse(struct brk_session *s, const char *reason, const char *rid)
     sess_error(s, RTM_WIRE_INVALID_TOKEN, reason, rid);
 }
 
-void ext_refresh(struct brk_session *s, const char *token, const char *rid)
+/* A refresh waiting for the view: at most one per session (s->refresh_waiting)
+ * and REFRESH_WAITING_MAX in the broker, beside conn.c's WAITING_MAX for
+ * connects; beyond either, "unknown key" at once, as without the wait. The
+ * session's other frames do not wait for it. Listed on b->refresh_waits;
+ * freed when answered or when its session closes (ext_refresh_forget). */
+struct brk_refresh_wait {
+    struct brk_session *s;
+    char *token, *rid;  /* copies: the frame is gone once handled; rid may be NULL */
+    uint64_t ticket;    /* rtm_view_served() >= ticket: the poll has been seen */
+    struct brk_refresh_wait *next, *prev;
+};
+#define REFRESH_WAITING_MAX 256
+
+static void wait_free(struct brk_broker *b, struct brk_refresh_wait *w)
+{
+    if (w->prev) w->prev->next = w->next;
+    else b->refresh_waits = w->next;
+    if (w->next) w->next->prev = w->prev;
+    b->n_refresh_waits--;
+    w->s->refresh_waiting = 0;
+    free(w->token);
+    free(w->rid);
+    free(w);
+}
+
+/* 0: the refresh waits; -1: it cannot (a bound, no memory, a view without threads). */
+static int wait_for_view(struct brk_session *s, const char *token, const char *rid)
+{
+    struct brk_broker *b = s->b;
+    if (s->refresh_waiting || b->n_refresh_waits >= REFRESH_WAITING_MAX) return -1;
+    struct brk_refresh_wait *w = calloc(1, sizeof *w);
+    if (!w) return -1;
+    w->s = s;
+    w->token = strdup(token);
+    w->rid = rid ? strdup(rid) : NULL;
+    /* ticket 0: a view without threads, no poll will come */
+    if (!w->token || (rid && !w->rid) || !(w->ticket = rtm_view_refresh(b->srv->view))) {
+        free(w->token);
+        free(w->rid);
+        free(w);
+        return -1;
+    }
+    w->next = b->refresh_waits;
+    if (w->next) w->next->prev = w;
+    b->refresh_waits = w;
+    b->n_refresh_waits++;
+    s->refresh_waiting = 1;
+    log_debug("ws: refresh waits for the store's view sid=%s peer=%s", s->sid, s->claims.sub);
+    return 0;
+}
+
+static void refresh(struct brk_session *s, const char *token, const char *rid, int may_wait)
 {
     struct brk_broker *b = s->b;
     const struct rtm_key *key = NULL;
@@ -103,7 +160,9 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
         refuse(s, "publishable key sessions do not expire", rid);
         return;
     }
-    if (auth_verify_token(b, token, &key, &c, &reason)) {
+    int rc = auth_verify_token(b, token, &key, &c, &reason);
+    if (rc == RTM_ENOTFOUND && may_wait && !wait_for_view(s, token, rid)) return;
+    if (rc) {
         refuse(s, reason, rid);
         return;
     }
@@ -141,4 +200,33 @@ void ext_refresh(struct brk_session *s, const char *token, const char *rid)
         }
     }
     json_decref(meta);
+}
+
+void ext_refresh(struct brk_session *s, const char *token, const char *rid) { refresh(s, token, rid, 1); }
+
+void ext_refresh_view_answered(struct brk_broker *b)
+{
+    uint64_t served = rtm_view_served(b->srv->view);
+    for (struct brk_refresh_wait *w = b->refresh_waits, *next; w; w = next) {
+        next = w->next;
+        if (w->ticket > served) continue;
+        struct brk_session *s = w->s;
+        char *token = w->token, *rid = w->rid;
+        w->token = w->rid = NULL;
+        wait_free(b, w);
+        /* A session on its way out gets no answer: it reads nothing more. */
+        if (s->state == SESS_OPEN) refresh(s, token, rid, 0);
+        free(token);
+        free(rid);
+    }
+}
+
+void ext_refresh_forget(struct brk_session *s)
+{
+    if (!s->refresh_waiting) return;
+    for (struct brk_refresh_wait *w = s->b->refresh_waits; w; w = w->next)
+        if (w->s == s) {
+            wait_free(s->b, w);
+            return;
+        }
 }
