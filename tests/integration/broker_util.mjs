@@ -1,6 +1,8 @@
 // broker_util.mjs: helpers shared by the broker_*.test.mjs files: signing
 // tokens locally (to build bad ones the mint API would refuse), reading a
-// token's claims, and expecting a close without a welcome.
+// token's claims, expecting a close without a welcome, and the end of a
+// daemon whose frames and tokens a file checked.
+import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { sleep } from '../lib/rtmd.mjs';
 
@@ -45,4 +47,15 @@ export async function until(fn, { timeoutMs = 3000, stepMs = 50 } = {}) {
     await sleep(stepMs);
   }
   return v;
+}
+
+// Stops d after its file: every frame it sent matched its schema (frames, a
+// frameChecker), no token of used has its signature in d's log, and no
+// sanitizer complained.
+export async function endCheckedDaemon(d, frames, used) {
+  try {
+    frames.assertValid();
+    for (const t of used) assert.ok(!d.log.includes(t.split('.')[2]), 'a token signature appears in the log');
+  } finally { await d.cleanup(); }
+  assert.doesNotMatch(d.log, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
 }
