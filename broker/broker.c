@@ -168,6 +168,14 @@ void broker_loop_gone(struct brk_broker *b)
     presence_flush(b); /* frees the channels left dirty by the last closes */
 }
 
+void brk_turn_end(struct brk_broker *b)
+{
+    b->turn_end = 1; /* from now on, sessions' frames wait for it (conn.c want_flush) */
+    if (!b->ctx) return;
+    rxdrain_run(b);      /* bursts read on first: their frames go out in the same writes */
+    conn_flush_turn(b);
+}
+
 void brk_destroy(struct brk_broker *b)
 {
     if (!b) return;
@@ -195,6 +203,7 @@ void brk_destroy(struct brk_broker *b)
     htab_free(&b->peers);
     free(b->scratch);
     free(b->wbuf);
+    conn_flush_free(b);
     free(b);
 }
 

@@ -20,7 +20,9 @@ void brk_destroy(struct brk_broker *b);
  * serves HTTP and any WebSocket that offers no known subprotocol. */
 const struct lws_protocols *brk_protocols(void);
 /* The loop turn's end, before the loop waits for events again (rtmd/loop.c's
- * ev_prepare): reads more input of the sessions that sent a burst (rxdrain.c). */
+ * ev_prepare): reads more input of the sessions that sent a burst
+ * (rxdrain.c), then writes every session's new frames (conn.c). Once it has
+ * been called, sessions wait for it to write: a loop calls it every turn. */
 void brk_turn_end(struct brk_broker *b);
 /* Mounts for the public vhost (static files from cfg->web_root), or NULL. */
 const struct lws_http_mount *brk_mounts(const struct rtm_server *srv);

@@ -9,10 +9,14 @@
  * no close frame from other callbacks. The session leaves the tables in
  * CLOSED, so fan-out never sees a table change under its feet.
  *
- * Outbound frames are pre-framed (see msg.c). One WRITEABLE writes as many as
- * fit a byte budget: consecutive frames are packed into one buffer and sent
- * with a single write (LWS_WRITE_RAW: the WebSocket headers are already in
- * the bytes), a lone frame goes straight from its shared buffer.
+ * Outbound frames are pre-framed (see msg.c). A session's new frames are
+ * written once per loop turn, at its end (conn_flush_turn, from the loop's
+ * ev_prepare through brk_turn_end), straight from there rather than from a
+ * WRITEABLE: as many as fit a byte budget (WRITE_BUDGET), consecutive frames
+ * packed into one buffer of at most BRK_SCRATCH bytes and sent with a single
+ * write (LWS_WRITE_RAW: the WebSocket headers are already in the bytes), a
+ * lone frame straight from its shared buffer. WRITEABLE writes the rest (a
+ * budget spent, a remainder lws kept), pings, and every close.
  *
  * No poll() before a write: lws 4.1.6 keeps whatever part of a write the
  * socket did not take (buflist_out), asks for WRITEABLE itself, sends that
@@ -42,6 +46,7 @@
 #define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE: one slow reader cannot hog the loop */
 #define RX_HARD_CAP (16u << 20)   /* reassembly bound when max-message-size is 0 (off) */
 #define LINGER_SEC 2              /* a lingering close reads and discards this long at most */
+#define FLUSH_MAX (1u << 20)      /* sessions noted for the turn's write; beyond, WRITEABLE writes them */
 
 /* rx_buffer_size: lws keeps one receive buffer of this size per connection
  * for as long as it lives, so it is kept small; messages larger than it
@@ -71,6 +76,32 @@ static void want_writeable(struct brk_session *s)
     if (s->wsi) lws_callback_on_writable(s->wsi);
 }
 
+/* A session with new frames: written at the loop turn's end (conn_flush_turn),
+ * once, however many frames it got this turn. Without the turn-end hook
+ * (or with no room to note it) lws's WRITEABLE does it, as before. */
+static void want_flush(struct brk_session *s)
+{
+    struct brk_broker *b = s->b;
+    if (!s->wsi) return;
+    if (s->tx_dirty) return;
+    if (!b->turn_end || s->state != SESS_OPEN) {
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    if (b->n_flush == b->cap_flush) {
+        uint32_t cap = b->cap_flush ? b->cap_flush * 2 : 256;
+        struct brk_session **n = cap <= FLUSH_MAX ? realloc(b->flush, cap * sizeof *n) : NULL;
+        if (!n) {
+            lws_callback_on_writable(s->wsi);
+            return;
+        }
+        b->flush = n;
+        b->cap_flush = cap;
+    }
+    b->flush[b->n_flush++] = s;
+    s->tx_dirty = 1;
+}
+
 int sess_enqueue(struct brk_session *s, struct brk_msg *m)
 {
     if (s->state != SESS_OPEN) return RTM_ELIMIT;
@@ -79,7 +110,7 @@ int sess_enqueue(struct brk_session *s, struct brk_msg *m)
     int rc = outq_push(&s->q, m);
     if (rc) goto full;
     rtm_metric_inc(RTM_M_FRAMES_OUT, 1);
-    want_writeable(s);
+    want_flush(s);
     return 0;
 full:
     /* A consumer that stopped reading: close it rather than let memory grow
@@ -202,11 +233,11 @@ static void written_timed(const struct outq *q, uint32_t k)
     }
 }
 
-static int on_writeable(struct brk_session *s)
+/* Writes the ping and queued frames until the budget is spent or lws keeps
+ * a remainder; -1: the socket failed. */
+static int write_queue(struct brk_session *s)
 {
     struct brk_broker *b = s->b;
-    if (s->lingering) return 0; /* the write side is shut */
-    if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
     if (s->want_ping && !lws_partial_buffered(s->wsi)) {
         /* A payload, because lws 4.1.6 does not report empty pongs. */
         unsigned char ping[LWS_PRE + 4] = {0};
@@ -248,6 +279,14 @@ static int on_writeable(struct brk_session *s)
         outq_pop(&s->q, k);
         budget = total >= budget ? 0 : budget - total;
     }
+    return 0;
+}
+
+static int on_writeable(struct brk_session *s)
+{
+    if (s->lingering) return 0; /* the write side is shut */
+    if (s->state == SESS_CLOSING && (s->close_now || !s->attached)) return close_with_code(s);
+    if (write_queue(s) < 0) return -1;
     if (s->q.count || s->want_ping) {
         lws_callback_on_writable(s->wsi);
         return 0;
@@ -260,6 +299,39 @@ static int on_writeable(struct brk_session *s)
         return close_with_code(s);
     }
     return 0;
+}
+
+/* The loop turn's end: every session that got frames this turn writes them
+ * now, straight from here, as many as the turn brought in one write (the
+ * raw relay's way: no POLLOUT round, no epoll_ctl to turn it on and off).
+ * lws's WRITEABLE stays for what this cannot do: a remainder lws keeps, a
+ * budget spent, a ping, and every close (a close code is only sent from
+ * WRITEABLE). A session whose client sent its close gets nothing more. */
+void conn_flush_turn(struct brk_broker *b)
+{
+    for (uint32_t i = 0; i < b->n_flush; i++) {
+        struct brk_session *s = b->flush[i];
+        if (!s) continue; /* closed meanwhile */
+        s->tx_dirty = 0;
+        if (s->state != SESS_OPEN || s->lingering || s->peer_close_code || lws_partial_buffered(s->wsi)) {
+            lws_callback_on_writable(s->wsi);
+            continue;
+        }
+        if (write_queue(s) < 0) {
+            /* the socket failed: lws ends it (CLOSED records 1006) */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (s->q.count || s->want_ping) lws_callback_on_writable(s->wsi);
+    }
+    b->n_flush = 0;
+}
+
+void conn_flush_free(struct brk_broker *b)
+{
+    free(b->flush);
+    b->flush = NULL;
+    b->n_flush = b->cap_flush = 0;
 }
 
 /* ---- connect ---- */
@@ -747,6 +819,11 @@ static void on_closed(struct brk_session *s)
 {
     if (!s->b) return;
     rxdrain_forget(s);
+    if (s->tx_dirty) {
+        for (uint32_t i = 0; i < s->b->n_flush; i++)
+            if (s->b->flush[i] == s) s->b->flush[i] = NULL;
+        s->tx_dirty = 0;
+    }
     waiting_free(s);
     ext_refresh_forget(s); /* before detach: a held copy keeps no refresh_waiting */
     xnode_session_closed(s);

@@ -170,6 +170,7 @@ struct brk_session {
     unsigned rx_paused : 1;
     unsigned want_ping : 1;
     unsigned rx_hot : 1;   /* rxdrain.c: noted to be read again at the turn's end */
+    unsigned tx_dirty : 1; /* conn.c: in b->flush, written at the turn's end */
     int64_t last_rx_ms;    /* monotonic: any frame or pong */
     double snap_tokens;    /* presence snapshot budget, in member entries (limit_snapshot) */
     int64_t snap_last_ms;  /* 0 = budget untouched (full) */
@@ -289,6 +290,9 @@ struct brk_broker {
     struct brk_xnode *xn;     /* xnode.c: cluster mode, NULL without --cluster */
 
     struct brk_rxdrain rxd;   /* rxdrain.c */
+    int turn_end;             /* the loop calls brk_turn_end at each turn's end (rtmd/loop.c) */
+    struct brk_session **flush; /* conn.c: sessions with frames to write at the turn's end */
+    uint32_t n_flush, cap_flush;
 
     /* loop-thread scratch: token extraction and write coalescing */
     char *scratch;          /* BRK_SCRATCH bytes */
@@ -470,6 +474,11 @@ void limits_destroy(struct brk_broker *b);
 void rxdrain_seen(struct brk_session *s, size_t len, size_t full);
 /* s closes: forgotten. */
 void rxdrain_forget(struct brk_session *s);
+/* Reads the noted sessions on (the turn's end). */
+void rxdrain_run(struct brk_broker *b);
+/* conn.c: the turn's end: sessions with new frames write them. */
+void conn_flush_turn(struct brk_broker *b);
+void conn_flush_free(struct brk_broker *b);
 void live_start(struct brk_session *s);
 void live_seen(struct brk_session *s);
 void limits_session_end(struct brk_session *s);

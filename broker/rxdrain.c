@@ -14,8 +14,8 @@
  * ev_prepare, before it waits for events again) each noted session is
  * serviced again with lws_service_fd(POLLIN), as the loop would on its next
  * turn, until a read brings nothing (at most one empty recv() per noted
- * session) or its budget is spent. The writes those frames asked for happen
- * on the next turn, coalesced by conn.c's WRITEABLE. A session that sends a
+ * session) or its budget is spent. The frames it brings are written right
+ * after, one write per recipient (conn.c conn_flush_turn). A session that sends a
  * frame at a time (a direct, a pair's round trip) is never noted and costs
  * nothing more.
  *
@@ -72,10 +72,9 @@ static size_t read_again(struct brk_broker *b, struct brk_session *s)
     return d->cur == s ? d->cur_bytes : 0;
 }
 
-void brk_turn_end(struct brk_broker *b)
+void rxdrain_run(struct brk_broker *b)
 {
     struct brk_rxdrain *d = &b->rxd;
-    if (!b->ctx) return;
     d->draining = 1;
     for (int i = 0; i < d->n; i++) {
         struct brk_session *s;
