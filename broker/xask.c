@@ -23,9 +23,10 @@
  * pointer, so a reply that comes after the deadline finds nothing.
  * Bounded: at most XASK_MAX questions open; beyond, xask_open fails.
  *
- * The answering side: a question (kind 'q') is served by the op's handler in
- * the table below, and the answer (kind 'a': answering node, question id,
- * data) is published to the asker's channel. Loop thread only. */
+ * The answering side: a question (kind 'q') is served by the handler its
+ * op's owner registered (xask_handle, at that module's init: this file
+ * calls none of its users), and the answer (kind 'a': answering node,
+ * question id, data) is published to the asker's channel. Loop thread only. */
 #include "xnode.h"
 
 #include "errors.h"
@@ -257,26 +258,25 @@ void xask_on_answer(struct brk_xnode *xn, const struct clu_msg *m)
     settle(q);
 }
 
-/* What a node answers, by op: a malloc'd answer (*len its length), or NULL
- * to answer nothing (the asker then counts this node missing). */
-static const struct {
-    char op;
-    char *(*serve)(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                   size_t *len);
-} ops[] = {
-    {XASK_KICK, xrest_serve_kick},
-    {XASK_PEERS, xrest_serve_peers},
-    {XASK_REVOKED, xrest_serve_revoked},
-    {XASK_RESUME, xresume_serve},
-};
+int xask_handle(struct brk_xnode *xn, char op, xask_serve_fn *fn, void *ctx)
+{
+    if (xn->n_ask_ops >= XASK_OPS_MAX) return -1;
+    for (int i = 0; i < xn->n_ask_ops; i++)
+        if (xn->ask_ops[i].op == op) return -1;
+    xn->ask_ops[xn->n_ask_ops].op = op;
+    xn->ask_ops[xn->n_ask_ops].fn = fn;
+    xn->ask_ops[xn->n_ask_ops].ctx = ctx;
+    xn->n_ask_ops++;
+    return 0;
+}
 
 void xask_serve(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *target)
 {
     if (m->n[CLU_F_FROM] != 1) return;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        if (ops[i].op != m->f[CLU_F_FROM][0]) continue;
+    for (int i = 0; i < xn->n_ask_ops; i++) {
+        if (xn->ask_ops[i].op != m->f[CLU_F_FROM][0]) continue;
         size_t len = 0;
-        char *answer = ops[i].serve(xn, app, target, m->f[CLU_F_DATA], m->n[CLU_F_DATA], &len);
+        char *answer = xn->ask_ops[i].fn(xn->ask_ops[i].ctx, xn, app, target, m->f[CLU_F_DATA], m->n[CLU_F_DATA], &len);
         if (answer) xask_reply(xn, m, answer, len);
         free(answer);
         return;

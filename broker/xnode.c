@@ -382,7 +382,7 @@ int xnode_create(struct brk_broker *b, char *err, size_t errlen)
     htab_init(&xn->remote_apps, HTAB_STR);
     htab_init(&xn->asks, HTAB_PTR);
     xresume_init(xn);
-    htab_init(&xn->revs_seen, HTAB_STR);
+    xrest_init(xn);
     /* The node-id setting (common/config.c): hostname:public-port unless given,
      * so two nodes on one machine with one config differ by their port. */
     snprintf(xn->node, sizeof xn->node, "%s", b->cfg->node_id);

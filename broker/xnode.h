@@ -27,6 +27,14 @@ struct xwait {
     char rid[];                     /* "" when the request had none */
 };
 
+/* The answering side of a question (xask.c): what this node answers to
+ * another node's question of one op, as a malloc'd answer (*len its length),
+ * or NULL to answer nothing (the asker then counts this node missing). ctx
+ * is the one given to xask_handle. Loop thread. */
+typedef char *xask_serve_fn(void *ctx, struct brk_xnode *xn, const char *app, const char *target, const char *data,
+                            size_t dlen, size_t *len);
+#define XASK_OPS_MAX 8 /* ops a node can serve; xask_handle refuses more */
+
 /* One per process in cluster mode, owned by the broker (b->xn). */
 struct brk_xnode {
     struct brk_broker *b;
@@ -45,6 +53,12 @@ struct brk_xnode {
     struct htab asks;         /* question id (as a pointer key) -> struct xask (xask.c) */
     struct htab revs_seen;    /* revocation key -> struct rev_seen: what each closed here (xrest.c) */
     uint64_t ask_seq;
+    struct {
+        char op;
+        xask_serve_fn *fn;
+        void *ctx;
+    } ask_ops[XASK_OPS_MAX]; /* registered by the modules that serve them (xask_handle) */
+    int n_ask_ops;
     /* xresume.c: resumes through this node waiting for a place held
      * elsewhere, and this node's held places moving elsewhere (rsid -> struct xmove) */
     struct xhandover *handovers;
@@ -89,10 +103,7 @@ void xpeers_dirty_key(struct brk_xnode *xn, const char *key); /* "app\x1fpeer": 
 char *peer_channels(const struct brk_peer *p, const struct brk_session *skip, size_t *len);
 
 /* xresume.c */
-void xresume_init(struct brk_xnode *xn);
-/* The XASK_RESUME question's handler (xask.c's table). */
-char *xresume_serve(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                    size_t *len);
+void xresume_init(struct brk_xnode *xn); /* registers XASK_RESUME's handler */
 /* A resume message from another node (CLU_RESUME_*) on this node's channel. */
 void xresume_message(struct brk_xnode *xn, const struct clu_msg *m, const char *node, const char *id,
                      const char *app, const char *peer, const char *rsid);
@@ -113,7 +124,9 @@ void xresume_free(struct brk_xnode *xn);
 enum { XASK_NOT_SENT = -1, XASK_INCOMPLETE = 0, XASK_COMPLETE = 1 };
 typedef void xask_answer_fn(void *arg, const char *node, size_t nlen, const char *data, size_t dlen);
 typedef void xask_done_fn(void *arg, int status, int answered);
-/* Ops (a question's "from" field). */
+/* Ops (a question's "from" field), one table for the cluster's wire; each
+ * is served by the module named, which registers its handler at its init
+ * (xask_handle): xask.c knows none of them. */
 #define XASK_KICK 'k'  /* target: peerId; answer: sessions closed, decimal */
 #define XASK_PEERS 'l' /* target: channel or ""; answer: the node's GET /v1/peers array */
 #define XASK_REVOKED 'r' /* target: jti or peerId; data: "j", or "p<before>"; answer: sessions closed */
@@ -135,6 +148,9 @@ int xask_id(const struct xask *q, char *out, size_t outlen);
 uint64_t xask_question_id(const struct xask *q);
 void xask_expect(struct brk_xnode *xn, uint64_t id, int n);
 uint64_t xask_parse_id(const char *s, size_t n); /* 0: not an id */
+/* Registers fn (with ctx) as the handler of op's questions from other nodes:
+ * 0, or -1 when op already has one or XASK_OPS_MAX are registered. */
+int xask_handle(struct brk_xnode *xn, char op, xask_serve_fn *fn, void *ctx);
 /* The answering side: a question from another node (kind 'q') is served by
  * its op's handler; xask_reply answers m's asker (this node's own: at once). */
 void xask_serve(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *target);
@@ -144,12 +160,7 @@ void xask_on_answer(struct brk_xnode *xn, const struct clu_msg *m); /* kind 'a' 
 void xask_close_all(struct brk_xnode *xn);
 
 /* xrest.c: the backend API's results across nodes (kick, peers, publish). */
-char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                       size_t *len);
-char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                          size_t *len);
-char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                        size_t *len);
+void xrest_init(struct brk_xnode *xn); /* registers XASK_KICK's, XASK_PEERS' and XASK_REVOKED's handlers */
 /* The store's view applied a revocation here before its question came: n
  * sessions closed, which the question (if it comes) reports. */
 void xrest_revoked_here(struct brk_xnode *xn, const struct rtm_revocation *r, int n);

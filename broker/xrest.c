@@ -310,9 +310,10 @@ static char *count_text(int n, size_t *len)
     return s;
 }
 
-char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+static char *serve_kick(void *ctx, struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                        size_t *len)
 {
+    (void)ctx;
     (void)data;
     (void)dlen;
     int n = kick_local(xn->b, app, target);
@@ -320,9 +321,10 @@ char *xrest_serve_kick(struct brk_xnode *xn, const char *app, const char *target
     return count_text(n, len);
 }
 
-char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+static char *serve_revoked(void *ctx, struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                           size_t *len)
 {
+    (void)ctx;
     char jti[80], peer[RTM_MAX_PEER_ID + 1];
     struct rtm_revocation r = {.app = app};
     if (dlen >= 1 && data[0] == 'j' && strlen(target) < sizeof jti) {
@@ -353,9 +355,10 @@ char *xrest_serve_revoked(struct brk_xnode *xn, const char *app, const char *tar
     return count_text(n, len);
 }
 
-char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
+static char *serve_peers(void *ctx, struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
                         size_t *len)
 {
+    (void)ctx;
     (void)data;
     (void)dlen;
     json_t *arr = brk_peers_app(xn->b, app, target[0] ? target : NULL);
@@ -370,6 +373,14 @@ char *xrest_serve_peers(struct brk_xnode *xn, const char *app, const char *targe
         return NULL;
     }
     return s;
+}
+
+void xrest_init(struct brk_xnode *xn)
+{
+    htab_init(&xn->revs_seen, HTAB_STR);
+    xask_handle(xn, XASK_KICK, serve_kick, NULL);
+    xask_handle(xn, XASK_PEERS, serve_peers, NULL);
+    xask_handle(xn, XASK_REVOKED, serve_revoked, NULL);
 }
 
 void xrest_deliver_counted(struct brk_xnode *xn, const struct clu_msg *m, const char *app, const char *channel)

@@ -107,7 +107,6 @@ struct xmove {
 
 static int64_t deadline_ms(const struct brk_xnode *xn) { return 2 * (int64_t)xn->b->cfg->cluster_timeout_ms; }
 
-void xresume_init(struct brk_xnode *xn) { htab_init(&xn->moves, HTAB_STR); }
 
 /* Publishes a resume message to node's channel through the shard of key. */
 static int tell(struct brk_xnode *xn, const char *key, const char *node, char kind, const char *id, const char *app,
@@ -510,7 +509,7 @@ static int start_move(struct brk_xnode *xn, const char *node, const char *id, co
     if (!mv) goto fail;
     mv->xn = xn;
     mv->h = h;
-    /* lengths checked by the caller (xresume_serve) */
+    /* lengths checked by the caller (serve_resume) */
     snprintf(mv->rsid, sizeof mv->rsid, "%.*s", (int)sizeof mv->rsid - 1, rsid);
     snprintf(mv->to, sizeof mv->to, "%.*s", (int)sizeof mv->to - 1, node);
     snprintf(mv->id, sizeof mv->id, "%.*s", (int)sizeof mv->id - 1, id);
@@ -554,9 +553,11 @@ fail:
     return 0;
 }
 
-char *xresume_serve(struct brk_xnode *xn, const char *app, const char *target, const char *data, size_t dlen,
-                    size_t *len)
+/* XASK_RESUME's handler: another node asks whether its resume's place is held here. */
+static char *serve_resume(void *ctx, struct brk_xnode *xn, const char *app, const char *target, const char *data,
+                          size_t dlen, size_t *len)
 {
+    (void)ctx;
     /* data: hand-over id, rsid, asking node */
     char buf[ID_LEN + 48 + sizeof xn->node + 3], *id = buf, *rsid, *node;
     if (dlen >= sizeof buf) return NULL;
@@ -570,6 +571,12 @@ char *xresume_serve(struct brk_xnode *xn, const char *app, const char *target, c
     char *answer = strdup(start_move(xn, node, id, app, target, rsid) ? "m" : "-");
     if (answer) *len = 1;
     return answer;
+}
+
+void xresume_init(struct brk_xnode *xn)
+{
+    htab_init(&xn->moves, HTAB_STR);
+    xask_handle(xn, XASK_RESUME, serve_resume, NULL);
 }
 
 int xresume_refuses(const struct brk_session *h)
