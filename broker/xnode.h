@@ -71,6 +71,7 @@ struct brk_xnode {
     struct rtm_timer pflush_t;
     struct rtm_timer rebuild_t; /* the end of the grace after a shard came back: channels re-fetched */
     int pdirty_full_logged;
+    uint64_t pfetch_seq; /* the last presence fetch's number, across all channels: a table's fetch is known by it */
 };
 
 /* The process's one xnode, for callbacks that carry only a key (they may

@@ -67,14 +67,16 @@ struct xpr_chan {
     unsigned fetched : 1;    /* fetched at least once: snapshots can be given */
     unsigned rebuilding : 1; /* waits for a fetch after a shard came back (or a failed fetch) */
     unsigned overflow : 1;   /* the buffer overflowed during this fetch: fetch again */
-    unsigned gen;            /* the latest fetch; older answers are ignored */
+    uint64_t gen;            /* the latest fetch (xn->pfetch_seq); older answers are ignored */
     struct xpr_delta *buf, *buf_tail;
     int n_buf;
 };
 
-/* A fetch in flight: which channel and which fetch, by key (the channel may go meanwhile). */
+/* A fetch in flight: which channel and which fetch, by key (the channel may
+ * go meanwhile, and a new table may take its key: the fetch number is the
+ * node's, not the table's, so the old table's answer never matches the new). */
 struct fetch_arg {
-    unsigned gen;
+    uint64_t gen;
     char key[];
 };
 
@@ -371,7 +373,7 @@ static void fetch(struct brk_xnode *xn, struct brk_channel *ch)
     char cname[CLU_NAME_MAX], pname[CLU_NAME_MAX];
     struct fetch_arg *a = malloc(sizeof *a + strlen(ch->key) + 1);
     if (!a || names_of(ch, cname, pname)) goto fail;
-    a->gen = ++x->gen;
+    a->gen = x->gen = ++xn->pfetch_seq;
     strcpy(a->key, ch->key);
     const char *argv[4] = {"EVAL", SNAP_SCRIPT, "1", pname};
     size_t lens[4] = {4, sizeof SNAP_SCRIPT - 1, 1, strlen(pname)};
