@@ -6,8 +6,12 @@
  * keeps keyed contexts for the few secrets it used last (HS256_SLOTS,
  * replaced round robin: a broker verifies with a handful of keys); a MAC
  * restarts such a context from the pads it kept (EVP_MAC_init without a
- * key) and hashes only the data. Per thread, so no lock and no shared
- * state; a thread's contexts and secret copies are wiped at its exit. */
+ * key) and hashes only the data. Per thread, so no lock; the one shared
+ * word is a generation that rtm_hs256_forget bumps when the key view changes
+ * (a key revoked or rotated): each thread compares it (a relaxed atomic
+ * load) at its next MAC and, when it moved, wipes every context and secret
+ * copy it kept, so a retired secret's copy does not wait for eviction. A
+ * thread's contexts and secret copies are also wiped at its exit. */
 #include "hs256.h"
 
 #include <openssl/core_names.h>
@@ -15,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +34,12 @@ struct slot {
 struct cache {
     struct slot s[HS256_SLOTS];
     unsigned next; /* the slot replaced next */
+    unsigned long generation; /* forget_generation when the slots were last valid */
 };
 
 static pthread_key_t cache_key;
+/* Bumped by rtm_hs256_forget: a thread's slots of an older generation are wiped. */
+static atomic_ulong forget_generation;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static int cache_ready;
 
@@ -42,24 +50,38 @@ static void slot_clear(struct slot *s)
     memset(s, 0, sizeof *s);
 }
 
+static void cache_clear(struct cache *c)
+{
+    for (unsigned i = 0; i < HS256_SLOTS; i++) slot_clear(&c->s[i]);
+    c->next = 0;
+}
+
 static void cache_free(void *p)
 {
-    struct cache *c = p;
-    for (unsigned i = 0; i < HS256_SLOTS; i++) slot_clear(&c->s[i]);
-    free(c);
+    cache_clear(p);
+    free(p);
 }
 
 static void cache_init(void) { cache_ready = pthread_key_create(&cache_key, cache_free) == 0; }
 
-/* This thread's cache, made on first use; NULL when that fails (the MAC is
- * then made without one). */
+/* This thread's cache, made on first use and emptied when the key view
+ * changed since its last use; NULL when making it fails (the MAC is then
+ * made without one). */
 static struct cache *thread_cache(void)
 {
     pthread_once(&cache_once, cache_init);
     if (!cache_ready) return NULL;
+    unsigned long gen = atomic_load_explicit(&forget_generation, memory_order_relaxed);
     struct cache *c = pthread_getspecific(cache_key);
-    if (c) return c;
+    if (c) {
+        if (c->generation != gen) {
+            cache_clear(c);
+            c->generation = gen;
+        }
+        return c;
+    }
     if (!(c = calloc(1, sizeof *c))) return NULL;
+    c->generation = gen;
     if (pthread_setspecific(cache_key, c)) {
         free(c);
         return NULL;
@@ -117,4 +139,15 @@ int rtm_hs256(const char *secret, const unsigned char *data, size_t len, unsigne
              outl == RTM_HS256_LEN;
     if (owned) EVP_MAC_CTX_free(ctx);
     return ok ? 0 : -1;
+}
+
+void rtm_hs256_forget(void) { atomic_fetch_add_explicit(&forget_generation, 1, memory_order_relaxed); }
+
+int rtm_hs256_kept(void)
+{
+    pthread_once(&cache_once, cache_init);
+    const struct cache *c = cache_ready ? pthread_getspecific(cache_key) : NULL;
+    int n = 0;
+    for (unsigned i = 0; c && i < HS256_SLOTS; i++) n += c->s[i].ctx != NULL;
+    return n;
 }

@@ -16,6 +16,7 @@
 #include "view.h"
 
 #include "errors.h"
+#include "hs256.h"
 #include "htab.h"
 #include "log.h"
 #include "store_rows.h" /* store_secret_hash: the same hash the keys table indexes */
@@ -315,6 +316,9 @@ static void apply_snapshot(struct rtm_view *v, struct snapshot *s)
     v->snap_version = s->version;
     v->keys_generation++;
     if (!old) return;
+    /* Defence in depth: no thread keeps a keyed copy of a secret the new
+     * snapshot may have revoked or rotated away (common/hs256.c). */
+    rtm_hs256_forget();
     /* Keys that were live and are not any more: their live sessions end. */
     for (size_t i = 0; i < old->n_keys; i++) {
         const struct rtm_key *was = &old->keys[i];

@@ -1,7 +1,8 @@
 /* test_hs256.c: common/hs256.c against RFC 4231's HMAC-SHA256 vectors and
  * OpenSSL's one-shot HMAC(), across more secrets than a thread keeps keyed
  * (every answer must be the secret's own, never a kept context's), and on
- * threads that exit (their contexts are freed: valgrind and ASan check). */
+ * threads that exit (their contexts are freed: valgrind and ASan check), and
+ * emptied by rtm_hs256_forget (the key view changed). */
 #include "hs256.h"
 #include "testlib.h"
 
@@ -86,6 +87,37 @@ TEST(threads_keep_their_own_contexts)
         pthread_join(t[i], NULL);
         CHECK(ok[i]);
     }
+}
+
+static void *forget_thread_main(void *arg)
+{
+    int *ok = arg;
+    *ok = matches_openssl("before-forget", "data") && rtm_hs256_kept() == 1;
+    rtm_hs256_forget(); /* from another thread than the one whose cache it empties */
+    return NULL;
+}
+
+TEST(forget_wipes_every_threads_kept_contexts_at_its_next_mac)
+{
+    CHECK(matches_openssl("kept-a", "data"));
+    CHECK(matches_openssl("kept-b", "data"));
+    int kept = rtm_hs256_kept();
+    CHECK(kept >= 2);
+    CHECK(matches_openssl("kept-a", "again")); /* a kept context: nothing new kept */
+    CHECK(rtm_hs256_kept() == kept);
+    rtm_hs256_forget();
+    /* the next MAC finds the generation moved: only its own secret is kept */
+    CHECK(matches_openssl("after-forget", "data"));
+    CHECK(rtm_hs256_kept() == 1);
+    CHECK(matches_openssl("kept-a", "data")); /* keyed again, still right */
+    CHECK(rtm_hs256_kept() == 2);
+    pthread_t t;
+    int ok = 0;
+    CHECK(pthread_create(&t, NULL, forget_thread_main, &ok) == 0);
+    pthread_join(t, NULL);
+    CHECK(ok);
+    CHECK(matches_openssl("kept-b", "data"));
+    CHECK(rtm_hs256_kept() == 1);
 }
 
 int main(void) { return RUN_TESTS(); }

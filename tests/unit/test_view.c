@@ -14,6 +14,7 @@
 #include "testlib.h"
 
 #include "errors.h"
+#include "hs256.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -173,9 +174,15 @@ static void changes_seen(void)
     CHECK(rtm_view_key_by_secret(v, secret) == rtm_view_key(v, new_kid));
 
     /* A key revoked elsewhere (rtm key revoke): the hook names it, once. */
+    unsigned char mac[RTM_HS256_LEN];
+    CHECK(rtm_hs256(k1.secret, (const unsigned char *)"h.p", 3, mac) == 0); /* this thread keeps k1 keyed */
+    CHECK(rtm_hs256_kept() >= 1);
     CHECK(in_other_process("revoke_k1") == 0);
     CHECK(drain_until(v, k1_revoked));
     CHECK_STR(last_kid, k1.id);
+    /* ... and no thread keeps a keyed copy of it past its next MAC (common/hs256.c) */
+    CHECK(rtm_hs256("another-secret", (const unsigned char *)"h.p", 3, mac) == 0);
+    CHECK(rtm_hs256_kept() == 1);
     CHECK(rtm_view_key_by_secret(v, k1.secret) == NULL);
 
     /* Revocations by jti and by peer (the mint API of a mint-only rtmd). */
