@@ -111,10 +111,15 @@ static int64_t now_ms(void) { return now_us() / 1000; }
 
 /* ---- configuration ---- */
 
+/* 0, -1 when u is not redis://HOST:PORT, -2 when it carries userinfo
+ * (redis://[user]:password@...): Redis AUTH is not supported
+ * (docs/KNOWN-GAPS.md), and such a URL must be neither echoed in an error
+ * nor taken as a host name (logged with every shard state change). */
 static int parse_url(const char *u, size_t len, struct shard *sh)
 {
     const char *pre = "redis://";
     size_t pl = strlen(pre);
+    if (memchr(u, '@', len)) return -2;
     if (len <= pl || strncmp(u, pre, pl) != 0) return -1;
     const char *h = u + pl, *end = u + len;
     const char *colon = NULL;
@@ -156,7 +161,14 @@ int clu_create(const char *urls, const char *node_id, int timeout_ms, const stru
                 goto fail;
             }
             struct shard *sh = &cl->sh[cl->n];
-            if (parse_url(s, len, sh)) {
+            int bad = parse_url(s, len, sh);
+            if (bad == -2) {
+                snprintf(err, errlen, "cluster: Redis URL %d has a user or password (redis://...@): Redis AUTH is "
+                         "not supported; keep Redis on loopback or a private network (docs/HARDENING.md)",
+                         cl->n + 1);
+                goto fail;
+            }
+            if (bad) {
                 snprintf(err, errlen, "cluster: \"%.*s\" is not redis://HOST:PORT", (int)(len > 80 ? 80 : len), s);
                 goto fail;
             }

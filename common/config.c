@@ -141,7 +141,8 @@ static const struct opt opts[] = {
      "on SIGTERM, how long sessions get to close after going_away"},
     {"cluster", T_STR, O(cluster), 0, 0, 0, 0, "", 0, NULL,
      "cluster mode through Redis: redis://HOST:PORT[,redis://HOST:PORT...] (several = shards by a "
-     "stable hash of the channel); empty = a single node, no Redis"},
+     "stable hash of the channel); no user or password (Redis AUTH is not supported: keep Redis on "
+     "loopback or a private network); empty = a single node, no Redis"},
     {"cluster-timeout-ms", T_INT, O(cluster_timeout_ms), 0, 0, 50, 60000, "1000", 0, NULL,
      "deadline of every Redis command and of the subscriber probe; past it the link is restarted"},
     {"cluster-node-dead-ms", T_INT, O(cluster_node_dead_ms), 0, 0, 1000, 3600000, "15000", 0, NULL,
