@@ -36,7 +36,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PEERS_ANSWER_MAX (16 * 1024 * 1024) /* one node's GET /v1/peers answer; beyond, not sent */
+/* One node's GET /v1/peers answer; beyond, not sent (the reply is partial).
+ * Every node's answer lands in the asking node's one subscriber connection
+ * at once, and Redis disconnects a subscriber whose output buffer passes
+ * client-output-buffer-limit pubsub (32 MB hard by default): that costs the
+ * node its subscriptions and the messages of the gap. At 2 MB, one listing
+ * from 12 other nodes is 24 MB, leaving 8 MB for channel traffic; more
+ * nodes or listings at once need the limit raised (docs/CLUSTER.md
+ * "Operating it"). About 20,000 peers without metadata per node. */
+#define PEERS_ANSWER_MAX (2 * 1024 * 1024)
 #define REVS_SEEN_MAX 1024   /* revocations remembered per node; beyond, a late question may count 0 */
 #define REVS_SEEN_MS 30000   /* how long: far beyond any question's deadline */
 
