@@ -8,7 +8,14 @@
  * Client `data` is never re-encoded: its raw JSON text is located in the
  * message and copied as is into the outbound frame.
  *
- * A frame that is valid JSON is parsed whole (JSON_ALLOW_NUL: "\u0000" in a
+ * send and publish in their plain form (a flat object of exactly their
+ * members, strings without escapes, data within a strict subset of JSON)
+ * are read in one pass without jansson (common/frames_fast.c): that read
+ * only takes a frame the jansson path would accept with every field valid,
+ * to the same values, and declines anything else, so both paths decide and
+ * write the same (tests/fuzz/fuzz_frames.c checks it on every input).
+ *
+ * Any other frame that is valid JSON is parsed whole (JSON_ALLOW_NUL: "\u0000" in a
  * string is valid JSON; such a channel or peerId is refused by its field's
  * rule, with the requestId). A frame that is not, or is dropped unread
  * (over the rate), still gets its requestId back when one can be found at
@@ -21,59 +28,24 @@
 #include "protocol.h"
 #include "json_dump.h"
 #include "json_scan.h"
+#include "frames_fast.h"
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF) ---- */
-
-int utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) need = 1;
-        else if (c == 0xe0) need = 2, lo = 0xa0;
-        else if (c >= 0xe1 && c <= 0xec) need = 2;
-        else if (c == 0xed) need = 2, hi = 0x9f;
-        else if (c >= 0xee && c <= 0xef) need = 2;
-        else if (c == 0xf0) need = 3, lo = 0x90;
-        else if (c >= 0xf1 && c <= 0xf3) need = 3;
-        else if (c == 0xf4) need = 3, hi = 0x8f;
-        else return 0;
-        if (i + need >= n) return 0;
-        if (p[i + 1] < lo || p[i + 1] > hi) return 0;
-        for (size_t k = 2; k <= need; k++)
-            if (p[i + k] < 0x80 || p[i + k] > 0xbf) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80) n++;
-    return n;
-}
-
 /* ---- requests ---- */
 
 struct req {
     struct brk_session *s;
-    json_t *root;
+    json_t *root; /* NULL when read by frames_fast.c: then target and data are set */
     const char *rid;
     const char *text;
     size_t len;
     int64_t rx_ns; /* rtm_mono_ns() when the frame was taken up: a direct's latency starts there */
+    const char *target; /* send's to or publish's channel, from the one-pass read */
+    const char *data;   /* data's raw text, from the one-pass read */
+    size_t dlen;
 };
 
 static void fail(struct req *r, enum rtm_wire_err e, const char *message)
@@ -137,6 +109,12 @@ static const char *str_field(struct req *r, const char *name)
     return json_string_value(json_object_get(r->root, name));
 }
 
+/* send's to or publish's channel, however the frame was read. */
+static const char *target_field(struct req *r, const char *name)
+{
+    return r->root ? str_field(r, name) : r->target;
+}
+
 /* Reserved names and the token's patterns (the shape is already checked). */
 static int channel_in_scope(struct req *r, const char *ch)
 {
@@ -155,6 +133,11 @@ static int channel_in_scope(struct req *r, const char *ch)
 static int data_arg(struct req *r, const char **dp, size_t *dn, char **owned)
 {
     *owned = NULL;
+    if (!r->root) {
+        *dp = r->data;
+        *dn = r->dlen;
+        return 0;
+    }
     if (rtm_json_raw_member(r->text, r->len, "data", dp, dn) == 0) return 0;
     *owned = rtm_json_dumps(json_object_get(r->root, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
     if (!*owned) {
@@ -188,7 +171,7 @@ static void do_unsubscribe(struct req *r)
 
 static void do_publish(struct req *r)
 {
-    const char *ch = str_field(r, "channel");
+    const char *ch = target_field(r, "channel");
     if (!channel_in_scope(r, ch)) return;
     const char *d;
     size_t dn;
@@ -221,7 +204,7 @@ int share_channel(struct brk_session *s, struct brk_peer *to)
 static void do_send(struct req *r)
 {
     struct brk_session *s = r->s;
-    const char *to = str_field(r, "to");
+    const char *to = target_field(r, "to");
     if (rtm_peer_id_reserved(to)) {
         fail(r, RTM_WIRE_INVALID_PEER_ID, "peerIds beginning with _ are reserved for the system");
         return;
@@ -345,9 +328,35 @@ size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen)
     }
 }
 
+/* The checks after the frame is read, in the order of the header comment;
+ * fields_checked when the one-pass read already held every field to its rule. */
+static void dispatch(struct req *r, const char *type, int fields_checked)
+{
+    const struct rtm_frame_def *def = NULL;
+    const struct handler *h = handler_find(type, &def);
+    /* An extension frame is unknown_type for sessions that did not ask. */
+    if (!h || (def->ext && !r->s->ext)) {
+        fail(r, RTM_WIRE_UNKNOWN_TYPE, NULL);
+        return;
+    }
+    if (h->perm && need_perm(r, h->perm)) return;
+    if (!fields_checked && check_fields(r, def)) return;
+    h->fn(r);
+}
+
 void frame_handle(struct brk_session *s, const char *text, size_t len)
 {
-    struct req r = {s, NULL, NULL, text, len, rtm_mono_ns()};
+    struct req r = {s, NULL, NULL, text, len, rtm_mono_ns(), NULL, NULL, 0};
+    /* send and publish in their plain form: one pass, no tree (common/frames_fast.c) */
+    struct frame_fast ff;
+    if (frame_fast_scan(text, len, &ff)) {
+        r.rid = ff.has_rid ? ff.rid : NULL;
+        r.target = ff.target;
+        r.data = ff.data;
+        r.dlen = ff.dlen;
+        dispatch(&r, ff.type, 1);
+        return;
+    }
     char peeked[RTM_MAX_REQUEST_ID * 4 + 1];
     json_error_t jerr;
     r.root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -370,16 +379,7 @@ void frame_handle(struct brk_session *s, const char *text, size_t len)
         fail(&r, RTM_WIRE_MALFORMED_MESSAGE, "type must be a string");
         goto done;
     }
-    const struct rtm_frame_def *def = NULL;
-    const struct handler *h = handler_find(json_string_value(type), &def);
-    /* An extension frame is unknown_type for sessions that did not ask. */
-    if (!h || (def->ext && !s->ext)) {
-        fail(&r, RTM_WIRE_UNKNOWN_TYPE, NULL);
-        goto done;
-    }
-    if (h->perm && need_perm(&r, h->perm)) goto done;
-    if (check_fields(&r, def)) goto done;
-    h->fn(&r);
+    dispatch(&r, json_string_value(type), 0);
 done:
     json_decref(r.root);
 }

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "timers.h"
 #include "token.h"
+#include "utf8.h"
 #include "wire.h"
 
 #include <libwebsockets.h>
@@ -411,7 +412,6 @@ int share_channel(struct brk_session *s, struct brk_peer *to);
  * valid JSON): a plain top-level string found before anything that is not
  * JSON, copied into out. Its length, or 0 when there is none. */
 size_t request_id_peek(const char *text, size_t len, char *out, size_t outlen);
-int utf8_valid(const unsigned char *p, size_t n);
 
 /* channels.c */
 /* 0, or -1 with *err set (channel_limit_exceeded, internal_error). */

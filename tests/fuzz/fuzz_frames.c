@@ -20,10 +20,20 @@
  * record carries exactly the data the client sent (the raw copy parses to
  * the same value) and the sender's peerId; the sender's ack or error carries
  * its requestId; error frames have a code and a message; presence frames list
- * peerIds. */
+ * peerIds.
+ * Equivalence oracle, on every record (valid UTF-8 or not): when the
+ * one-pass read of send/publish (common/frames_fast.c) takes a frame,
+ * jansson with frames.c's flags accepts it too, as an object of exactly
+ * those members, every field valid by its rule (so the jansson path reaches
+ * the same handler), with the same type, to/channel and requestId, and data
+ * at the same raw span rtm_json_raw_member gives the jansson path (the
+ * bytes wire.c copies into the outbound frame), parsing to the same value.
+ * Otherwise frames.c takes the jansson path itself. */
 #include "broker_env.h"
 #include "support.h"
 
+#include "frames_fast.h"
+#include "json_scan.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -134,6 +144,39 @@ static void drain(struct step *st)
     }
 }
 
+/* The one-pass read decides as the jansson path would (see the header). */
+static void check_fast_read(const char *text, size_t len)
+{
+    struct frame_fast ff;
+    if (!frame_fast_scan(text, len, &ff)) return;
+    json_error_t e;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    FUZZ_CHECK(root && json_is_object(root), "the fast read took what jansson refuses: %s", e.text);
+    int send = !strcmp(ff.type, "send");
+    FUZZ_CHECK(send || !strcmp(ff.type, "publish"), "fast read of type %s", ff.type);
+    FUZZ_CHECK(json_object_size(root) == 3u + (ff.has_rid ? 1u : 0u), "fast read: %zu members",
+               json_object_size(root));
+    const char *type = json_string_value(json_object_get(root, "type"));
+    FUZZ_CHECK(type && !strcmp(type, ff.type), "fast read type %s, jansson %s", ff.type, type ? type : "(none)");
+    json_t *t = json_object_get(root, send ? "to" : "channel");
+    const char *tv = json_string_value(t);
+    FUZZ_CHECK(tv && strlen(tv) == json_string_length(t) && !strcmp(tv, ff.target) &&
+                   (send ? rtm_peer_id_valid(tv) : rtm_channel_valid(tv)),
+               "fast read target differs or is invalid");
+    json_t *rid = json_object_get(root, "requestId");
+    FUZZ_CHECK(!rid == !ff.has_rid, "fast read requestId presence differs");
+    if (rid) FUZZ_CHECK(rid_valid(rid) && !strcmp(json_string_value(rid), ff.rid), "fast read requestId differs");
+    json_t *data = json_object_get(root, "data");
+    const char *dp;
+    size_t dn;
+    FUZZ_CHECK(data && rtm_json_raw_member(text, len, "data", &dp, &dn) == 0 && dp == ff.data && dn == ff.dlen,
+               "fast read data span differs from the jansson path's");
+    json_t *raw = json_loadb(ff.data, ff.dlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    FUZZ_CHECK(raw && json_equal(raw, data), "fast read data parses differently");
+    json_decref(raw);
+    json_decref(root);
+}
+
 static void one_record(const uint8_t *rec, size_t n, void *ud)
 {
     struct step *st = ud;
@@ -142,6 +185,7 @@ static void one_record(const uint8_t *rec, size_t n, void *ud)
     int flush = rec[0] & 0x80;
     const char *text = (const char *)rec + 1;
     size_t len = n - 1;
+    check_fast_read(text, len);
     /* conn.c's order: a closing session reads nothing; invalid UTF-8 closes (1007) */
     if (st->from->state != SESS_OPEN || !utf8_valid((const unsigned char *)text, len)) return;
     json_error_t e;
