@@ -112,6 +112,11 @@ export async function startCoturn(opts = {}) {
     'log-file=stdout',
     'simple-log',
     'verbose', // per-session lines ("user <u>: ... error 401") that tests assert on
+    // One relay thread: an allocation's "Local relay addr" line and its "session ...:
+    // new, ... username=" line are then written back to back. With one thread per
+    // core, two peers allocating at once (the ICE restart in browser/refresh)
+    // interleave them and a relay address was read as the other peer's.
+    'relay-threads=1',
     `userdb=${join(dir, 'userdb.sqlite')}`,
     `pidfile=${join(dir, 'turnserver.pid')}`,
     '',
