@@ -14,6 +14,7 @@
  * file modes. The two locked cases each wait out the store's busy timeout. */
 #define _GNU_SOURCE /* nftw */
 #include "testlib.h"
+#include "pg_sh.h"
 
 #include "errors.h"
 #include "log.h"
@@ -92,24 +93,6 @@ static int pg_failed;
 
 static int is_url(const char *where) { return !strncmp(where, "postgresql://", 13); }
 
-/* Runs tests/lib/pg.sh with args; copies its first output line (or the value
- * of the line starting with `want`) into out. Returns the exit status. */
-static int pg_sh(const char *args, const char *want, char *out, size_t outlen)
-{
-    char cmd[512], line[512];
-    snprintf(cmd, sizeof cmd, "tests/lib/pg.sh %s", args);
-    FILE *f = popen(cmd, "r");
-    if (!f) return -1;
-    if (out && outlen) out[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!out) continue;
-        const char *v = want ? (!strncmp(line, want, strlen(want)) ? line + strlen(want) : NULL)
-                             : (out[0] ? NULL : line);
-        if (v && strlen(v) < outlen) memcpy(out, v, strlen(v) + 1);
-    }
-    return pclose(f);
-}
 
 static int pg_ready(void)
 {

@@ -12,6 +12,7 @@
  * functions being backend-neutral. */
 #define _GNU_SOURCE /* nftw */
 #include "testlib.h"
+#include "pg_sh.h"
 
 #include "errors.h"
 #include "hs256.h"
@@ -355,21 +356,6 @@ TEST(a_restart_closes_only_its_own_rows)
 
 /* ---- the same on Postgres ---- */
 static char pg_dir[80];
-
-static int pg_sh(const char *args, const char *want, char *out, size_t outlen)
-{
-    char cmd[512], line[512];
-    snprintf(cmd, sizeof cmd, "tests/lib/pg.sh %s", args);
-    FILE *f = popen(cmd, "r");
-    if (!f) return -1;
-    if (out && outlen) out[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (out && want && !strncmp(line, want, strlen(want)) && strlen(line + strlen(want)) < outlen)
-            memcpy(out, line + strlen(want), strlen(line + strlen(want)) + 1);
-    }
-    return pclose(f);
-}
 
 TEST(zz_changes_seen_on_postgres)
 {
