@@ -186,8 +186,10 @@ test('a call whose first token lives 30 s survives 90 s; the ICE restart at 60 s
 
   const before = {};
   for (const peerId of who) {
-    const st = await pages[peerId].evaluate(pairInfo);
-    assert.equal(st.pairState, 'succeeded', `${peerId}: selected pair`);
+    // The call is up when ICE connects; the selected pair's own state can still read
+    // 'in-progress' for a moment (a consent check in flight): polled, 10 s at most.
+    const st = await pollPage(pages[peerId], pairInfo, (x) => x.pairState === 'succeeded',
+      { what: `${peerId}: selected pair succeeded`, timeout: 10000 });
     assert.deepEqual([st.localType, st.remoteType], ['relay', 'relay'], `${peerId}: relay pair at the start`);
     assert.deepEqual(norm(st.pcIceServers), norm(firstIce[peerId]), `${peerId}: the connection starts with the first token's servers`);
     assert.equal(relayUser(st.localAddr), turnUser(firstIce[peerId]), `${peerId}: the relay in use (${st.localAddr}) was allocated with the first credential`);
